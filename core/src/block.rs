@@ -1,0 +1,149 @@
+//! Blocks and the log entries that carry them.
+
+use crate::crypto::{Purpose, SecretKey, Signature};
+use crate::encoding::{check_len, Canonical, DecodeError};
+use crate::hash::{tagged_hash, tags, Hash32};
+use crate::params::MAX_BLOCK_TXS_LIMIT;
+use crate::tx::MAX_TX_BYTES;
+use crate::tx_root::tx_root;
+use crate::types::{ChainId, ValidatorId};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+/// Largest canonical block, in bytes.
+pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+const _: () = assert!(MAX_BLOCK_BYTES >= 1_000 * MAX_TX_BYTES, "a block of 1,000 maximal transactions fits");
+
+/// What the proposer signs.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct BlockHeader {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// The Raft index of the entry carrying this block.
+    pub height: u64,
+    /// The validator that proposed it.
+    pub proposer: ValidatorId,
+    /// Hash of the previous block's header (the chain id for the first block).
+    pub parent_hash: Hash32,
+    /// See [`crate::tx_root::tx_root`]; binds the transaction count.
+    pub tx_root: Hash32,
+    /// The newest height whose state the proposer had applied when it proposed.
+    pub checked_height: u64,
+    /// The proposer's state root at `checked_height`. Every follower compares it with its
+    /// own and halts on a difference.
+    pub checked_state_root: Hash32,
+}
+
+impl BlockHeader {
+    /// The block hash: the tagged hash of the canonical header.
+    pub fn hash(&self) -> Hash32 {
+        tagged_hash(tags::BLOCK, &[&borsh::to_vec(self).expect("in memory")])
+    }
+}
+
+/// A block: header, the proposer's signature over it, and transactions as raw bytes.
+/// Transactions stay bytes so that one that does not decode still gets a failed receipt
+/// on every node rather than making the block unreadable.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Block {
+    /// The header.
+    pub header: BlockHeader,
+    /// The proposer's signature over the canonical header, under [`Purpose::Block`].
+    pub signature: Signature,
+    /// Canonical signed transactions (or whatever bytes the proposer included).
+    pub txs: Vec<Vec<u8>>,
+}
+
+impl Block {
+    /// Builds and signs a block over `txs`, computing the transaction root.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        chain_id: ChainId,
+        height: u64,
+        proposer_key: &SecretKey,
+        parent_hash: Hash32,
+        checked_height: u64,
+        checked_state_root: Hash32,
+        txs: Vec<Vec<u8>>,
+        randomness: [u8; 32],
+    ) -> Block {
+        let header = BlockHeader {
+            chain_id,
+            height,
+            proposer: ValidatorId::from_public_key(proposer_key.public_key()),
+            parent_hash,
+            tx_root: tx_root(&txs),
+            checked_height,
+            checked_state_root,
+        };
+        let signature = proposer_key.sign(
+            Purpose::Block,
+            &borsh::to_vec(&header).expect("in memory"),
+            randomness,
+        );
+        Block {
+            header,
+            signature,
+            txs,
+        }
+    }
+}
+
+impl Canonical for Block {
+    const MAX_BYTES: usize = MAX_BLOCK_BYTES;
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        check_len("block transactions", self.txs.len(), MAX_BLOCK_TXS_LIMIT as usize)?;
+        for tx in &self.txs {
+            check_len("transaction bytes", tx.len(), MAX_TX_BYTES)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a committed log entry carries.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryPayload {
+    /// The empty entry a new Raft leader appends; advances the height only.
+    Noop,
+    /// A canonical [`Block`].
+    Block(#[serde(with = "hex_bytes")] Vec<u8>),
+    /// A consensus configuration change; the ledger advances the height only.
+    Membership(#[serde(with = "hex_bytes")] Vec<u8>),
+}
+
+/// A committed log entry. Its index is the ledger height it produces.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Entry {
+    /// The Raft index, equal to the height after applying.
+    pub index: u64,
+    /// The Raft term (informational for the ledger).
+    pub term: u64,
+    /// The contents.
+    pub payload: EntryPayload,
+}
+
+/// serde helper: bytes as lowercase hex.
+pub mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes bytes as hex.
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    /// Parses hex into bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = <String as Deserialize>::deserialize(deserializer)?;
+        hex::decode(text).map_err(serde::de::Error::custom)
+    }
+}

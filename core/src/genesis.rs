@@ -1,0 +1,179 @@
+//! Genesis: the initial state, read from JSON. The chain id is the hash of its canonical
+//! bytes, so two nodes with different genesis files can never talk about the same chain.
+
+use crate::crypto::PublicKey;
+use crate::hash::{tagged_hash, tags, Hash32};
+use crate::ledger::derive_weight;
+use crate::params::{Params, ParamsError, MAX_BASE_REPUTATION};
+use crate::state::{Account, Globals, State, Validator};
+use crate::tx::MAX_PEER_BYTES;
+use crate::types::{AccountId, Amount, ChainId, ValidatorId};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+/// A funded account at genesis.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct GenesisAccount {
+    /// The account id (`agora keys show` prints it).
+    pub account: AccountId,
+    /// Spendable tokens.
+    pub balance: Amount,
+    /// Staked tokens.
+    #[serde(default)]
+    pub staked: Amount,
+}
+
+/// A validator at genesis.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct GenesisValidator {
+    /// Its ML-DSA validator key.
+    pub public_key: PublicKey,
+    /// Its network identity (libp2p peer id bytes, hex).
+    #[serde(with = "crate::block::hex_bytes", default)]
+    pub peer: Vec<u8>,
+    /// Its base reputation.
+    pub base_reputation: u64,
+}
+
+/// The genesis file.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Genesis {
+    /// A human name; part of the chain id.
+    pub chain_name: String,
+    /// Initial parameters.
+    #[serde(default)]
+    pub params: Params,
+    /// Funded accounts.
+    #[serde(default)]
+    pub accounts: Vec<GenesisAccount>,
+    /// Validators.
+    pub validators: Vec<GenesisValidator>,
+    /// Initial treasury.
+    #[serde(default)]
+    pub treasury: Amount,
+}
+
+/// Why a genesis is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// Not valid JSON for a genesis.
+    #[error("genesis JSON: {0}")]
+    Json(String),
+    /// Bad parameters.
+    #[error("genesis params: {0}")]
+    Params(#[from] ParamsError),
+    /// No validators, or none with weight.
+    #[error("genesis needs at least one validator with a base reputation above zero")]
+    NoValidators,
+    /// The same account or validator twice.
+    #[error("genesis lists {0} twice")]
+    Duplicate(String),
+    /// A value out of range.
+    #[error("genesis: {0}")]
+    Invalid(String),
+}
+
+impl Genesis {
+    /// Parses and validates a genesis JSON document, putting it in canonical order.
+    pub fn from_json(text: &str) -> Result<Genesis, GenesisError> {
+        let genesis: Genesis = serde_json::from_str(text).map_err(|e| GenesisError::Json(e.to_string()))?;
+        genesis.normalized()
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("genesis serializes")
+    }
+
+    /// Sorts accounts and validators by id and validates the whole.
+    pub fn normalized(mut self) -> Result<Genesis, GenesisError> {
+        self.params.validate()?;
+        self.accounts.sort_by_key(|a| a.account);
+        self.validators.sort_by_key(|v| ValidatorId::from_public_key(&v.public_key));
+        if let Some(pair) = self.accounts.windows(2).find(|p| p[0].account == p[1].account) {
+            return Err(GenesisError::Duplicate(format!("account {}", pair[0].account)));
+        }
+        let ids: Vec<ValidatorId> = self.validators.iter().map(|v| ValidatorId::from_public_key(&v.public_key)).collect();
+        if let Some(pair) = ids.windows(2).find(|p| p[0] == p[1]) {
+            return Err(GenesisError::Duplicate(format!("validator {}", pair[0])));
+        }
+        for validator in &self.validators {
+            if validator.base_reputation > MAX_BASE_REPUTATION {
+                return Err(GenesisError::Invalid(format!("base reputation above {MAX_BASE_REPUTATION}")));
+            }
+            if validator.peer.len() > MAX_PEER_BYTES {
+                return Err(GenesisError::Invalid(format!("peer id longer than {MAX_PEER_BYTES} bytes")));
+            }
+        }
+        if !self.validators.iter().any(|v| v.base_reputation > 0) {
+            return Err(GenesisError::NoValidators);
+        }
+        self.total_supply()?;
+        Ok(self)
+    }
+
+    fn total_supply(&self) -> Result<Amount, GenesisError> {
+        let overflow = || GenesisError::Invalid("total supply overflows u128".into());
+        let mut supply = self.treasury;
+        for account in &self.accounts {
+            supply = supply
+                .checked_add(account.balance)
+                .and_then(|s| s.checked_add(account.staked))
+                .ok_or_else(overflow)?;
+        }
+        Ok(supply)
+    }
+
+    /// The chain id: the tagged hash of the canonical genesis bytes.
+    pub fn chain_id(&self) -> ChainId {
+        tagged_hash(tags::GENESIS, &[&borsh::to_vec(self).expect("in memory")])
+    }
+
+    /// The state at height 0.
+    pub(crate) fn initial_state(&self, chain_id: Hash32) -> State {
+        let mut state = State {
+            params: self.params.clone(),
+            ..State::default()
+        };
+        let mut total_staked = Amount::ZERO;
+        for funded in &self.accounts {
+            state.accounts.insert(
+                funded.account,
+                Account {
+                    balance: funded.balance,
+                    staked: funded.staked,
+                    ..Account::default()
+                },
+            );
+            total_staked = total_staked.checked_add(funded.staked).expect("bounded by the supply");
+        }
+        for validator in &self.validators {
+            state.validators.insert(
+                ValidatorId::from_public_key(&validator.public_key),
+                Validator {
+                    public_key: validator.public_key.clone(),
+                    peer: validator.peer.clone(),
+                    base_reputation: validator.base_reputation,
+                    points_bits: 0,
+                    blocks_proposed: 0,
+                    weight: derive_weight(validator.base_reputation, 0),
+                },
+            );
+        }
+        state.globals = Globals {
+            height: 0,
+            last_block_hash: chain_id,
+            total_supply: self.total_supply().expect("validated"),
+            total_staked,
+            treasury: self.treasury,
+            next_proposal_id: 0,
+        };
+        state
+    }
+}

@@ -1,0 +1,862 @@
+//! The ledger: the only code that changes state.
+//!
+//! [`Ledger::apply`] is a pure function of (state, committed entry): no clock, no
+//! randomness, no floats, checked arithmetic, ordered maps. Height is the only clock.
+//!
+//! Applying is split in two so that the expensive, state-independent work can run ahead
+//! of the apply loop: [`Ledger::prepare`] decodes the block, checks its transaction root
+//! and proposer signature, and verifies every transaction signature it can; then
+//! [`Ledger::apply_prepared`] executes. `apply` does both.
+
+use crate::block::{Block, Entry, EntryPayload};
+use crate::crypto::{PublicKey, Purpose};
+use crate::encoding::{Canonical, DecodeError};
+use crate::genesis::Genesis;
+use crate::hash::Hash32;
+use crate::outcome::{ConfigMember, Event, Halt, Outcome, Receipt, TargetConfig, TxError, TxStatus};
+use crate::params::MAX_BASE_REPUTATION;
+use crate::state::{
+    Account, Proposal, ProposalStatus, Snapshot, State, StateKey, Tally, Validator, VoteRecord,
+    ROOT_HISTORY_LEN,
+};
+use crate::state_tree::{StateProof, StateTree};
+use crate::tx::{tx_hash, Action, ProposalKind, Sender, SignedTransaction, VoteChoice};
+use crate::tx_root::tx_root;
+use crate::types::{AccountId, Amount, ValidatorId};
+use fixed::types::U64F64;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The largest consensus weight a validator can have (keeps sums of weights in u64).
+pub const MAX_VALIDATOR_WEIGHT: u64 = 1 << 32;
+const _: () = assert!(MAX_BASE_REPUTATION <= MAX_VALIDATOR_WEIGHT);
+
+/// The replicated ledger.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    chain_id: Hash32,
+    state: State,
+    tree: StateTree,
+    /// Keys changed since the root was last computed.
+    dirty: BTreeSet<StateKey>,
+    /// Roots of recent heights, to check blocks' `checked_state_root`.
+    recent_roots: BTreeMap<u64, Hash32>,
+    /// Open proposals by (voting end height, id): derived from state, not hashed.
+    open_by_end: BTreeSet<(u64, u64)>,
+    target_config: TargetConfig,
+}
+
+/// A transaction decoded and checked ahead of the apply loop.
+#[derive(Clone, Debug)]
+struct PreparedTx {
+    hash: Hash32,
+    decoded: Result<SignedTransaction, TxError>,
+    /// `Some(ok)` when the signature was checked against the key the apply loop will use.
+    signature_ok: Option<bool>,
+}
+
+/// An entry whose stateless checks are done; apply it with [`Ledger::apply_prepared`].
+#[derive(Clone, Debug)]
+pub struct PreparedEntry {
+    chain_id: Hash32,
+    index: u64,
+    block: Option<(Block, Vec<PreparedTx>)>,
+}
+
+impl PreparedEntry {
+    /// The entry index it was prepared for.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+}
+
+impl Ledger {
+    /// The ledger at height 0 described by `genesis` (already validated).
+    pub fn from_genesis(genesis: &Genesis) -> Ledger {
+        let chain_id = genesis.chain_id();
+        let state = genesis.initial_state(chain_id);
+        Ledger::from_state(chain_id, state, BTreeMap::new())
+    }
+
+    fn from_state(chain_id: Hash32, state: State, recent_roots: BTreeMap<u64, Hash32>) -> Ledger {
+        let mut tree = StateTree::new();
+        for key in state.keys() {
+            let value = state.value_bytes(&key).expect("listed keys hold values");
+            tree.insert(&key.to_bytes(), &value);
+        }
+        let open_by_end = state
+            .proposals
+            .values()
+            .filter(|p| p.status == ProposalStatus::Voting)
+            .map(|p| (p.voting_end_height, p.id))
+            .collect();
+        let mut ledger = Ledger {
+            chain_id,
+            state,
+            tree,
+            dirty: BTreeSet::new(),
+            recent_roots,
+            open_by_end,
+            target_config: TargetConfig::default(),
+        };
+        ledger.target_config = ledger.derive_target_config();
+        let root = ledger.tree.root();
+        ledger.recent_roots.insert(ledger.state.globals.height, root);
+        ledger
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> Hash32 {
+        self.chain_id
+    }
+
+    /// The height of the last applied entry.
+    pub fn height(&self) -> u64 {
+        self.state.globals.height
+    }
+
+    /// The state, read-only.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The state root at the current height.
+    pub fn state_root(&self) -> Hash32 {
+        *self
+            .recent_roots
+            .get(&self.height())
+            .expect("the current height's root is always recorded")
+    }
+
+    /// The root at a recent height, if still kept.
+    pub fn root_at(&self, height: u64) -> Option<Hash32> {
+        self.recent_roots.get(&height).copied()
+    }
+
+    /// The consensus configuration the state asks for.
+    pub fn target_config(&self) -> &TargetConfig {
+        &self.target_config
+    }
+
+    /// The value at `key` with a proof against [`Ledger::state_root`].
+    pub fn prove(&mut self, key: &StateKey) -> Option<(Vec<u8>, StateProof)> {
+        let value = self.state.value_bytes(key)?;
+        let proof = self.tree.prove(&key.to_bytes()).expect("state and tree hold the same keys");
+        Some((value, proof))
+    }
+
+    /// The canonical snapshot of the current state.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            chain_id: self.chain_id,
+            state: self.state.clone(),
+            recent_roots: self.recent_roots.iter().map(|(h, r)| (*h, *r)).collect(),
+        }
+    }
+
+    /// Restores from canonical snapshot bytes, checking that the rebuilt state has
+    /// `expected_root` (the root the snapshot was taken at, from a trusted source such as
+    /// the Raft snapshot metadata).
+    pub fn restore(bytes: &[u8], expected_root: &Hash32) -> Result<Ledger, RestoreError> {
+        let snapshot = Snapshot::from_canonical_bytes(bytes)?;
+        let height = snapshot.state.globals.height;
+        let recorded = snapshot.recent_roots.iter().find(|(h, _)| *h == height).map(|(_, r)| *r);
+        let ledger = Ledger::from_state(
+            snapshot.chain_id,
+            snapshot.state,
+            snapshot.recent_roots.into_iter().collect(),
+        );
+        let actual = ledger.state_root();
+        if &actual != expected_root || recorded.is_some_and(|r| r != actual) {
+            return Err(RestoreError::RootMismatch {
+                expected: *expected_root,
+                actual,
+            });
+        }
+        ledger.state.check_invariants().map_err(RestoreError::Invariant)?;
+        Ok(ledger)
+    }
+
+    /// Applies one committed entry. The only function that changes ledger state.
+    pub fn apply(&mut self, entry: &Entry) -> Result<Outcome, Halt> {
+        let prepared = self.prepare(entry)?;
+        self.apply_prepared(prepared)
+    }
+
+    /// Decodes and checks `entry` without changing state: block decoding, transaction root,
+    /// proposer signature, and each transaction's signature where the key is known.
+    pub fn prepare(&self, entry: &Entry) -> Result<PreparedEntry, Halt> {
+        let index = entry.index;
+        let block = match &entry.payload {
+            EntryPayload::Noop | EntryPayload::Membership(_) => None,
+            EntryPayload::Block(bytes) => Some(self.prepare_block(index, bytes)?),
+        };
+        Ok(PreparedEntry {
+            chain_id: self.chain_id,
+            index,
+            block,
+        })
+    }
+
+    fn prepare_block(&self, index: u64, bytes: &[u8]) -> Result<(Block, Vec<PreparedTx>), Halt> {
+        let invalid = |reason: String| Halt::InvalidBlock { index, reason };
+        let block = Block::from_canonical_bytes(bytes).map_err(|error| Halt::CorruptBlock {
+            index,
+            reason: error.to_string(),
+        })?;
+        let header = &block.header;
+        if header.chain_id != self.chain_id {
+            return Err(invalid("block is for another chain".into()));
+        }
+        if header.height != index {
+            return Err(invalid(format!("header height {} differs from the entry index", header.height)));
+        }
+        if header.tx_root != tx_root(&block.txs) {
+            return Err(invalid("transaction root does not match the transactions".into()));
+        }
+        let proposer = self
+            .state
+            .validators
+            .get(&header.proposer)
+            .ok_or_else(|| invalid(format!("proposer {} is not a validator", header.proposer)))?;
+        let header_bytes = borsh::to_vec(header).expect("in memory");
+        proposer
+            .public_key
+            .verify(Purpose::Block, &header_bytes, &block.signature)
+            .map_err(|_| invalid("proposer signature does not verify".into()))?;
+        let txs = block.txs.iter().map(|bytes| self.prepare_tx(bytes)).collect();
+        Ok((block, txs))
+    }
+
+    fn prepare_tx(&self, bytes: &[u8]) -> PreparedTx {
+        let hash = tx_hash(bytes);
+        let decoded = SignedTransaction::from_canonical_bytes(bytes).map_err(|_: DecodeError| TxError::Malformed);
+        let signature_ok = decoded.as_ref().ok().and_then(|signed| {
+            // Registered keys never change, so a check against them now holds at apply.
+            // A key registered earlier in this same block is checked during apply.
+            let key = match &signed.tx.sender {
+                Sender::Register(key) => key,
+                Sender::Account(id) => self.state.account_keys.get(id)?,
+            };
+            Some(key.verify(Purpose::Transaction, &signed.signing_bytes(), &signed.signature).is_ok())
+        });
+        PreparedTx {
+            hash,
+            decoded,
+            signature_ok,
+        }
+    }
+
+    /// Applies an entry prepared by [`Ledger::prepare`] on this chain.
+    pub fn apply_prepared(&mut self, prepared: PreparedEntry) -> Result<Outcome, Halt> {
+        let height = self.height();
+        if prepared.chain_id != self.chain_id {
+            return Err(Halt::PreparedMismatch {
+                prepared: prepared.index,
+                height,
+            });
+        }
+        let expected = height.checked_add(1).expect("heights never reach u64::MAX");
+        if prepared.index != expected {
+            return Err(Halt::OutOfOrder {
+                height,
+                got: prepared.index,
+            });
+        }
+        let mut events = Vec::new();
+        let mut receipts = Vec::new();
+        if let Some((block, txs)) = prepared.block {
+            self.check_block_position(&block)?;
+            self.set_height(expected);
+            for tx in txs {
+                receipts.push(self.apply_tx(tx, &mut events));
+            }
+            self.reward_proposer(&block.header.proposer, &mut events);
+            self.state.globals.last_block_hash = block.header.hash();
+        } else {
+            self.set_height(expected);
+        }
+        self.end_height(&mut events);
+        let config_changed = self.refresh_target_config(&mut events);
+        let state_root = self.commit_root();
+        Ok(Outcome {
+            height: expected,
+            state_root,
+            receipts,
+            events,
+            config_changed,
+        })
+    }
+
+    fn check_block_position(&self, block: &Block) -> Result<(), Halt> {
+        let header = &block.header;
+        let index = header.height;
+        if header.parent_hash != self.state.globals.last_block_hash {
+            return Err(Halt::InvalidBlock {
+                index,
+                reason: "parent hash is not the last block's hash".into(),
+            });
+        }
+        if header.checked_height >= index {
+            return Err(Halt::InvalidBlock {
+                index,
+                reason: format!("checked height {} is not below the block", header.checked_height),
+            });
+        }
+        let ours = self.recent_roots.get(&header.checked_height).ok_or_else(|| Halt::InvalidBlock {
+            index,
+            reason: format!(
+                "checked height {} is older than the {ROOT_HISTORY_LEN} roots kept",
+                header.checked_height
+            ),
+        })?;
+        if ours != &header.checked_state_root {
+            return Err(Halt::StateDivergence {
+                height: header.checked_height,
+                ours: *ours,
+                theirs: header.checked_state_root,
+            });
+        }
+        let max_txs = self.state.params.max_block_txs as usize;
+        if block.txs.len() > max_txs {
+            return Err(Halt::InvalidBlock {
+                index,
+                reason: format!("{} transactions exceed max_block_txs {max_txs}", block.txs.len()),
+            });
+        }
+        Ok(())
+    }
+
+    fn set_height(&mut self, height: u64) {
+        assert!(height > self.state.globals.height, "height only moves forward");
+        self.state.globals.height = height;
+        self.dirty.insert(StateKey::Globals);
+    }
+
+    fn commit_root(&mut self) -> Hash32 {
+        for key in std::mem::take(&mut self.dirty) {
+            let key_bytes = key.to_bytes();
+            match self.state.value_bytes(&key) {
+                Some(value) => self.tree.insert(&key_bytes, &value),
+                None => {
+                    self.tree.remove(&key_bytes);
+                }
+            }
+        }
+        let root = self.tree.root();
+        let height = self.height();
+        self.recent_roots.insert(height, root);
+        while self.recent_roots.len() as u64 > ROOT_HISTORY_LEN {
+            self.recent_roots.pop_first();
+        }
+        root
+    }
+
+    // ---- transactions ------------------------------------------------------------------
+
+    fn apply_tx(&mut self, tx: PreparedTx, events: &mut Vec<Event>) -> Receipt {
+        let (status, fee) = match self.charge_and_execute(&tx, events) {
+            Ok(fee) => (TxStatus::Applied, fee),
+            Err((error, fee)) => (TxStatus::Failed(error), fee),
+        };
+        Receipt {
+            tx_hash: tx.hash,
+            status,
+            fee,
+        }
+    }
+
+    /// Checks authorization and charges the fee; then runs the action. On failure returns
+    /// the error and the fee that was charged (zero if authorization failed).
+    fn charge_and_execute(&mut self, tx: &PreparedTx, events: &mut Vec<Event>) -> Result<Amount, (TxError, Amount)> {
+        let unpaid = |error| (error, Amount::ZERO);
+        let signed = tx.decoded.as_ref().map_err(|e| unpaid(e.clone()))?;
+        let body = &signed.tx;
+        if body.chain_id != self.chain_id {
+            return Err(unpaid(TxError::WrongChainId));
+        }
+        let sender = body.sender.account_id();
+        let registered = self.state.account_keys.get(&sender);
+        let key: &PublicKey = match (&body.sender, registered) {
+            (Sender::Register(_), Some(_)) => return Err(unpaid(TxError::KeyAlreadyRegistered)),
+            (Sender::Register(key), None) => key,
+            (Sender::Account(_), Some(key)) => key,
+            (Sender::Account(_), None) => return Err(unpaid(TxError::UnknownAccount)),
+        };
+        let signature_ok = match tx.signature_ok {
+            Some(ok) => ok,
+            None => key
+                .verify(Purpose::Transaction, &signed.signing_bytes(), &signed.signature)
+                .is_ok(),
+        };
+        if !signature_ok {
+            return Err(unpaid(TxError::BadSignature));
+        }
+        let account = self.state.accounts.get(&sender).cloned().unwrap_or_default();
+        if body.nonce < account.nonce {
+            return Err(unpaid(TxError::ReplayedNonce {
+                expected: account.nonce,
+                got: body.nonce,
+            }));
+        }
+        if body.nonce > account.nonce {
+            return Err(unpaid(TxError::SkippedNonce {
+                expected: account.nonce,
+                got: body.nonce,
+            }));
+        }
+        let fee = self.state.params.fee;
+        let balance = account.balance.checked_sub(fee).ok_or_else(|| unpaid(TxError::InsufficientFundsForFee))?;
+        // Authorized: from here on the fee is charged and the nonce used, whatever the action does.
+        let treasury = self.state.globals.treasury.checked_add(fee).expect("fees are part of the supply");
+        self.state.globals.treasury = treasury;
+        self.dirty.insert(StateKey::Globals);
+        if let Sender::Register(key) = &body.sender {
+            self.state.account_keys.insert(sender, key.clone());
+            self.dirty.insert(StateKey::AccountKey(sender));
+            events.push(Event::KeyRegistered { account: sender });
+        }
+        self.put_account(
+            sender,
+            Account {
+                balance,
+                nonce: account.nonce + 1,
+                ..account
+            },
+        );
+        self.execute(sender, &body.action, events).map(|()| fee).map_err(|error| (error, fee))
+    }
+
+    fn account(&self, id: &AccountId) -> Account {
+        self.state.accounts.get(id).cloned().unwrap_or_default()
+    }
+
+    fn put_account(&mut self, id: AccountId, account: Account) {
+        self.state.accounts.insert(id, account);
+        self.dirty.insert(StateKey::Account(id));
+    }
+
+    fn credit(&mut self, id: AccountId, amount: Amount) -> Result<(), TxError> {
+        let mut account = self.account(&id);
+        account.balance = account.balance.checked_add(amount).ok_or(TxError::Overflow)?;
+        self.put_account(id, account);
+        Ok(())
+    }
+
+    /// Runs an authorized action. Every check comes before the first write, so a failed
+    /// action changes nothing.
+    fn execute(&mut self, sender: AccountId, action: &Action, events: &mut Vec<Event>) -> Result<(), TxError> {
+        let height = self.height();
+        let mut account = self.account(&sender);
+        match action {
+            Action::Transfer { to, amount } => {
+                positive(*amount)?;
+                account.balance = account.balance.checked_sub(*amount).ok_or(TxError::InsufficientFunds)?;
+                // Check the credit before writing anything (a self-transfer nets to zero).
+                if to != &sender {
+                    self.account(to).balance.checked_add(*amount).ok_or(TxError::Overflow)?;
+                }
+                self.put_account(sender, account);
+                self.credit(*to, *amount).expect("checked above");
+                events.push(Event::Transferred {
+                    from: sender,
+                    to: *to,
+                    amount: *amount,
+                });
+            }
+            Action::Stake { amount } => {
+                positive(*amount)?;
+                account.balance = account.balance.checked_sub(*amount).ok_or(TxError::InsufficientFunds)?;
+                account.staked = account.staked.checked_add(*amount).ok_or(TxError::Overflow)?;
+                let total = self.state.globals.total_staked.checked_add(*amount).ok_or(TxError::Overflow)?;
+                self.state.globals.total_staked = total;
+                self.put_account(sender, account);
+                events.push(Event::Staked {
+                    account: sender,
+                    amount: *amount,
+                });
+            }
+            Action::Unstake { amount } => {
+                positive(*amount)?;
+                account.staked = account.staked.checked_sub(*amount).ok_or(TxError::InsufficientStake)?;
+                account.unbonding = account.unbonding.checked_add(*amount).ok_or(TxError::Overflow)?;
+                let release_height = height.checked_add(self.state.params.unbonding_blocks).ok_or(TxError::Overflow)?;
+                let queued = self.state.unbonding.get(&(release_height, sender)).copied().unwrap_or_default();
+                let queued = queued.checked_add(*amount).ok_or(TxError::Overflow)?;
+                let total = self.state.globals.total_staked.checked_sub(*amount).expect("total stake covers each account's stake");
+                self.state.globals.total_staked = total;
+                self.state.unbonding.insert((release_height, sender), queued);
+                self.dirty.insert(StateKey::Unbonding(release_height, sender));
+                self.put_account(sender, account);
+                events.push(Event::UnstakeStarted {
+                    account: sender,
+                    amount: *amount,
+                    release_height,
+                });
+            }
+            Action::Propose { proposal, deposit } => {
+                let minimum = self.state.params.min_deposit;
+                if *deposit < minimum || deposit.is_zero() {
+                    return Err(TxError::DepositTooLow { minimum });
+                }
+                account.balance = account.balance.checked_sub(*deposit).ok_or(TxError::InsufficientFunds)?;
+                self.check_proposal(proposal).map_err(TxError::InvalidProposal)?;
+                let id = self.state.globals.next_proposal_id;
+                let voting_end_height = height.checked_add(self.state.params.voting_period_blocks).ok_or(TxError::Overflow)?;
+                self.state.globals.next_proposal_id = id.checked_add(1).ok_or(TxError::Overflow)?;
+                self.put_account(sender, account);
+                self.state.proposals.insert(
+                    id,
+                    Proposal {
+                        id,
+                        proposer: sender,
+                        kind: proposal.clone(),
+                        deposit: *deposit,
+                        submit_height: height,
+                        voting_end_height,
+                        status: ProposalStatus::Voting,
+                        tally: None,
+                    },
+                );
+                self.dirty.insert(StateKey::Proposal(id));
+                self.open_by_end.insert((voting_end_height, id));
+                events.push(Event::ProposalSubmitted {
+                    proposal: id,
+                    proposer: sender,
+                    voting_end_height,
+                });
+            }
+            Action::Vote { proposal, choice } => {
+                let open = self.state.proposals.get(proposal).ok_or(TxError::UnknownProposal)?;
+                if open.status != ProposalStatus::Voting || height > open.voting_end_height {
+                    return Err(TxError::VotingClosed);
+                }
+                self.state.votes.insert(
+                    (*proposal, sender),
+                    VoteRecord {
+                        choice: *choice,
+                        weight: None,
+                    },
+                );
+                self.dirty.insert(StateKey::Vote(*proposal, sender));
+                events.push(Event::VoteCast {
+                    proposal: *proposal,
+                    voter: sender,
+                    choice: *choice,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses at submission a proposal that could never execute.
+    fn check_proposal(&self, proposal: &ProposalKind) -> Result<(), String> {
+        let validators = &self.state.validators;
+        match proposal {
+            ProposalKind::Text { .. } => Ok(()),
+            ProposalKind::ParameterChange { changes } => {
+                if changes.is_empty() {
+                    return Err("a parameter change must change something".into());
+                }
+                self.state.params.with_changes(changes).map(|_| ()).map_err(|e| e.to_string())
+            }
+            ProposalKind::TreasurySpend { amount, .. } => {
+                if amount.is_zero() {
+                    Err("a treasury spend must be positive".into())
+                } else {
+                    Ok(())
+                }
+            }
+            ProposalKind::AddValidator { public_key, base_reputation, .. } => {
+                if validators.contains_key(&ValidatorId::from_public_key(public_key)) {
+                    Err("that key is a validator already".into())
+                } else if *base_reputation > MAX_BASE_REPUTATION {
+                    Err(format!("base reputation above {MAX_BASE_REPUTATION}"))
+                } else {
+                    Ok(())
+                }
+            }
+            ProposalKind::RemoveValidator { validator } => {
+                if validators.contains_key(validator) {
+                    Ok(())
+                } else {
+                    Err("no such validator".into())
+                }
+            }
+            ProposalKind::SetReputation { validator, base_reputation } => {
+                if !validators.contains_key(validator) {
+                    Err("no such validator".into())
+                } else if *base_reputation > MAX_BASE_REPUTATION {
+                    Err(format!("base reputation above {MAX_BASE_REPUTATION}"))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    // ---- per block and per height ------------------------------------------------------
+
+    fn reward_proposer(&mut self, proposer: &ValidatorId, events: &mut Vec<Event>) {
+        let reward = self.state.params.proposer_reward;
+        let per_block = U64F64::from_num(self.state.params.reputation_per_block);
+        let validator = self.state.validators.get_mut(proposer).expect("checked in prepare");
+        let points = U64F64::from_bits(validator.points_bits);
+        // Saturate rather than wrap: a validator that has earned 2^64 points stays there.
+        validator.points_bits = points.checked_add(per_block).unwrap_or(U64F64::MAX).to_bits();
+        validator.blocks_proposed = validator.blocks_proposed.saturating_add(1);
+        self.dirty.insert(StateKey::Validator(*proposer));
+        if reward.is_zero() {
+            return;
+        }
+        let supply = self.state.globals.total_supply.checked_add(reward);
+        let credited = self.account(proposer).balance.checked_add(reward);
+        if let (Some(supply), Some(_)) = (supply, credited) {
+            self.state.globals.total_supply = supply;
+            self.credit(*proposer, reward).expect("checked above");
+            events.push(Event::ProposerRewarded {
+                validator: *proposer,
+                amount: reward,
+            });
+        }
+    }
+
+    fn end_height(&mut self, events: &mut Vec<Event>) {
+        let height = self.height();
+        self.release_unbonding(height, events);
+        while let Some(&(end, id)) = self.open_by_end.first() {
+            if end > height {
+                break;
+            }
+            self.open_by_end.pop_first();
+            self.tally(id, events);
+        }
+        let epoch_blocks = self.state.params.epoch_blocks;
+        if height % epoch_blocks == 0 {
+            self.end_epoch(height / epoch_blocks, events);
+        }
+    }
+
+    fn release_unbonding(&mut self, height: u64, events: &mut Vec<Event>) {
+        let due: Vec<(u64, AccountId)> = self.state.unbonding.range(..=(height, AccountId(Hash32([0xff; 32])))).map(|(k, _)| *k).collect();
+        for key in due {
+            let amount = self.state.unbonding.remove(&key).expect("listed above");
+            self.dirty.insert(StateKey::Unbonding(key.0, key.1));
+            let mut account = self.account(&key.1);
+            account.unbonding = account.unbonding.checked_sub(amount).expect("queue and account agree");
+            account.balance = account.balance.checked_add(amount).expect("within the supply");
+            self.put_account(key.1, account);
+            events.push(Event::Unbonded {
+                account: key.1,
+                amount,
+            });
+        }
+    }
+
+    fn tally(&mut self, id: u64, events: &mut Vec<Event>) {
+        let mut tally = Tally {
+            total_staked: self.state.globals.total_staked,
+            ..Tally::default()
+        };
+        let lower = (id, AccountId(Hash32::ZERO));
+        let upper = (id, AccountId(Hash32([0xff; 32])));
+        let voters: Vec<AccountId> = self.state.votes.range(lower..=upper).map(|((_, voter), _)| *voter).collect();
+        for voter in voters {
+            let weight = self.account(&voter).staked;
+            let record = self.state.votes.get_mut(&(id, voter)).expect("listed above");
+            record.weight = Some(weight);
+            let bucket = match record.choice {
+                VoteChoice::Yes => &mut tally.yes,
+                VoteChoice::No => &mut tally.no,
+                VoteChoice::Abstain => &mut tally.abstain,
+                VoteChoice::Veto => &mut tally.veto,
+            };
+            *bucket = bucket.checked_add(weight).expect("votes are bounded by total stake");
+            self.dirty.insert(StateKey::Vote(id, voter));
+        }
+        let params = &self.state.params;
+        let voted = tally.yes.0 + tally.no.0 + tally.abstain.0 + tally.veto.0;
+        let decisive = tally.yes.0 + tally.no.0 + tally.veto.0;
+        let proposal = self.state.proposals.get(&id).expect("open proposals exist").clone();
+        let status = if !params.quorum.is_reached_by(voted, tally.total_staked.0) {
+            ProposalStatus::QuorumNotMet
+        } else if params.veto_threshold.is_exceeded_by(tally.veto.0, voted) {
+            ProposalStatus::Vetoed
+        } else if params.threshold.is_exceeded_by(tally.yes.0, decisive) {
+            match self.execute_proposal(&proposal.kind, events) {
+                Ok(()) => ProposalStatus::Passed,
+                Err(reason) => ProposalStatus::ExecutionFailed(reason),
+            }
+        } else {
+            ProposalStatus::Rejected
+        };
+        if status == ProposalStatus::Vetoed {
+            self.state.globals.treasury = self.state.globals.treasury.checked_add(proposal.deposit).expect("within the supply");
+            events.push(Event::DepositForfeited {
+                proposal: id,
+                amount: proposal.deposit,
+            });
+        } else {
+            self.credit(proposal.proposer, proposal.deposit).expect("within the supply");
+            events.push(Event::DepositRefunded {
+                proposal: id,
+                to: proposal.proposer,
+                amount: proposal.deposit,
+            });
+        }
+        events.push(Event::ProposalTallied {
+            proposal: id,
+            status: status.clone(),
+            tally: tally.clone(),
+        });
+        let stored = self.state.proposals.get_mut(&id).expect("exists");
+        stored.status = status;
+        stored.tally = Some(tally);
+        self.dirty.insert(StateKey::Proposal(id));
+        self.dirty.insert(StateKey::Globals);
+    }
+
+    /// Executes a passed proposal; every check precedes the first write.
+    fn execute_proposal(&mut self, kind: &ProposalKind, events: &mut Vec<Event>) -> Result<(), String> {
+        self.check_proposal(kind)?;
+        match kind {
+            ProposalKind::Text { .. } => {}
+            ProposalKind::ParameterChange { changes } => {
+                let next = self.state.params.with_changes(changes).map_err(|e| e.to_string())?;
+                self.state.params = next;
+                self.dirty.insert(StateKey::Params);
+                events.push(Event::ParamsChanged);
+            }
+            ProposalKind::TreasurySpend { to, amount } => {
+                let treasury = self.state.globals.treasury.checked_sub(*amount).ok_or("the treasury holds less than the spend")?;
+                self.account(to).balance.checked_add(*amount).ok_or("recipient balance would overflow")?;
+                self.state.globals.treasury = treasury;
+                self.credit(*to, *amount).expect("checked above");
+                events.push(Event::TreasurySpent { to: *to, amount: *amount });
+            }
+            ProposalKind::AddValidator { public_key, peer, base_reputation } => {
+                let id = ValidatorId::from_public_key(public_key);
+                let validator = Validator {
+                    public_key: public_key.clone(),
+                    peer: peer.clone(),
+                    base_reputation: *base_reputation,
+                    points_bits: 0,
+                    blocks_proposed: 0,
+                    weight: derive_weight(*base_reputation, 0),
+                };
+                self.state.validators.insert(id, validator);
+                self.dirty.insert(StateKey::Validator(id));
+                events.push(Event::ValidatorAdded { validator: id });
+            }
+            ProposalKind::RemoveValidator { validator } => {
+                let remaining_weight: u64 = self.state.validators.iter().filter(|(id, _)| *id != validator).map(|(_, v)| v.weight).sum();
+                if remaining_weight == 0 {
+                    return Err("removing it would leave no validator with weight".into());
+                }
+                self.state.validators.remove(validator);
+                self.dirty.insert(StateKey::Validator(*validator));
+                events.push(Event::ValidatorRemoved { validator: *validator });
+            }
+            ProposalKind::SetReputation { validator, base_reputation } => {
+                let current = &self.state.validators[validator];
+                let new_weight = derive_weight(*base_reputation, current.points_bits);
+                let others: u64 = self.state.validators.iter().filter(|(id, _)| *id != validator).map(|(_, v)| v.weight).sum();
+                if others == 0 && new_weight == 0 {
+                    return Err("it would leave no validator with weight".into());
+                }
+                let stored = self.state.validators.get_mut(validator).expect("checked");
+                stored.base_reputation = *base_reputation;
+                stored.weight = new_weight;
+                self.dirty.insert(StateKey::Validator(*validator));
+                events.push(Event::ReputationSet {
+                    validator: *validator,
+                    base_reputation: *base_reputation,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Decays earned points and derives weights again. If that would leave no validator
+    /// with weight (every base zero and points decayed away), the old weights stay.
+    fn end_epoch(&mut self, epoch: u64, events: &mut Vec<Event>) {
+        let decay = self.state.params.reputation_decay;
+        let keep = U64F64::from_num(decay.numerator)
+            .checked_div(U64F64::from_num(decay.denominator))
+            .expect("validated: 0 < denominator and numerator <= denominator");
+        let mut next: BTreeMap<ValidatorId, (u128, u64)> = BTreeMap::new();
+        for (id, validator) in &self.state.validators {
+            // Multiplying by a factor in [0, 1] cannot overflow.
+            let points = U64F64::from_bits(validator.points_bits).checked_mul(keep).expect("factor <= 1");
+            next.insert(*id, (points.to_bits(), derive_weight(validator.base_reputation, points.to_bits())));
+        }
+        let keep_weights = next.values().all(|(_, weight)| *weight == 0);
+        for (id, (points_bits, weight)) in next {
+            let validator = self.state.validators.get_mut(&id).expect("listed above");
+            validator.points_bits = points_bits;
+            if !keep_weights {
+                validator.weight = weight;
+            }
+            self.dirty.insert(StateKey::Validator(id));
+        }
+        events.push(Event::EpochEnded { epoch });
+    }
+
+    fn derive_target_config(&self) -> TargetConfig {
+        TargetConfig {
+            members: self
+                .state
+                .validators
+                .iter()
+                .map(|(id, v)| ConfigMember {
+                    validator: *id,
+                    weight: v.weight,
+                    public_key: v.public_key.clone(),
+                    peer: v.peer.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn refresh_target_config(&mut self, events: &mut Vec<Event>) -> Option<TargetConfig> {
+        let derived = self.derive_target_config();
+        if derived == self.target_config {
+            return None;
+        }
+        self.target_config = derived.clone();
+        events.push(Event::ConfigChanged);
+        Some(derived)
+    }
+}
+
+/// Consensus weight from reputation: base plus whole earned points, capped.
+pub fn derive_weight(base_reputation: u64, points_bits: u128) -> u64 {
+    let earned: u64 = U64F64::from_bits(points_bits).to_num::<u64>();
+    base_reputation.saturating_add(earned).min(MAX_VALIDATOR_WEIGHT)
+}
+
+fn positive(amount: Amount) -> Result<(), TxError> {
+    if amount.is_zero() {
+        Err(TxError::ZeroAmount)
+    } else {
+        Ok(())
+    }
+}
+
+/// Why a snapshot was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The bytes are not a canonical snapshot.
+    #[error("snapshot does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// The rebuilt state's root differs from the one expected.
+    #[error("snapshot state root is {actual}, expected {expected}; the snapshot is corrupt or from another chain")]
+    RootMismatch {
+        /// The root it should have.
+        expected: Hash32,
+        /// The root it has.
+        actual: Hash32,
+    },
+    /// The snapshot's state breaks an invariant.
+    #[error("snapshot state is inconsistent: {0}")]
+    Invariant(String),
+}

@@ -1,0 +1,289 @@
+//! The ledger's state: typed maps, each entry of which is one leaf of the state tree.
+
+use crate::crypto::PublicKey;
+use crate::encoding::{Canonical, DecodeError};
+use crate::hash::Hash32;
+use crate::params::Params;
+use crate::tx::{ProposalKind, VoteChoice};
+use crate::types::{AccountId, Amount, ValidatorId};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Chain-wide counters (one leaf).
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Globals {
+    /// The height of the last applied entry.
+    pub height: u64,
+    /// Hash of the last block's header (the chain id before the first block).
+    pub last_block_hash: Hash32,
+    /// Every token in existence: balances, stake, unbonding, deposits, treasury.
+    pub total_supply: Amount,
+    /// Sum of all accounts' stake: the denominator of quorum.
+    pub total_staked: Amount,
+    /// Fees and forfeited deposits; spent only by governance.
+    pub treasury: Amount,
+    /// The id the next proposal gets.
+    pub next_proposal_id: u64,
+}
+
+/// An account. Its key sits in a leaf of its own ([`StateKey::AccountKey`]), written once,
+/// so that the leaf that changes on every transfer stays small and cheap to hash.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Account {
+    /// Spendable tokens.
+    pub balance: Amount,
+    /// Staked tokens (governance weight).
+    pub staked: Amount,
+    /// Tokens unstaked and waiting out the unbonding period.
+    pub unbonding: Amount,
+    /// The nonce the next transaction must carry.
+    pub nonce: u64,
+}
+
+/// A validator.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Validator {
+    /// The ML-DSA key that signs its blocks and votes.
+    pub public_key: PublicKey,
+    /// Its network identity (libp2p peer id bytes).
+    #[serde(with = "crate::block::hex_bytes")]
+    pub peer: Vec<u8>,
+    /// Reputation set by governance.
+    pub base_reputation: u64,
+    /// Earned reputation, a `fixed::types::U64F64` stored as its raw bits.
+    pub points_bits: u128,
+    /// Committed blocks it proposed.
+    pub blocks_proposed: u64,
+    /// Its consensus weight, derived from reputation at epoch boundaries and on changes.
+    pub weight: u64,
+}
+
+/// Where a proposal stands.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalStatus {
+    /// Open for votes.
+    Voting,
+    /// Passed and executed.
+    Passed,
+    /// Passed, but executing it failed (the reason says why); the deposit is refunded.
+    ExecutionFailed(String),
+    /// Not enough Yes.
+    Rejected,
+    /// Enough Veto: the deposit went to the treasury.
+    Vetoed,
+    /// Too little stake voted.
+    QuorumNotMet,
+}
+
+/// The counted result of a vote.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Tally {
+    /// Stake voting Yes.
+    pub yes: Amount,
+    /// Stake voting No.
+    pub no: Amount,
+    /// Stake voting Abstain.
+    pub abstain: Amount,
+    /// Stake voting Veto.
+    pub veto: Amount,
+    /// All stake at the tally (the quorum denominator).
+    pub total_staked: Amount,
+}
+
+/// A proposal.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Proposal {
+    /// Its id.
+    pub id: u64,
+    /// Who proposed it (and gets the deposit back unless vetoed).
+    pub proposer: AccountId,
+    /// What it does if passed.
+    pub kind: ProposalKind,
+    /// Escrowed deposit.
+    pub deposit: Amount,
+    /// Height of submission.
+    pub submit_height: u64,
+    /// Last height at which votes count; tallied at the end of this height.
+    pub voting_end_height: u64,
+    /// Where it stands.
+    pub status: ProposalStatus,
+    /// The tally, once counted.
+    pub tally: Option<Tally>,
+}
+
+/// One account's vote on one proposal.
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct VoteRecord {
+    /// The latest choice.
+    pub choice: VoteChoice,
+    /// The stake it carried, recorded at the tally.
+    pub weight: Option<Amount>,
+}
+
+/// The key of a state leaf. Its canonical bytes are the key hashed into the tree path.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize,
+)]
+pub enum StateKey {
+    /// [`Globals`].
+    Globals,
+    /// [`Params`].
+    Params,
+    /// An [`Account`].
+    Account(AccountId),
+    /// The [`PublicKey`] registered for an account.
+    AccountKey(AccountId),
+    /// A [`Validator`].
+    Validator(ValidatorId),
+    /// A [`Proposal`].
+    Proposal(u64),
+    /// A [`VoteRecord`]: (proposal, voter).
+    Vote(u64, AccountId),
+    /// An [`Amount`] unbonding: (release height, account).
+    Unbonding(u64, AccountId),
+}
+
+impl StateKey {
+    /// The canonical key bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        borsh::to_vec(self).expect("in memory")
+    }
+}
+
+/// All ledger state. Its canonical bytes are the snapshot body.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize,
+)]
+pub struct State {
+    /// Counters.
+    pub globals: Globals,
+    /// Parameters.
+    pub params: Params,
+    /// Accounts.
+    pub accounts: BTreeMap<AccountId, Account>,
+    /// Registered keys.
+    pub account_keys: BTreeMap<AccountId, PublicKey>,
+    /// Validators.
+    pub validators: BTreeMap<ValidatorId, Validator>,
+    /// Proposals, open and closed.
+    pub proposals: BTreeMap<u64, Proposal>,
+    /// Votes, kept after the tally.
+    pub votes: BTreeMap<(u64, AccountId), VoteRecord>,
+    /// Pending unbonding by (release height, account).
+    pub unbonding: BTreeMap<(u64, AccountId), Amount>,
+}
+
+impl State {
+    /// The canonical value bytes of `key`, or `None` if it holds nothing.
+    pub fn value_bytes(&self, key: &StateKey) -> Option<Vec<u8>> {
+        fn enc<T: BorshSerialize>(value: &T) -> Vec<u8> {
+            borsh::to_vec(value).expect("in memory")
+        }
+        match key {
+            StateKey::Globals => Some(enc(&self.globals)),
+            StateKey::Params => Some(enc(&self.params)),
+            StateKey::Account(id) => self.accounts.get(id).map(enc),
+            StateKey::AccountKey(id) => self.account_keys.get(id).map(enc),
+            StateKey::Validator(id) => self.validators.get(id).map(enc),
+            StateKey::Proposal(id) => self.proposals.get(id).map(enc),
+            StateKey::Vote(proposal, voter) => self.votes.get(&(*proposal, *voter)).map(enc),
+            StateKey::Unbonding(height, id) => self.unbonding.get(&(*height, *id)).map(enc),
+        }
+    }
+
+    /// Every key that holds a value, in key order.
+    pub fn keys(&self) -> Vec<StateKey> {
+        let mut keys = vec![StateKey::Globals, StateKey::Params];
+        keys.extend(self.accounts.keys().map(|id| StateKey::Account(*id)));
+        keys.extend(self.account_keys.keys().map(|id| StateKey::AccountKey(*id)));
+        keys.extend(self.validators.keys().map(|id| StateKey::Validator(*id)));
+        keys.extend(self.proposals.keys().map(|id| StateKey::Proposal(*id)));
+        keys.extend(self.votes.keys().map(|(p, v)| StateKey::Vote(*p, *v)));
+        keys.extend(self.unbonding.keys().map(|(h, a)| StateKey::Unbonding(*h, *a)));
+        keys
+    }
+
+    /// Sums every holding and compares with `total_supply`; also checks `total_staked`
+    /// and each account's `unbonding` against the queue. O(state): for tests and audits.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut sum = self.globals.treasury.0;
+        let mut staked = 0u128;
+        let mut unbonding_by_account: BTreeMap<AccountId, u128> = BTreeMap::new();
+        for ((_, id), amount) in &self.unbonding {
+            *unbonding_by_account.entry(*id).or_default() += amount.0;
+        }
+        for (id, account) in &self.accounts {
+            sum += account.balance.0 + account.staked.0 + account.unbonding.0;
+            staked += account.staked.0;
+            let queued = unbonding_by_account.get(id).copied().unwrap_or(0);
+            if queued != account.unbonding.0 {
+                return Err(format!(
+                    "account {id} shows {} unbonding but the queue holds {queued}",
+                    account.unbonding
+                ));
+            }
+        }
+        for proposal in self.proposals.values() {
+            if proposal.status == ProposalStatus::Voting {
+                sum += proposal.deposit.0;
+            }
+        }
+        if sum != self.globals.total_supply.0 {
+            return Err(format!(
+                "holdings sum to {sum} but total supply is {}",
+                self.globals.total_supply
+            ));
+        }
+        if staked != self.globals.total_staked.0 {
+            return Err(format!(
+                "stake sums to {staked} but total_staked is {}",
+                self.globals.total_staked
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How many recent state roots a ledger keeps to check blocks' `checked_state_root`.
+pub const ROOT_HISTORY_LEN: u64 = 1024;
+
+/// A snapshot: the whole state plus the recent roots needed to keep checking blocks.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Snapshot {
+    /// The chain.
+    pub chain_id: Hash32,
+    /// The state.
+    pub state: State,
+    /// Roots of the last [`ROOT_HISTORY_LEN`] heights, oldest first.
+    pub recent_roots: Vec<(u64, Hash32)>,
+}
+
+impl Canonical for Snapshot {
+    const MAX_BYTES: usize = 1 << 34;
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        crate::encoding::check_len(
+            "snapshot recent roots",
+            self.recent_roots.len(),
+            ROOT_HISTORY_LEN as usize,
+        )?;
+        let heights: Vec<u64> = self.recent_roots.iter().map(|(h, _)| *h).collect();
+        crate::encoding::check_strictly_sorted("snapshot recent roots", &heights)
+    }
+}
