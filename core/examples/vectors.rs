@@ -7,9 +7,14 @@ use agora_core::vectors::{check, VectorFile};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "vectors".to_string());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "vectors".to_string());
     let mut paths: Vec<_> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "json")).collect(),
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect(),
         Err(e) => {
             eprintln!("cannot read {dir}: {e}");
             return ExitCode::from(2);
@@ -28,7 +33,11 @@ fn main() -> ExitCode {
         match result {
             Ok((entries, root)) => {
                 let root = root.map(|r| r.to_hex()).unwrap_or_default();
-                println!("ok    {:<40} {entries:>3} entries  root {}", path.display(), &root[..16.min(root.len())]);
+                println!(
+                    "ok    {:<40} {entries:>3} entries  root {}",
+                    path.display(),
+                    &root[..16.min(root.len())]
+                );
             }
             Err(e) => {
                 failures += 1;

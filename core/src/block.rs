@@ -12,12 +12,13 @@ use serde::{Deserialize, Serialize};
 
 /// Largest canonical block, in bytes.
 pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
-const _: () = assert!(MAX_BLOCK_BYTES >= 1_000 * MAX_TX_BYTES, "a block of 1,000 maximal transactions fits");
+const _: () = assert!(
+    MAX_BLOCK_BYTES >= 1_000 * MAX_TX_BYTES,
+    "a block of 1,000 maximal transactions fits"
+);
 
 /// What the proposer signs.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct BlockHeader {
     /// The chain.
     pub chain_id: ChainId,
@@ -46,9 +47,7 @@ impl BlockHeader {
 /// A block: header, the proposer's signature over it, and transactions as raw bytes.
 /// Transactions stay bytes so that one that does not decode still gets a failed receipt
 /// on every node rather than making the block unreadable.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
@@ -97,7 +96,11 @@ impl Canonical for Block {
     const MAX_BYTES: usize = MAX_BLOCK_BYTES;
 
     fn validate(&self) -> Result<(), DecodeError> {
-        check_len("block transactions", self.txs.len(), MAX_BLOCK_TXS_LIMIT as usize)?;
+        check_len(
+            "block transactions",
+            self.txs.len(),
+            MAX_BLOCK_TXS_LIMIT as usize,
+        )?;
         for tx in &self.txs {
             check_len("transaction bytes", tx.len(), MAX_TX_BYTES)?;
         }
@@ -106,9 +109,7 @@ impl Canonical for Block {
 }
 
 /// What a committed log entry carries.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryPayload {
     /// The empty entry a new Raft leader appends; advances the height only.
@@ -120,9 +121,7 @@ pub enum EntryPayload {
 }
 
 /// A committed log entry. Its index is the ledger height it produces.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Entry {
     /// The Raft index, equal to the height after applying.
     pub index: u64,

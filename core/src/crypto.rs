@@ -188,7 +188,13 @@ macro_rules! tagged_bytes {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let head = &self.bytes[..8.min(self.bytes.len())];
-                write!(f, "{}({}:{}..)", stringify!($name), self.kind.name(), hex::encode(head))
+                write!(
+                    f,
+                    "{}({}:{}..)",
+                    stringify!($name),
+                    self.kind.name(),
+                    hex::encode(head)
+                )
             }
         }
 
@@ -285,7 +291,12 @@ pub struct SecretKey {
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretKey({}, public {:?})", self.kind.name(), self.public_key)
+        write!(
+            f,
+            "SecretKey({}, public {:?})",
+            self.kind.name(),
+            self.public_key
+        )
     }
 }
 
@@ -296,7 +307,8 @@ impl SecretKey {
             let pair = m::generate_key_pair(seed);
             (pair.signing_key.as_slice().to_vec(), pair.verification_key.as_slice().to_vec())
         });
-        let public_key = PublicKey::new(kind, public_bytes).expect("libcrux returns the right length");
+        let public_key =
+            PublicKey::new(kind, public_bytes).expect("libcrux returns the right length");
         SecretKey {
             kind,
             seed,
@@ -372,7 +384,9 @@ mod tests {
             Err(CryptoError::BadSignature)
         );
         assert_eq!(
-            other.public_key().verify(Purpose::Transaction, b"pay 5", &sig),
+            other
+                .public_key()
+                .verify(Purpose::Transaction, b"pay 5", &sig),
             Err(CryptoError::BadSignature)
         );
     }
@@ -395,7 +409,9 @@ mod tests {
         let b = key.sign(Purpose::Transaction, b"m", [2u8; 32]);
         assert_ne!(a, b);
         for sig in [a, b] {
-            key.public_key().verify(Purpose::Transaction, b"m", &sig).unwrap();
+            key.public_key()
+                .verify(Purpose::Transaction, b"m", &sig)
+                .unwrap();
         }
     }
 

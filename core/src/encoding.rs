@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn rejects_trailing_bytes() {
-        let mut bytes = Sample { map: BTreeMap::new() }.to_canonical_bytes();
+        let mut bytes = Sample {
+            map: BTreeMap::new(),
+        }
+        .to_canonical_bytes();
         bytes.push(0);
         assert!(matches!(
             Sample::from_canonical_bytes(&bytes),

@@ -12,9 +12,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 /// A funded account at genesis.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct GenesisAccount {
     /// The account id (`agora keys show` prints it).
     pub account: AccountId,
@@ -26,9 +24,7 @@ pub struct GenesisAccount {
 }
 
 /// A validator at genesis.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct GenesisValidator {
     /// Its ML-DSA validator key.
     pub public_key: PublicKey,
@@ -40,9 +36,7 @@ pub struct GenesisValidator {
 }
 
 /// The genesis file.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Genesis {
     /// A human name; part of the chain id.
     pub chain_name: String,
@@ -82,7 +76,8 @@ pub enum GenesisError {
 impl Genesis {
     /// Parses and validates a genesis JSON document, putting it in canonical order.
     pub fn from_json(text: &str) -> Result<Genesis, GenesisError> {
-        let genesis: Genesis = serde_json::from_str(text).map_err(|e| GenesisError::Json(e.to_string()))?;
+        let genesis: Genesis =
+            serde_json::from_str(text).map_err(|e| GenesisError::Json(e.to_string()))?;
         genesis.normalized()
     }
 
@@ -95,20 +90,36 @@ impl Genesis {
     pub fn normalized(mut self) -> Result<Genesis, GenesisError> {
         self.params.validate()?;
         self.accounts.sort_by_key(|a| a.account);
-        self.validators.sort_by_key(|v| ValidatorId::from_public_key(&v.public_key));
-        if let Some(pair) = self.accounts.windows(2).find(|p| p[0].account == p[1].account) {
-            return Err(GenesisError::Duplicate(format!("account {}", pair[0].account)));
+        self.validators
+            .sort_by_key(|v| ValidatorId::from_public_key(&v.public_key));
+        if let Some(pair) = self
+            .accounts
+            .windows(2)
+            .find(|p| p[0].account == p[1].account)
+        {
+            return Err(GenesisError::Duplicate(format!(
+                "account {}",
+                pair[0].account
+            )));
         }
-        let ids: Vec<ValidatorId> = self.validators.iter().map(|v| ValidatorId::from_public_key(&v.public_key)).collect();
+        let ids: Vec<ValidatorId> = self
+            .validators
+            .iter()
+            .map(|v| ValidatorId::from_public_key(&v.public_key))
+            .collect();
         if let Some(pair) = ids.windows(2).find(|p| p[0] == p[1]) {
             return Err(GenesisError::Duplicate(format!("validator {}", pair[0])));
         }
         for validator in &self.validators {
             if validator.base_reputation > MAX_BASE_REPUTATION {
-                return Err(GenesisError::Invalid(format!("base reputation above {MAX_BASE_REPUTATION}")));
+                return Err(GenesisError::Invalid(format!(
+                    "base reputation above {MAX_BASE_REPUTATION}"
+                )));
             }
             if validator.peer.len() > MAX_PEER_BYTES {
-                return Err(GenesisError::Invalid(format!("peer id longer than {MAX_PEER_BYTES} bytes")));
+                return Err(GenesisError::Invalid(format!(
+                    "peer id longer than {MAX_PEER_BYTES} bytes"
+                )));
             }
         }
         if !self.validators.iter().any(|v| v.base_reputation > 0) {
@@ -151,7 +162,9 @@ impl Genesis {
                     ..Account::default()
                 },
             );
-            total_staked = total_staked.checked_add(funded.staked).expect("bounded by the supply");
+            total_staked = total_staked
+                .checked_add(funded.staked)
+                .expect("bounded by the supply");
         }
         for validator in &self.validators {
             state.validators.insert(

@@ -13,7 +13,9 @@ use crate::crypto::{PublicKey, Purpose};
 use crate::encoding::{Canonical, DecodeError};
 use crate::genesis::Genesis;
 use crate::hash::Hash32;
-use crate::outcome::{ConfigMember, Event, Halt, Outcome, Receipt, TargetConfig, TxError, TxStatus};
+use crate::outcome::{
+    ConfigMember, Event, Halt, Outcome, Receipt, TargetConfig, TxError, TxStatus,
+};
 use crate::params::MAX_BASE_REPUTATION;
 use crate::state::{
     Account, Proposal, ProposalStatus, Snapshot, State, StateKey, Tally, Validator, VoteRecord,
@@ -100,7 +102,9 @@ impl Ledger {
         };
         ledger.target_config = ledger.derive_target_config();
         let root = ledger.tree.root();
-        ledger.recent_roots.insert(ledger.state.globals.height, root);
+        ledger
+            .recent_roots
+            .insert(ledger.state.globals.height, root);
         ledger
     }
 
@@ -140,7 +144,10 @@ impl Ledger {
     /// The value at `key` with a proof against [`Ledger::state_root`].
     pub fn prove(&mut self, key: &StateKey) -> Option<(Vec<u8>, StateProof)> {
         let value = self.state.value_bytes(key)?;
-        let proof = self.tree.prove(&key.to_bytes()).expect("state and tree hold the same keys");
+        let proof = self
+            .tree
+            .prove(&key.to_bytes())
+            .expect("state and tree hold the same keys");
         Some((value, proof))
     }
 
@@ -159,7 +166,11 @@ impl Ledger {
     pub fn restore(bytes: &[u8], expected_root: &Hash32) -> Result<Ledger, RestoreError> {
         let snapshot = Snapshot::from_canonical_bytes(bytes)?;
         let height = snapshot.state.globals.height;
-        let recorded = snapshot.recent_roots.iter().find(|(h, _)| *h == height).map(|(_, r)| *r);
+        let recorded = snapshot
+            .recent_roots
+            .iter()
+            .find(|(h, _)| *h == height)
+            .map(|(_, r)| *r);
         let ledger = Ledger::from_state(
             snapshot.chain_id,
             snapshot.state,
@@ -172,7 +183,10 @@ impl Ledger {
                 actual,
             });
         }
-        ledger.state.check_invariants().map_err(RestoreError::Invariant)?;
+        ledger
+            .state
+            .check_invariants()
+            .map_err(RestoreError::Invariant)?;
         Ok(ledger)
     }
 
@@ -208,28 +222,37 @@ impl Ledger {
             return Err(invalid("block is for another chain".into()));
         }
         if header.height != index {
-            return Err(invalid(format!("header height {} differs from the entry index", header.height)));
+            return Err(invalid(format!(
+                "header height {} differs from the entry index",
+                header.height
+            )));
         }
         if header.tx_root != tx_root(&block.txs) {
-            return Err(invalid("transaction root does not match the transactions".into()));
+            return Err(invalid(
+                "transaction root does not match the transactions".into(),
+            ));
         }
-        let proposer = self
-            .state
-            .validators
-            .get(&header.proposer)
-            .ok_or_else(|| invalid(format!("proposer {} is not a validator", header.proposer)))?;
+        let proposer =
+            self.state.validators.get(&header.proposer).ok_or_else(|| {
+                invalid(format!("proposer {} is not a validator", header.proposer))
+            })?;
         let header_bytes = borsh::to_vec(header).expect("in memory");
         proposer
             .public_key
             .verify(Purpose::Block, &header_bytes, &block.signature)
             .map_err(|_| invalid("proposer signature does not verify".into()))?;
-        let txs = block.txs.iter().map(|bytes| self.prepare_tx(bytes)).collect();
+        let txs = block
+            .txs
+            .iter()
+            .map(|bytes| self.prepare_tx(bytes))
+            .collect();
         Ok((block, txs))
     }
 
     fn prepare_tx(&self, bytes: &[u8]) -> PreparedTx {
         let hash = tx_hash(bytes);
-        let decoded = SignedTransaction::from_canonical_bytes(bytes).map_err(|_: DecodeError| TxError::Malformed);
+        let decoded = SignedTransaction::from_canonical_bytes(bytes)
+            .map_err(|_: DecodeError| TxError::Malformed);
         let signature_ok = decoded.as_ref().ok().and_then(|signed| {
             // Registered keys never change, so a check against them now holds at apply.
             // A key registered earlier in this same block is checked during apply.
@@ -237,7 +260,14 @@ impl Ledger {
                 Sender::Register(key) => key,
                 Sender::Account(id) => self.state.account_keys.get(id)?,
             };
-            Some(key.verify(Purpose::Transaction, &signed.signing_bytes(), &signed.signature).is_ok())
+            Some(
+                key.verify(
+                    Purpose::Transaction,
+                    &signed.signing_bytes(),
+                    &signed.signature,
+                )
+                .is_ok(),
+            )
         });
         PreparedTx {
             hash,
@@ -299,16 +329,22 @@ impl Ledger {
         if header.checked_height >= index {
             return Err(Halt::InvalidBlock {
                 index,
-                reason: format!("checked height {} is not below the block", header.checked_height),
+                reason: format!(
+                    "checked height {} is not below the block",
+                    header.checked_height
+                ),
             });
         }
-        let ours = self.recent_roots.get(&header.checked_height).ok_or_else(|| Halt::InvalidBlock {
-            index,
-            reason: format!(
-                "checked height {} is older than the {ROOT_HISTORY_LEN} roots kept",
-                header.checked_height
-            ),
-        })?;
+        let ours = self
+            .recent_roots
+            .get(&header.checked_height)
+            .ok_or_else(|| Halt::InvalidBlock {
+                index,
+                reason: format!(
+                    "checked height {} is older than the {ROOT_HISTORY_LEN} roots kept",
+                    header.checked_height
+                ),
+            })?;
         if ours != &header.checked_state_root {
             return Err(Halt::StateDivergence {
                 height: header.checked_height,
@@ -320,14 +356,20 @@ impl Ledger {
         if block.txs.len() > max_txs {
             return Err(Halt::InvalidBlock {
                 index,
-                reason: format!("{} transactions exceed max_block_txs {max_txs}", block.txs.len()),
+                reason: format!(
+                    "{} transactions exceed max_block_txs {max_txs}",
+                    block.txs.len()
+                ),
             });
         }
         Ok(())
     }
 
     fn set_height(&mut self, height: u64) {
-        assert!(height > self.state.globals.height, "height only moves forward");
+        assert!(
+            height > self.state.globals.height,
+            "height only moves forward"
+        );
         self.state.globals.height = height;
         self.dirty.insert(StateKey::Globals);
     }
@@ -367,7 +409,11 @@ impl Ledger {
 
     /// Checks authorization and charges the fee; then runs the action. On failure returns
     /// the error and the fee that was charged (zero if authorization failed).
-    fn charge_and_execute(&mut self, tx: &PreparedTx, events: &mut Vec<Event>) -> Result<Amount, (TxError, Amount)> {
+    fn charge_and_execute(
+        &mut self,
+        tx: &PreparedTx,
+        events: &mut Vec<Event>,
+    ) -> Result<Amount, (TxError, Amount)> {
         let unpaid = |error| (error, Amount::ZERO);
         let signed = tx.decoded.as_ref().map_err(|e| unpaid(e.clone()))?;
         let body = &signed.tx;
@@ -385,13 +431,22 @@ impl Ledger {
         let signature_ok = match tx.signature_ok {
             Some(ok) => ok,
             None => key
-                .verify(Purpose::Transaction, &signed.signing_bytes(), &signed.signature)
+                .verify(
+                    Purpose::Transaction,
+                    &signed.signing_bytes(),
+                    &signed.signature,
+                )
                 .is_ok(),
         };
         if !signature_ok {
             return Err(unpaid(TxError::BadSignature));
         }
-        let account = self.state.accounts.get(&sender).cloned().unwrap_or_default();
+        let account = self
+            .state
+            .accounts
+            .get(&sender)
+            .cloned()
+            .unwrap_or_default();
         if body.nonce < account.nonce {
             return Err(unpaid(TxError::ReplayedNonce {
                 expected: account.nonce,
@@ -405,9 +460,17 @@ impl Ledger {
             }));
         }
         let fee = self.state.params.fee;
-        let balance = account.balance.checked_sub(fee).ok_or_else(|| unpaid(TxError::InsufficientFundsForFee))?;
+        let balance = account
+            .balance
+            .checked_sub(fee)
+            .ok_or_else(|| unpaid(TxError::InsufficientFundsForFee))?;
         // Authorized: from here on the fee is charged and the nonce used, whatever the action does.
-        let treasury = self.state.globals.treasury.checked_add(fee).expect("fees are part of the supply");
+        let treasury = self
+            .state
+            .globals
+            .treasury
+            .checked_add(fee)
+            .expect("fees are part of the supply");
         self.state.globals.treasury = treasury;
         self.dirty.insert(StateKey::Globals);
         if let Sender::Register(key) = &body.sender {
@@ -423,7 +486,9 @@ impl Ledger {
                 ..account
             },
         );
-        self.execute(sender, &body.action, events).map(|()| fee).map_err(|error| (error, fee))
+        self.execute(sender, &body.action, events)
+            .map(|()| fee)
+            .map_err(|error| (error, fee))
     }
 
     fn account(&self, id: &AccountId) -> Account {
@@ -437,23 +502,37 @@ impl Ledger {
 
     fn credit(&mut self, id: AccountId, amount: Amount) -> Result<(), TxError> {
         let mut account = self.account(&id);
-        account.balance = account.balance.checked_add(amount).ok_or(TxError::Overflow)?;
+        account.balance = account
+            .balance
+            .checked_add(amount)
+            .ok_or(TxError::Overflow)?;
         self.put_account(id, account);
         Ok(())
     }
 
     /// Runs an authorized action. Every check comes before the first write, so a failed
     /// action changes nothing.
-    fn execute(&mut self, sender: AccountId, action: &Action, events: &mut Vec<Event>) -> Result<(), TxError> {
+    fn execute(
+        &mut self,
+        sender: AccountId,
+        action: &Action,
+        events: &mut Vec<Event>,
+    ) -> Result<(), TxError> {
         let height = self.height();
         let mut account = self.account(&sender);
         match action {
             Action::Transfer { to, amount } => {
                 positive(*amount)?;
-                account.balance = account.balance.checked_sub(*amount).ok_or(TxError::InsufficientFunds)?;
+                account.balance = account
+                    .balance
+                    .checked_sub(*amount)
+                    .ok_or(TxError::InsufficientFunds)?;
                 // Check the credit before writing anything (a self-transfer nets to zero).
                 if to != &sender {
-                    self.account(to).balance.checked_add(*amount).ok_or(TxError::Overflow)?;
+                    self.account(to)
+                        .balance
+                        .checked_add(*amount)
+                        .ok_or(TxError::Overflow)?;
                 }
                 self.put_account(sender, account);
                 self.credit(*to, *amount).expect("checked above");
@@ -465,9 +544,20 @@ impl Ledger {
             }
             Action::Stake { amount } => {
                 positive(*amount)?;
-                account.balance = account.balance.checked_sub(*amount).ok_or(TxError::InsufficientFunds)?;
-                account.staked = account.staked.checked_add(*amount).ok_or(TxError::Overflow)?;
-                let total = self.state.globals.total_staked.checked_add(*amount).ok_or(TxError::Overflow)?;
+                account.balance = account
+                    .balance
+                    .checked_sub(*amount)
+                    .ok_or(TxError::InsufficientFunds)?;
+                account.staked = account
+                    .staked
+                    .checked_add(*amount)
+                    .ok_or(TxError::Overflow)?;
+                let total = self
+                    .state
+                    .globals
+                    .total_staked
+                    .checked_add(*amount)
+                    .ok_or(TxError::Overflow)?;
                 self.state.globals.total_staked = total;
                 self.put_account(sender, account);
                 events.push(Event::Staked {
@@ -477,15 +567,36 @@ impl Ledger {
             }
             Action::Unstake { amount } => {
                 positive(*amount)?;
-                account.staked = account.staked.checked_sub(*amount).ok_or(TxError::InsufficientStake)?;
-                account.unbonding = account.unbonding.checked_add(*amount).ok_or(TxError::Overflow)?;
-                let release_height = height.checked_add(self.state.params.unbonding_blocks).ok_or(TxError::Overflow)?;
-                let queued = self.state.unbonding.get(&(release_height, sender)).copied().unwrap_or_default();
+                account.staked = account
+                    .staked
+                    .checked_sub(*amount)
+                    .ok_or(TxError::InsufficientStake)?;
+                account.unbonding = account
+                    .unbonding
+                    .checked_add(*amount)
+                    .ok_or(TxError::Overflow)?;
+                let release_height = height
+                    .checked_add(self.state.params.unbonding_blocks)
+                    .ok_or(TxError::Overflow)?;
+                let queued = self
+                    .state
+                    .unbonding
+                    .get(&(release_height, sender))
+                    .copied()
+                    .unwrap_or_default();
                 let queued = queued.checked_add(*amount).ok_or(TxError::Overflow)?;
-                let total = self.state.globals.total_staked.checked_sub(*amount).expect("total stake covers each account's stake");
+                let total = self
+                    .state
+                    .globals
+                    .total_staked
+                    .checked_sub(*amount)
+                    .expect("total stake covers each account's stake");
                 self.state.globals.total_staked = total;
-                self.state.unbonding.insert((release_height, sender), queued);
-                self.dirty.insert(StateKey::Unbonding(release_height, sender));
+                self.state
+                    .unbonding
+                    .insert((release_height, sender), queued);
+                self.dirty
+                    .insert(StateKey::Unbonding(release_height, sender));
                 self.put_account(sender, account);
                 events.push(Event::UnstakeStarted {
                     account: sender,
@@ -498,10 +609,16 @@ impl Ledger {
                 if *deposit < minimum || deposit.is_zero() {
                     return Err(TxError::DepositTooLow { minimum });
                 }
-                account.balance = account.balance.checked_sub(*deposit).ok_or(TxError::InsufficientFunds)?;
-                self.check_proposal(proposal).map_err(TxError::InvalidProposal)?;
+                account.balance = account
+                    .balance
+                    .checked_sub(*deposit)
+                    .ok_or(TxError::InsufficientFunds)?;
+                self.check_proposal(proposal)
+                    .map_err(TxError::InvalidProposal)?;
                 let id = self.state.globals.next_proposal_id;
-                let voting_end_height = height.checked_add(self.state.params.voting_period_blocks).ok_or(TxError::Overflow)?;
+                let voting_end_height = height
+                    .checked_add(self.state.params.voting_period_blocks)
+                    .ok_or(TxError::Overflow)?;
                 self.state.globals.next_proposal_id = id.checked_add(1).ok_or(TxError::Overflow)?;
                 self.put_account(sender, account);
                 self.state.proposals.insert(
@@ -526,7 +643,11 @@ impl Ledger {
                 });
             }
             Action::Vote { proposal, choice } => {
-                let open = self.state.proposals.get(proposal).ok_or(TxError::UnknownProposal)?;
+                let open = self
+                    .state
+                    .proposals
+                    .get(proposal)
+                    .ok_or(TxError::UnknownProposal)?;
                 if open.status != ProposalStatus::Voting || height > open.voting_end_height {
                     return Err(TxError::VotingClosed);
                 }
@@ -557,7 +678,11 @@ impl Ledger {
                 if changes.is_empty() {
                     return Err("a parameter change must change something".into());
                 }
-                self.state.params.with_changes(changes).map(|_| ()).map_err(|e| e.to_string())
+                self.state
+                    .params
+                    .with_changes(changes)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
             ProposalKind::TreasurySpend { amount, .. } => {
                 if amount.is_zero() {
@@ -566,7 +691,11 @@ impl Ledger {
                     Ok(())
                 }
             }
-            ProposalKind::AddValidator { public_key, base_reputation, .. } => {
+            ProposalKind::AddValidator {
+                public_key,
+                base_reputation,
+                ..
+            } => {
                 if validators.contains_key(&ValidatorId::from_public_key(public_key)) {
                     Err("that key is a validator already".into())
                 } else if *base_reputation > MAX_BASE_REPUTATION {
@@ -582,7 +711,10 @@ impl Ledger {
                     Err("no such validator".into())
                 }
             }
-            ProposalKind::SetReputation { validator, base_reputation } => {
+            ProposalKind::SetReputation {
+                validator,
+                base_reputation,
+            } => {
                 if !validators.contains_key(validator) {
                     Err("no such validator".into())
                 } else if *base_reputation > MAX_BASE_REPUTATION {
@@ -599,10 +731,17 @@ impl Ledger {
     fn reward_proposer(&mut self, proposer: &ValidatorId, events: &mut Vec<Event>) {
         let reward = self.state.params.proposer_reward;
         let per_block = U64F64::from_num(self.state.params.reputation_per_block);
-        let validator = self.state.validators.get_mut(proposer).expect("checked in prepare");
+        let validator = self
+            .state
+            .validators
+            .get_mut(proposer)
+            .expect("checked in prepare");
         let points = U64F64::from_bits(validator.points_bits);
         // Saturate rather than wrap: a validator that has earned 2^64 points stays there.
-        validator.points_bits = points.checked_add(per_block).unwrap_or(U64F64::MAX).to_bits();
+        validator.points_bits = points
+            .checked_add(per_block)
+            .unwrap_or(U64F64::MAX)
+            .to_bits();
         validator.blocks_proposed = validator.blocks_proposed.saturating_add(1);
         self.dirty.insert(StateKey::Validator(*proposer));
         if reward.is_zero() {
@@ -637,13 +776,24 @@ impl Ledger {
     }
 
     fn release_unbonding(&mut self, height: u64, events: &mut Vec<Event>) {
-        let due: Vec<(u64, AccountId)> = self.state.unbonding.range(..=(height, AccountId(Hash32([0xff; 32])))).map(|(k, _)| *k).collect();
+        let due: Vec<(u64, AccountId)> = self
+            .state
+            .unbonding
+            .range(..=(height, AccountId(Hash32([0xff; 32]))))
+            .map(|(k, _)| *k)
+            .collect();
         for key in due {
             let amount = self.state.unbonding.remove(&key).expect("listed above");
             self.dirty.insert(StateKey::Unbonding(key.0, key.1));
             let mut account = self.account(&key.1);
-            account.unbonding = account.unbonding.checked_sub(amount).expect("queue and account agree");
-            account.balance = account.balance.checked_add(amount).expect("within the supply");
+            account.unbonding = account
+                .unbonding
+                .checked_sub(amount)
+                .expect("queue and account agree");
+            account.balance = account
+                .balance
+                .checked_add(amount)
+                .expect("within the supply");
             self.put_account(key.1, account);
             events.push(Event::Unbonded {
                 account: key.1,
@@ -659,10 +809,19 @@ impl Ledger {
         };
         let lower = (id, AccountId(Hash32::ZERO));
         let upper = (id, AccountId(Hash32([0xff; 32])));
-        let voters: Vec<AccountId> = self.state.votes.range(lower..=upper).map(|((_, voter), _)| *voter).collect();
+        let voters: Vec<AccountId> = self
+            .state
+            .votes
+            .range(lower..=upper)
+            .map(|((_, voter), _)| *voter)
+            .collect();
         for voter in voters {
             let weight = self.account(&voter).staked;
-            let record = self.state.votes.get_mut(&(id, voter)).expect("listed above");
+            let record = self
+                .state
+                .votes
+                .get_mut(&(id, voter))
+                .expect("listed above");
             record.weight = Some(weight);
             let bucket = match record.choice {
                 VoteChoice::Yes => &mut tally.yes,
@@ -670,13 +829,20 @@ impl Ledger {
                 VoteChoice::Abstain => &mut tally.abstain,
                 VoteChoice::Veto => &mut tally.veto,
             };
-            *bucket = bucket.checked_add(weight).expect("votes are bounded by total stake");
+            *bucket = bucket
+                .checked_add(weight)
+                .expect("votes are bounded by total stake");
             self.dirty.insert(StateKey::Vote(id, voter));
         }
         let params = &self.state.params;
         let voted = tally.yes.0 + tally.no.0 + tally.abstain.0 + tally.veto.0;
         let decisive = tally.yes.0 + tally.no.0 + tally.veto.0;
-        let proposal = self.state.proposals.get(&id).expect("open proposals exist").clone();
+        let proposal = self
+            .state
+            .proposals
+            .get(&id)
+            .expect("open proposals exist")
+            .clone();
         let status = if !params.quorum.is_reached_by(voted, tally.total_staked.0) {
             ProposalStatus::QuorumNotMet
         } else if params.veto_threshold.is_exceeded_by(tally.veto.0, voted) {
@@ -690,13 +856,19 @@ impl Ledger {
             ProposalStatus::Rejected
         };
         if status == ProposalStatus::Vetoed {
-            self.state.globals.treasury = self.state.globals.treasury.checked_add(proposal.deposit).expect("within the supply");
+            self.state.globals.treasury = self
+                .state
+                .globals
+                .treasury
+                .checked_add(proposal.deposit)
+                .expect("within the supply");
             events.push(Event::DepositForfeited {
                 proposal: id,
                 amount: proposal.deposit,
             });
         } else {
-            self.credit(proposal.proposer, proposal.deposit).expect("within the supply");
+            self.credit(proposal.proposer, proposal.deposit)
+                .expect("within the supply");
             events.push(Event::DepositRefunded {
                 proposal: id,
                 to: proposal.proposer,
@@ -716,24 +888,47 @@ impl Ledger {
     }
 
     /// Executes a passed proposal; every check precedes the first write.
-    fn execute_proposal(&mut self, kind: &ProposalKind, events: &mut Vec<Event>) -> Result<(), String> {
+    fn execute_proposal(
+        &mut self,
+        kind: &ProposalKind,
+        events: &mut Vec<Event>,
+    ) -> Result<(), String> {
         self.check_proposal(kind)?;
         match kind {
             ProposalKind::Text { .. } => {}
             ProposalKind::ParameterChange { changes } => {
-                let next = self.state.params.with_changes(changes).map_err(|e| e.to_string())?;
+                let next = self
+                    .state
+                    .params
+                    .with_changes(changes)
+                    .map_err(|e| e.to_string())?;
                 self.state.params = next;
                 self.dirty.insert(StateKey::Params);
                 events.push(Event::ParamsChanged);
             }
             ProposalKind::TreasurySpend { to, amount } => {
-                let treasury = self.state.globals.treasury.checked_sub(*amount).ok_or("the treasury holds less than the spend")?;
-                self.account(to).balance.checked_add(*amount).ok_or("recipient balance would overflow")?;
+                let treasury = self
+                    .state
+                    .globals
+                    .treasury
+                    .checked_sub(*amount)
+                    .ok_or("the treasury holds less than the spend")?;
+                self.account(to)
+                    .balance
+                    .checked_add(*amount)
+                    .ok_or("recipient balance would overflow")?;
                 self.state.globals.treasury = treasury;
                 self.credit(*to, *amount).expect("checked above");
-                events.push(Event::TreasurySpent { to: *to, amount: *amount });
+                events.push(Event::TreasurySpent {
+                    to: *to,
+                    amount: *amount,
+                });
             }
-            ProposalKind::AddValidator { public_key, peer, base_reputation } => {
+            ProposalKind::AddValidator {
+                public_key,
+                peer,
+                base_reputation,
+            } => {
                 let id = ValidatorId::from_public_key(public_key);
                 let validator = Validator {
                     public_key: public_key.clone(),
@@ -748,18 +943,35 @@ impl Ledger {
                 events.push(Event::ValidatorAdded { validator: id });
             }
             ProposalKind::RemoveValidator { validator } => {
-                let remaining_weight: u64 = self.state.validators.iter().filter(|(id, _)| *id != validator).map(|(_, v)| v.weight).sum();
+                let remaining_weight: u64 = self
+                    .state
+                    .validators
+                    .iter()
+                    .filter(|(id, _)| *id != validator)
+                    .map(|(_, v)| v.weight)
+                    .sum();
                 if remaining_weight == 0 {
                     return Err("removing it would leave no validator with weight".into());
                 }
                 self.state.validators.remove(validator);
                 self.dirty.insert(StateKey::Validator(*validator));
-                events.push(Event::ValidatorRemoved { validator: *validator });
+                events.push(Event::ValidatorRemoved {
+                    validator: *validator,
+                });
             }
-            ProposalKind::SetReputation { validator, base_reputation } => {
+            ProposalKind::SetReputation {
+                validator,
+                base_reputation,
+            } => {
                 let current = &self.state.validators[validator];
                 let new_weight = derive_weight(*base_reputation, current.points_bits);
-                let others: u64 = self.state.validators.iter().filter(|(id, _)| *id != validator).map(|(_, v)| v.weight).sum();
+                let others: u64 = self
+                    .state
+                    .validators
+                    .iter()
+                    .filter(|(id, _)| *id != validator)
+                    .map(|(_, v)| v.weight)
+                    .sum();
                 if others == 0 && new_weight == 0 {
                     return Err("it would leave no validator with weight".into());
                 }
@@ -786,8 +998,16 @@ impl Ledger {
         let mut next: BTreeMap<ValidatorId, (u128, u64)> = BTreeMap::new();
         for (id, validator) in &self.state.validators {
             // Multiplying by a factor in [0, 1] cannot overflow.
-            let points = U64F64::from_bits(validator.points_bits).checked_mul(keep).expect("factor <= 1");
-            next.insert(*id, (points.to_bits(), derive_weight(validator.base_reputation, points.to_bits())));
+            let points = U64F64::from_bits(validator.points_bits)
+                .checked_mul(keep)
+                .expect("factor <= 1");
+            next.insert(
+                *id,
+                (
+                    points.to_bits(),
+                    derive_weight(validator.base_reputation, points.to_bits()),
+                ),
+            );
         }
         let keep_weights = next.values().all(|(_, weight)| *weight == 0);
         for (id, (points_bits, weight)) in next {
@@ -831,7 +1051,9 @@ impl Ledger {
 /// Consensus weight from reputation: base plus whole earned points, capped.
 pub fn derive_weight(base_reputation: u64, points_bits: u128) -> u64 {
     let earned: u64 = U64F64::from_bits(points_bits).to_num::<u64>();
-    base_reputation.saturating_add(earned).min(MAX_VALIDATOR_WEIGHT)
+    base_reputation
+        .saturating_add(earned)
+        .min(MAX_VALIDATOR_WEIGHT)
 }
 
 fn positive(amount: Amount) -> Result<(), TxError> {

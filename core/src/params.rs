@@ -10,9 +10,7 @@ pub const MAX_BLOCK_TXS_LIMIT: u32 = 10_000;
 pub const MAX_BASE_REPUTATION: u64 = 1_000_000;
 
 /// Every tunable of the ledger. All of it sits in one state leaf.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Params {
     /// Flat fee per transaction, paid to the treasury whenever signature and nonce are valid.
     pub fee: Amount,
@@ -142,9 +140,7 @@ impl Params {
 }
 
 /// One parameter and its new value.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamChange {
     /// See [`Params::fee`].

@@ -46,9 +46,7 @@ pub struct Account {
 }
 
 /// A validator.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Validator {
     /// The ML-DSA key that signs its blocks and votes.
     pub public_key: PublicKey,
@@ -66,9 +64,7 @@ pub struct Validator {
 }
 
 /// Where a proposal stands.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     /// Open for votes.
@@ -103,9 +99,7 @@ pub struct Tally {
 }
 
 /// A proposal.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Proposal {
     /// Its id.
     pub id: u64,
@@ -126,9 +120,7 @@ pub struct Proposal {
 }
 
 /// One account's vote on one proposal.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct VoteRecord {
     /// The latest choice.
     pub choice: VoteChoice,
@@ -137,9 +129,7 @@ pub struct VoteRecord {
 }
 
 /// The key of a state leaf. Its canonical bytes are the key hashed into the tree path.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub enum StateKey {
     /// [`Globals`].
     Globals,
@@ -167,9 +157,7 @@ impl StateKey {
 }
 
 /// All ledger state. Its canonical bytes are the snapshot body.
-#[derive(
-    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize,
-)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct State {
     /// Counters.
     pub globals: Globals,
@@ -215,7 +203,11 @@ impl State {
         keys.extend(self.validators.keys().map(|id| StateKey::Validator(*id)));
         keys.extend(self.proposals.keys().map(|id| StateKey::Proposal(*id)));
         keys.extend(self.votes.keys().map(|(p, v)| StateKey::Vote(*p, *v)));
-        keys.extend(self.unbonding.keys().map(|(h, a)| StateKey::Unbonding(*h, *a)));
+        keys.extend(
+            self.unbonding
+                .keys()
+                .map(|(h, a)| StateKey::Unbonding(*h, *a)),
+        );
         keys
     }
 

@@ -162,10 +162,7 @@ impl StateTree {
     pub fn insert(&mut self, key: &[u8], value: &[u8]) {
         let path = key_path(key);
         let hash = leaf_hash(&path, value);
-        let root = std::mem::replace(&mut self.root, Node::Empty);
-        let (root, added) = insert_at(root, path, hash, 0);
-        self.root = root;
-        if added {
+        if insert_at(&mut self.root, path, hash) {
             self.leaves += 1;
         }
     }
@@ -199,7 +196,9 @@ impl StateTree {
         loop {
             match node {
                 Node::Empty => return None,
-                Node::Leaf { path: leaf_path, .. } => {
+                Node::Leaf {
+                    path: leaf_path, ..
+                } => {
                     return (leaf_path == &path).then_some(StateProof { siblings });
                 }
                 Node::Inner(inner) => {
@@ -217,36 +216,44 @@ impl StateTree {
     }
 }
 
-fn insert_at(node: Node, path: Path, hash: Hash32, depth: usize) -> (Node, bool) {
-    match node {
-        Node::Empty => (Node::Leaf { path, hash }, true),
-        Node::Leaf {
-            path: existing_path,
-            hash: existing_hash,
-        } => {
-            if existing_path == path {
-                return (Node::Leaf { path, hash }, false);
+/// Walks down in place, marking inner nodes dirty; returns whether a leaf was added.
+fn insert_at(root: &mut Node, path: Path, hash: Hash32) -> bool {
+    let mut node = root;
+    let mut depth = 0;
+    loop {
+        match node {
+            Node::Inner(inner) => {
+                inner.dirty = true;
+                node = if bit(&path, depth) {
+                    &mut inner.right
+                } else {
+                    &mut inner.left
+                };
+                depth += 1;
             }
-            let existing = Node::Leaf {
-                path: existing_path,
+            Node::Leaf {
+                path: existing,
                 hash: existing_hash,
-            };
-            (split(existing, &existing_path, Node::Leaf { path, hash }, &path, depth), true)
-        }
-        Node::Inner(mut inner) => {
-            inner.dirty = true;
-            let added = if bit(&path, depth) {
-                let child = std::mem::replace(&mut inner.right, Node::Empty);
-                let (child, added) = insert_at(child, path, hash, depth + 1);
-                inner.right = child;
-                added
-            } else {
-                let child = std::mem::replace(&mut inner.left, Node::Empty);
-                let (child, added) = insert_at(child, path, hash, depth + 1);
-                inner.left = child;
-                added
-            };
-            (Node::Inner(inner), added)
+            } if *existing == path => {
+                *existing_hash = hash;
+                return false;
+            }
+            Node::Leaf { path: existing, .. } => {
+                let existing_path = *existing;
+                let existing = std::mem::replace(node, Node::Empty);
+                *node = split(
+                    existing,
+                    &existing_path,
+                    Node::Leaf { path, hash },
+                    &path,
+                    depth,
+                );
+                return true;
+            }
+            Node::Empty => {
+                *node = Node::Leaf { path, hash };
+                return true;
+            }
         }
     }
 }
@@ -265,11 +272,20 @@ fn split(a: Node, a_path: &Path, b: Node, b_path: &Path, depth: usize) -> Node {
 fn remove_at(node: Node, path: &Path, depth: usize) -> (Node, bool) {
     match node {
         Node::Empty => (Node::Empty, false),
-        Node::Leaf { path: leaf_path, hash } => {
+        Node::Leaf {
+            path: leaf_path,
+            hash,
+        } => {
             if &leaf_path == path {
                 (Node::Empty, true)
             } else {
-                (Node::Leaf { path: leaf_path, hash }, false)
+                (
+                    Node::Leaf {
+                        path: leaf_path,
+                        hash,
+                    },
+                    false,
+                )
             }
         }
         Node::Inner(mut inner) => {
@@ -293,7 +309,8 @@ fn remove_at(node: Node, path: &Path, depth: usize) -> (Node, bool) {
             let inner = *inner;
             let collapsed = match (inner.left, inner.right) {
                 (Node::Empty, Node::Empty) => Node::Empty,
-                (Node::Empty, leaf @ Node::Leaf { .. }) | (leaf @ Node::Leaf { .. }, Node::Empty) => leaf,
+                (Node::Empty, leaf @ Node::Leaf { .. })
+                | (leaf @ Node::Leaf { .. }, Node::Empty) => leaf,
                 (left, right) => Node::Inner(Box::new(Inner {
                     left,
                     right,

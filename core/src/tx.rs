@@ -22,9 +22,7 @@ pub const MAX_PEER_BYTES: usize = 64;
 
 /// Who sends a transaction. The first transaction of an account registers its key; later
 /// ones name the account only (an ML-DSA key is 1.3 to 2.6 KB, too much for every entry).
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sender {
     /// First use of a key: registers it on the account it derives.
@@ -70,9 +68,7 @@ pub enum VoteChoice {
 }
 
 /// What a passed proposal does.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalKind {
     /// Nothing but a recorded decision.
@@ -118,9 +114,7 @@ pub enum ProposalKind {
 }
 
 /// What a transaction does.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Moves spendable tokens.
@@ -157,9 +151,7 @@ pub enum Action {
 }
 
 /// The signed part of a transaction.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Transaction {
     /// The chain this is for; a transaction never replays on another chain.
     pub chain_id: ChainId,
@@ -174,7 +166,11 @@ pub struct Transaction {
 impl Transaction {
     /// Signs with `key`; `randomness` as in [`SecretKey::sign`].
     pub fn sign(self, key: &SecretKey, randomness: [u8; 32]) -> SignedTransaction {
-        let signature = key.sign(Purpose::Transaction, &borsh::to_vec(&self).expect("in memory"), randomness);
+        let signature = key.sign(
+            Purpose::Transaction,
+            &borsh::to_vec(&self).expect("in memory"),
+            randomness,
+        );
         SignedTransaction {
             tx: self,
             signature,
@@ -183,9 +179,7 @@ impl Transaction {
 }
 
 /// A transaction and its sender's signature over the transaction's canonical bytes.
-#[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct SignedTransaction {
     /// What was signed.
     pub tx: Transaction,

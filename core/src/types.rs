@@ -163,8 +163,8 @@ fn wide_mul(a: u128, b: u64) -> (u128, u64) {
     const LOW_MASK: u128 = u64::MAX as u128;
     let low = (a & LOW_MASK) * b as u128; // < 2^128
     let high = (a >> 64) * b as u128; // < 2^128
-    // a*b = high * 2^64 + low. Carry low's top half into high: high + (low >> 64) < 2^128
-    // because high <= (2^64-1)^2 and low >> 64 < 2^64.
+                                      // a*b = high * 2^64 + low. Carry low's top half into high: high + (low >> 64) < 2^128
+                                      // because high <= (2^64-1)^2 and low >> 64 < 2^64.
     (high + (low >> 64), (low & LOW_MASK) as u64)
 }
 
@@ -198,7 +198,10 @@ mod tests {
     fn amount_json_is_a_decimal_string() {
         let json = serde_json::to_string(&Amount(u128::MAX)).unwrap();
         assert_eq!(json, format!("\"{}\"", u128::MAX));
-        assert_eq!(serde_json::from_str::<Amount>(&json).unwrap(), Amount(u128::MAX));
+        assert_eq!(
+            serde_json::from_str::<Amount>(&json).unwrap(),
+            Amount(u128::MAX)
+        );
         assert!(serde_json::from_str::<Amount>("\"-1\"").is_err());
         assert!(serde_json::from_str::<Amount>("\"+1\"").is_err());
         assert!(serde_json::from_str::<Amount>("5").is_err());

@@ -122,9 +122,17 @@ pub enum Divergence {
 
 /// Replays `file` through a fresh ledger. Returns the number of entries checked.
 pub fn check(file: &VectorFile) -> Result<usize, Divergence> {
-    let genesis = file.genesis.clone().normalized().map_err(|e| Divergence::Genesis(e.to_string()))?;
+    let genesis = file
+        .genesis
+        .clone()
+        .normalized()
+        .map_err(|e| Divergence::Genesis(e.to_string()))?;
     if genesis.chain_id() != file.chain_id {
-        return Err(Divergence::Genesis(format!("chain id is {}, vector says {}", genesis.chain_id(), file.chain_id)));
+        return Err(Divergence::Genesis(format!(
+            "chain id is {}, vector says {}",
+            genesis.chain_id(),
+            file.chain_id
+        )));
     }
     let mut ledger = Ledger::from_genesis(&genesis);
     if ledger.state_root() != file.genesis_state_root {
@@ -136,19 +144,39 @@ pub fn check(file: &VectorFile) -> Result<usize, Divergence> {
     }
     for vector in &file.entries {
         let index = vector.entry.index;
-        let outcome = ledger.apply(&vector.entry).map_err(|halt| Divergence::Halted {
+        let outcome = ledger
+            .apply(&vector.entry)
+            .map_err(|halt| Divergence::Halted {
+                index,
+                reason: halt.to_string(),
+            })?;
+        compare(
             index,
-            reason: halt.to_string(),
-        })?;
-        compare(index, "state root", &vector.expected.state_root, &outcome.state_root)?;
-        compare(index, "receipts", &vector.expected.receipts, &outcome.receipts)?;
+            "state root",
+            &vector.expected.state_root,
+            &outcome.state_root,
+        )?;
+        compare(
+            index,
+            "receipts",
+            &vector.expected.receipts,
+            &outcome.receipts,
+        )?;
         compare(index, "events", &vector.expected.events, &outcome.events)?;
-        ledger.state().check_invariants().map_err(|reason| Divergence::Invariant { index, reason })?;
+        ledger
+            .state()
+            .check_invariants()
+            .map_err(|reason| Divergence::Invariant { index, reason })?;
     }
     Ok(file.entries.len())
 }
 
-fn compare<T: PartialEq + Serialize>(index: u64, what: &'static str, expected: &T, actual: &T) -> Result<(), Divergence> {
+fn compare<T: PartialEq + Serialize>(
+    index: u64,
+    what: &'static str,
+    expected: &T,
+    actual: &T,
+) -> Result<(), Divergence> {
     if expected == actual {
         return Ok(());
     }
@@ -162,7 +190,10 @@ fn compare<T: PartialEq + Serialize>(index: u64, what: &'static str, expected: &
 
 /// A key from a label, the same on every run.
 pub fn seeded_key(kind: KeyKind, label: &str) -> SecretKey {
-    SecretKey::from_seed(kind, tagged_hash(b"agora/test-seed/v1", &[label.as_bytes()]).0)
+    SecretKey::from_seed(
+        kind,
+        tagged_hash(b"agora/test-seed/v1", &[label.as_bytes()]).0,
+    )
 }
 
 /// Builds one scenario: seeded members and validators, blocks applied as they are made.
@@ -189,13 +220,20 @@ impl Scenario {
     /// A scenario over the standard genesis: `member_kinds.len()` members funded with
     /// [`MEMBER_FUNDS`] and staking [`MEMBER_STAKE`], three validators with base
     /// reputations 10, 20 and 30, and `params`.
-    pub fn new(name: &str, description: &str, member_kinds: &[KeyKind], params: Params) -> Scenario {
+    pub fn new(
+        name: &str,
+        description: &str,
+        member_kinds: &[KeyKind],
+        params: Params,
+    ) -> Scenario {
         let members: Vec<SecretKey> = member_kinds
             .iter()
             .enumerate()
             .map(|(i, kind)| seeded_key(*kind, &format!("member-{i}")))
             .collect();
-        let validators: Vec<SecretKey> = (0..3).map(|i| seeded_key(KeyKind::MlDsa44, &format!("validator-{i}"))).collect();
+        let validators: Vec<SecretKey> = (0..3)
+            .map(|i| seeded_key(KeyKind::MlDsa44, &format!("validator-{i}")))
+            .collect();
         let genesis = Genesis {
             chain_name: format!("agora-vectors-{name}"),
             params,
@@ -224,7 +262,13 @@ impl Scenario {
     }
 
     /// A scenario over a custom genesis.
-    pub fn with_genesis(name: &str, description: &str, genesis: Genesis, members: Vec<SecretKey>, validators: Vec<SecretKey>) -> Scenario {
+    pub fn with_genesis(
+        name: &str,
+        description: &str,
+        genesis: Genesis,
+        members: Vec<SecretKey>,
+        validators: Vec<SecretKey>,
+    ) -> Scenario {
         let ledger = Ledger::from_genesis(&genesis);
         Scenario {
             name: name.to_string(),
@@ -283,7 +327,9 @@ impl Scenario {
     /// Member `i` signs `action` (deterministic signing) with the next nonce.
     pub fn sign(&mut self, i: usize, action: Action) -> Vec<u8> {
         let key = self.members[i].clone();
-        self.next_tx(&key, action).sign(&key, [0u8; 32]).to_canonical_bytes()
+        self.next_tx(&key, action)
+            .sign(&key, [0u8; 32])
+            .to_canonical_bytes()
     }
 
     /// Commits a block by validator `proposer`. Its checked root lags one height behind
@@ -324,7 +370,10 @@ impl Scenario {
             term: self.term,
             payload,
         };
-        let outcome = self.ledger.apply(&entry).unwrap_or_else(|halt| panic!("scenario {}: {halt}", self.name));
+        let outcome = self
+            .ledger
+            .apply(&entry)
+            .unwrap_or_else(|halt| panic!("scenario {}: {halt}", self.name));
         self.ledger
             .state()
             .check_invariants()
@@ -367,7 +416,10 @@ fn failed(error: TxError) -> TxStatus {
 const OK: TxStatus = TxStatus::Applied;
 
 fn transfer(to: AccountId, amount: u128) -> Action {
-    Action::Transfer { to, amount: Amount(amount) }
+    Action::Transfer {
+        to,
+        amount: Amount(amount),
+    }
 }
 
 fn vote(proposal: u64, choice: VoteChoice) -> Action {
@@ -386,7 +438,12 @@ fn status_of(s: &Scenario, id: u64) -> ProposalStatus {
 }
 
 fn balance(s: &Scenario, id: AccountId) -> u128 {
-    s.ledger().state().accounts.get(&id).map(|a| a.balance.0).unwrap_or(0)
+    s.ledger()
+        .state()
+        .accounts
+        .get(&id)
+        .map(|a| a.balance.0)
+        .unwrap_or(0)
 }
 
 /// Runs the voting period out with empty blocks, so proposal `id` is tallied.
@@ -415,7 +472,12 @@ pub fn generate_all() -> Vec<VectorFile> {
 }
 
 fn transfers_and_fees() -> VectorFile {
-    let kinds = [KeyKind::MlDsa44, KeyKind::MlDsa44, KeyKind::MlDsa65, KeyKind::MlDsa87];
+    let kinds = [
+        KeyKind::MlDsa44,
+        KeyKind::MlDsa44,
+        KeyKind::MlDsa65,
+        KeyKind::MlDsa87,
+    ];
     let mut s = Scenario::new(
         "transfers_and_fees",
         "Key registration by first transaction, transfers (to known and new accounts), the flat fee to the treasury, proposer rewards, all three ML-DSA parameter sets, and a leader's no-op entry.",
@@ -425,17 +487,32 @@ fn transfers_and_fees() -> VectorFile {
     let fee = Params::default().fee.0;
     let newcomer = AccountId(tagged_hash(b"agora/test-seed/v1", &[b"newcomer"]));
     let (m0, m1) = (s.member(0), s.member(1));
-    let txs = vec![s.sign(0, transfer(m1, 1_000)), s.sign(0, transfer(newcomer, 250))];
-    let out = s.block(0, "member 0 registers its key and pays member 1 and a new account", txs);
+    let txs = vec![
+        s.sign(0, transfer(m1, 1_000)),
+        s.sign(0, transfer(newcomer, 250)),
+    ];
+    let out = s.block(
+        0,
+        "member 0 registers its key and pays member 1 and a new account",
+        txs,
+    );
     assert_eq!(statuses(&out), vec![OK, OK]);
     assert_eq!(balance(&s, m0), MEMBER_FUNDS - 1_250 - 2 * fee);
     assert_eq!(balance(&s, newcomer), 250);
-    let txs = vec![s.sign(1, transfer(m0, 10)), s.sign(2, transfer(m0, 20)), s.sign(3, transfer(m0, 30))];
+    let txs = vec![
+        s.sign(1, transfer(m0, 10)),
+        s.sign(2, transfer(m0, 20)),
+        s.sign(3, transfer(m0, 30)),
+    ];
     let out = s.block(1, "ML-DSA-44, -65 and -87 senders in one block", txs);
     assert_eq!(statuses(&out), vec![OK, OK, OK]);
     s.noop("a new leader's empty entry: height advances, no reward");
     let txs = vec![s.sign(0, transfer(m1, 5)), s.sign(1, transfer(m1, 7))];
-    let out = s.block(2, "later transactions name the account instead of the key; a self-transfer", txs);
+    let out = s.block(
+        2,
+        "later transactions name the account instead of the key; a self-transfer",
+        txs,
+    );
     assert_eq!(statuses(&out), vec![OK, OK]);
     assert_eq!(s.ledger().state().globals.treasury.0, 50_000 + 7 * fee);
     s.finish()
@@ -452,11 +529,15 @@ fn failures() -> VectorFile {
     let m1 = s.member(1);
     let first = s.sign(0, transfer(m1, 1));
     let second = s.sign(0, transfer(m1, 1));
-    let out = s.block(0, "member 0 registers, then sends by account id", vec![first.clone(), second.clone()]);
+    let out = s.block(
+        0,
+        "member 0 registers, then sends by account id",
+        vec![first.clone(), second.clone()],
+    );
     assert_eq!(statuses(&out), vec![OK, OK]);
 
     let key0 = s.members[0].clone();
-    let mut signed_by_0 = |s: &mut Scenario, edit: &dyn Fn(&mut Transaction)| {
+    let signed_by_0 = |s: &mut Scenario, edit: &dyn Fn(&mut Transaction)| {
         let mut tx = s.next_tx(&key0, transfer(m1, 2));
         s.forget_pending();
         edit(&mut tx);
@@ -514,15 +595,25 @@ fn failures() -> VectorFile {
         trailing,
         poor,
     ];
-    let out = s.block(1, "one block of failures; only the two funded-but-failing actions pay the fee", txs);
+    let out = s.block(
+        1,
+        "one block of failures; only the two funded-but-failing actions pay the fee",
+        txs,
+    );
     assert_eq!(
         statuses(&out),
         vec![
             failed(TxError::KeyAlreadyRegistered),
-            failed(TxError::ReplayedNonce { expected: 2, got: 1 }),
+            failed(TxError::ReplayedNonce {
+                expected: 2,
+                got: 1
+            }),
             failed(TxError::BadSignature),
             failed(TxError::WrongChainId),
-            failed(TxError::SkippedNonce { expected: 2, got: 7 }),
+            failed(TxError::SkippedNonce {
+                expected: 2,
+                got: 7
+            }),
             failed(TxError::InsufficientFunds),
             failed(TxError::ZeroAmount),
             failed(TxError::UnknownAccount),
@@ -537,7 +628,11 @@ fn failures() -> VectorFile {
     let fee = Params::default().fee.0;
     assert_eq!(charged, vec![0, 0, 0, 0, 0, fee, fee, 0, 0, 0, 0, 0, 0]);
     let next = s.sign(0, transfer(m1, 1));
-    let out = s.block(2, "the account continues at the next nonce after its failures", vec![next]);
+    let out = s.block(
+        2,
+        "the account continues at the next nonce after its failures",
+        vec![next],
+    );
     assert_eq!(statuses(&out), vec![OK]);
     s.finish()
 }
@@ -551,13 +646,45 @@ fn staking_and_unbonding() -> VectorFile {
     );
     let m0 = s.member(0);
     let txs = vec![
-        s.sign(0, Action::Stake { amount: Amount(5_000) }),
-        s.sign(0, Action::Unstake { amount: Amount(2_000) }),
-        s.sign(0, Action::Unstake { amount: Amount(MEMBER_STAKE * 10) }),
-        s.sign(0, Action::Stake { amount: Amount(MEMBER_FUNDS * 10) }),
+        s.sign(
+            0,
+            Action::Stake {
+                amount: Amount(5_000),
+            },
+        ),
+        s.sign(
+            0,
+            Action::Unstake {
+                amount: Amount(2_000),
+            },
+        ),
+        s.sign(
+            0,
+            Action::Unstake {
+                amount: Amount(MEMBER_STAKE * 10),
+            },
+        ),
+        s.sign(
+            0,
+            Action::Stake {
+                amount: Amount(MEMBER_FUNDS * 10),
+            },
+        ),
     ];
-    let out = s.block(0, "stake, unstake, then an unstake and a stake that are too large", txs);
-    assert_eq!(statuses(&out), vec![OK, OK, failed(TxError::InsufficientStake), failed(TxError::InsufficientFunds)]);
+    let out = s.block(
+        0,
+        "stake, unstake, then an unstake and a stake that are too large",
+        txs,
+    );
+    assert_eq!(
+        statuses(&out),
+        vec![
+            OK,
+            OK,
+            failed(TxError::InsufficientStake),
+            failed(TxError::InsufficientFunds)
+        ]
+    );
     let release = s.ledger().height() + Params::default().unbonding_blocks;
     let account = s.ledger().state().accounts[&m0].clone();
     assert_eq!(account.staked.0, MEMBER_STAKE + 3_000);
@@ -567,7 +694,10 @@ fn staking_and_unbonding() -> VectorFile {
     }
     let before = balance(&s, m0);
     let out = s.block(2, "the unbonded tokens become spendable", vec![]);
-    assert!(out.events.contains(&Event::Unbonded { account: m0, amount: Amount(2_000) }));
+    assert!(out.events.contains(&Event::Unbonded {
+        account: m0,
+        amount: Amount(2_000)
+    }));
     assert_eq!(balance(&s, m0), before + 2_000);
     assert_eq!(s.ledger().state().accounts[&m0].unbonding.0, 0);
     s.finish()
@@ -580,11 +710,16 @@ fn governance_parameter_change() -> VectorFile {
         &[KeyKind::MlDsa44; 3],
         Params::default(),
     );
-    let changes = vec![ParamChange::Fee(Amount(25)), ParamChange::Quorum(Ratio::new(2, 5))];
+    let changes = vec![
+        ParamChange::Fee(Amount(25)),
+        ParamChange::Quorum(Ratio::new(2, 5)),
+    ];
     let tx = s.sign(0, propose(ProposalKind::ParameterChange { changes }));
     let out = s.block(0, "member 0 proposes", vec![tx]);
     assert_eq!(statuses(&out), vec![OK]);
-    let votes = (0..3).map(|i| s.sign(i, vote(0, VoteChoice::Yes))).collect();
+    let votes = (0..3)
+        .map(|i| s.sign(i, vote(0, VoteChoice::Yes)))
+        .collect();
     s.block(1, "everyone votes yes", votes);
     close_voting(&mut s, 0);
     assert_eq!(status_of(&s, 0), ProposalStatus::Passed);
@@ -605,8 +740,20 @@ fn governance_treasury_spend() -> VectorFile {
     );
     let recipient = AccountId(tagged_hash(b"agora/test-seed/v1", &[b"grant recipient"]));
     let txs = vec![
-        s.sign(0, propose(ProposalKind::TreasurySpend { to: recipient, amount: Amount(40_000) })),
-        s.sign(1, propose(ProposalKind::TreasurySpend { to: recipient, amount: Amount(10_000_000) })),
+        s.sign(
+            0,
+            propose(ProposalKind::TreasurySpend {
+                to: recipient,
+                amount: Amount(40_000),
+            }),
+        ),
+        s.sign(
+            1,
+            propose(ProposalKind::TreasurySpend {
+                to: recipient,
+                amount: Amount(10_000_000),
+            }),
+        ),
     ];
     s.block(0, "two spends proposed", txs);
     let mut votes = Vec::new();
@@ -617,7 +764,10 @@ fn governance_treasury_spend() -> VectorFile {
     s.block(1, "both pass the vote", votes);
     close_voting(&mut s, 0);
     assert_eq!(status_of(&s, 0), ProposalStatus::Passed);
-    assert!(matches!(status_of(&s, 1), ProposalStatus::ExecutionFailed(_)));
+    assert!(matches!(
+        status_of(&s, 1),
+        ProposalStatus::ExecutionFailed(_)
+    ));
     assert_eq!(balance(&s, recipient), 40_000);
     s.finish()
 }
@@ -629,15 +779,28 @@ fn governance_rejected() -> VectorFile {
         &[KeyKind::MlDsa44; 3],
         Params::default(),
     );
-    let tx = s.sign(0, propose(ProposalKind::Text { title: "Adopt the charter".into(), body: "Shall we?".into() }));
+    let tx = s.sign(
+        0,
+        propose(ProposalKind::Text {
+            title: "Adopt the charter".into(),
+            body: "Shall we?".into(),
+        }),
+    );
     s.block(0, "proposal", vec![tx]);
-    let votes = vec![s.sign(0, vote(0, VoteChoice::Yes)), s.sign(1, vote(0, VoteChoice::No)), s.sign(2, vote(0, VoteChoice::No))];
+    let votes = vec![
+        s.sign(0, vote(0, VoteChoice::Yes)),
+        s.sign(1, vote(0, VoteChoice::No)),
+        s.sign(2, vote(0, VoteChoice::No)),
+    ];
     s.block(1, "one yes, two no", votes);
     let proposer = s.member(0);
     let before = balance(&s, proposer);
     close_voting(&mut s, 0);
     assert_eq!(status_of(&s, 0), ProposalStatus::Rejected);
-    assert_eq!(balance(&s, proposer), before + Params::default().min_deposit.0);
+    assert_eq!(
+        balance(&s, proposer),
+        before + Params::default().min_deposit.0
+    );
     s.finish()
 }
 
@@ -648,17 +811,43 @@ fn governance_vetoed() -> VectorFile {
         &[KeyKind::MlDsa44; 3],
         Params::default(),
     );
-    let tx = s.sign(0, propose(ProposalKind::Text { title: "Contentious".into(), body: String::new() }));
+    let tx = s.sign(
+        0,
+        propose(ProposalKind::Text {
+            title: "Contentious".into(),
+            body: String::new(),
+        }),
+    );
     s.block(0, "proposal", vec![tx]);
-    let votes = vec![s.sign(0, vote(0, VoteChoice::Yes)), s.sign(1, vote(0, VoteChoice::Yes)), s.sign(2, vote(0, VoteChoice::Veto))];
-    s.block(1, "two yes, one veto: a third of the votes, just under the 0.334 veto threshold", votes);
+    let votes = vec![
+        s.sign(0, vote(0, VoteChoice::Yes)),
+        s.sign(1, vote(0, VoteChoice::Yes)),
+        s.sign(2, vote(0, VoteChoice::Veto)),
+    ];
+    s.block(
+        1,
+        "two yes, one veto: a third of the votes, just under the 0.334 veto threshold",
+        votes,
+    );
     // Member 2 adds stake so that its veto weighs more than 33.4% of the votes.
-    let tx = s.sign(2, Action::Stake { amount: Amount(10_000) });
-    s.block(2, "the vetoing member stakes more before the tally", vec![tx]);
+    let tx = s.sign(
+        2,
+        Action::Stake {
+            amount: Amount(10_000),
+        },
+    );
+    s.block(
+        2,
+        "the vetoing member stakes more before the tally",
+        vec![tx],
+    );
     let treasury = s.ledger().state().globals.treasury.0;
     close_voting(&mut s, 0);
     assert_eq!(status_of(&s, 0), ProposalStatus::Vetoed);
-    assert_eq!(s.ledger().state().globals.treasury.0, treasury + Params::default().min_deposit.0);
+    assert_eq!(
+        s.ledger().state().globals.treasury.0,
+        treasury + Params::default().min_deposit.0
+    );
     s.finish()
 }
 
@@ -669,7 +858,13 @@ fn governance_quorum_not_met() -> VectorFile {
         &[KeyKind::MlDsa44; 4],
         Params::default(),
     );
-    let tx = s.sign(0, propose(ProposalKind::Text { title: "Quiet".into(), body: String::new() }));
+    let tx = s.sign(
+        0,
+        propose(ProposalKind::Text {
+            title: "Quiet".into(),
+            body: String::new(),
+        }),
+    );
     s.block(0, "proposal", vec![tx]);
     let tx = s.sign(0, vote(0, VoteChoice::Yes));
     s.block(1, "a single vote", vec![tx]);
@@ -686,8 +881,14 @@ fn governance_validators() -> VectorFile {
         Params::default(),
     );
     let newcomer = seeded_key(KeyKind::MlDsa44, "validator-3");
-    let add = ProposalKind::AddValidator { public_key: newcomer.public_key().clone(), peer: vec![3; 4], base_reputation: 15 };
-    let remove = ProposalKind::RemoveValidator { validator: s.validator(0) };
+    let add = ProposalKind::AddValidator {
+        public_key: newcomer.public_key().clone(),
+        peer: vec![3; 4],
+        base_reputation: 15,
+    };
+    let remove = ProposalKind::RemoveValidator {
+        validator: s.validator(0),
+    };
     let txs = vec![s.sign(0, propose(add)), s.sign(1, propose(remove))];
     s.block(1, "add and remove proposed", txs);
     let mut votes = Vec::new();
@@ -702,7 +903,13 @@ fn governance_validators() -> VectorFile {
     }
     let out = s.block(2, "tally: validator 3 joins, validator 0 leaves", vec![]);
     assert!(out.config_changed.is_some());
-    let ids: Vec<ValidatorId> = s.ledger().target_config().members.iter().map(|m| m.validator).collect();
+    let ids: Vec<ValidatorId> = s
+        .ledger()
+        .target_config()
+        .members
+        .iter()
+        .map(|m| m.validator)
+        .collect();
     assert!(ids.contains(&ValidatorId::from_public_key(newcomer.public_key())));
     assert!(!ids.contains(&s.validator(0)));
     s.validators.push(newcomer);
@@ -717,12 +924,34 @@ fn governance_vote_changed() -> VectorFile {
         &[KeyKind::MlDsa44; 3],
         Params::default(),
     );
-    let tx = s.sign(0, propose(ProposalKind::Text { title: "Change of heart".into(), body: String::new() }));
+    let tx = s.sign(
+        0,
+        propose(ProposalKind::Text {
+            title: "Change of heart".into(),
+            body: String::new(),
+        }),
+    );
     s.block(0, "proposal", vec![tx]);
-    let votes = vec![s.sign(0, vote(0, VoteChoice::Yes)), s.sign(1, vote(0, VoteChoice::No)), s.sign(2, vote(0, VoteChoice::No))];
+    let votes = vec![
+        s.sign(0, vote(0, VoteChoice::Yes)),
+        s.sign(1, vote(0, VoteChoice::No)),
+        s.sign(2, vote(0, VoteChoice::No)),
+    ];
     s.block(1, "one yes, two no", votes);
-    let txs = vec![s.sign(1, vote(0, VoteChoice::Yes)), s.sign(2, Action::Unstake { amount: Amount(MEMBER_STAKE - 1) })];
-    s.block(2, "member 1 switches to yes; member 2 unstakes almost everything", txs);
+    let txs = vec![
+        s.sign(1, vote(0, VoteChoice::Yes)),
+        s.sign(
+            2,
+            Action::Unstake {
+                amount: Amount(MEMBER_STAKE - 1),
+            },
+        ),
+    ];
+    s.block(
+        2,
+        "member 1 switches to yes; member 2 unstakes almost everything",
+        txs,
+    );
     close_voting(&mut s, 0);
     assert_eq!(status_of(&s, 0), ProposalStatus::Passed);
     let record = &s.ledger().state().votes[&(0, s.member(2))];
@@ -749,12 +978,23 @@ fn reputation_epochs() -> VectorFile {
     let weight = |s: &Scenario, i: usize| s.ledger().state().validators[&s.validator(i)].weight;
     // 4 blocks x 8 points, halved at the boundary: 16 points on top of base 10.
     assert_eq!(weight(&s, 0), 26);
-    let tx = s.sign(0, propose(ProposalKind::SetReputation { validator: s.validator(2), base_reputation: 1 }));
+    let tx = s.sign(
+        0,
+        propose(ProposalKind::SetReputation {
+            validator: s.validator(2),
+            base_reputation: 1,
+        }),
+    );
     s.block(1, "proposal to lower validator 2's base", vec![tx]);
-    let votes = (0..3).map(|i| s.sign(i, vote(0, VoteChoice::Yes))).collect();
+    let votes = (0..3)
+        .map(|i| s.sign(i, vote(0, VoteChoice::Yes)))
+        .collect();
     s.block(1, "votes", votes);
     close_voting(&mut s, 0);
-    assert_eq!(s.ledger().state().validators[&s.validator(2)].base_reputation, 1);
+    assert_eq!(
+        s.ledger().state().validators[&s.validator(2)].base_reputation,
+        1
+    );
     for _ in 0..8 {
         s.block(1, "validator 1 proposes two epochs", vec![]);
     }
@@ -771,10 +1011,24 @@ mod tests {
         let mut file = governance_quorum_not_met();
         check(&file).unwrap();
         file.entries[1].expected.state_root = Hash32([1; 32]);
-        assert!(matches!(check(&file), Err(Divergence::Mismatch { index: 2, what: "state root", .. })));
+        assert!(matches!(
+            check(&file),
+            Err(Divergence::Mismatch {
+                index: 2,
+                what: "state root",
+                ..
+            })
+        ));
         let mut file = governance_quorum_not_met();
         file.entries[0].expected.events.pop();
-        assert!(matches!(check(&file), Err(Divergence::Mismatch { index: 1, what: "events", .. })));
+        assert!(matches!(
+            check(&file),
+            Err(Divergence::Mismatch {
+                index: 1,
+                what: "events",
+                ..
+            })
+        ));
         let mut file = governance_quorum_not_met();
         file.genesis.treasury = Amount(1);
         assert!(matches!(check(&file), Err(Divergence::Genesis(_))));
