@@ -1082,3 +1082,35 @@ pub enum RestoreError {
     #[error("snapshot state is inconsistent: {0}")]
     Invariant(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The reputation arithmetic, stated in integers for independent implementations
+    /// (vectors/README.md): keep = floor(n * 2^64 / d); points' = floor(points * keep / 2^64).
+    fn reference_decay(points_bits: u128, numerator: u64, denominator: u64) -> u128 {
+        let keep = ((numerator as u128) << 64) / denominator as u128;
+        // points * keep / 2^64 without overflow: split points into high and low 64 bits.
+        let (high, low) = (points_bits >> 64, points_bits & u64::MAX as u128);
+        high * keep + ((low * keep) >> 64)
+    }
+
+    proptest! {
+        #[test]
+        fn fixed_point_decay_truncates_like_the_integer_reference(points in any::<u128>(), d in 1u64..10_000, n_share in 0u64..10_000) {
+            let n = n_share % (d + 1);
+            let keep = U64F64::from_num(n).checked_div(U64F64::from_num(d)).unwrap();
+            prop_assert_eq!(keep.to_bits(), ((n as u128) << 64) / d as u128);
+            let decayed = U64F64::from_bits(points).checked_mul(keep).unwrap();
+            prop_assert_eq!(decayed.to_bits(), reference_decay(points, n, d));
+        }
+    }
+
+    #[test]
+    fn weight_is_base_plus_whole_points_capped() {
+        assert_eq!(derive_weight(10, (5u128 << 64) | (1 << 63)), 15);
+        assert_eq!(derive_weight(0, u128::MAX), MAX_VALIDATOR_WEIGHT);
+    }
+}
