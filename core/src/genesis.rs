@@ -190,3 +190,91 @@ impl Genesis {
         state
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{KeyKind, SecretKey};
+
+    fn sample() -> Genesis {
+        let key = SecretKey::from_seed(KeyKind::MlDsa44, [1; 32]);
+        Genesis {
+            chain_name: "test".into(),
+            params: Params::default(),
+            accounts: vec![
+                GenesisAccount {
+                    account: AccountId(Hash32([2; 32])),
+                    balance: Amount(5),
+                    staked: Amount(1),
+                },
+                GenesisAccount {
+                    account: AccountId(Hash32([1; 32])),
+                    balance: Amount(7),
+                    staked: Amount::ZERO,
+                },
+            ],
+            validators: vec![GenesisValidator {
+                public_key: key.public_key().clone(),
+                peer: vec![1, 2],
+                base_reputation: 3,
+            }],
+            treasury: Amount(100),
+        }
+    }
+
+    #[test]
+    fn json_round_trip_normalizes_order_and_fixes_the_chain_id() {
+        let genesis = sample().normalized().unwrap();
+        assert_eq!(
+            genesis.accounts[0].account,
+            AccountId(Hash32([1; 32])),
+            "sorted by id"
+        );
+        let parsed = Genesis::from_json(&sample().to_json()).unwrap();
+        assert_eq!(parsed, genesis);
+        assert_eq!(parsed.chain_id(), genesis.chain_id());
+        let mut renamed = genesis.clone();
+        renamed.chain_name = "other".into();
+        assert_ne!(renamed.chain_id(), genesis.chain_id());
+        let state = genesis.initial_state(genesis.chain_id());
+        assert_eq!(state.globals.total_supply, Amount(113));
+        assert_eq!(state.globals.total_staked, Amount(1));
+        state.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn bad_genesis_files_are_refused_with_the_reason() {
+        let mut duplicate = sample();
+        duplicate.accounts[1].account = duplicate.accounts[0].account;
+        assert!(matches!(
+            duplicate.normalized(),
+            Err(GenesisError::Duplicate(_))
+        ));
+        let mut powerless = sample();
+        powerless.validators[0].base_reputation = 0;
+        assert_eq!(powerless.normalized(), Err(GenesisError::NoValidators));
+        let mut bad_params = sample();
+        bad_params.params.epoch_blocks = 0;
+        assert!(matches!(
+            bad_params.normalized(),
+            Err(GenesisError::Params(_))
+        ));
+        let mut overflow = sample();
+        overflow.treasury = Amount(u128::MAX);
+        assert!(matches!(
+            overflow.normalized(),
+            Err(GenesisError::Invalid(_))
+        ));
+        assert!(matches!(
+            Genesis::from_json("{\"chain_name\": 5}"),
+            Err(GenesisError::Json(_))
+        ));
+        let text = sample()
+            .to_json()
+            .replace("\"balance\": \"5\"", "\"balance\": 5");
+        assert!(
+            matches!(Genesis::from_json(&text), Err(GenesisError::Json(_))),
+            "amounts are strings"
+        );
+    }
+}
