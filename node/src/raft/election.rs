@@ -1,0 +1,319 @@
+//! Leader election (§5.2) with pre-vote and check-quorum, the leader lease, leadership
+//! transfer, and reputation: higher-weight voters time out earlier, and a leader that is
+//! not the highest-weight healthy voter hands over (with hysteresis).
+
+use crate::raft::core::Raft;
+use crate::raft::crypto::VoteCrypto;
+use crate::raft::message::MessageBody;
+use crate::raft::progress::Progress;
+use crate::raft::quorum::VoteResult;
+use crate::raft::types::{EntryData, Index, NodeId, Role, Term};
+use rand::Rng;
+
+impl<C: VoteCrypto> Raft<C> {
+    pub(crate) fn tick_election(&mut self) {
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.randomized_timeout && self.can_campaign() {
+            self.election_elapsed = 0;
+            self.campaign_pre_vote();
+        }
+    }
+
+    pub(crate) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_timeout_ticks_min {
+            self.election_elapsed = 0;
+            if !self.check_quorum_active() {
+                // Check-quorum: a leader cut off from a quorum steps down, so a partitioned
+                // leader cannot keep serving lease reads or stall clients forever.
+                self.become_follower(self.term, None);
+                return;
+            }
+            self.check_reputation_transfer();
+        }
+        if let Some((target, elapsed)) = self.transfer {
+            if elapsed + 1 >= self.cfg.election_timeout_ticks_min {
+                self.transfer = None; // the target did not take over in time
+            } else {
+                self.transfer = Some((target, elapsed + 1));
+            }
+        }
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    fn can_campaign(&self) -> bool {
+        self.membership.is_voter(&self.cfg.id) && self.pending_install.is_none()
+    }
+
+    /// Whether this follower heard from a leader within the minimum election timeout,
+    /// in which case it refuses to help anyone else become leader.
+    pub(crate) fn in_leader_lease(&self) -> bool {
+        self.leader.is_some()
+            && self.role == Role::Follower
+            && self.election_elapsed < self.cfg.election_timeout_ticks_min
+    }
+
+    /// Draws the next election timeout. Voters are ranked by weight (highest first); rank
+    /// `r` of `n` adds `r * jitter / (2n)` ticks, so heavier voters tend to time out, and
+    /// win, first while the random part keeps the windows overlapping.
+    pub(crate) fn reset_election_timeout(&mut self) {
+        let jitter = self.cfg.election_timeout_jitter_ticks;
+        let mut voters: Vec<(u64, NodeId)> = self
+            .membership
+            .incoming
+            .voters()
+            .map(|(id, w)| (w, *id))
+            .collect();
+        voters.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let count = voters.len().max(1) as u64;
+        let rank = voters
+            .iter()
+            .position(|(_, id)| *id == self.cfg.id)
+            .unwrap_or(voters.len()) as u64;
+        let offset = rank * jitter / (2 * count);
+        self.randomized_timeout =
+            self.cfg.election_timeout_ticks_min + offset + self.rng.random_range(0..jitter);
+    }
+
+    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        assert!(term >= self.term, "term only moves forward");
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.reset_role_state();
+    }
+
+    fn reset_role_state(&mut self) {
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        self.votes.clear();
+        self.progress.clear();
+        self.transfer = None;
+        self.transfer_streak = 0;
+        self.reads.clear();
+        self.reset_election_timeout();
+    }
+
+    fn campaign_pre_vote(&mut self) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.votes.clear();
+        self.votes.insert(self.cfg.id, true);
+        if self.membership.vote_result(&self.votes) == VoteResult::Won {
+            self.campaign(false);
+            return;
+        }
+        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        let next_term = self.term + 1;
+        for id in self.membership.all_members() {
+            if id != self.cfg.id && self.membership.is_voter(&id) {
+                self.send_with_term(
+                    id,
+                    next_term,
+                    MessageBody::PreVote {
+                        last_index,
+                        last_term,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(crate) fn campaign(&mut self, transfer: bool) {
+        self.counters.elections += 1;
+        let term = self.term + 1;
+        self.become_follower(term, None);
+        self.role = Role::Candidate;
+        self.vote = Some(self.cfg.id);
+        self.votes.insert(self.cfg.id, true);
+        if self.membership.vote_result(&self.votes) == VoteResult::Won {
+            self.become_leader();
+            return;
+        }
+        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        for id in self.membership.all_members() {
+            if id != self.cfg.id && self.membership.is_voter(&id) {
+                self.send(
+                    id,
+                    MessageBody::RequestVote {
+                        last_index,
+                        last_term,
+                        transfer,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(crate) fn handle_vote_request(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        last_index: Index,
+        last_term: Term,
+        pre_vote: bool,
+        transfer: bool,
+    ) {
+        if pre_vote && term > self.term && self.in_leader_lease() {
+            self.send_with_term(
+                from,
+                self.term,
+                MessageBody::PreVoteResponse { granted: false },
+            );
+            return;
+        }
+        let unvoted = self.vote.is_none() && (self.leader.is_none() || transfer);
+        let can_vote = self.vote == Some(from) || unvoted || (pre_vote && term > self.term);
+        #[cfg(any(test, feature = "inject-bugs"))]
+        let can_vote = can_vote || (self.cfg.bugs.grant_two_votes && !pre_vote);
+        let grant = can_vote
+            && self.membership.is_voter(&from)
+            && self.log.is_up_to_date(last_index, last_term);
+        if pre_vote {
+            // A granted pre-vote answers in the candidate's proposed term.
+            let reply_term = if grant { term } else { self.term };
+            self.send_with_term(
+                from,
+                reply_term,
+                MessageBody::PreVoteResponse { granted: grant },
+            );
+            return;
+        }
+        if grant {
+            self.election_elapsed = 0;
+            self.vote = Some(from);
+        }
+        self.send(from, MessageBody::RequestVoteResponse { granted: grant });
+    }
+
+    pub(crate) fn handle_pre_vote_response(&mut self, from: NodeId, term: Term, granted: bool) {
+        if self.role != Role::PreCandidate || term != self.term + 1 {
+            return;
+        }
+        self.votes.insert(from, granted);
+        match self.membership.vote_result(&self.votes) {
+            VoteResult::Won => self.campaign(false),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
+        }
+    }
+
+    pub(crate) fn handle_vote_response(&mut self, from: NodeId, term: Term, granted: bool) {
+        if self.role != Role::Candidate || term != self.term {
+            return;
+        }
+        self.votes.insert(from, granted);
+        match self.membership.vote_result(&self.votes) {
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
+        }
+    }
+
+    fn become_leader(&mut self) {
+        assert_eq!(self.role, Role::Candidate);
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id);
+        self.votes.clear();
+        self.heartbeat_elapsed = 0;
+        self.election_elapsed = 0;
+        let next = self.log.last_index() + 1;
+        self.progress = self
+            .membership
+            .all_members()
+            .into_iter()
+            .filter(|id| *id != self.cfg.id)
+            .map(|id| (id, Progress::new(next)))
+            .collect();
+        // A new leader commits entries of earlier terms only by committing one of its own
+        // term (§5.4.2): the no-op.
+        self.append_entry(EntryData::Noop);
+    }
+
+    fn check_quorum_active(&mut self) -> bool {
+        let id = self.cfg.id;
+        let active = self
+            .membership
+            .is_quorum(|n| *n == id || self.progress.get(n).is_some_and(|p| p.recent_active));
+        for progress in self.progress.values_mut() {
+            progress.healthy = progress.recent_active;
+            progress.recent_active = false;
+        }
+        active
+    }
+
+    /// Whether a quorum acknowledged a heartbeat sent within the last `lease_ticks`.
+    pub(crate) fn lease_valid(&self) -> bool {
+        if self.role != Role::Leader {
+            return false;
+        }
+        let since = self.now.saturating_sub(self.cfg.lease_ticks);
+        let id = self.cfg.id;
+        self.membership.is_quorum(|n| {
+            *n == id
+                || self
+                    .progress
+                    .get(n)
+                    .is_some_and(|p| p.acked_heartbeat_tick >= since && p.acked_heartbeat_tick > 0)
+        })
+    }
+
+    pub(crate) fn start_transfer(&mut self, to: NodeId) {
+        self.counters.transfers += 1;
+        self.transfer = Some((to, 0));
+        let caught_up = self
+            .progress
+            .get(&to)
+            .is_some_and(|p| p.match_index == self.log.last_index());
+        if caught_up {
+            self.send(to, MessageBody::TimeoutNow);
+        } else {
+            self.send_append(to);
+        }
+    }
+
+    pub(crate) fn handle_timeout_now(&mut self) {
+        if self.role != Role::Leader && self.can_campaign() {
+            self.campaign(true);
+        }
+    }
+
+    /// Reputation-aware leadership: if a healthy voter outweighs this leader for
+    /// `transfer_hysteresis_checks` checks in a row, hand over to the heaviest one.
+    fn check_reputation_transfer(&mut self) {
+        if !self.cfg.reputation_transfer || self.transfer.is_some() || self.membership.is_joint() {
+            self.transfer_streak = 0;
+            return;
+        }
+        let own = self.membership.incoming.weight(&self.cfg.id);
+        let last = self.log.last_index();
+        let best = self
+            .membership
+            .incoming
+            .voters()
+            .filter(|(id, _)| {
+                self.progress
+                    .get(id)
+                    .is_some_and(|p| p.healthy && p.match_index + 1 >= last)
+            })
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+            .map(|(id, w)| (*id, w));
+        match best {
+            Some((target, weight)) if weight > own => {
+                self.transfer_streak += 1;
+                if self.transfer_streak >= self.cfg.transfer_hysteresis_checks {
+                    self.transfer_streak = 0;
+                    self.start_transfer(target);
+                }
+            }
+            _ => self.transfer_streak = 0,
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Messages between Raft nodes. Votes and vote requests are signed (see [`crate::raft::crypto`]).
+
+use crate::raft::types::{Index, LogEntry, NodeId, SnapshotMeta, Term};
+use borsh::{BorshDeserialize, BorshSerialize};
+
+/// What a message says.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum MessageBody {
+    /// "Would you vote for me in `term`?" (the message term is the candidate's next term;
+    /// nobody changes term for it).
+    PreVote {
+        /// The candidate's last log index.
+        last_index: Index,
+        /// The candidate's last log term.
+        last_term: Term,
+    },
+    /// Answer to a pre-vote.
+    PreVoteResponse {
+        /// Whether it would vote.
+        granted: bool,
+    },
+    /// RequestVote RPC (§5.2).
+    RequestVote {
+        /// The candidate's last log index.
+        last_index: Index,
+        /// The candidate's last log term.
+        last_term: Term,
+        /// Sent because the leader handed over; voters ignore their leader lease.
+        transfer: bool,
+    },
+    /// Answer to a vote request.
+    RequestVoteResponse {
+        /// Whether the vote was granted.
+        granted: bool,
+    },
+    /// AppendEntries RPC (§5.3).
+    AppendEntries {
+        /// Index of the entry before `entries`.
+        prev_index: Index,
+        /// Its term.
+        prev_term: Term,
+        /// Entries to append (may be empty).
+        entries: Vec<LogEntry>,
+        /// The leader's commit index.
+        commit: Index,
+    },
+    /// Answer to AppendEntries.
+    AppendEntriesResponse {
+        /// Whether the entries were accepted.
+        success: bool,
+        /// On success, the last index now known to match the leader; on rejection, the
+        /// `prev_index` that did not match.
+        match_index: Index,
+        /// On rejection, where the follower's log could match: the first index of the
+        /// conflicting term, or one past its last entry.
+        conflict_index: Index,
+        /// On rejection, the term of the follower's entry at `prev_index`, if it has one.
+        conflict_term: Option<Term>,
+    },
+    /// Leader heartbeat; `read_seq` confirms leadership for pending ReadIndex requests.
+    Heartbeat {
+        /// The commit index, capped at what the follower is known to match.
+        commit: Index,
+        /// The newest read-confirmation round.
+        read_seq: u64,
+    },
+    /// Answer to a heartbeat.
+    HeartbeatResponse {
+        /// The round answered.
+        read_seq: u64,
+    },
+    /// One chunk of a snapshot.
+    InstallSnapshot {
+        /// What the snapshot covers.
+        meta: SnapshotMeta,
+        /// Byte offset of `chunk`.
+        offset: u64,
+        /// Total snapshot size.
+        total_bytes: u64,
+        /// The bytes.
+        chunk: Vec<u8>,
+    },
+    /// Answer to a snapshot chunk.
+    InstallSnapshotResponse {
+        /// The snapshot's index.
+        index: Index,
+        /// The offset the follower expects next (equal to the total when done).
+        next_offset: u64,
+        /// Whether the snapshot is installed.
+        done: bool,
+    },
+    /// "Start an election now": leadership transfer.
+    TimeoutNow,
+    /// A follower asks the leader for a read index.
+    ReadIndex {
+        /// The caller's context.
+        context: Vec<u8>,
+    },
+    /// The leader's answer to [`MessageBody::ReadIndex`].
+    ReadIndexResponse {
+        /// The caller's context.
+        context: Vec<u8>,
+        /// The read index.
+        index: Index,
+    },
+}
+
+impl MessageBody {
+    /// Whether this is a vote or a vote request, which must be signed.
+    pub fn is_vote(&self) -> bool {
+        matches!(
+            self,
+            MessageBody::PreVote { .. }
+                | MessageBody::PreVoteResponse { .. }
+                | MessageBody::RequestVote { .. }
+                | MessageBody::RequestVoteResponse { .. }
+        )
+    }
+
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageBody::PreVote { .. } => "pre_vote",
+            MessageBody::PreVoteResponse { .. } => "pre_vote_response",
+            MessageBody::RequestVote { .. } => "request_vote",
+            MessageBody::RequestVoteResponse { .. } => "request_vote_response",
+            MessageBody::AppendEntries { .. } => "append_entries",
+            MessageBody::AppendEntriesResponse { .. } => "append_entries_response",
+            MessageBody::Heartbeat { .. } => "heartbeat",
+            MessageBody::HeartbeatResponse { .. } => "heartbeat_response",
+            MessageBody::InstallSnapshot { .. } => "install_snapshot",
+            MessageBody::InstallSnapshotResponse { .. } => "install_snapshot_response",
+            MessageBody::TimeoutNow => "timeout_now",
+            MessageBody::ReadIndex { .. } => "read_index",
+            MessageBody::ReadIndexResponse { .. } => "read_index_response",
+        }
+    }
+}
+
+/// A message from one node to another.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Message {
+    /// The sender.
+    pub from: NodeId,
+    /// The receiver.
+    pub to: NodeId,
+    /// The sender's term (for a pre-vote: the term it would campaign in).
+    pub term: Term,
+    /// The contents.
+    pub body: MessageBody,
+    /// For votes: the sender's validator signature over [`Message::signing_bytes`].
+    pub signature: Vec<u8>,
+}
+
+impl Message {
+    /// The bytes a vote signature covers: everything but the signature.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        borsh::to_vec(&(&self.from, &self.to, self.term, &self.body)).expect("in memory")
+    }
+}

@@ -1,0 +1,488 @@
+//! Log replication (§5.3): batched, pipelined AppendEntries with a bounded window,
+//! fast backtracking on conflicts, heartbeats, commitment by weighted quorum of the
+//! current term only (§5.4.2), and snapshots sent in bounded chunks (§7).
+
+use crate::raft::core::Raft;
+use crate::raft::crypto::VoteCrypto;
+use crate::raft::message::MessageBody;
+use crate::raft::progress::ProgressState;
+use crate::raft::types::{
+    ConfigChange, EntryData, Index, LogEntry, NodeId, Role, Snapshot, SnapshotMeta, Term,
+};
+use std::sync::Arc;
+
+impl<C: VoteCrypto> Raft<C> {
+    pub(crate) fn broadcast_append(&mut self) {
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        for id in peers {
+            self.send_append(id);
+        }
+    }
+
+    /// Sends the next batch to `to` unless its window is full; a follower whose next
+    /// entry was compacted away gets the snapshot instead.
+    pub(crate) fn send_append(&mut self, to: NodeId) {
+        let max_inflight = self.cfg.max_inflight_messages;
+        let Some(progress) = self.progress.get(&to) else {
+            return;
+        };
+        if progress.is_paused(max_inflight) {
+            return;
+        }
+        let prev_index = progress.next_index - 1;
+        let Some(prev_term) = self.log.term_at(prev_index) else {
+            self.start_snapshot(to);
+            return;
+        };
+        let entries = self
+            .log
+            .entries_from(progress.next_index, self.cfg.max_message_entry_bytes);
+        let last = entries.last().map(|e| e.index);
+        let state = progress.state.clone();
+        // An empty append to a streaming follower says nothing a heartbeat would not.
+        if last.is_none() && state == ProgressState::Replicate {
+            return;
+        }
+        let commit = self.log.committed();
+        self.send(
+            to,
+            MessageBody::AppendEntries {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            },
+        );
+        let progress = self.progress.get_mut(&to).expect("checked");
+        match (state, last) {
+            (ProgressState::Replicate, Some(last)) => {
+                progress.next_index = last + 1;
+                progress.inflight.push_back(last);
+            }
+            _ => progress.probe_sent = true,
+        }
+    }
+
+    pub(crate) fn broadcast_heartbeat(&mut self) {
+        let read_seq = self.reads.next_round(self.now);
+        let peers: Vec<(NodeId, Index)> = self
+            .progress
+            .iter()
+            .map(|(id, p)| (*id, p.match_index))
+            .collect();
+        for (id, matched) in peers {
+            let commit = self.log.committed().min(matched);
+            self.send(id, MessageBody::Heartbeat { commit, read_seq });
+        }
+    }
+
+    pub(crate) fn handle_append(
+        &mut self,
+        from: NodeId,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<LogEntry>,
+        commit: Index,
+    ) {
+        self.accept_leader(from);
+        let reply = |success, match_index, conflict_index, conflict_term| {
+            MessageBody::AppendEntriesResponse {
+                success,
+                match_index,
+                conflict_index,
+                conflict_term,
+            }
+        };
+        if prev_index < self.log.committed() {
+            // Everything up to our commit index matches any leader's log.
+            let committed = self.log.committed();
+            self.send(from, reply(true, committed, 0, None));
+            return;
+        }
+        let matches = self.log.term_at(prev_index) == Some(prev_term);
+        #[cfg(any(test, feature = "inject-bugs"))]
+        let matches = matches
+            || (self.cfg.bugs.skip_log_consistency_check && prev_index <= self.log.last_index());
+        if !matches {
+            let (conflict_index, conflict_term) = match self.log.term_at(prev_index) {
+                None => (self.log.last_index() + 1, None),
+                Some(term) => (self.log.first_index_of_term(prev_index, term), Some(term)),
+            };
+            self.send(
+                from,
+                reply(false, prev_index, conflict_index, conflict_term),
+            );
+            return;
+        }
+        let last_new = prev_index + entries.len() as u64;
+        #[cfg(any(test, feature = "inject-bugs"))]
+        let entries = if self.cfg.bugs.skip_log_consistency_check {
+            // The broken follower overwrites whatever it had after prev_index.
+            if prev_index < self.log.last_index() && prev_index >= self.log.committed() {
+                self.untrack_config_from(prev_index + 1);
+                self.log.truncate_from(prev_index + 1);
+            }
+            entries
+        } else {
+            entries
+        };
+        if let Some(position) = self.log.find_conflict(&entries) {
+            let fresh: Vec<LogEntry> = entries[position..].to_vec();
+            let first = fresh[0].index;
+            if first <= self.log.last_index() {
+                self.untrack_config_from(first);
+                self.log.truncate_from(first);
+            }
+            self.track_config(&fresh);
+            self.log.append(fresh);
+        }
+        self.log.commit_to(commit.min(last_new));
+        self.send(from, reply(true, last_new, 0, None));
+    }
+
+    fn accept_leader(&mut self, from: NodeId) {
+        if self.role != Role::Follower {
+            self.become_follower(self.term, Some(from));
+        }
+        self.leader = Some(from);
+        self.election_elapsed = 0;
+    }
+
+    pub(crate) fn handle_append_response(
+        &mut self,
+        from: NodeId,
+        success: bool,
+        match_index: Index,
+        conflict_index: Index,
+        conflict_term: Option<Term>,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last_index = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
+        progress.recent_active = true;
+        if !success {
+            // `match_index` carries the rejected prev_index. Fast backtracking: skip the
+            // follower's whole conflicting term, or to its log's end, in one step.
+            let rejected = match_index;
+            let stale = rejected <= progress.match_index
+                || (progress.state == ProgressState::Probe && rejected + 1 != progress.next_index);
+            if stale {
+                return;
+            }
+            let hint = conflict_term
+                .and_then(|term| self.log.last_index_of_term(term, rejected))
+                .map_or(conflict_index, |index| index + 1);
+            let progress = self.progress.get_mut(&from).expect("present");
+            progress.become_probe();
+            progress.next_index = hint.clamp(progress.match_index + 1, rejected);
+            self.send_append(from);
+            return;
+        }
+        if match_index > last_index {
+            return; // from a log we no longer have (impossible unless messages are forged)
+        }
+        let advanced = progress.update_match(match_index);
+        match progress.state {
+            ProgressState::Probe => progress.become_replicate(),
+            ProgressState::Snapshot { index, .. } if progress.match_index >= index => {
+                progress.become_probe()
+            }
+            _ => {}
+        }
+        if advanced && self.maybe_commit() {
+            self.broadcast_append_commit();
+        }
+        self.send_append(from);
+        if let Some((target, _)) = self.transfer {
+            if target == from
+                && self
+                    .progress
+                    .get(&from)
+                    .is_some_and(|p| p.match_index == self.log.last_index())
+            {
+                self.send(from, MessageBody::TimeoutNow);
+            }
+        }
+    }
+
+    /// After the commit index moved: tell followers, even those with nothing new to send
+    /// (an empty append after their last entry carries the new commit index).
+    fn broadcast_append_commit(&mut self) {
+        let (last_index, last_term, commit) = (
+            self.log.last_index(),
+            self.log.last_term(),
+            self.log.committed(),
+        );
+        let peers: Vec<(NodeId, bool)> = self
+            .progress
+            .iter()
+            .map(|(id, p)| {
+                (
+                    *id,
+                    p.state == ProgressState::Replicate && p.match_index == last_index,
+                )
+            })
+            .collect();
+        for (id, caught_up) in peers {
+            if caught_up {
+                self.send(
+                    id,
+                    MessageBody::AppendEntries {
+                        prev_index: last_index,
+                        prev_term: last_term,
+                        entries: vec![],
+                        commit,
+                    },
+                );
+            } else {
+                self.send_append(id);
+            }
+        }
+    }
+
+    /// Advances the commit index to what a weighted quorum of every configuration in force
+    /// has durably matched, counting only entries of the current term. Returns whether it
+    /// moved.
+    pub(crate) fn maybe_commit(&mut self) -> bool {
+        let own = self.log.persisted();
+        let id = self.cfg.id;
+        let matched = |n: &NodeId| {
+            if *n == id {
+                own
+            } else {
+                self.progress.get(n).map_or(0, |p| p.match_index)
+            }
+        };
+        let index = self.membership.committed_index(matched);
+        #[cfg(any(test, feature = "inject-bugs"))]
+        let index = if self.cfg.bugs.commit_with_minority {
+            self.progress
+                .values()
+                .map(|p| p.match_index)
+                .max()
+                .unwrap_or(0)
+                .max(own)
+                .min(self.log.last_index())
+        } else {
+            index
+        };
+        if index <= self.log.committed() || self.log.term_at(index) != Some(self.term) {
+            return false;
+        }
+        self.log.commit_to(index);
+        self.after_commit();
+        true
+    }
+
+    fn after_commit(&mut self) {
+        self.release_reads_after_commit();
+        // Joint consensus, second step: once C(old,new) is committed, the leader appends
+        // C(new). One change at a time: nothing else can start while this runs.
+        if self.membership.is_joint()
+            && self
+                .config_history
+                .last()
+                .is_none_or(|(index, _)| *index <= self.log.committed())
+        {
+            let new = self.membership.incoming.clone();
+            self.append_entry(EntryData::Config(ConfigChange::Final(new)));
+            return;
+        }
+        // A leader that is not a voter of the committed configuration steps down.
+        if !self.membership.is_joint()
+            && !self.membership.is_voter(&self.cfg.id)
+            && !self.config_change_in_flight()
+        {
+            self.become_follower(self.term, None);
+        }
+    }
+
+    pub(crate) fn handle_heartbeat(&mut self, from: NodeId, commit: Index, read_seq: u64) {
+        self.accept_leader(from);
+        self.log.commit_to(commit.min(self.log.last_index()));
+        self.send(from, MessageBody::HeartbeatResponse { read_seq });
+    }
+
+    pub(crate) fn handle_heartbeat_response(&mut self, from: NodeId, read_seq: u64) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let sent_tick = self.reads.heartbeat_tick(read_seq);
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
+        progress.recent_active = true;
+        if let Some(tick) = sent_tick {
+            progress.acked_heartbeat_tick = progress.acked_heartbeat_tick.max(tick);
+        }
+        match progress.state {
+            ProgressState::Probe => progress.probe_sent = false,
+            // A lost chunk is resent from the follower's last acknowledged offset.
+            ProgressState::Snapshot { .. } => {}
+            ProgressState::Replicate => {}
+        }
+        let behind = progress.match_index < self.log.last_index();
+        let snapshotting = matches!(progress.state, ProgressState::Snapshot { .. });
+        if snapshotting {
+            self.send_snapshot_chunk(from);
+        } else if behind {
+            self.send_append(from);
+        }
+        self.ack_read(from, read_seq);
+    }
+
+    fn start_snapshot(&mut self, to: NodeId) {
+        let Some(snapshot) = &self.snapshot else {
+            return;
+        };
+        let index = snapshot.meta.index;
+        let progress = self.progress.get_mut(&to).expect("present");
+        progress.state = ProgressState::Snapshot { index, offset: 0 };
+        progress.inflight.clear();
+        self.send_snapshot_chunk(to);
+    }
+
+    fn send_snapshot_chunk(&mut self, to: NodeId) {
+        let Some(snapshot) = self.snapshot.clone() else {
+            return;
+        };
+        let Some(progress) = self.progress.get_mut(&to) else {
+            return;
+        };
+        let ProgressState::Snapshot { index, offset } = progress.state else {
+            return;
+        };
+        if index != snapshot.meta.index {
+            // A newer snapshot replaced the one being sent: start over with it.
+            progress.state = ProgressState::Snapshot {
+                index: snapshot.meta.index,
+                offset: 0,
+            };
+            return self.send_snapshot_chunk(to);
+        }
+        let total = snapshot.data.len() as u64;
+        let end = (offset + self.cfg.snapshot_chunk_bytes).min(total);
+        let chunk = snapshot.data[offset as usize..end as usize].to_vec();
+        self.send(
+            to,
+            MessageBody::InstallSnapshot {
+                meta: snapshot.meta.clone(),
+                offset,
+                total_bytes: total,
+                chunk,
+            },
+        );
+    }
+
+    pub(crate) fn handle_snapshot_chunk(
+        &mut self,
+        from: NodeId,
+        meta: SnapshotMeta,
+        offset: u64,
+        total: u64,
+        chunk: Vec<u8>,
+    ) {
+        self.accept_leader(from);
+        let index = meta.index;
+        let reply = |next_offset, done| MessageBody::InstallSnapshotResponse {
+            index,
+            next_offset,
+            done,
+        };
+        if index <= self.log.committed() {
+            // We have all of it already.
+            self.incoming_snapshot = None;
+            self.send(from, reply(total, true));
+            return;
+        }
+        if total > self.cfg.max_snapshot_bytes {
+            self.send(from, reply(0, false));
+            return;
+        }
+        if offset == 0
+            && self
+                .incoming_snapshot
+                .as_ref()
+                .is_none_or(|(m, t, _)| *m != meta || *t != total)
+        {
+            self.incoming_snapshot = Some((meta.clone(), total, Vec::new()));
+        }
+        let Some((expected_meta, expected_total, buffer)) = &mut self.incoming_snapshot else {
+            self.send(from, reply(0, false));
+            return;
+        };
+        if *expected_meta != meta
+            || *expected_total != total
+            || offset != buffer.len() as u64
+            || buffer.len() as u64 + chunk.len() as u64 > total
+        {
+            let next = if *expected_meta == meta {
+                buffer.len() as u64
+            } else {
+                0
+            };
+            self.send(from, reply(next, false));
+            return;
+        }
+        buffer.extend_from_slice(&chunk);
+        let received = buffer.len() as u64;
+        if received < total {
+            self.send(from, reply(received, false));
+            return;
+        }
+        let (meta, _, data) = self.incoming_snapshot.take().expect("present");
+        self.install_snapshot(Snapshot {
+            meta,
+            data: Arc::new(data),
+        });
+        self.send(from, reply(total, true));
+    }
+
+    fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let meta = snapshot.meta.clone();
+        self.log.restore(meta.clone());
+        self.config_history.clear();
+        self.set_membership(meta.membership.clone());
+        // Configuration entries kept after the snapshot point still count.
+        let kept: Vec<LogEntry> = self.log.entries_from(meta.index + 1, u64::MAX);
+        self.track_config(&kept);
+        self.pending_install = Some(snapshot);
+    }
+
+    pub(crate) fn handle_snapshot_response(
+        &mut self,
+        from: NodeId,
+        index: Index,
+        next_offset: u64,
+        done: bool,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
+        progress.recent_active = true;
+        let ProgressState::Snapshot { index: sending, .. } = progress.state else {
+            return;
+        };
+        if index != sending {
+            return;
+        }
+        if done {
+            progress.update_match(index);
+            progress.become_probe();
+            self.send_append(from);
+        } else {
+            progress.state = ProgressState::Snapshot {
+                index,
+                offset: next_offset,
+            };
+            self.send_snapshot_chunk(from);
+        }
+    }
+}

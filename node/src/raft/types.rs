@@ -1,0 +1,137 @@
+//! The core's vocabulary: ids, log entries, persistent and volatile state.
+
+use crate::raft::config::{Config, Membership};
+use agora_core::AccountId;
+use borsh::{BorshDeserialize, BorshSerialize};
+
+/// A node in the cluster: the account id of its validator key.
+pub type NodeId = AccountId;
+
+/// A Raft term (paper §5.1).
+pub type Term = u64;
+
+/// A log index; 0 means "before the first entry".
+pub type Index = u64;
+
+/// What a log entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum EntryData {
+    /// Appended by every new leader so it can commit entries of its term (§5.4.2, §8).
+    Noop,
+    /// An application payload (a block's canonical bytes).
+    Normal(Vec<u8>),
+    /// A configuration change: takes effect when appended (§6).
+    Config(ConfigChange),
+}
+
+/// The two steps of joint consensus.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum ConfigChange {
+    /// C(old,new): decisions need a quorum of both.
+    Joint {
+        /// The configuration being left.
+        old: Config,
+        /// The configuration being entered.
+        new: Config,
+    },
+    /// C(new): the change is complete.
+    Final(Config),
+}
+
+impl ConfigChange {
+    /// The membership in force once this entry is appended.
+    pub fn membership(&self) -> Membership {
+        match self {
+            ConfigChange::Joint { old, new } => Membership {
+                incoming: new.clone(),
+                outgoing: Some(old.clone()),
+            },
+            ConfigChange::Final(config) => Membership {
+                incoming: config.clone(),
+                outgoing: None,
+            },
+        }
+    }
+}
+
+/// One entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct LogEntry {
+    /// Its position.
+    pub index: Index,
+    /// The term of the leader that created it.
+    pub term: Term,
+    /// Its contents.
+    pub data: EntryData,
+}
+
+impl LogEntry {
+    /// Bytes this entry occupies on the wire (canonical encoding).
+    pub fn size_bytes(&self) -> u64 {
+        borsh::object_length(self).expect("in memory") as u64
+    }
+}
+
+/// State that must be durable before any message that depends on it leaves (Figure 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// Whom it voted for in `term`.
+    pub vote: Option<NodeId>,
+    /// The highest index known committed.
+    pub commit: Index,
+}
+
+/// A node's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asking for pre-votes (§9.6 of Ongaro's thesis) before disturbing the cluster.
+    PreCandidate,
+    /// Asking for votes in a new term.
+    Candidate,
+    /// Leads the current term.
+    Leader,
+}
+
+/// Volatile state worth reporting (status pages, metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoftState {
+    /// The role.
+    pub role: Role,
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+}
+
+/// What a snapshot covers.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SnapshotMeta {
+    /// The last index it includes.
+    pub index: Index,
+    /// That entry's term.
+    pub term: Term,
+    /// The membership as of `index`.
+    pub membership: Membership,
+    /// The application's state root at `index`; checked by the receiver before install.
+    pub state_root: [u8; 32],
+}
+
+/// A snapshot: metadata and the application's canonical state bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// What it covers.
+    pub meta: SnapshotMeta,
+    /// The application state.
+    pub data: std::sync::Arc<Vec<u8>>,
+}
+
+/// A linearizable read is safe to serve once the state machine has applied `index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    /// Apply at least this far before reading.
+    pub index: Index,
+    /// The caller's context, returned unchanged.
+    pub context: Vec<u8>,
+}
