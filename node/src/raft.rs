@@ -28,6 +28,7 @@ pub use self::core::Bugs;
 pub use self::core::{Counters, ProposeError, Raft, RaftConfig, Ready, Recovered};
 pub use config::{Config, Member, Membership};
 pub use crypto::{MlDsaVotes, StubVotes, VoteCrypto};
+pub use log::RaftLog;
 pub use message::{Message, MessageBody};
 pub use types::{
     ConfigChange, EntryData, HardState, Index, LogEntry, NodeId, ReadState, Role, Snapshot,

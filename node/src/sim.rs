@@ -1,1 +1,140 @@
-//! sim
+//! The deterministic simulator. One seed drives a whole cluster of Raft cores running the
+//! real ledger, through network faults, partitions, crashes, clock skew and configuration
+//! changes; checkers verify the Raft safety properties after every step, and a liveness
+//! phase must converge once faults heal. A failure prints the seed and the command that
+//! replays it; the same seed always produces the same trace.
+
+mod app;
+pub mod checker;
+pub mod network;
+pub mod storage;
+mod world;
+
+pub use checker::Violation;
+
+#[cfg(any(test, feature = "inject-bugs"))]
+use crate::raft::Bugs;
+use agora_core::Hash32;
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The seed everything derives from.
+    pub seed: u64,
+    /// Ticks of the safety phase (with faults, if enabled).
+    pub safety_ticks: u64,
+    /// Ticks the liveness phase may take to converge.
+    pub liveness_bound_ticks: u64,
+    /// Inject faults (network, partitions, crashes, skew, corrupted votes, outsiders).
+    pub faults: bool,
+    /// Change configurations and weights during the run.
+    pub config_changes: bool,
+    /// Give every node a different weight.
+    pub distinct_weights: bool,
+    /// Sign votes with ML-DSA instead of the fast stand-in.
+    pub real_crypto: bool,
+    /// Node count (3 to 7 drawn from the seed if `None`).
+    pub node_count: Option<usize>,
+    /// Deliberate bugs (checker tests only).
+    #[cfg(any(test, feature = "inject-bugs"))]
+    pub bugs: Bugs,
+}
+
+impl SimOptions {
+    /// The CI profile: 20,000 ticks of faults and configuration changes, then up to
+    /// 3,000 ticks to converge.
+    pub fn standard(seed: u64) -> SimOptions {
+        SimOptions {
+            seed,
+            safety_ticks: 20_000,
+            liveness_bound_ticks: 3_000,
+            faults: true,
+            config_changes: true,
+            distinct_weights: false,
+            real_crypto: false,
+            node_count: None,
+            #[cfg(any(test, feature = "inject-bugs"))]
+            bugs: Bugs::default(),
+        }
+    }
+}
+
+/// What a clean run did.
+#[derive(Clone, Debug, Default)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// Nodes simulated.
+    pub nodes: usize,
+    /// Ticks run.
+    pub ticks: u64,
+    /// Hash of every delivered message, applied entry and election: equal seeds, equal hashes.
+    pub trace_hash: Hash32,
+    /// The final commit index.
+    pub committed_index: u64,
+    /// Proposals acknowledged to clients.
+    pub acknowledged: u64,
+    /// Linearizable reads served and checked.
+    pub reads_served: u64,
+    /// Elections started.
+    pub elections: u64,
+    /// Ticks with a leader.
+    pub leader_ticks: u64,
+    /// Ticks whose leader had the highest weight of its configuration.
+    pub top_weight_leader_ticks: u64,
+    /// Votes dropped for bad signatures (on nodes alive at the end).
+    pub dropped_bad_vote_signature: u64,
+    /// Messages dropped from non-members (on nodes alive at the end).
+    pub dropped_non_member: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+    /// Configuration changes started.
+    pub config_changes: u64,
+    /// Node crashes.
+    pub crashes: u64,
+    /// Partition changes.
+    pub partitions: u64,
+    /// Messages sent.
+    pub messages: u64,
+    /// Ticks the liveness phase needed.
+    pub liveness_ticks: u64,
+}
+
+/// A violated property, with what is needed to replay it.
+#[derive(Clone, Debug)]
+pub struct SimFailure {
+    /// The seed.
+    pub seed: u64,
+    /// When.
+    pub tick: u64,
+    /// What broke.
+    pub violation: Violation,
+}
+
+impl std::fmt::Display for SimFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {} failed at tick {}: {}\n  replay: cargo run --release -p agora-node --bin agora-sim -- --seeds 1 --from {}",
+            self.seed, self.tick, self.violation, self.seed
+        )
+    }
+}
+
+/// Runs one seed.
+pub fn run(options: &SimOptions) -> Result<SimReport, SimFailure> {
+    let mut world = world::World::new(options.clone());
+    let result = world.run();
+    world.finish_report();
+    match result {
+        Ok(()) => Ok(world.report),
+        Err(violation) => Err(SimFailure {
+            seed: options.seed,
+            tick: world.now(),
+            violation,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -215,6 +215,8 @@ pub struct Raft<C: VoteCrypto> {
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     pub(crate) transfer: Option<(NodeId, u64)>,
     pub(crate) transfer_streak: u32,
+    /// Lease reads are off until this tick (after a leadership handover began).
+    pub(crate) lease_blocked_until: u64,
     pub(crate) reads: ReadQueue,
     /// The local snapshot served to lagging followers.
     pub(crate) snapshot: Option<Snapshot>,
@@ -285,6 +287,7 @@ impl<C: VoteCrypto> Raft<C> {
             progress: BTreeMap::new(),
             transfer: None,
             transfer_streak: 0,
+            lease_blocked_until: 0,
             reads: ReadQueue::default(),
             snapshot: (snapshot.meta.index > 0).then_some(snapshot),
             incoming_snapshot: None,
@@ -365,6 +368,11 @@ impl<C: VoteCrypto> Raft<C> {
         &self.log
     }
 
+    /// The leader's view of each follower's replication (empty on followers).
+    pub fn progress(&self) -> &BTreeMap<NodeId, Progress> {
+        &self.progress
+    }
+
     /// Metrics counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
@@ -406,6 +414,12 @@ impl<C: VoteCrypto> Raft<C> {
 
     /// Starts a joint-consensus change to `target`. Refused while another change is in
     /// flight; completes by itself once the joint entry commits.
+    ///
+    /// A node removed from the configuration must not be added back under the same id:
+    /// nodes accept consensus traffic only from members of the configuration they know,
+    /// and a node that left before some leader joined could never recognise that leader
+    /// (nor could its old votes be told apart from new ones). A validator that returns
+    /// does so with a fresh key, and so a fresh id, as in etcd.
     pub fn propose_config(&mut self, target: Config) -> Result<Index, ProposeError> {
         self.assert_no_ready();
         self.check_can_append()?;

@@ -112,3 +112,13 @@ mod tests {
         assert!(!votes.verify(&[1, 2, 3], b"m", &bad));
     }
 }
+
+impl<T: VoteCrypto + ?Sized> VoteCrypto for Box<T> {
+    fn sign(&self, message: &[u8], randomness: [u8; 32]) -> Vec<u8> {
+        (**self).sign(message, randomness)
+    }
+
+    fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        (**self).verify(public_key, message, signature)
+    }
+}

@@ -254,6 +254,10 @@ impl<C: VoteCrypto> Raft<C> {
         if self.role != Role::Leader {
             return false;
         }
+        if self.transfer.is_some() || self.now < self.lease_blocked_until {
+            // Voters of a handover ignore their promise to this leader.
+            return false;
+        }
         let since = self.now.saturating_sub(self.cfg.lease_ticks);
         let id = self.cfg.id;
         self.membership.is_quorum(|n| {
@@ -267,6 +271,8 @@ impl<C: VoteCrypto> Raft<C> {
 
     pub(crate) fn start_transfer(&mut self, to: NodeId) {
         self.counters.transfers += 1;
+        // The target's election may outlive the transfer timeout; no lease until it surely ended.
+        self.lease_blocked_until = self.now + 2 * self.cfg.election_timeout_ticks_min;
         self.transfer = Some((to, 0));
         let caught_up = self
             .progress

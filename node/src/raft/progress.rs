@@ -34,6 +34,8 @@ pub struct Progress {
     pub inflight: VecDeque<Index>,
     /// Heard from since the last check-quorum round.
     pub recent_active: bool,
+    /// The leader's tick when the match index last advanced (or streaming began).
+    pub last_progress_tick: u64,
     /// Was active during the last complete check-quorum round.
     pub healthy: bool,
     /// The send tick of the newest heartbeat it acknowledged (for the leader lease).
@@ -50,6 +52,7 @@ impl Progress {
             probe_sent: false,
             inflight: VecDeque::new(),
             recent_active: true,
+            last_progress_tick: 0,
             healthy: false,
             acked_heartbeat_tick: 0,
         }

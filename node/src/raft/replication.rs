@@ -186,8 +186,14 @@ impl<C: VoteCrypto> Raft<C> {
             return; // from a log we no longer have (impossible unless messages are forged)
         }
         let advanced = progress.update_match(match_index);
+        if advanced {
+            progress.last_progress_tick = self.now;
+        }
         match progress.state {
-            ProgressState::Probe => progress.become_replicate(),
+            ProgressState::Probe => {
+                progress.become_replicate();
+                progress.last_progress_tick = self.now;
+            }
             ProgressState::Snapshot { index, .. } if progress.match_index >= index => {
                 progress.become_probe()
             }
@@ -323,7 +329,16 @@ impl<C: VoteCrypto> Raft<C> {
             ProgressState::Probe => progress.probe_sent = false,
             // A lost chunk is resent from the follower's last acknowledged offset.
             ProgressState::Snapshot { .. } => {}
-            ProgressState::Replicate => {}
+            // Appends in flight but no progress for two election timeouts: they were lost
+            // (a lost append is never answered), so the window would stay full forever.
+            ProgressState::Replicate => {
+                let stalled = self.now.saturating_sub(progress.last_progress_tick)
+                    >= 2 * self.cfg.election_timeout_ticks_min;
+                if !progress.inflight.is_empty() && stalled {
+                    progress.become_probe();
+                    progress.last_progress_tick = self.now;
+                }
+            }
         }
         let behind = progress.match_index < self.log.last_index();
         let snapshotting = matches!(progress.state, ProgressState::Snapshot { .. });
