@@ -34,3 +34,6 @@ pub use types::{
     ConfigChange, EntryData, HardState, Index, LogEntry, NodeId, ReadState, Role, Snapshot,
     SnapshotMeta, SoftState, Term,
 };
+
+#[cfg(test)]
+mod tests;

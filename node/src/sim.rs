@@ -6,6 +6,7 @@
 
 mod app;
 pub mod checker;
+pub mod cluster;
 pub mod network;
 pub mod storage;
 mod world;

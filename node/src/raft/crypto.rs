@@ -81,6 +81,24 @@ impl VoteCrypto for StubVotes {
     }
 }
 
+impl<T: VoteCrypto + ?Sized> VoteCrypto for Box<T> {
+    fn sign(&self, message: &[u8], randomness: [u8; 32]) -> Vec<u8> {
+        (**self).sign(message, randomness)
+    }
+
+    fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        (**self).verify(public_key, message, signature)
+    }
+}
+
+#[cfg(test)]
+impl StubVotes {
+    /// Signs a whole message (tests).
+    pub fn sign_for_test(&self, message: &crate::raft::Message) -> Vec<u8> {
+        self.sign(&message.signing_bytes(), [0; 32])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,15 +128,5 @@ mod tests {
         let mut bad = signature.clone();
         bad[0] ^= 1;
         assert!(!votes.verify(&[1, 2, 3], b"m", &bad));
-    }
-}
-
-impl<T: VoteCrypto + ?Sized> VoteCrypto for Box<T> {
-    fn sign(&self, message: &[u8], randomness: [u8; 32]) -> Vec<u8> {
-        (**self).sign(message, randomness)
-    }
-
-    fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        (**self).verify(public_key, message, signature)
     }
 }

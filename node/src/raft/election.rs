@@ -49,12 +49,15 @@ impl<C: VoteCrypto> Raft<C> {
         self.membership.is_voter(&self.cfg.id) && self.pending_install.is_none()
     }
 
-    /// Whether this follower heard from a leader within the minimum election timeout,
-    /// in which case it refuses to help anyone else become leader.
+    /// Whether this follower heard from a leader within the minimum election timeout, or
+    /// started less than that long ago (it may have heard from one just before a crash and
+    /// forgotten), in which case it refuses to help anyone else become leader. The leader
+    /// lease, and so lease reads, rest on this promise.
     pub(crate) fn in_leader_lease(&self) -> bool {
-        self.leader.is_some()
+        let heard_recently = self.leader.is_some()
             && self.role == Role::Follower
-            && self.election_elapsed < self.cfg.election_timeout_ticks_min
+            && self.election_elapsed < self.cfg.election_timeout_ticks_min;
+        heard_recently || self.now < self.cfg.election_timeout_ticks_min
     }
 
     /// Draws the next election timeout. Voters are ranked by weight (highest first); rank
@@ -173,9 +176,10 @@ impl<C: VoteCrypto> Raft<C> {
         let can_vote = self.vote == Some(from) || unvoted || (pre_vote && term > self.term);
         #[cfg(any(test, feature = "inject-bugs"))]
         let can_vote = can_vote || (self.cfg.bugs.grant_two_votes && !pre_vote);
-        let grant = can_vote
-            && self.membership.is_voter(&from)
-            && self.log.is_up_to_date(last_index, last_term);
+        // Whether the candidate votes in *our* view of the configuration does not matter:
+        // our view may be stale, and safety comes from quorum intersection in the
+        // candidate's configuration (§6). Only the log decides (§5.4.1).
+        let grant = can_vote && self.log.is_up_to_date(last_index, last_term);
         if pre_vote {
             // A granted pre-vote answers in the candidate's proposed term.
             let reply_term = if grant { term } else { self.term };

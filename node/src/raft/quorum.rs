@@ -27,7 +27,7 @@ pub fn committed_index(config: &Config, matched: impl Fn(&NodeId) -> u64) -> u64
         .map(|(id, weight)| (matched(id), weight))
         .collect();
     // Walk from the highest match downward, accumulating weight until it passes half.
-    by_index.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    by_index.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.0));
     let mut weight = 0u128;
     for (index, w) in by_index {
         weight += u128::from(w);

@@ -85,8 +85,9 @@ fn real_ml_dsa_votes() {
         .all(|r| r.elections > 0 && r.acknowledged > 0));
 }
 
-/// Finds a failing seed for an injected bug within the CI budget; the test fails if the
-/// checkers stay silent.
+/// Finds a seed on which a safety checker reports an injected bug, within the CI budget
+/// of 300 seeds; the test fails if the safety checkers stay silent. (A broken core often
+/// also stops converging; a liveness failure alone does not count as detection here.)
 fn detected(bugs: Bugs, expected_properties: &[&str]) -> SimFailure {
     for seed in 0..300 {
         let options = SimOptions {
@@ -95,6 +96,9 @@ fn detected(bugs: Bugs, expected_properties: &[&str]) -> SimFailure {
             ..SimOptions::standard(seed)
         };
         if let Err(failure) = run(&options) {
+            if failure.violation.property == "liveness" {
+                continue;
+            }
             assert!(
                 expected_properties
                     .iter()
@@ -138,7 +142,11 @@ fn skipping_the_log_consistency_check_is_caught() {
             skip_log_consistency_check: true,
             ..Bugs::default()
         },
-        &["log matching", "state machine safety"],
+        &[
+            "log matching",
+            "state machine safety",
+            "leader completeness",
+        ],
     );
     eprintln!("caught: {failure}");
 }

@@ -1,0 +1,366 @@
+//! Scenario tests of the core, each a short story on a fault-free in-process cluster.
+//! Section numbers refer to the Raft paper; "thesis" to Ongaro's dissertation.
+
+use crate::raft::{EntryData, Message, MessageBody, ProposeError, Role};
+use crate::sim::cluster::{node_id, weighted_config, Cluster};
+
+fn payloads(entries: &[crate::raft::LogEntry]) -> Vec<Vec<u8>> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.data {
+            EntryData::Normal(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// §5.2–5.3: a cluster elects one leader, which replicates and commits a proposal that
+/// every node then applies in the same order.
+#[test]
+fn elects_a_leader_and_every_node_applies_the_same_entries() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    for n in 0..5u8 {
+        c.node(leader).propose(vec![n]).unwrap();
+    }
+    c.tick_until(50, |c| c.applied.iter().all(|a| payloads(a).len() == 5));
+    assert!(c
+        .applied
+        .iter()
+        .all(|a| payloads(a) == (0..5u8).map(|n| vec![n]).collect::<Vec<_>>()));
+    assert_eq!(
+        c.nodes
+            .iter()
+            .flatten()
+            .filter(|r| r.role() == Role::Leader)
+            .count(),
+        1
+    );
+}
+
+/// Weighted quorum: with weights {5, 1, 1}, the heavy node alone is a quorum and commits
+/// with the other two stopped; the two light nodes together are not and cannot elect.
+#[test]
+fn a_weighted_majority_commits_alone_and_a_light_minority_cannot_elect() {
+    let mut c = Cluster::new(&[5, 1, 1]);
+    c.tick_until(500, |c| c.leader() == Some(0));
+    c.stop(1);
+    c.stop(2);
+    c.node(0).propose(b"solo".to_vec()).unwrap();
+    c.tick_until(20, |c| payloads(&c.applied[0]).contains(&b"solo".to_vec()));
+
+    let mut c = Cluster::new(&[5, 1, 1]);
+    c.stop(0);
+    for _ in 0..300 {
+        c.tick();
+    }
+    assert_eq!(c.leader(), None, "2 of 7 weight is not a quorum");
+}
+
+/// Reputation: with distinct weights the heaviest voter tends to win the first election,
+/// and if a lighter one leads it hands over after the hysteresis checks.
+#[test]
+fn leadership_moves_to_the_heaviest_healthy_voter() {
+    // Without node 2, nodes 0 and 1 hold 5 of 9: enough to elect one of them.
+    let mut c = Cluster::new(&[2, 3, 4]);
+    c.stop(2);
+    let first = c.elect();
+    assert_ne!(first, 2);
+    c.start(2);
+    c.tick_until(400, |c| c.leader() == Some(2));
+    let term = c.nodes[2].as_ref().unwrap().term();
+    // Hysteresis: no flapping afterwards.
+    for _ in 0..300 {
+        c.tick();
+    }
+    assert_eq!(c.leader(), Some(2));
+    assert_eq!(c.nodes[2].as_ref().unwrap().term(), term);
+}
+
+/// Thesis §9.6 (pre-vote) and §6.2 (check-quorum): an isolated node campaigns without
+/// raising its term, and when it rejoins it does not depose the healthy leader.
+#[test]
+fn a_partitioned_node_does_not_disrupt_the_cluster_when_it_returns() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    let term = c.node(leader).term();
+    let loner = (leader + 1) % 3;
+    c.isolated.insert(loner);
+    for _ in 0..200 {
+        c.tick();
+    }
+    assert_eq!(
+        c.node(loner).term(),
+        term,
+        "pre-vote failed, so the term stayed"
+    );
+    c.isolated.clear();
+    for _ in 0..50 {
+        c.tick();
+    }
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.node(leader).term(), term);
+}
+
+/// Check-quorum: a leader cut off from every follower steps down within an election timeout.
+#[test]
+fn an_isolated_leader_steps_down() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    c.isolated.insert(leader);
+    c.tick_until(40, |c| {
+        c.nodes[leader].as_ref().unwrap().role() != Role::Leader
+    });
+}
+
+/// The lease promise survives a restart: a follower that just restarted refuses votes
+/// for an election timeout, since it may have heard from a leader just before crashing.
+#[test]
+fn a_restarted_follower_refuses_votes_for_an_election_timeout() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    let voter = (leader + 1) % 3;
+    let candidate = (leader + 2) % 3;
+    c.stop(voter);
+    c.start(voter);
+    let term = c.node(voter).term();
+    let (last_index, last_term) = (
+        c.node(candidate).last_index(),
+        c.node(candidate).log().last_term(),
+    );
+    let mut request = Message {
+        from: node_id(candidate),
+        to: node_id(voter),
+        term: term + 5,
+        body: MessageBody::RequestVote {
+            last_index,
+            last_term,
+            transfer: false,
+        },
+        signature: vec![],
+    };
+    request.signature = crate::raft::StubVotes::new(crate::sim::cluster::node_key(candidate))
+        .sign_for_test(&request);
+    c.isolated.insert(leader);
+    c.inject(request);
+    assert_eq!(
+        c.node(voter).term(),
+        term,
+        "the request was ignored, not even its term adopted"
+    );
+}
+
+/// Signed votes: a vote request whose signature does not verify, or from outside the
+/// configuration, is dropped and counted.
+#[test]
+fn unsigned_forged_and_outsider_votes_are_dropped_and_counted() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    let target = (leader + 1) % 3;
+    let term = c.node(target).term();
+    let forged = Message {
+        from: node_id((leader + 2) % 3),
+        to: node_id(target),
+        term: term + 1,
+        body: MessageBody::RequestVote {
+            last_index: 1_000,
+            last_term: term + 1,
+            transfer: true,
+        },
+        signature: vec![0; 32],
+    };
+    c.inject(forged);
+    assert_eq!(c.node(target).counters().dropped_bad_vote_signature, 1);
+    let outsider = Message {
+        from: node_id(9),
+        ..Message {
+            to: node_id(target),
+            term: term + 1,
+            body: MessageBody::TimeoutNow,
+            signature: vec![],
+            from: node_id(9),
+        }
+    };
+    c.inject(outsider);
+    assert_eq!(c.node(target).counters().dropped_non_member, 1);
+    assert_eq!(c.node(target).term(), term);
+    assert_eq!(c.leader(), Some(leader));
+}
+
+/// §6 joint consensus: a weight change goes through C(old,new) then C(new); a second
+/// change is refused while the first is in flight; the new weights then decide.
+#[test]
+fn configuration_changes_go_through_joint_consensus_one_at_a_time() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    let mut weights = [1, 1, 1];
+    weights[leader] = 3;
+    c.node(leader)
+        .propose_config(weighted_config(&weights))
+        .unwrap();
+    assert!(c.node(leader).membership().is_joint());
+    assert_eq!(
+        c.node(leader).propose_config(weighted_config(&[1, 1, 1])),
+        Err(ProposeError::ConfigChangeInFlight)
+    );
+    c.tick_until(50, |c| {
+        c.nodes.iter().flatten().all(|r| {
+            !r.membership().is_joint() && r.membership().incoming == weighted_config(&weights)
+        })
+    });
+    let configs: Vec<bool> = c.applied[leader]
+        .iter()
+        .filter_map(|e| match &e.data {
+            EntryData::Config(change) => {
+                Some(matches!(change, crate::raft::ConfigChange::Joint { .. }))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(configs, vec![true, false], "joint, then final");
+    // Now the leader's weight (3 of 5) commits alone.
+    for i in 0..3 {
+        if i != leader {
+            c.stop(i);
+        }
+    }
+    c.node(leader).propose(b"heavy".to_vec()).unwrap();
+    c.tick_until(20, |c| {
+        payloads(&c.applied[leader]).contains(&b"heavy".to_vec())
+    });
+}
+
+/// A learner (weight 0) replicates but never votes, counts or campaigns.
+#[test]
+fn learners_replicate_but_never_lead() {
+    let mut c = Cluster::new(&[1, 1, 0]);
+    let leader = c.elect();
+    assert_ne!(leader, 2);
+    c.node(leader).propose(b"x".to_vec()).unwrap();
+    c.tick_until(20, |c| payloads(&c.applied[2]).contains(&b"x".to_vec()));
+    for i in 0..2 {
+        c.stop(i);
+    }
+    for _ in 0..300 {
+        c.tick();
+    }
+    assert_eq!(c.nodes[2].as_ref().unwrap().role(), Role::Follower);
+}
+
+/// §8 ReadIndex: a read on a follower gets the leader's commit index after a heartbeat
+/// round; with the leader cut off from its quorum, no read is confirmed.
+#[test]
+fn read_index_waits_for_a_quorum_round() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    c.node(leader).propose(b"w".to_vec()).unwrap();
+    c.tick_until(20, |c| c.applied.iter().all(|a| !payloads(a).is_empty()));
+    let follower = (leader + 1) % 3;
+    c.node(follower).read_index(b"r1".to_vec()).unwrap();
+    c.settle();
+    let commit = c.node(leader).commit_index();
+    assert_eq!(c.reads[follower], vec![(commit, b"r1".to_vec())]);
+    for i in 0..3 {
+        if i != leader {
+            c.isolated.insert(i);
+        }
+    }
+    c.node(leader).read_index(b"r2".to_vec()).unwrap();
+    c.settle();
+    assert!(c.reads[leader].is_empty(), "no quorum, no read");
+}
+
+/// Leadership transfer: the target takes over once caught up; proposals are refused
+/// meanwhile.
+#[test]
+fn leadership_transfer_hands_over() {
+    let mut c = Cluster::with(&[1, 1, 1], |cfg| cfg.reputation_transfer = false);
+    let leader = c.elect();
+    let target = (leader + 1) % 3;
+    c.node(leader).transfer_leader(node_id(target)).unwrap();
+    c.tick_until(30, |c| c.leader() == Some(target));
+}
+
+/// §7: a follower that was down while the leader compacted its log catches up from a
+/// snapshot sent in chunks, and keeps going with the entries after it.
+#[test]
+fn a_lagging_follower_catches_up_from_a_chunked_snapshot() {
+    let mut c = Cluster::with(&[1, 1, 1], |cfg| cfg.snapshot_chunk_bytes = 16);
+    let leader = c.elect();
+    let lagging = (leader + 1) % 3;
+    c.stop(lagging);
+    for n in 0..20u8 {
+        c.node(leader).propose(vec![n]).unwrap();
+        c.tick();
+    }
+    let applied = c.node(leader).applied_index();
+    c.node(leader).compact(applied, [7; 32], vec![42; 100]);
+    c.node(leader).propose(b"after".to_vec()).unwrap();
+    c.start(lagging);
+    c.tick_until(200, |c| {
+        payloads(&c.applied[lagging]).contains(&b"after".to_vec())
+    });
+    let snapshot = c.nodes[lagging]
+        .as_ref()
+        .unwrap()
+        .latest_snapshot()
+        .unwrap();
+    assert_eq!(
+        (
+            snapshot.meta.index,
+            snapshot.meta.state_root,
+            snapshot.data.len()
+        ),
+        (applied, [7; 32], 100)
+    );
+}
+
+/// Stale, duplicated and reordered messages never panic the core or move it backwards.
+#[test]
+fn replayed_old_messages_are_harmless() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    c.node(leader).propose(b"a".to_vec()).unwrap();
+    c.tick_until(20, |c| c.applied.iter().all(|a| !payloads(a).is_empty()));
+    let follower = (leader + 1) % 3;
+    let commit = c.node(follower).commit_index();
+    let current = c.node(leader).term();
+    for term in 0..=current {
+        for prev in [0u64, 1, 2, 50] {
+            c.inject(Message {
+                from: node_id(leader),
+                to: node_id(follower),
+                term,
+                body: MessageBody::AppendEntries {
+                    prev_index: prev,
+                    prev_term: term,
+                    entries: vec![],
+                    commit: 99,
+                },
+                signature: vec![],
+            });
+        }
+    }
+    assert!(c.node(follower).commit_index() >= commit);
+    assert_eq!(c.leader(), Some(leader));
+}
+
+/// Backpressure: a leader refuses proposals beyond its bound on uncommitted entries.
+#[test]
+fn too_many_uncommitted_entries_push_back() {
+    let mut c = Cluster::with(&[1, 1, 1], |cfg| cfg.max_uncommitted_entries = 5);
+    let leader = c.elect();
+    for i in 0..3 {
+        if i != leader {
+            c.isolated.insert(i);
+        }
+    }
+    let mut refused = false;
+    for n in 0..10u8 {
+        if c.node(leader).propose(vec![n]) == Err(ProposeError::Backpressure) {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused);
+}
