@@ -540,8 +540,11 @@ impl<C: VoteCrypto> Raft<C> {
             self.log.apply_to(last.index);
         }
         if self.role == Role::Leader {
-            // Our own durable entries count toward the quorum only now.
-            self.maybe_commit();
+            // Our own durable entries count toward the quorum only now; if that was the
+            // last acknowledgement needed, followers must hear of the new commit index.
+            if self.maybe_commit() {
+                self.broadcast_append_commit();
+            }
         }
     }
 

@@ -22,6 +22,12 @@ impl<C: VoteCrypto> Raft<C> {
     /// Sends the next batch to `to` unless its window is full; a follower whose next
     /// entry was compacted away gets the snapshot instead.
     pub(crate) fn send_append(&mut self, to: NodeId) {
+        self.send_append_to(to, false);
+    }
+
+    /// As [`Raft::send_append`]; with `send_if_empty`, a streaming follower with nothing
+    /// new still gets an empty append, which carries the commit index.
+    fn send_append_to(&mut self, to: NodeId, send_if_empty: bool) {
         let max_inflight = self.cfg.max_inflight_messages;
         let Some(progress) = self.progress.get(&to) else {
             return;
@@ -39,8 +45,7 @@ impl<C: VoteCrypto> Raft<C> {
             .entries_from(progress.next_index, self.cfg.max_message_entry_bytes);
         let last = entries.last().map(|e| e.index);
         let state = progress.state.clone();
-        // An empty append to a streaming follower says nothing a heartbeat would not.
-        if last.is_none() && state == ProgressState::Replicate {
+        if last.is_none() && state == ProgressState::Replicate && !send_if_empty {
             return;
         }
         let commit = self.log.committed();
@@ -59,6 +64,7 @@ impl<C: VoteCrypto> Raft<C> {
                 progress.next_index = last + 1;
                 progress.inflight.push_back(last);
             }
+            (ProgressState::Replicate, None) => {}
             _ => progress.probe_sent = true,
         }
     }
@@ -215,38 +221,12 @@ impl<C: VoteCrypto> Raft<C> {
         }
     }
 
-    /// After the commit index moved: tell followers, even those with nothing new to send
-    /// (an empty append after their last entry carries the new commit index).
-    fn broadcast_append_commit(&mut self) {
-        let (last_index, last_term, commit) = (
-            self.log.last_index(),
-            self.log.last_term(),
-            self.log.committed(),
-        );
-        let peers: Vec<(NodeId, bool)> = self
-            .progress
-            .iter()
-            .map(|(id, p)| {
-                (
-                    *id,
-                    p.state == ProgressState::Replicate && p.match_index == last_index,
-                )
-            })
-            .collect();
-        for (id, caught_up) in peers {
-            if caught_up {
-                self.send(
-                    id,
-                    MessageBody::AppendEntries {
-                        prev_index: last_index,
-                        prev_term: last_term,
-                        entries: vec![],
-                        commit,
-                    },
-                );
-            } else {
-                self.send_append(id);
-            }
+    /// After the commit index moved: tell every follower, even those with nothing new to
+    /// send (an empty append carries the new commit index).
+    pub(crate) fn broadcast_append_commit(&mut self) {
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        for id in peers {
+            self.send_append_to(id, true);
         }
     }
 

@@ -190,6 +190,24 @@ impl Cluster {
         }
     }
 
+    /// Compacts every running node's log at its applied index and forgets the applied
+    /// entries kept for inspection (so long benchmarks stay bounded).
+    pub fn compact_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            let Some(raft) = self.nodes[i].as_mut() else {
+                continue;
+            };
+            let applied = raft.applied_index();
+            if applied > raft.log().snapshot().index {
+                raft.compact(applied, [0; 32], Vec::new());
+                let snapshot = raft.latest_snapshot().expect("just taken").clone();
+                self.durable[i].entries.retain(|e| e.index > applied);
+                self.durable[i].snapshot = Some(snapshot);
+            }
+            self.applied[i].clear();
+        }
+    }
+
     /// Delivers a message as if it came from the network.
     pub fn inject(&mut self, message: Message) {
         self.queue.push_back(message);
