@@ -148,6 +148,8 @@ pub struct Counters {
     pub dropped_non_member: u64,
     /// Messages addressed to another node.
     pub dropped_misaddressed: u64,
+    /// Messages whose contents cannot be valid (entries out of sequence, absurd terms).
+    pub dropped_malformed: u64,
     /// Elections started (after a successful pre-vote).
     pub elections: u64,
     /// Leadership transfers started.
@@ -685,6 +687,10 @@ impl<C: VoteCrypto> Raft<C> {
             self.counters.dropped_misaddressed += 1;
             return;
         }
+        if !is_well_formed(&message) {
+            self.counters.dropped_malformed += 1;
+            return;
+        }
         if !self.membership.contains(&message.from) || message.from == self.cfg.id {
             self.counters.dropped_non_member += 1;
             return;
@@ -818,5 +824,49 @@ impl<C: VoteCrypto> Raft<C> {
                 }
             }
         }
+    }
+}
+
+/// Terms at or above this are refused: no honest cluster gets near it, and a term this
+/// large from a faulty peer would overflow on the next election.
+pub const MAX_TERM: Term = u64::MAX / 2;
+
+/// Structural checks on a message before it reaches any handler, so a faulty or hostile
+/// member cannot trip an assertion: a sane term, and appended entries that continue
+/// `prev_index` one by one with terms that never decrease and never exceed the message's.
+fn is_well_formed(message: &Message) -> bool {
+    if message.term >= MAX_TERM {
+        return false;
+    }
+    match &message.body {
+        MessageBody::AppendEntries {
+            prev_index,
+            prev_term,
+            entries,
+            ..
+        } => {
+            let mut expected_index = prev_index.checked_add(1);
+            let mut previous_term = *prev_term;
+            entries.iter().all(|entry| {
+                let ok = Some(entry.index) == expected_index
+                    && entry.term >= previous_term
+                    && entry.term <= message.term;
+                expected_index = entry.index.checked_add(1);
+                previous_term = entry.term;
+                ok
+            }) && *prev_term <= message.term
+        }
+        MessageBody::InstallSnapshot {
+            meta,
+            offset,
+            total_bytes,
+            chunk,
+        } => {
+            meta.term <= message.term
+                && offset
+                    .checked_add(chunk.len() as u64)
+                    .is_some_and(|end| end <= *total_bytes)
+        }
+        _ => true,
     }
 }

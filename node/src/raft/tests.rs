@@ -345,6 +345,69 @@ fn replayed_old_messages_are_harmless() {
     assert_eq!(c.leader(), Some(leader));
 }
 
+/// Malformed messages from a member (entries out of sequence, terms from the future or
+/// near overflow) are dropped and counted instead of tripping an assertion.
+#[test]
+fn malformed_messages_are_dropped_not_fatal() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    let follower = (leader + 1) % 3;
+    let term = c.node(follower).term();
+    let entry = |index, term| crate::raft::LogEntry {
+        index,
+        term,
+        data: EntryData::Noop,
+    };
+    let bad_bodies = [
+        MessageBody::AppendEntries {
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![entry(5, term)],
+            commit: 0,
+        },
+        MessageBody::AppendEntries {
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![entry(1, term), entry(3, term)],
+            commit: 0,
+        },
+        MessageBody::AppendEntries {
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![entry(1, term + 7)],
+            commit: 0,
+        },
+        MessageBody::AppendEntries {
+            prev_index: u64::MAX,
+            prev_term: 0,
+            entries: vec![entry(0, term)],
+            commit: 0,
+        },
+    ];
+    for body in bad_bodies {
+        c.inject(Message {
+            from: node_id(leader),
+            to: node_id(follower),
+            term,
+            body,
+            signature: vec![],
+        });
+    }
+    c.inject(Message {
+        from: node_id(leader),
+        to: node_id(follower),
+        term: u64::MAX,
+        body: MessageBody::TimeoutNow,
+        signature: vec![],
+    });
+    assert_eq!(c.node(follower).counters().dropped_malformed, 5);
+    assert_eq!(c.node(follower).term(), term);
+    c.node(leader).propose(b"still fine".to_vec()).unwrap();
+    c.tick_until(20, |c| {
+        payloads(&c.applied[follower]).contains(&b"still fine".to_vec())
+    });
+}
+
 /// Backpressure: a leader refuses proposals beyond its bound on uncommitted entries.
 #[test]
 fn too_many_uncommitted_entries_push_back() {
