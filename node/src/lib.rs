@@ -7,3 +7,4 @@
 
 pub mod raft;
 pub mod sim;
+pub mod storage;

@@ -8,7 +8,6 @@ mod app;
 pub mod checker;
 pub mod cluster;
 pub mod network;
-pub mod storage;
 mod world;
 
 pub use checker::Violation;

@@ -11,8 +11,8 @@ use crate::raft::{
 use crate::sim::app::LedgerApp;
 use crate::sim::checker::{entry_digest, Checker, Violation};
 use crate::sim::network::{Network, NetworkFaults};
-use crate::sim::storage::DurableStore;
 use crate::sim::{SimOptions, SimReport};
+use crate::storage::memory::MemoryStore;
 use agora_core::encoding::Canonical;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
 use agora_core::tx::{Action, Sender, Transaction};
@@ -40,7 +40,7 @@ struct SimNode {
     local_ticks: u64,
     raft: Option<Core>,
     app: Option<LedgerApp>,
-    store: DurableStore,
+    store: MemoryStore,
     restart_at: u64,
     incarnation: u64,
     last_term: u64,
@@ -164,7 +164,7 @@ impl World {
                 local_ticks: 0,
                 raft: None,
                 app: None,
-                store: DurableStore::new(genesis_snapshot.clone()),
+                store: MemoryStore::new(genesis_snapshot.clone()),
                 restart_at: 0,
                 incarnation: 0,
                 last_term: 0,
@@ -227,7 +227,7 @@ impl World {
             Box::new(StubVotes::new(node.public_key.clone()))
         };
         let recovered = node.store.recover();
-        let snapshot = node.store.snapshot().clone();
+        let snapshot = node.store.snapshot().expect("genesis at least").clone();
         let ledger = if snapshot.meta.index == 0 {
             self.genesis_ledger.clone()
         } else {
@@ -335,7 +335,9 @@ impl World {
             if let Some(hard_state) = ready.hard_state {
                 node.store.save_hard_state(hard_state);
             }
-            node.store.append(&ready.entries);
+            node.store
+                .append(&ready.entries)
+                .expect("the core hands out contiguous entries");
             self.checker.on_append(id, &ready.entries)?;
             if crash_point == Some(true) {
                 self.crash(i);
