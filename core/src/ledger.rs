@@ -142,7 +142,7 @@ impl Ledger {
     }
 
     /// The value at `key` with a proof against [`Ledger::state_root`].
-    pub fn prove(&mut self, key: &StateKey) -> Option<(Vec<u8>, StateProof)> {
+    pub fn prove(&self, key: &StateKey) -> Option<(Vec<u8>, StateProof)> {
         let value = self.state.value_bytes(key)?;
         let proof = self
             .tree

@@ -185,10 +185,9 @@ impl StateTree {
         self.root.hash()
     }
 
-    /// The inclusion proof for `key`, if it is present. Call [`StateTree::root`] first if
-    /// the tree changed since.
-    pub fn prove(&mut self, key: &[u8]) -> Option<StateProof> {
-        rehash(&mut self.root);
+    /// The inclusion proof for `key`, if it is present. The tree must be clean: call
+    /// [`StateTree::root`] after changing it (the ledger does after every entry).
+    pub fn prove(&self, key: &[u8]) -> Option<StateProof> {
         let path = key_path(key);
         let mut siblings = Vec::new();
         let mut node = &self.root;

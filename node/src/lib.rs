@@ -1,10 +1,18 @@
 //! # agora-node
 //!
-//! The node around the deterministic ledger. So far: the sans-IO reputation-weighted Raft
-//! core ([`raft`]) and the deterministic simulator that checks it ([`sim`]).
+//! The node around the deterministic ledger: the sans-IO reputation-weighted Raft core
+//! ([`raft`]) and its simulator ([`sim`]), durable storage ([`storage`]), the libp2p
+//! transport ([`network`]), the driver loop ([`driver`]) and the HTTP API ([`api`]).
 
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
+pub mod driver;
+pub mod keys;
+pub mod mempool;
+pub mod metrics;
+pub mod network;
 pub mod raft;
 pub mod sim;
 pub mod storage;

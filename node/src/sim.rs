@@ -4,7 +4,6 @@
 //! phase must converge once faults heal. A failure prints the seed and the command that
 //! replays it; the same seed always produces the same trace.
 
-mod app;
 pub mod checker;
 pub mod cluster;
 pub mod network;

@@ -4,11 +4,11 @@
 //! A safety phase with faults is followed by a liveness phase with faults healed, which
 //! must converge within a bound.
 
+use crate::app::LedgerApp;
 use crate::raft::{
     Config, Index, LogEntry, Member, Membership, Message, MessageBody, MlDsaVotes, NodeId, Raft,
     RaftConfig, Role, Snapshot, SnapshotMeta, StubVotes, VoteCrypto,
 };
-use crate::sim::app::LedgerApp;
 use crate::sim::checker::{entry_digest, Checker, Violation};
 use crate::sim::network::{Network, NetworkFaults};
 use crate::sim::{SimOptions, SimReport};

@@ -100,6 +100,34 @@ impl SqliteStore {
         self.pool.clone()
     }
 
+    /// Records what applying height `height` produced: the block (if the entry was one), its
+    /// receipts as JSON and the state root. Rewritten identically if a height is re-applied.
+    pub async fn archive(
+        &self,
+        height: u64,
+        block: Option<&[u8]>,
+        receipts_json: &str,
+        state_root: &[u8; 32],
+    ) -> Result<(), StorageError> {
+        sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root) VALUES (?, ?, ?, ?)")
+            .bind(to_i64(height, "height")?)
+            .bind(block)
+            .bind(receipts_json)
+            .bind(&state_root[..])
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// A handle that reads the block archive from another task.
+    pub fn reader(&self) -> StoreReader {
+        StoreReader {
+            pool: self.pool.clone(),
+            path: self.path_string(),
+        }
+    }
+
     /// Closes the pool, flushing the WAL.
     pub async fn close(self) {
         self.pool.close().await;
@@ -401,5 +429,35 @@ fn classify(path: &str, error: sqlx::Error) -> StorageError {
             path: path.to_string(),
             detail: text,
         }
+    }
+}
+
+/// Reads the block archive; cheap to clone, usable from any task.
+#[derive(Clone)]
+pub struct StoreReader {
+    pool: SqlitePool,
+    path: String,
+}
+
+impl StoreReader {
+    /// What [`SqliteStore::archive`] recorded for `height`: (block, receipts JSON, root).
+    pub async fn archived(
+        &self,
+        height: u64,
+    ) -> Result<Option<(Option<Vec<u8>>, String, Vec<u8>)>, StorageError> {
+        let error = |e| classify(&self.path, e);
+        let row = sqlx::query("SELECT block, receipts, state_root FROM blocks WHERE height = ?")
+            .bind(to_i64(height, "height")?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error)?;
+        row.map(|row| {
+            Ok((
+                row.try_get("block").map_err(error)?,
+                row.try_get("receipts").map_err(error)?,
+                row.try_get("state_root").map_err(error)?,
+            ))
+        })
+        .transpose()
     }
 }

@@ -5,7 +5,7 @@
 use crate::raft::{EntryData, LogEntry, RaftLog};
 use agora_core::block::{Block, Entry, EntryPayload};
 use agora_core::encoding::Canonical;
-use agora_core::{Halt, Hash32, Ledger, SecretKey};
+use agora_core::{Halt, Hash32, Ledger, Outcome, SecretKey};
 
 /// How far (in entries) a leader's applied state may lag its next proposal: further
 /// behind, its block's `checked_state_root` could fall out of the roots followers keep.
@@ -31,6 +31,11 @@ impl LedgerApp {
 
     /// Applies a committed Raft entry; returns the state root after it.
     pub fn apply(&mut self, entry: &LogEntry) -> Result<Hash32, Halt> {
+        Ok(self.apply_entry(entry)?.state_root)
+    }
+
+    /// Applies a committed Raft entry; returns everything it produced.
+    pub fn apply_entry(&mut self, entry: &LogEntry) -> Result<Outcome, Halt> {
         let payload = match &entry.data {
             EntryData::Noop => EntryPayload::Noop,
             EntryData::Normal(bytes) => EntryPayload::Block(bytes.clone()),
@@ -38,12 +43,11 @@ impl LedgerApp {
                 EntryPayload::Membership(borsh::to_vec(change).expect("in memory"))
             }
         };
-        let outcome = self.ledger.apply(&Entry {
+        self.ledger.apply(&Entry {
             index: entry.index,
             term: entry.term,
             payload,
-        })?;
-        Ok(outcome.state_root)
+        })
     }
 
     /// Builds the block a leader proposes at `index`, on top of the last block in its log

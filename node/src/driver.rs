@@ -1,0 +1,781 @@
+//! The driver: the task that owns the Raft core, the SQLite store, the ledger and the
+//! mempool, joined to the network and the HTTP API by bounded channels. It carries out
+//! each `Ready` in the order the core documents: persist (one transaction), send, install
+//! and apply, serve reads, advance.
+
+use crate::app::LedgerApp;
+use crate::mempool::{Mempool, MempoolError};
+use crate::metrics::Metrics;
+use crate::network::{Inbound, Outbound, Response};
+use crate::raft::{
+    Config, EntryData, Member, Membership, MlDsaVotes, NodeId, Raft, RaftConfig, Ready, Role,
+    Snapshot, SnapshotMeta,
+};
+use crate::storage::sqlite::SqliteStore;
+use crate::storage::LogStore;
+use agora_core::block::Block;
+use agora_core::crypto::Purpose;
+use agora_core::encoding::Canonical;
+use agora_core::outcome::TargetConfig;
+use agora_core::tx::{tx_hash, Sender, SignedTransaction};
+use agora_core::{AccountId, Hash32, Ledger, Receipt, SecretKey, StateKey};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Tunables of the driver.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// One Raft tick.
+    pub tick: Duration,
+    /// Applied entries between snapshots.
+    pub snapshot_interval_entries: u64,
+    /// Transactions the mempool holds at most.
+    pub mempool_capacity: usize,
+    /// Transactions per block at most.
+    pub max_block_txs: usize,
+    /// Transaction bytes per block at most.
+    pub max_block_bytes: usize,
+    /// Blocks proposed but not yet committed, at most.
+    pub max_uncommitted_blocks: u64,
+    /// Clients waiting for a commit, at most.
+    pub max_commit_waiters: usize,
+    /// Linearizable reads waiting, at most.
+    pub max_pending_reads: usize,
+    /// How long a read or a forwarded submission may wait.
+    pub request_timeout: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            tick: Duration::from_millis(100),
+            snapshot_interval_entries: 1_000,
+            mempool_capacity: 10_000,
+            max_block_txs: 1_000,
+            max_block_bytes: 8 << 20,
+            max_uncommitted_blocks: 8,
+            max_commit_waiters: 10_000,
+            max_pending_reads: 4_096,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A failure reported to an API client: an HTTP status, a stable code, a message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 503: try again shortly.
+    pub fn busy(message: impl Into<String>) -> ApiError {
+        ApiError::new(503, "unavailable", message)
+    }
+}
+
+/// A question the API asks of the ledger.
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// One account.
+    Account(AccountId),
+    /// All validators and the target configuration.
+    Validators,
+    /// Proposals, newest first.
+    Proposals,
+    /// One proposal with its votes.
+    Proposal(u64),
+    /// The current state root and height.
+    StateRoot,
+    /// A value with its Merkle proof.
+    Proof(StateKey),
+    /// Parameters and chain counters.
+    Chain,
+}
+
+/// Requests from the API to the driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Submit a transaction; with `wait`, answer once committed with its receipt.
+    SubmitTx {
+        /// Canonical signed bytes.
+        bytes: Vec<u8>,
+        /// Wait for the commit.
+        wait: bool,
+        /// The answer.
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    /// Read the ledger, linearizably (ReadIndex) unless `local`.
+    Query {
+        /// What to read.
+        query: Query,
+        /// Read this replica without confirming leadership.
+        local: bool,
+        /// The answer.
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    /// Node status.
+    Status {
+        /// The answer.
+        reply: oneshot::Sender<Value>,
+    },
+    /// A block and its receipts by height.
+    Block {
+        /// The height.
+        height: u64,
+        /// The answer.
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+}
+
+/// Everything the driver needs at start.
+pub struct DriverParts {
+    /// This node's validator key.
+    pub key: SecretKey,
+    /// The genesis ledger (height 0).
+    pub genesis: Ledger,
+    /// The opened store.
+    pub store: SqliteStore,
+    /// Settings.
+    pub config: DriverConfig,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// From the network.
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// To the network.
+    pub outbound: mpsc::Sender<Outbound>,
+    /// From the API.
+    pub commands: mpsc::Receiver<Command>,
+    /// Flips to true to stop.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The Raft configuration a ledger target configuration asks for.
+pub fn raft_config_of(target: &TargetConfig) -> Config {
+    Config {
+        members: target
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.validator,
+                    Member {
+                        weight: m.weight,
+                        public_key: borsh::to_vec(&m.public_key).expect("in memory"),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// libp2p peers of the validators in a target configuration.
+pub fn peers_of(target: &TargetConfig) -> BTreeMap<NodeId, libp2p::PeerId> {
+    target
+        .members
+        .iter()
+        .filter_map(|m| {
+            libp2p::PeerId::from_bytes(&m.peer)
+                .ok()
+                .map(|p| (m.validator, p))
+        })
+        .collect()
+}
+
+struct PendingRead {
+    query: Query,
+    index: Option<u64>,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Value, ApiError>>,
+}
+
+struct Driver {
+    raft: Raft<MlDsaVotes>,
+    app: LedgerApp,
+    store: SqliteStore,
+    key: SecretKey,
+    config: DriverConfig,
+    metrics: Arc<Metrics>,
+    mempool: Mempool,
+    outbound: mpsc::Sender<Outbound>,
+    /// tx hash -> clients waiting for its receipt, with their submit time.
+    waiters: BTreeMap<Hash32, Vec<(Instant, oneshot::Sender<Result<Value, ApiError>>)>>,
+    reads: BTreeMap<u64, PendingRead>,
+    next_read: u64,
+    /// Indexes of blocks this leader proposed that are not yet applied.
+    proposed_blocks: VecDeque<u64>,
+    last_target: TargetConfig,
+}
+
+/// Runs the driver until shutdown (Ok) or a halt (Err: the node must stop).
+pub async fn run(parts: DriverParts) -> Result<()> {
+    let DriverParts {
+        key,
+        genesis,
+        store,
+        config,
+        metrics,
+        mut inbound,
+        outbound,
+        mut commands,
+        mut shutdown,
+    } = parts;
+    let id = AccountId::from_public_key(key.public_key());
+    let mut recovered = store.load().await.context("loading the Raft log")?;
+    let target = genesis.target_config().clone();
+    let ledger = match &recovered.snapshot {
+        Some(snapshot) if snapshot.meta.index > 0 => {
+            Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root))
+                .context("restoring the stored snapshot")?
+        }
+        _ => genesis.clone(),
+    };
+    if recovered.snapshot.is_none() {
+        recovered.snapshot = Some(Snapshot {
+            meta: SnapshotMeta {
+                index: 0,
+                term: 0,
+                membership: Membership::single(raft_config_of(&target)),
+                state_root: genesis.state_root().0,
+            },
+            data: Arc::new(Vec::new()),
+        });
+    }
+    let raft = Raft::restart(
+        RaftConfig::new(id),
+        MlDsaVotes::new(key.clone()),
+        u64::from_le_bytes(crate::keys::os_random()[..8].try_into().unwrap()),
+        recovered,
+    );
+    let mut driver = Driver {
+        raft,
+        app: LedgerApp::new(ledger),
+        store,
+        mempool: Mempool::new(config.mempool_capacity),
+        key,
+        metrics,
+        outbound,
+        waiters: BTreeMap::new(),
+        reads: BTreeMap::new(),
+        next_read: 0,
+        proposed_blocks: VecDeque::new(),
+        last_target: TargetConfig::default(),
+        config,
+    };
+    driver.publish_validators().await;
+    let mut ticker = tokio::time::interval(driver.config.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                driver.raft.tick();
+                driver.on_tick();
+            }
+            Some(message) = inbound.recv() => match message {
+                Inbound::Raft(message) => driver.raft.step(message),
+                Inbound::SubmitTx(bytes, reply) => {
+                    let response = match driver.admit(&bytes) {
+                        Ok(hash) => Response::TxAccepted(hash),
+                        Err(error) if error.status == 503 => Response::Busy,
+                        Err(error) => Response::TxRejected(error.message),
+                    };
+                    let _ = reply.send(response);
+                }
+            },
+            Some(command) = commands.recv() => driver.on_command(command),
+            _ = shutdown.changed() => {
+                tracing::info!("shutting down: flushing and closing the store");
+                driver.store.close().await;
+                return Ok(());
+            }
+        }
+        while driver.raft.has_ready() {
+            let ready = driver.raft.ready();
+            driver.handle_ready(ready).await?;
+        }
+        driver.refresh_metrics();
+    }
+}
+
+impl Driver {
+    fn id(&self) -> NodeId {
+        self.raft.id()
+    }
+
+    async fn publish_validators(&mut self) {
+        let target = self.app.ledger().target_config().clone();
+        if target != self.last_target {
+            let _ = self
+                .outbound
+                .send(Outbound::Validators(peers_of(&target)))
+                .await;
+            self.last_target = target;
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(read) = self.reads.remove(&id) {
+                let _ = read.reply.send(Err(ApiError::busy(
+                    "the read could not be confirmed in time (no leader?); retry",
+                )));
+            }
+        }
+        if self.raft.role() == Role::Leader {
+            self.propose_block();
+            self.reconfigure();
+        }
+    }
+
+    /// Checks a transaction against the current state and queues it (leader) or hands it
+    /// to the leader (follower). Returns its hash.
+    fn admit(&mut self, bytes: &[u8]) -> Result<Hash32, ApiError> {
+        let signed = SignedTransaction::from_canonical_bytes(bytes)
+            .map_err(|e| ApiError::new(400, "malformed_transaction", e.to_string()))?;
+        let ledger = self.app.ledger();
+        if signed.tx.chain_id != ledger.chain_id() {
+            return Err(ApiError::new(
+                400,
+                "wrong_chain",
+                format!(
+                    "transaction is for chain {}, this is {}",
+                    signed.tx.chain_id,
+                    ledger.chain_id()
+                ),
+            ));
+        }
+        let sender = signed.tx.sender.account_id();
+        let state = ledger.state();
+        let key =
+            match (&signed.tx.sender, state.account_keys.get(&sender)) {
+                (Sender::Register(_), Some(_)) => {
+                    return Err(ApiError::new(
+                        400,
+                        "key_already_registered",
+                        "send with the account id",
+                    ))
+                }
+                (Sender::Register(key), None) => key,
+                (Sender::Account(_), Some(key)) => key,
+                (Sender::Account(_), None) => return Err(ApiError::new(
+                    400,
+                    "unknown_account",
+                    "the account has no registered key; its first transaction must carry the key",
+                )),
+            };
+        if key
+            .verify(
+                Purpose::Transaction,
+                &signed.signing_bytes(),
+                &signed.signature,
+            )
+            .is_err()
+        {
+            return Err(ApiError::new(
+                400,
+                "bad_signature",
+                "the signature does not verify under the sender's key",
+            ));
+        }
+        let account = state.accounts.get(&sender).cloned().unwrap_or_default();
+        if signed.tx.nonce < account.nonce {
+            return Err(ApiError::new(
+                409,
+                "replayed_nonce",
+                format!(
+                    "nonce {} was used; the account expects {}",
+                    signed.tx.nonce, account.nonce
+                ),
+            ));
+        }
+        if account.balance < state.params.fee {
+            return Err(ApiError::new(
+                400,
+                "insufficient_funds_for_fee",
+                format!("the balance cannot pay the fee of {}", state.params.fee),
+            ));
+        }
+        let hash = tx_hash(bytes);
+        match self.raft.role() {
+            Role::Leader => match self.mempool.push(hash, bytes.to_vec()) {
+                Ok(()) | Err(MempoolError::Duplicate) => Ok(hash),
+                Err(MempoolError::Full) => Err(ApiError::busy("the mempool is full; retry later")),
+            },
+            _ => match self.raft.leader() {
+                Some(leader) => {
+                    let (reply, answer) = oneshot::channel();
+                    let outbound = Outbound::SubmitTx {
+                        leader,
+                        tx: bytes.to_vec(),
+                        reply,
+                    };
+                    if self.outbound.try_send(outbound).is_err() {
+                        return Err(ApiError::busy("the network queue is full; retry later"));
+                    }
+                    // The leader's answer is logged; the client learns the outcome from the
+                    // commit (with wait) or by querying.
+                    tokio::spawn(async move {
+                        if let Ok(Response::TxRejected(reason)) = answer.await {
+                            tracing::debug!(%reason, "the leader refused a forwarded transaction");
+                        }
+                    });
+                    Ok(hash)
+                }
+                None => Err(ApiError::busy("no leader is known yet; retry shortly")),
+            },
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::SubmitTx { bytes, wait, reply } => match self.admit(&bytes) {
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+                Ok(hash) if !wait => {
+                    let _ = reply.send(Ok(json!({ "tx_hash": hash, "status": "accepted" })));
+                }
+                Ok(hash) => {
+                    let waiting: usize = self.waiters.values().map(Vec::len).sum();
+                    if waiting >= self.config.max_commit_waiters {
+                        let _ = reply.send(Err(ApiError::busy(
+                            "too many clients are waiting for commits; retry without wait",
+                        )));
+                    } else {
+                        self.waiters
+                            .entry(hash)
+                            .or_default()
+                            .push((Instant::now(), reply));
+                    }
+                }
+            },
+            Command::Query {
+                query,
+                local,
+                reply,
+            } => {
+                if local {
+                    let _ = reply.send(self.answer(&query));
+                    return;
+                }
+                if self.reads.len() >= self.config.max_pending_reads {
+                    let _ = reply.send(Err(ApiError::busy(
+                        "too many reads are waiting; retry later",
+                    )));
+                    return;
+                }
+                let id = self.next_read;
+                self.next_read += 1;
+                match self.raft.read_index(id.to_le_bytes().to_vec()) {
+                    Ok(()) => {
+                        self.reads.insert(
+                            id,
+                            PendingRead {
+                                query,
+                                index: None,
+                                deadline: Instant::now() + self.config.request_timeout,
+                                reply,
+                            },
+                        );
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(ApiError::busy(format!("cannot confirm a linearizable read: {error}; retry, or pass consistency=local"))));
+                    }
+                }
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::Block { height, reply } => {
+                // Served from the archive by the API task through the store; answered here
+                // to keep one owner of the store.
+                let store = self.store_handle();
+                tokio::spawn(async move {
+                    let _ = reply.send(store.block(height).await);
+                });
+            }
+        }
+    }
+
+    fn store_handle(&self) -> ArchiveReader {
+        ArchiveReader {
+            store: self.store.reader(),
+        }
+    }
+
+    fn answer(&self, query: &Query) -> Result<Value, ApiError> {
+        crate::api::answer_query(self.app.ledger(), query)
+    }
+
+    fn status(&self) -> Value {
+        let ledger = self.app.ledger();
+        json!({
+            "node": self.id(),
+            "role": format!("{:?}", self.raft.role()).to_lowercase(),
+            "term": self.raft.term(),
+            "leader": self.raft.leader(),
+            "commit_index": self.raft.commit_index(),
+            "applied_index": self.raft.applied_index(),
+            "last_index": self.raft.last_index(),
+            "height": ledger.height(),
+            "state_root": ledger.state_root(),
+            "chain_id": ledger.chain_id(),
+            "mempool": self.mempool.len(),
+            "membership": self.raft.membership().incoming.members.iter().map(|(id, m)| json!({"node": id, "weight": m.weight})).collect::<Vec<_>>(),
+            "joint": self.raft.membership().is_joint(),
+        })
+    }
+
+    /// Leader: batches the mempool into a block on top of its log.
+    fn propose_block(&mut self) {
+        if self.mempool.is_empty()
+            || self.proposed_blocks.len() as u64 >= self.config.max_uncommitted_blocks
+        {
+            return;
+        }
+        let Some(index) = self.raft.next_proposal_index() else {
+            return;
+        };
+        let txs = self
+            .mempool
+            .take(self.config.max_block_txs, self.config.max_block_bytes);
+        let bytes: Vec<Vec<u8>> = txs.iter().map(|(_, tx)| tx.clone()).collect();
+        let Some(payload) = self.app.build_block(
+            self.raft.log(),
+            index,
+            &self.key,
+            bytes,
+            crate::keys::os_random(),
+        ) else {
+            self.mempool.restore(txs);
+            return;
+        };
+        match self.raft.propose(payload) {
+            Ok(index) => self.proposed_blocks.push_back(index),
+            Err(error) => {
+                tracing::debug!(%error, "block not proposed");
+                self.mempool.restore(txs);
+            }
+        }
+    }
+
+    /// Leader: when the ledger's validators or weights differ from Raft's configuration,
+    /// propose the joint change.
+    fn reconfigure(&mut self) {
+        let target = raft_config_of(self.app.ledger().target_config());
+        if target != self.raft.membership().incoming
+            && !self.raft.config_change_in_flight()
+            && target.validate().is_ok()
+        {
+            match self.raft.propose_config(target) {
+                Ok(index) => tracing::info!(index, "proposed the ledger's validator configuration"),
+                Err(error) => tracing::debug!(%error, "configuration change not proposed"),
+            }
+        }
+    }
+
+    async fn handle_ready(&mut self, ready: Ready) -> Result<()> {
+        // 1. Durable first.
+        self.store
+            .save(ready.hard_state, ready.snapshot.as_ref(), &ready.entries)
+            .await
+            .context("persisting Raft state")?;
+        // 2. Then the messages may leave.
+        for message in &ready.messages {
+            if self
+                .outbound
+                .try_send(Outbound::Raft(message.clone()))
+                .is_err()
+            {
+                self.metrics.dropped_outbound.inc();
+            }
+        }
+        // 3. Install, then apply.
+        if let Some(snapshot) = &ready.snapshot {
+            let ledger = match Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root)) {
+                Ok(ledger) => ledger,
+                Err(error) => {
+                    self.metrics.halts.inc();
+                    bail!("HALT: the snapshot received at index {} fails its state-root check ({error}); this node stops rather than trust it", snapshot.meta.index);
+                }
+            };
+            self.app = LedgerApp::new(ledger);
+            tracing::info!(
+                index = snapshot.meta.index,
+                "installed a snapshot from the leader"
+            );
+        }
+        for entry in &ready.committed_entries {
+            let started = Instant::now();
+            let outcome = match self.app.apply_entry(entry) {
+                Ok(outcome) => outcome,
+                Err(halt) => {
+                    self.metrics.halts.inc();
+                    bail!("HALT at index {}: {halt}", entry.index);
+                }
+            };
+            self.metrics
+                .apply_seconds
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .committed_txs
+                .inc_by(outcome.receipts.len() as u64);
+            let block = match &entry.data {
+                EntryData::Normal(bytes) => Some(bytes.as_slice()),
+                _ => None,
+            };
+            let receipts = serde_json::to_string(&outcome.receipts).expect("receipts serialize");
+            self.store
+                .archive(entry.index, block, &receipts, &outcome.state_root.0)
+                .await
+                .context("archiving the block")?;
+            self.notify(entry.index, &outcome.receipts);
+            while self
+                .proposed_blocks
+                .front()
+                .is_some_and(|&i| i <= entry.index)
+            {
+                self.proposed_blocks.pop_front();
+            }
+        }
+        for read in &ready.read_states {
+            let id = u64::from_le_bytes(read.context.as_slice().try_into().unwrap_or_default());
+            if let Some(pending) = self.reads.get_mut(&id) {
+                pending.index = Some(read.index);
+            }
+        }
+        self.raft.advance(ready);
+        self.serve_reads();
+        self.publish_validators().await;
+        self.maybe_snapshot().await?;
+        if self.raft.role() != Role::Leader {
+            self.proposed_blocks.clear();
+        }
+        Ok(())
+    }
+
+    fn notify(&mut self, height: u64, receipts: &[Receipt]) {
+        for receipt in receipts {
+            if let Some(waiters) = self.waiters.remove(&receipt.tx_hash) {
+                for (submitted, reply) in waiters {
+                    self.metrics
+                        .commit_seconds
+                        .observe(submitted.elapsed().as_secs_f64());
+                    let _ = reply.send(Ok(json!({ "tx_hash": receipt.tx_hash, "status": "committed", "height": height, "receipt": receipt })));
+                }
+            }
+        }
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.raft.applied_index();
+        let ready: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            let read = self.reads.remove(&id).expect("listed");
+            let _ = read.reply.send(self.answer(&read.query));
+        }
+    }
+
+    async fn maybe_snapshot(&mut self) -> Result<()> {
+        let applied = self.raft.applied_index();
+        if applied < self.raft.log().snapshot().index + self.config.snapshot_interval_entries {
+            return Ok(());
+        }
+        let ledger = self.app.ledger();
+        self.raft.compact(
+            applied,
+            ledger.state_root().0,
+            ledger.snapshot().to_canonical_bytes(),
+        );
+        let snapshot = self.raft.latest_snapshot().expect("just taken").clone();
+        self.store
+            .save(None, Some(&snapshot), &[])
+            .await
+            .context("storing the snapshot")?;
+        tracing::info!(
+            index = applied,
+            bytes = snapshot.data.len(),
+            "snapshot taken, log compacted"
+        );
+        Ok(())
+    }
+
+    fn refresh_metrics(&self) {
+        let m = &self.metrics;
+        m.term.set(self.raft.term() as i64);
+        m.role.set(match self.raft.role() {
+            Role::Follower => 0,
+            Role::PreCandidate => 1,
+            Role::Candidate => 2,
+            Role::Leader => 3,
+        });
+        m.commit_index.set(self.raft.commit_index() as i64);
+        m.applied_index.set(self.raft.applied_index() as i64);
+        m.mempool_depth.set(self.mempool.len() as i64);
+        m.dropped_bad_vote_signature
+            .set(self.raft.counters().dropped_bad_vote_signature as i64);
+    }
+}
+
+/// Reads the block archive from another task.
+struct ArchiveReader {
+    store: crate::storage::sqlite::StoreReader,
+}
+
+impl ArchiveReader {
+    async fn block(&self, height: u64) -> Result<Value, ApiError> {
+        let archived = self
+            .store
+            .archived(height)
+            .await
+            .map_err(|e| ApiError::new(500, "storage", e.to_string()))?;
+        let Some((block, receipts, root)) = archived else {
+            return Err(ApiError::new(
+                404,
+                "not_found",
+                format!("height {height} is not applied on this node yet"),
+            ));
+        };
+        let block = block
+            .map(|bytes| {
+                Block::from_canonical_bytes(&bytes)
+                    .map(|b| serde_json::to_value(&b).expect("serializes"))
+                    .unwrap_or(Value::Null)
+            })
+            .unwrap_or(Value::Null);
+        let receipts: Value = serde_json::from_str(&receipts).unwrap_or(Value::Null);
+        Ok(
+            json!({ "height": height, "block": block, "receipts": receipts, "state_root": hex::encode(root) }),
+        )
+    }
+}

@@ -1,0 +1,143 @@
+//! Key files in the data directory. Secret files are created with mode 0600 and refused
+//! when group or others can read them.
+
+use agora_core::{KeyKind, SecretKey};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// File name of the ML-DSA validator key.
+pub const VALIDATOR_KEY_FILE: &str = "validator.key";
+/// File name of the libp2p identity.
+pub const NETWORK_KEY_FILE: &str = "network.key";
+/// File name of the public description of this validator.
+pub const VALIDATOR_PUBLIC_FILE: &str = "validator.json";
+
+/// An ML-DSA key file: the parameter set and the 32-byte seed.
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    kind: KeyKind,
+    seed: String,
+}
+
+/// Writes `bytes` to a new file readable by the owner only. Refuses to overwrite.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Reads a secret file, refusing it when group or others may read it.
+pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Saves an ML-DSA key as JSON (kind and hex seed), mode 0600.
+pub fn save_ml_dsa(path: &Path, key: &SecretKey) -> Result<()> {
+    let file = KeyFile {
+        kind: key.kind(),
+        seed: hex::encode(key.seed()),
+    };
+    write_secret(path, serde_json::to_string_pretty(&file)?.as_bytes())
+}
+
+/// Loads an ML-DSA key file.
+pub fn load_ml_dsa(path: &Path) -> Result<SecretKey> {
+    let file: KeyFile = serde_json::from_slice(&read_secret(path)?)
+        .with_context(|| format!("parsing {}", path.display()))?;
+    let seed: [u8; 32] = hex::decode(&file.seed)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{}: the seed must be 64 hex digits", path.display()))?;
+    Ok(SecretKey::from_seed(file.kind, seed))
+}
+
+/// Saves a libp2p ed25519 identity (protobuf encoding), mode 0600.
+pub fn save_network_key(path: &Path, key: &libp2p::identity::Keypair) -> Result<()> {
+    write_secret(
+        path,
+        &key.to_protobuf_encoding()
+            .context("encoding the network key")?,
+    )
+}
+
+/// Loads a libp2p identity.
+pub fn load_network_key(path: &Path) -> Result<libp2p::identity::Keypair> {
+    libp2p::identity::Keypair::from_protobuf_encoding(&read_secret(path)?)
+        .with_context(|| format!("{} is not a libp2p key", path.display()))
+}
+
+/// Draws 32 random bytes from the operating system (key generation, hedged signing).
+pub fn os_random() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    getrandom_fill(&mut bytes);
+    bytes
+}
+
+fn getrandom_fill(bytes: &mut [u8]) {
+    use rand::TryRngCore;
+    rand::rngs::OsRng
+        .try_fill_bytes(bytes)
+        .expect("the operating system's random source works");
+}
+
+/// Creates a new ML-DSA key from OS randomness.
+pub fn generate_ml_dsa(kind: KeyKind) -> SecretKey {
+    SecretKey::from_seed(kind, os_random())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_files_are_private_and_readable_files_are_refused() {
+        let dir = std::env::temp_dir().join(format!("agora-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("k.key");
+        let key = generate_ml_dsa(KeyKind::MlDsa44);
+        save_ml_dsa(&path, &key).unwrap();
+        assert_eq!(load_ml_dsa(&path).unwrap().public_key(), key.public_key());
+        assert!(save_ml_dsa(&path, &key).is_err(), "never overwrites a key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let error = load_ml_dsa(&path).unwrap_err().to_string();
+            assert!(error.contains("chmod 600"), "{error}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,140 @@
+//! Prometheus metrics, exposed at `/metrics`.
+
+use crate::network::NetworkCounters;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Current term.
+    pub term: Gauge,
+    /// 0 follower, 1 pre-candidate, 2 candidate, 3 leader.
+    pub role: Gauge,
+    /// Commit index.
+    pub commit_index: Gauge,
+    /// Applied index.
+    pub applied_index: Gauge,
+    /// Transactions in the mempool.
+    pub mempool_depth: Gauge,
+    /// Votes dropped for a missing or bad signature.
+    pub dropped_bad_vote_signature: Gauge,
+    /// Transactions in applied blocks.
+    pub committed_txs: Counter,
+    /// Times this node halted (state root divergence, bad snapshot, corrupt entry).
+    pub halts: Counter,
+    /// Consensus messages dropped because the network queue was full.
+    pub dropped_outbound: Counter,
+    /// Seconds to apply one entry.
+    pub apply_seconds: Histogram,
+    /// Seconds from submission to commit, for clients that waited.
+    pub commit_seconds: Histogram,
+    peers: Gauge,
+    unauthorized: Gauge,
+    network: Arc<NetworkCounters>,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new(network: Arc<NetworkCounters>) -> Metrics {
+        let mut registry = Registry::with_prefix("agora");
+        let metrics = Metrics {
+            term: Gauge::default(),
+            role: Gauge::default(),
+            commit_index: Gauge::default(),
+            applied_index: Gauge::default(),
+            mempool_depth: Gauge::default(),
+            dropped_bad_vote_signature: Gauge::default(),
+            committed_txs: Counter::default(),
+            halts: Counter::default(),
+            dropped_outbound: Counter::default(),
+            apply_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
+            commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            peers: Gauge::default(),
+            unauthorized: Gauge::default(),
+            network,
+            registry: Registry::default(),
+        };
+        registry.register("raft_term", "Current Raft term", metrics.term.clone());
+        registry.register(
+            "raft_role",
+            "0 follower, 1 pre-candidate, 2 candidate, 3 leader",
+            metrics.role.clone(),
+        );
+        registry.register(
+            "raft_commit_index",
+            "Raft commit index",
+            metrics.commit_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Entries applied to the ledger",
+            metrics.applied_index.clone(),
+        );
+        registry.register(
+            "mempool_depth",
+            "Transactions waiting in the mempool",
+            metrics.mempool_depth.clone(),
+        );
+        registry.register(
+            "raft_dropped_bad_vote_signature",
+            "Votes dropped for a missing or invalid ML-DSA signature",
+            metrics.dropped_bad_vote_signature.clone(),
+        );
+        registry.register(
+            "committed_transactions",
+            "Transactions in applied blocks",
+            metrics.committed_txs.clone(),
+        );
+        registry.register(
+            "state_root_divergence_halts",
+            "Halts: state root divergence, bad snapshot or corrupt entry",
+            metrics.halts.clone(),
+        );
+        registry.register(
+            "network_dropped_outbound",
+            "Consensus messages dropped on a full network queue",
+            metrics.dropped_outbound.clone(),
+        );
+        registry.register(
+            "apply_seconds",
+            "Time to apply one committed entry",
+            metrics.apply_seconds.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time from submission to commit",
+            metrics.commit_seconds.clone(),
+        );
+        registry.register(
+            "network_connected_peers",
+            "Connected peers",
+            metrics.peers.clone(),
+        );
+        registry.register(
+            "network_dropped_unauthorized",
+            "Consensus messages from peers outside the validator configuration",
+            metrics.unauthorized.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.peers
+            .set(self.network.connected_peers.load(Ordering::Relaxed) as i64);
+        self.unauthorized
+            .set(self.network.dropped_unauthorized.load(Ordering::Relaxed) as i64);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}

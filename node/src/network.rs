@@ -1,0 +1,502 @@
+//! The peer-to-peer transport: libp2p over TCP with Noise and Yamux, one request-response
+//! protocol with a length-prefixed borsh codec and a hard size limit.
+//!
+//! Only configured validators may speak consensus: every inbound Raft message must come
+//! from the libp2p peer that the validator configuration binds to the message's `from`
+//! node; anything else is dropped and counted. Noise (X25519) is not post-quantum, so
+//! authenticity of votes and blocks rests on their ML-DSA signatures, not on the channel.
+
+use crate::raft::{Message, NodeId};
+use agora_core::Hash32;
+use borsh::{BorshDeserialize, BorshSerialize};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// The largest message accepted or sent, in bytes: one maximal block plus headroom.
+pub const MAX_MESSAGE_BYTES: usize = 20 * 1024 * 1024;
+const _: () = assert!(MAX_MESSAGE_BYTES > agora_core::block::MAX_BLOCK_BYTES);
+/// Requests in flight to one peer; past this, consensus messages to it are dropped
+/// (Raft retransmits) rather than queued without bound.
+pub const MAX_INFLIGHT_PER_PEER: usize = 512;
+/// Idle connections are kept well past the heartbeat interval.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest pause between reconnection attempts.
+pub const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
+
+const PROTOCOL: &str = "/agora/consensus/1";
+
+/// What peers send each other.
+#[derive(Debug, BorshSerialize, BorshDeserialize)]
+pub enum Request {
+    /// A Raft message.
+    Raft(Message),
+    /// A client transaction forwarded to the leader.
+    SubmitTx(Vec<u8>),
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, BorshSerialize, BorshDeserialize)]
+pub enum Response {
+    /// Received.
+    Ack,
+    /// The transaction entered the leader's mempool.
+    TxAccepted(Hash32),
+    /// The transaction was refused; the reason says why.
+    TxRejected(String),
+    /// The leader's mempool is full: retry later.
+    Busy,
+}
+
+/// The length-prefixed borsh codec: a `u32` little-endian length, then the bytes.
+#[derive(Clone, Default)]
+pub struct Codec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut length = [0u8; 4];
+    io.read_exact(&mut length).await?;
+    let length = u32::from_le_bytes(length) as usize;
+    if length > MAX_MESSAGE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("message of {length} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit"),
+        ));
+    }
+    let mut bytes = vec![0u8; length];
+    io.read_exact(&mut bytes).await?;
+    Ok(bytes)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: Vec<u8>) -> io::Result<()> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "message exceeds the size limit",
+        ));
+    }
+    io.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
+    io.write_all(&bytes).await?;
+    io.close().await
+}
+
+fn decode<T: BorshDeserialize>(bytes: &[u8]) -> io::Result<T> {
+    borsh::from_slice(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+impl request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = Request;
+    type Response = Response;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Request> {
+        decode(&read_frame(io).await?)
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Response> {
+        decode(&read_frame(io).await?)
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Request,
+    ) -> io::Result<()> {
+        write_frame(io, borsh::to_vec(&request)?).await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: Response,
+    ) -> io::Result<()> {
+        write_frame(io, borsh::to_vec(&response)?).await
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    consensus: request_response::Behaviour<Codec>,
+    identify: identify::Behaviour,
+}
+
+/// Something the network hands to the driver.
+#[derive(Debug)]
+pub enum Inbound {
+    /// An authenticated Raft message.
+    Raft(Message),
+    /// A transaction forwarded by another validator; answer on the channel.
+    SubmitTx(Vec<u8>, oneshot::Sender<Response>),
+}
+
+/// Something the driver asks the network to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Send a Raft message.
+    Raft(Message),
+    /// Forward a transaction to `leader`; the answer comes back on the channel.
+    SubmitTx {
+        /// The leader.
+        leader: NodeId,
+        /// The transaction bytes.
+        tx: Vec<u8>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Response>,
+    },
+    /// The validator configuration changed: node -> libp2p peer.
+    Validators(BTreeMap<NodeId, PeerId>),
+}
+
+/// Counters the network keeps.
+#[derive(Default, Debug)]
+pub struct NetworkCounters {
+    /// Raft messages from peers that are not the validator they claim to be.
+    pub dropped_unauthorized: AtomicU64,
+    /// Messages dropped because a peer had too many requests in flight.
+    pub dropped_backpressure: AtomicU64,
+    /// Malformed or oversized inbound messages.
+    pub dropped_malformed: AtomicU64,
+    /// Peers currently connected.
+    pub connected_peers: AtomicU64,
+}
+
+/// Settings for [`spawn`].
+pub struct NetworkConfig {
+    /// This node's libp2p identity.
+    pub keypair: libp2p::identity::Keypair,
+    /// Address to listen on.
+    pub listen: Multiaddr,
+    /// Addresses of the other validators (each ending in `/p2p/<peer id>`).
+    pub peers: Vec<Multiaddr>,
+    /// The validator configuration at start.
+    pub validators: BTreeMap<NodeId, PeerId>,
+}
+
+/// Starts the network task; returns once it listens.
+pub async fn spawn(
+    config: NetworkConfig,
+    inbound: mpsc::Sender<Inbound>,
+    mut outbound: mpsc::Receiver<Outbound>,
+    counters: Arc<NetworkCounters>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut swarm: Swarm<Behaviour> = libp2p::SwarmBuilder::with_existing_identity(config.keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|key| Behaviour {
+            consensus: request_response::Behaviour::new(
+                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(10))
+                    .with_max_concurrent_streams(1024),
+            ),
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/agora/1".into(),
+                key.public(),
+            )),
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+    swarm.listen_on(config.listen.clone())?;
+    let mut addresses: BTreeMap<PeerId, Multiaddr> = BTreeMap::new();
+    for address in &config.peers {
+        let Some(peer) = peer_of(address) else {
+            anyhow::bail!("peer address {address} must end in /p2p/<peer id>");
+        };
+        swarm.add_peer_address(peer, address.clone());
+        addresses.insert(peer, address.clone());
+    }
+    let mut state = State {
+        validators: config.validators,
+        inflight: BTreeMap::new(),
+        pending_tx: BTreeMap::new(),
+        backoff: BTreeMap::new(),
+        connected: BTreeSet::new(),
+        addresses,
+        counters,
+        answers: futures::stream::FuturesUnordered::new(),
+    };
+    for peer in state.addresses.keys().copied().collect::<Vec<_>>() {
+        let _ = swarm.dial(peer);
+    }
+    let handle = tokio::spawn(async move {
+        let mut redial = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                event = swarm.select_next_some() => state.on_event(&mut swarm, event, &inbound).await,
+                command = outbound.recv() => match command {
+                    Some(command) => state.on_command(&mut swarm, command),
+                    None => break,
+                },
+                _ = redial.tick() => state.redial(&mut swarm),
+                Some((channel, response)) = state.answers.next(), if !state.answers.is_empty() => {
+                    let _ = swarm.behaviour_mut().consensus.send_response(channel, response);
+                }
+            }
+        }
+    });
+    Ok(handle)
+}
+
+fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+    address.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+struct State {
+    validators: BTreeMap<NodeId, PeerId>,
+    inflight: BTreeMap<PeerId, usize>,
+    pending_tx: BTreeMap<OutboundRequestId, oneshot::Sender<Response>>,
+    /// Next redial time and current backoff per disconnected peer.
+    backoff: BTreeMap<PeerId, (tokio::time::Instant, Duration)>,
+    connected: BTreeSet<PeerId>,
+    addresses: BTreeMap<PeerId, Multiaddr>,
+    counters: Arc<NetworkCounters>,
+    answers: futures::stream::FuturesUnordered<
+        futures::future::BoxFuture<
+            'static,
+            (request_response::ResponseChannel<Response>, Response),
+        >,
+    >,
+}
+
+/// Forwarded transactions awaiting the driver's answer, at most.
+const MAX_PENDING_FORWARDS: usize = 1024;
+
+impl State {
+    fn node_of(&self, peer: &PeerId) -> Option<NodeId> {
+        self.validators
+            .iter()
+            .find(|(_, p)| *p == peer)
+            .map(|(n, _)| *n)
+    }
+
+    fn on_command(&mut self, swarm: &mut Swarm<Behaviour>, command: Outbound) {
+        match command {
+            Outbound::Raft(message) => {
+                let Some(peer) = self.validators.get(&message.to).copied() else {
+                    return;
+                };
+                let inflight = self.inflight.entry(peer).or_default();
+                if *inflight >= MAX_INFLIGHT_PER_PEER {
+                    self.counters
+                        .dropped_backpressure
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                *inflight += 1;
+                swarm
+                    .behaviour_mut()
+                    .consensus
+                    .send_request(&peer, Request::Raft(message));
+            }
+            Outbound::SubmitTx { leader, tx, reply } => {
+                let Some(peer) = self.validators.get(&leader).copied() else {
+                    let _ = reply.send(Response::TxRejected("the leader is not reachable".into()));
+                    return;
+                };
+                let id = swarm
+                    .behaviour_mut()
+                    .consensus
+                    .send_request(&peer, Request::SubmitTx(tx));
+                self.pending_tx.insert(id, reply);
+            }
+            Outbound::Validators(validators) => self.validators = validators,
+        }
+    }
+
+    async fn on_event(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        event: SwarmEvent<BehaviourEvent>,
+        inbound: &mpsc::Sender<Inbound>,
+    ) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Consensus(event)) => {
+                self.on_consensus(swarm, event, inbound).await
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.connected.insert(peer_id);
+                self.backoff.remove(&peer_id);
+                self.counters
+                    .connected_peers
+                    .store(self.connected.len() as u64, Ordering::Relaxed);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    self.connected.remove(&peer_id);
+                    self.inflight.remove(&peer_id);
+                    self.counters
+                        .connected_peers
+                        .store(self.connected.len() as u64, Ordering::Relaxed);
+                    self.schedule_redial(peer_id);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer_id),
+                ..
+            } => self.schedule_redial(peer_id),
+            _ => {}
+        }
+    }
+
+    fn schedule_redial(&mut self, peer: PeerId) {
+        if !self.addresses.contains_key(&peer) {
+            return;
+        }
+        let backoff = self
+            .backoff
+            .get(&peer)
+            .map_or(Duration::from_millis(100), |(_, b)| {
+                (*b * 2).min(MAX_RECONNECT_BACKOFF)
+            });
+        self.backoff
+            .insert(peer, (tokio::time::Instant::now() + backoff, backoff));
+    }
+
+    fn redial(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let now = tokio::time::Instant::now();
+        let due: Vec<PeerId> = self
+            .backoff
+            .iter()
+            .filter(|(p, (at, _))| *at <= now && !self.connected.contains(p))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            if let Some((at, backoff)) = self.backoff.get_mut(&peer) {
+                *at = now + *backoff;
+            }
+            let _ = swarm.dial(peer);
+        }
+    }
+
+    async fn on_consensus(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        event: request_response::Event<Request, Response>,
+        inbound: &mpsc::Sender<Inbound>,
+    ) {
+        use request_response::{Event, Message as Rr};
+        match event {
+            Event::Message {
+                peer,
+                message: Rr::Request {
+                    request, channel, ..
+                },
+                ..
+            } => {
+                let claimed = match &request {
+                    Request::Raft(message) => Some(message.from),
+                    Request::SubmitTx(_) => None,
+                };
+                let Some(sender) = self.node_of(&peer) else {
+                    self.counters
+                        .dropped_unauthorized
+                        .fetch_add(1, Ordering::Relaxed);
+                    let _ = swarm
+                        .behaviour_mut()
+                        .consensus
+                        .send_response(channel, Response::TxRejected("not a validator".into()));
+                    return;
+                };
+                match request {
+                    Request::Raft(message) => {
+                        if claimed != Some(sender) {
+                            self.counters
+                                .dropped_unauthorized
+                                .fetch_add(1, Ordering::Relaxed);
+                        } else if inbound.try_send(Inbound::Raft(message)).is_err() {
+                            self.counters
+                                .dropped_backpressure
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = swarm
+                            .behaviour_mut()
+                            .consensus
+                            .send_response(channel, Response::Ack);
+                    }
+                    Request::SubmitTx(tx) => {
+                        let (reply, answer) = oneshot::channel();
+                        if self.answers.len() >= MAX_PENDING_FORWARDS
+                            || inbound.try_send(Inbound::SubmitTx(tx, reply)).is_err()
+                        {
+                            let _ = swarm
+                                .behaviour_mut()
+                                .consensus
+                                .send_response(channel, Response::Busy);
+                            return;
+                        }
+                        // The answer is awaited beside the swarm's events, never inside them.
+                        self.answers.push(Box::pin(async move {
+                            let response = tokio::time::timeout(Duration::from_secs(5), answer)
+                                .await
+                                .ok()
+                                .and_then(|r| r.ok())
+                                .unwrap_or(Response::Busy);
+                            (channel, response)
+                        }));
+                    }
+                }
+            }
+            Event::Message {
+                peer,
+                message:
+                    Rr::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                self.release(peer);
+                if let Some(reply) = self.pending_tx.remove(&request_id) {
+                    let _ = reply.send(response);
+                }
+            }
+            Event::OutboundFailure {
+                peer, request_id, ..
+            } => {
+                self.release(peer);
+                if let Some(reply) = self.pending_tx.remove(&request_id) {
+                    let _ = reply.send(Response::TxRejected("the leader did not answer".into()));
+                }
+            }
+            Event::InboundFailure { .. } => {
+                self.counters
+                    .dropped_malformed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn release(&mut self, peer: PeerId) {
+        if let Some(count) = self.inflight.get_mut(&peer) {
+            *count = count.saturating_sub(1);
+        }
+    }
+}
