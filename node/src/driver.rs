@@ -200,6 +200,20 @@ pub fn peers_of(target: &TargetConfig) -> BTreeMap<NodeId, libp2p::PeerId> {
         .collect()
 }
 
+/// A submission some clients wait on.
+struct Waiting {
+    bytes: Vec<u8>,
+    last_sent: Instant,
+    clients: Vec<(Instant, oneshot::Sender<Result<Value, ApiError>>)>,
+}
+
+/// How often an uncommitted, awaited submission is sent again: a forward to a leader that
+/// just died, or a block lost with its leader, must not strand the client. Sending twice is
+/// safe: the nonce lets a transaction take effect once.
+const RESEND_INTERVAL: Duration = Duration::from_millis(1_000);
+/// How long a client waits for a commit before being told the outcome is unknown.
+const COMMIT_WAIT_LIMIT: Duration = Duration::from_secs(30);
+
 struct PendingRead {
     query: Query,
     index: Option<u64>,
@@ -217,7 +231,8 @@ struct Driver {
     mempool: Mempool,
     outbound: mpsc::Sender<Outbound>,
     /// tx hash -> clients waiting for its receipt, with their submit time.
-    waiters: BTreeMap<Hash32, Vec<(Instant, oneshot::Sender<Result<Value, ApiError>>)>>,
+    /// Submissions whose clients wait for the commit, re-sent until it happens.
+    waiters: BTreeMap<Hash32, Waiting>,
     reads: BTreeMap<u64, PendingRead>,
     next_read: u64,
     /// Indexes of blocks this leader proposed that are not yet applied.
@@ -333,6 +348,7 @@ impl Driver {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.resend_awaited(now);
         let expired: Vec<u64> = self
             .reads
             .iter()
@@ -349,6 +365,39 @@ impl Driver {
         if self.raft.role() == Role::Leader {
             self.propose_block();
             self.reconfigure();
+        }
+    }
+
+    /// Re-sends awaited submissions that have not committed yet; answers clients that
+    /// waited too long, or whose nonce another transaction took.
+    fn resend_awaited(&mut self, now: Instant) {
+        let due: Vec<Hash32> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| now.duration_since(w.last_sent) >= RESEND_INTERVAL)
+            .map(|(h, _)| *h)
+            .collect();
+        for hash in due {
+            let bytes = self.waiters[&hash].bytes.clone();
+            let refused = self.admit(&bytes).err().filter(|e| e.status != 503);
+            let waiting = self.waiters.get_mut(&hash).expect("listed");
+            waiting.last_sent = now;
+            if let Some(error) = refused {
+                for (_, reply) in self.waiters.remove(&hash).expect("listed").clients {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                continue;
+            }
+            let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut waiting.clients)
+                .into_iter()
+                .partition(|(since, _)| now.duration_since(*since) >= COMMIT_WAIT_LIMIT);
+            waiting.clients = kept;
+            for (_, reply) in expired {
+                let _ = reply.send(Err(ApiError::new(504, "commit_timeout", format!("not committed within {COMMIT_WAIT_LIMIT:?}; it may still commit: query the account's nonce before resubmitting"))));
+            }
+            if waiting.clients.is_empty() {
+                self.waiters.remove(&hash);
+            }
         }
     }
 
@@ -461,16 +510,22 @@ impl Driver {
                     let _ = reply.send(Ok(json!({ "tx_hash": hash, "status": "accepted" })));
                 }
                 Ok(hash) => {
-                    let waiting: usize = self.waiters.values().map(Vec::len).sum();
+                    let waiting: usize = self.waiters.values().map(|w| w.clients.len()).sum();
                     if waiting >= self.config.max_commit_waiters {
                         let _ = reply.send(Err(ApiError::busy(
                             "too many clients are waiting for commits; retry without wait",
                         )));
                     } else {
+                        let now = Instant::now();
                         self.waiters
                             .entry(hash)
-                            .or_default()
-                            .push((Instant::now(), reply));
+                            .or_insert_with(|| Waiting {
+                                bytes,
+                                last_sent: now,
+                                clients: Vec::new(),
+                            })
+                            .clients
+                            .push((now, reply));
                     }
                 }
             },
@@ -600,6 +655,9 @@ impl Driver {
     }
 
     async fn handle_ready(&mut self, ready: Ready) -> Result<()> {
+        if let Some(soft) = ready.soft_state {
+            tracing::info!(role = ?soft.role, leader = ?soft.leader, term = self.raft.term(), "raft role changed");
+        }
         // 1. Durable first.
         self.store
             .save(ready.hard_state, ready.snapshot.as_ref(), &ready.entries)
@@ -681,8 +739,8 @@ impl Driver {
 
     fn notify(&mut self, height: u64, receipts: &[Receipt]) {
         for receipt in receipts {
-            if let Some(waiters) = self.waiters.remove(&receipt.tx_hash) {
-                for (submitted, reply) in waiters {
+            if let Some(waiting) = self.waiters.remove(&receipt.tx_hash) {
+                for (submitted, reply) in waiting.clients {
                     self.metrics
                         .commit_seconds
                         .observe(submitted.elapsed().as_secs_f64());

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod app;
+pub mod config;
 pub mod driver;
 pub mod keys;
 pub mod mempool;

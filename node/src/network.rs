@@ -34,6 +34,8 @@ pub const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
 const PROTOCOL: &str = "/agora/consensus/1";
 
 /// What peers send each other.
+// Each message is moved once per hop; boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, BorshSerialize, BorshDeserialize)]
 pub enum Request {
     /// A Raft message.
@@ -137,6 +139,7 @@ struct Behaviour {
 }
 
 /// Something the network hands to the driver.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Inbound {
     /// An authenticated Raft message.
@@ -236,7 +239,7 @@ pub async fn spawn(
         answers: futures::stream::FuturesUnordered::new(),
     };
     for peer in state.addresses.keys().copied().collect::<Vec<_>>() {
-        let _ = swarm.dial(peer);
+        let _ = swarm.dial(dial_options(peer, &state.addresses));
     }
     let handle = tokio::spawn(async move {
         let mut redial = tokio::time::interval(Duration::from_millis(250));
@@ -284,7 +287,23 @@ struct State {
 /// Forwarded transactions awaiting the driver's answer, at most.
 const MAX_PENDING_FORWARDS: usize = 1024;
 
+/// Dial options that always carry the configured address: libp2p forgets a peer's
+/// address after a refused connection (a restarting peer), so it is supplied every time.
+fn dial_options(
+    peer: PeerId,
+    addresses: &BTreeMap<PeerId, Multiaddr>,
+) -> libp2p::swarm::dial_opts::DialOpts {
+    libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+        .addresses(addresses.get(&peer).cloned().into_iter().collect())
+        .extend_addresses_through_behaviour()
+        .build()
+}
+
 impl State {
+    fn address_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.addresses.get(peer).cloned().into_iter().collect()
+    }
+
     fn node_of(&self, peer: &PeerId) -> Option<NodeId> {
         self.validators
             .iter()
@@ -303,23 +322,26 @@ impl State {
                     self.counters
                         .dropped_backpressure
                         .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "dropping a consensus message: too many requests in flight");
                     return;
                 }
                 *inflight += 1;
-                swarm
-                    .behaviour_mut()
-                    .consensus
-                    .send_request(&peer, Request::Raft(message));
+                swarm.behaviour_mut().consensus.send_request_with_addresses(
+                    &peer,
+                    Request::Raft(message),
+                    self.address_of(&peer),
+                );
             }
             Outbound::SubmitTx { leader, tx, reply } => {
                 let Some(peer) = self.validators.get(&leader).copied() else {
                     let _ = reply.send(Response::TxRejected("the leader is not reachable".into()));
                     return;
                 };
-                let id = swarm
-                    .behaviour_mut()
-                    .consensus
-                    .send_request(&peer, Request::SubmitTx(tx));
+                let id = swarm.behaviour_mut().consensus.send_request_with_addresses(
+                    &peer,
+                    Request::SubmitTx(tx),
+                    self.address_of(&peer),
+                );
                 self.pending_tx.insert(id, reply);
             }
             Outbound::Validators(validators) => self.validators = validators,
@@ -345,17 +367,25 @@ impl State {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
             } => {
-                if num_established == 0 {
-                    self.connected.remove(&peer_id);
-                    self.inflight.remove(&peer_id);
-                    self.counters
-                        .connected_peers
-                        .store(self.connected.len() as u64, Ordering::Relaxed);
-                    self.schedule_redial(peer_id);
-                }
+                self.connected.remove(&peer_id);
+                self.inflight.remove(&peer_id);
+                self.counters
+                    .connected_peers
+                    .store(self.connected.len() as u64, Ordering::Relaxed);
+                self.schedule_redial(peer_id);
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::error!(%error, "the p2p listener failed")
+            }
+            SwarmEvent::ListenerClosed {
+                reason: Err(error),
+                addresses,
+                ..
+            } => {
+                tracing::error!(%error, ?addresses, "the p2p listener closed; peers cannot reach this node")
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer_id),
@@ -391,7 +421,7 @@ impl State {
             if let Some((at, backoff)) = self.backoff.get_mut(&peer) {
                 *at = now + *backoff;
             }
-            let _ = swarm.dial(peer);
+            let _ = swarm.dial(dial_options(peer, &self.addresses));
         }
     }
 
@@ -478,14 +508,19 @@ impl State {
                 }
             }
             Event::OutboundFailure {
-                peer, request_id, ..
+                peer,
+                request_id,
+                error,
+                ..
             } => {
+                tracing::debug!(%peer, %error, "request failed");
                 self.release(peer);
                 if let Some(reply) = self.pending_tx.remove(&request_id) {
                     let _ = reply.send(Response::TxRejected("the leader did not answer".into()));
                 }
             }
-            Event::InboundFailure { .. } => {
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound request failed");
                 self.counters
                     .dropped_malformed
                     .fetch_add(1, Ordering::Relaxed);

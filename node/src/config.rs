@@ -1,0 +1,93 @@
+//! The node's configuration file (`node.toml`), overridden by `AGORA_*` environment
+//! variables and command-line flags.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `node.toml`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Data directory: keys, the database.
+    pub data_dir: Option<PathBuf>,
+    /// The genesis file.
+    pub genesis: Option<PathBuf>,
+    /// libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/7001`.
+    pub listen: Option<String>,
+    /// HTTP API address, e.g. `127.0.0.1:8001`.
+    pub http: Option<String>,
+    /// Other validators' addresses, each ending in `/p2p/<peer id>`.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Milliseconds per Raft tick (default 100).
+    pub tick_ms: Option<u64>,
+    /// Applied entries between snapshots (default 1000).
+    pub snapshot_interval: Option<u64>,
+    /// Mempool capacity in transactions (default 10000).
+    pub mempool_capacity: Option<usize>,
+}
+
+impl NodeConfig {
+    /// Reads a file; paths in it are relative to the file's directory.
+    pub fn load(path: &Path) -> Result<NodeConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut config: NodeConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data_dir = config.data_dir.map(|p| base.join(p));
+        config.genesis = config.genesis.map(|p| base.join(p));
+        Ok(config)
+    }
+
+    /// Writes a file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, toml::to_string_pretty(self)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Values in `other` (flags, environment) win over values here.
+    pub fn overridden_by(mut self, other: NodeConfig) -> NodeConfig {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if other.$field.is_some() { self.$field = other.$field; } )* };
+        }
+        take!(
+            data_dir,
+            genesis,
+            listen,
+            http,
+            tick_ms,
+            snapshot_interval,
+            mempool_capacity
+        );
+        if !other.peers.is_empty() {
+            self.peers = other.peers;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_unknown_keys_are_refused() {
+        let file = NodeConfig {
+            http: Some("127.0.0.1:1".into()),
+            tick_ms: Some(50),
+            peers: vec!["a".into()],
+            ..NodeConfig::default()
+        };
+        let flags = NodeConfig {
+            http: Some("127.0.0.1:2".into()),
+            ..NodeConfig::default()
+        };
+        let merged = file.overridden_by(flags);
+        assert_eq!(merged.http.as_deref(), Some("127.0.0.1:2"));
+        assert_eq!(merged.tick_ms, Some(50));
+        assert_eq!(merged.peers, vec!["a".to_string()]);
+        assert!(toml::from_str::<NodeConfig>("htp = \"x\"").is_err());
+    }
+}

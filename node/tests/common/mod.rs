@@ -1,0 +1,349 @@
+//! A cluster of real `agora-node` processes on loopback, for end-to-end tests.
+
+#![allow(dead_code)]
+
+use agora_core::encoding::Canonical;
+use agora_core::tx::{Action, Sender, Transaction};
+use agora_core::{AccountId, Amount, Genesis, SecretKey};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// End-to-end tests run one at a time: each starts several processes on a 2-core machine.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_agora-node"))
+}
+
+/// A free loopback port below the kernel's ephemeral range (32768 and up on Linux), so
+/// that no outgoing connection can take it as a source port while its node is down.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (start - 20_000 + offset) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The first of `count` consecutive free loopback ports (for `devnet`'s base ports).
+pub fn free_port_block(count: u16) -> u16 {
+    loop {
+        let first = free_port();
+        if (1..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok()) {
+            for _ in 1..count {
+                free_port();
+            }
+            return first;
+        }
+    }
+}
+
+/// Sends SIGTERM to a process and waits for it, when dropped (also on panic).
+pub struct Terminate(pub Child);
+
+impl Drop for Terminate {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agora-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .ok()?;
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = response[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).to_string()));
+    Some((status, value))
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&body[..line_end]).trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[line_end + 2..line_end + 2 + size]);
+        body = &body[line_end + 4 + size..];
+    }
+    out
+}
+
+/// Waits until `check` returns `Some`, polling every 100 ms, panicking after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub struct Node {
+    pub dir: PathBuf,
+    pub http_port: u16,
+    pub p2p_port: u16,
+    pub child: Option<Child>,
+    pub public: Value,
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub nodes: Vec<Node>,
+    pub genesis: Genesis,
+    pub demo: SecretKey,
+    pub snapshot_interval: u64,
+}
+
+fn run_ok(args: &[&str]) {
+    let output = Command::new(bin()).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "agora-node {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl Cluster {
+    /// Initializes `count` validators, a genesis funding a demo account, and starts them.
+    pub fn start(name: &str, count: usize, snapshot_interval: u64) -> Cluster {
+        let dir = temp_dir(name);
+        let demo = agora_node::keys::generate_ml_dsa(agora_core::KeyKind::MlDsa44);
+        let mut nodes = Vec::new();
+        for i in 0..count {
+            let node_dir = dir.join(format!("node{i}"));
+            let (http_port, p2p_port) = (free_port(), free_port());
+            let listen = format!("/ip4/127.0.0.1/tcp/{p2p_port}");
+            run_ok(&[
+                "init",
+                "--data-dir",
+                node_dir.to_str().unwrap(),
+                "--listen",
+                &listen,
+                "--key-kind",
+                "ml-dsa-44",
+            ]);
+            let public: Value =
+                serde_json::from_slice(&std::fs::read(node_dir.join("validator.json")).unwrap())
+                    .unwrap();
+            nodes.push(Node {
+                dir: node_dir,
+                http_port,
+                p2p_port,
+                child: None,
+                public,
+            });
+        }
+        let genesis_path = dir.join("genesis.json");
+        let mut args: Vec<String> = vec![
+            "genesis".into(),
+            "--chain-name".into(),
+            name.into(),
+            "--out".into(),
+            genesis_path.display().to_string(),
+        ];
+        for node in &nodes {
+            args.push("--validator".into());
+            args.push(node.dir.join("validator.json").display().to_string());
+        }
+        args.push("--account".into());
+        args.push(format!(
+            "{}=1000000000",
+            AccountId::from_public_key(demo.public_key())
+        ));
+        run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let genesis = Genesis::from_json(&std::fs::read_to_string(&genesis_path).unwrap()).unwrap();
+        let mut cluster = Cluster {
+            dir,
+            nodes,
+            genesis,
+            demo,
+            snapshot_interval,
+        };
+        for i in 0..count {
+            cluster.launch(i);
+        }
+        cluster
+    }
+
+    pub fn launch(&mut self, i: usize) {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| n.public["address"].as_str().unwrap().to_string())
+            .collect();
+        let node = &self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.join("node.log"))
+            .unwrap();
+        let child = Command::new(bin())
+            .args([
+                "run",
+                "--data-dir",
+                node.dir.to_str().unwrap(),
+                "--genesis",
+                self.dir.join("genesis.json").to_str().unwrap(),
+            ])
+            .args([
+                "--listen",
+                &format!("/ip4/127.0.0.1/tcp/{}", node.p2p_port),
+                "--http",
+                &format!("127.0.0.1:{}", node.http_port),
+            ])
+            .args([
+                "--tick-ms",
+                "50",
+                "--snapshot-interval",
+                &self.snapshot_interval.to_string(),
+            ])
+            .args(["--peer", &peers.join(",")])
+            .env("AGORA_LOG", "info,agora_node::network=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.nodes[i].child = Some(child);
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn get(&self, i: usize, path: &str) -> Option<(u16, Value)> {
+        http(self.nodes[i].http_port, "GET", path, &[])
+    }
+
+    pub fn status(&self, i: usize) -> Option<Value> {
+        self.get(i, "/v1/status")
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, v)| v)
+    }
+
+    /// The index of the node that reports itself leader.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.nodes.len()).find(|i| {
+            self.nodes[*i].child.is_some() && self.status(*i).is_some_and(|s| s["role"] == "leader")
+        })
+    }
+
+    pub fn wait_ready(&self, limit: Duration) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].child.is_some() {
+                wait_for(&format!("node {i} ready"), limit, || {
+                    self.get(i, "/ready").filter(|(s, _)| *s == 200)
+                });
+            }
+        }
+    }
+
+    pub fn demo_account(&self) -> AccountId {
+        AccountId::from_public_key(self.demo.public_key())
+    }
+
+    /// Signs a transfer from the demo account with the given nonce.
+    pub fn transfer(&self, nonce: u64, to: AccountId, amount: u128) -> Vec<u8> {
+        let sender = if nonce == 0 {
+            Sender::Register(self.demo.public_key().clone())
+        } else {
+            Sender::Account(self.demo_account())
+        };
+        Transaction {
+            chain_id: self.genesis.chain_id(),
+            sender,
+            nonce,
+            action: Action::Transfer {
+                to,
+                amount: Amount(amount),
+            },
+        }
+        .sign(&self.demo, agora_node::keys::os_random())
+        .to_canonical_bytes()
+    }
+
+    /// Submits to node `i` and waits for the commit, retrying while the node is busy or
+    /// has no leader. Returns the committed answer.
+    pub fn submit_and_wait(&self, i: usize, tx: &[u8], limit: Duration) -> Value {
+        wait_for("a committed transaction", limit, || {
+            match http(self.nodes[i].http_port, "POST", "/v1/tx?wait=commit", tx) {
+                Some((200, value)) if value["status"] == "committed" => Some(value),
+                Some((503, _)) | None => None,
+                Some((status, value)) => panic!("submission refused with {status}: {value}"),
+            }
+        })
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.nodes[i].dir.join("node.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill9(i);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub fn random_account() -> AccountId {
+    AccountId(agora_core::Hash32(agora_node::keys::os_random()))
+}
+
+pub fn path_exists(path: &Path) -> bool {
+    path.exists()
+}
