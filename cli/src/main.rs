@@ -1,0 +1,391 @@
+//! `agora`: keys, transfers and queries against any node's HTTP API.
+//!
+//! Exit codes: 0 ok, 2 usage error, 3 transaction rejected, 4 node unreachable, 1 other.
+
+use agora_core::encoding::Canonical;
+use agora_core::tx::{Action, Sender, Transaction};
+use agora_core::{AccountId, Amount, Hash32, KeyKind, SecretKey};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Decimal places shown for amounts: 1 token = 10^6 base units.
+const DECIMALS: u32 = 6;
+
+/// The member's tool for an Agora ledger.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The node's HTTP API.
+    #[arg(
+        long,
+        global = true,
+        env = "AGORA_NODE",
+        default_value = "http://127.0.0.1:8100"
+    )]
+    node: String,
+    /// Key file.
+    #[arg(long, global = true, env = "AGORA_KEY", default_value = "agora.key")]
+    key: PathBuf,
+    /// Print JSON for scripts instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Manage your key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Show an account (yours by default).
+    ///
+    /// Example: agora account
+    Account {
+        /// Account id (hex).
+        id: Option<String>,
+    },
+    /// Send tokens.
+    ///
+    /// Example: agora transfer 3f2a...c9 12.5 --wait
+    Transfer {
+        /// Recipient account id (hex).
+        to: String,
+        /// Amount in tokens, e.g. 12.5 (6 decimals).
+        amount: String,
+        /// Wait for the commit and print the receipt.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The node's view of the cluster.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a new key file (mode 0600).
+    New {
+        /// ML-DSA parameter set.
+        #[arg(long, default_value = "ml-dsa-65")]
+        kind: String,
+    },
+    /// Show the key's account id and public key.
+    Show,
+}
+
+/// Failures with their exit codes.
+enum Failure {
+    Rejected(String),
+    Unreachable(String),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Other(error)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Rejected(message)) => {
+            eprintln!("rejected: {message}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Unreachable(message)) => {
+            eprintln!("node unreachable: {message}");
+            ExitCode::from(4)
+        }
+        Err(Failure::Other(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Commands::Keys(KeysCommand::New { kind }) => {
+            let kind = KeyKind::from_name(kind).ok_or_else(|| {
+                anyhow!("unknown key kind {kind}; use ml-dsa-44, ml-dsa-65 or ml-dsa-87")
+            })?;
+            let mut seed = [0u8; 32];
+            rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut seed)
+                .map_err(|e| anyhow!("no OS randomness: {e}"))?;
+            let key = SecretKey::from_seed(kind, seed);
+            save_key(&cli.key, &key)?;
+            print(
+                cli,
+                &serde_json::json!({ "account": AccountId::from_public_key(key.public_key()), "key_file": cli.key }),
+                || {
+                    format!(
+                        "created {} for account {}",
+                        cli.key.display(),
+                        AccountId::from_public_key(key.public_key())
+                    )
+                },
+            );
+        }
+        Commands::Keys(KeysCommand::Show) => {
+            let key = load_key(&cli.key)?;
+            let account = AccountId::from_public_key(key.public_key());
+            print(
+                cli,
+                &serde_json::json!({ "account": account, "kind": key.kind(), "public_key": key.public_key() }),
+                || format!("account {account} ({})", key.kind().name()),
+            );
+        }
+        Commands::Account { id } => {
+            let id = match id {
+                Some(id) => id.clone(),
+                None => AccountId::from_public_key(load_key(&cli.key)?.public_key()).to_string(),
+            };
+            let account = get(cli, &format!("/v1/accounts/{id}"))?;
+            print(cli, &account, || {
+                format!(
+                    "account  {}\nbalance  {}\nstaked   {}\nnonce    {}\nat height {}",
+                    account["account"].as_str().unwrap_or_default(),
+                    tokens(&account["balance"]),
+                    tokens(&account["staked"]),
+                    account["nonce"],
+                    account["at"]["height"]
+                )
+            });
+        }
+        Commands::Transfer { to, amount, wait } => {
+            let to = AccountId(Hash32::from_hex(to).map_err(|e| anyhow!("{to}: {e}"))?);
+            let amount = parse_tokens(amount)?;
+            let key = load_key(&cli.key)?;
+            let answer = submit(cli, &key, Action::Transfer { to, amount }, *wait)?;
+            print(cli, &answer, || match answer["status"].as_str() {
+                Some("committed") => format!(
+                    "committed at height {}: {}",
+                    answer["height"], answer["receipt"]["status"]
+                ),
+                _ => format!(
+                    "accepted: {}",
+                    answer["tx_hash"].as_str().unwrap_or_default()
+                ),
+            });
+            if *wait && answer["receipt"]["status"] != "applied" {
+                return Err(Failure::Rejected(format!(
+                    "the transaction failed: {}",
+                    answer["receipt"]["status"]
+                )));
+            }
+        }
+        Commands::Status => {
+            let status = get(cli, "/v1/status")?;
+            print(cli, &status, || {
+                format!(
+                    "node {}\nrole {} (term {})\nleader {}\nheight {}  commit {}  applied {}\nstate root {}",
+                    status["node"].as_str().unwrap_or_default(),
+                    status["role"].as_str().unwrap_or_default(),
+                    status["term"],
+                    status["leader"].as_str().unwrap_or("none"),
+                    status["height"],
+                    status["commit_index"],
+                    status["applied_index"],
+                    status["state_root"].as_str().unwrap_or_default()
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn print(cli: &Cli, value: &Value, human: impl FnOnce() -> String) {
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("serializes")
+        );
+    } else {
+        println!("{}", human());
+    }
+}
+
+/// Parses "12.5" into base units (6 decimals), refusing more precision than exists.
+fn parse_tokens(text: &str) -> Result<Amount> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        bail!("{text}: expected an amount like 12 or 12.5");
+    }
+    if fraction.len() > DECIMALS as usize {
+        bail!("{text}: at most {DECIMALS} decimals");
+    }
+    let scale = 10u128.pow(DECIMALS);
+    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse()? };
+    let fraction: u128 = format!("{fraction:0<6}").parse()?;
+    whole
+        .checked_mul(scale)
+        .and_then(|w| w.checked_add(fraction))
+        .map(Amount)
+        .ok_or_else(|| anyhow!("{text}: too large"))
+}
+
+/// Formats base units (a JSON decimal string) as tokens.
+fn tokens(value: &Value) -> String {
+    let units: u128 = value.as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let scale = 10u128.pow(DECIMALS);
+    let fraction = format!("{:06}", units % scale);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{}", units / scale)
+    } else {
+        format!("{}.{fraction}", units / scale)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeyFile {
+    kind: KeyKind,
+    seed: String,
+}
+
+fn save_key(path: &Path, key: &SecretKey) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+    file.write_all(
+        serde_json::to_string_pretty(&KeyFile {
+            kind: key.kind(),
+            seed: hex::encode(key.seed()),
+        })?
+        .as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn load_key(path: &Path) -> Result<SecretKey> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| {
+                format!(
+                    "reading {} (create one with `agora keys new`)",
+                    path.display()
+                )
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    let file: KeyFile = serde_json::from_slice(&std::fs::read(path)?)
+        .with_context(|| format!("{} is not an agora key file", path.display()))?;
+    let seed: [u8; 32] = hex::decode(&file.seed)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("{}: bad seed", path.display()))?;
+    Ok(SecretKey::from_seed(file.kind, seed))
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(40))
+        .build()
+        .expect("an HTTP client")
+}
+
+fn answer(
+    response: reqwest::Result<reqwest::blocking::Response>,
+    url: &str,
+) -> Result<Value, Failure> {
+    let response = response.map_err(|e| Failure::Unreachable(format!("{url}: {e}")))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .map_err(|e| Failure::Other(anyhow!("{url}: unreadable answer: {e}")))?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let message = format!(
+        "{} ({}): {}",
+        body["code"].as_str().unwrap_or("error"),
+        status.as_u16(),
+        body["message"].as_str().unwrap_or_default()
+    );
+    if status.is_client_error() {
+        Err(Failure::Rejected(message))
+    } else {
+        Err(Failure::Unreachable(message))
+    }
+}
+
+fn get(cli: &Cli, path: &str) -> Result<Value, Failure> {
+    let url = format!("{}{path}", cli.node.trim_end_matches('/'));
+    answer(client().get(&url).send(), &url)
+}
+
+/// Signs `action` with the next nonce (fetched from the node) and submits it.
+fn submit(cli: &Cli, key: &SecretKey, action: Action, wait: bool) -> Result<Value, Failure> {
+    let account_id = AccountId::from_public_key(key.public_key());
+    let chain = get(cli, "/v1/chain")?;
+    let chain_id = Hash32::from_hex(chain["chain_id"].as_str().unwrap_or_default())
+        .map_err(|e| anyhow!("bad chain id from the node: {e}"))?;
+    let account = get(cli, &format!("/v1/accounts/{account_id}"))?;
+    let nonce = account["nonce"].as_u64().unwrap_or(0);
+    let sender = if account["key_registered"] == true {
+        Sender::Account(account_id)
+    } else {
+        Sender::Register(key.public_key().clone())
+    };
+    let mut randomness = [0u8; 32];
+    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut randomness)
+        .map_err(|e| anyhow!("no OS randomness: {e}"))?;
+    let bytes = Transaction {
+        chain_id,
+        sender,
+        nonce,
+        action,
+    }
+    .sign(key, randomness)
+    .to_canonical_bytes();
+    let url = format!(
+        "{}/v1/tx{}",
+        cli.node.trim_end_matches('/'),
+        if wait { "?wait=commit" } else { "" }
+    );
+    answer(client().post(&url).body(bytes).send(), &url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_amounts_round_trip_in_base_units() {
+        assert_eq!(parse_tokens("12.5").unwrap(), Amount(12_500_000));
+        assert_eq!(parse_tokens("0.000001").unwrap(), Amount(1));
+        assert_eq!(parse_tokens("7").unwrap(), Amount(7_000_000));
+        assert!(parse_tokens("0.0000001").is_err());
+        assert!(parse_tokens("1e3").is_err());
+        assert!(parse_tokens("").is_err());
+        assert_eq!(tokens(&Value::String("12500000".into())), "12.5");
+        assert_eq!(tokens(&Value::String("7000000".into())), "7");
+    }
+}
