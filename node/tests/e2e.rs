@@ -353,3 +353,92 @@ fn devnet_starts_a_working_cluster() {
     assert!(exit.success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Bad input gets a clear error and changes nothing: an oversized body (413), bytes that
+/// are not a transaction (400), a bad signature (400), a replayed nonce (409), unknown
+/// parameters (400); errors are JSON with a stable code.
+#[test]
+fn bad_requests_get_clear_errors_and_change_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = Cluster::start("badinput", 3, 1_000);
+    cluster.wait_ready(Duration::from_secs(60));
+    let port = cluster.nodes[0].http_port;
+    let before = cluster.status(0).unwrap()["state_root"].clone();
+
+    let (status, _) = http(port, "POST", "/v1/tx", &vec![0u8; 64 * 1024]).unwrap();
+    assert_eq!(status, 413, "oversized body");
+    let (status, body) = http(port, "POST", "/v1/tx", b"definitely not a transaction").unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("malformed_transaction"))
+    );
+    let mut forged = cluster.transfer(0, random_account(), 5);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let (status, body) = http(port, "POST", "/v1/tx", &forged).unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_signature"))
+    );
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/tx?wait=forever",
+        &cluster.transfer(0, random_account(), 5),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_parameter"))
+    );
+    let (status, body) = http(port, "GET", "/v1/accounts/not-hex", &[]).unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_account_id"))
+    );
+    let after = cluster.status(0).unwrap()["state_root"].clone();
+    assert_eq!(before, after, "nothing changed");
+
+    cluster.submit_and_wait(
+        0,
+        &cluster.transfer(0, random_account(), 5),
+        Duration::from_secs(30),
+    );
+    cluster.submit_and_wait(
+        0,
+        &cluster.transfer(1, random_account(), 5),
+        Duration::from_secs(30),
+    );
+    // A second first-transaction carries the key again: the ledger says so first.
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/tx",
+        &cluster.transfer(0, random_account(), 5),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("key_already_registered"))
+    );
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/tx",
+        &cluster.transfer(1, random_account(), 5),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("replayed_nonce"))
+    );
+    let (status, body) = http(port, "GET", "/v1/proof?key=account:0000", &[]).unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_account_id"))
+    );
+    let key = format!("account:{}", cluster.demo_account());
+    let (status, proof) = http(port, "GET", &format!("/v1/proof?key={key}"), &[]).unwrap();
+    assert_eq!(status, 200, "{proof}");
+    assert!(proof["proof"]["siblings"].is_array());
+}
