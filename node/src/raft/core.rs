@@ -648,19 +648,9 @@ impl<C: VoteCrypto> Raft<C> {
         }
     }
 
+    /// Queues a message in the current term; votes are signed.
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
-        let mut message = Message {
-            from: self.cfg.id,
-            to,
-            term: self.term,
-            body,
-            signature: Vec::new(),
-        };
-        if message.body.is_vote() {
-            let randomness = rand::Rng::random::<[u8; 32]>(&mut self.rng);
-            message.signature = self.crypto.sign(&message.signing_bytes(), randomness);
-        }
-        self.messages.push(message);
+        self.send_with_term(to, self.term, body);
     }
 
     /// Sends with an explicit term (pre-votes use the term they would campaign in).
