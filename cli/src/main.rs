@@ -1,9 +1,11 @@
 //! `agora`: keys, transfers and queries against any node's HTTP API.
 //!
-//! Exit codes: 0 ok, 2 usage error, 3 transaction rejected, 4 node unreachable, 1 other.
+//! Exit codes: 0 ok, 2 usage error, 3 transaction rejected, 4 node unreachable, 5 proof
+//! not verified, 1 other.
 
 use agora_core::encoding::Canonical;
-use agora_core::tx::{Action, Sender, Transaction};
+use agora_core::state_tree::StateProof;
+use agora_core::tx::{Action, Sender, Transaction, VoteChoice};
 use agora_core::{AccountId, Amount, Hash32, KeyKind, SecretKey};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -61,6 +63,58 @@ enum Commands {
         #[arg(long)]
         wait: bool,
     },
+    /// Lock tokens as stake (governance weight).
+    ///
+    /// Example: agora stake 100 --wait
+    Stake {
+        /// Amount in tokens.
+        amount: String,
+        /// Wait for the commit.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Start unbonding stake (spendable after the unbonding period).
+    ///
+    /// Example: agora unstake 40 --wait
+    Unstake {
+        /// Amount in tokens.
+        amount: String,
+        /// Wait for the commit.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Vote on an open proposal (a later vote replaces an earlier one).
+    ///
+    /// Example: agora vote 3 yes --wait
+    Vote {
+        /// Proposal id.
+        proposal: u64,
+        /// yes, no, abstain or veto.
+        choice: String,
+        /// Wait for the commit.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Validators with weights and reputation.
+    Validators,
+    /// A block and its receipts.
+    ///
+    /// Example: agora block 42
+    Block {
+        /// Height.
+        height: u64,
+    },
+    /// Fetch a value with its Merkle proof and verify it locally.
+    ///
+    /// Example: agora proof account:3f2a...c9 --root <root from another node>
+    Proof {
+        /// globals, params, account:<id>, account_key:<id>, validator:<id>, proposal:<n>, vote:<n>:<id>.
+        #[arg(value_name = "KEY")]
+        state_key: String,
+        /// Verify against this state root instead of the one the node reports.
+        #[arg(long)]
+        root: Option<String>,
+    },
     /// The node's view of the cluster.
     Status,
 }
@@ -79,6 +133,7 @@ enum KeysCommand {
 
 /// Failures with their exit codes.
 enum Failure {
+    NotVerified,
     Rejected(String),
     Unreachable(String),
     Other(anyhow::Error),
@@ -94,6 +149,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::NotVerified) => ExitCode::from(5),
         Err(Failure::Rejected(message)) => {
             eprintln!("rejected: {message}");
             ExitCode::from(3)
@@ -180,6 +236,101 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 )));
             }
         }
+        Commands::Stake { amount, wait } => {
+            let action = Action::Stake {
+                amount: parse_tokens(amount)?,
+            };
+            submit_and_report(cli, action, *wait)?;
+        }
+        Commands::Unstake { amount, wait } => {
+            let action = Action::Unstake {
+                amount: parse_tokens(amount)?,
+            };
+            submit_and_report(cli, action, *wait)?;
+        }
+        Commands::Vote {
+            proposal,
+            choice,
+            wait,
+        } => {
+            let choice = match choice.as_str() {
+                "yes" => VoteChoice::Yes,
+                "no" => VoteChoice::No,
+                "abstain" => VoteChoice::Abstain,
+                "veto" => VoteChoice::Veto,
+                other => {
+                    return Err(Failure::Other(anyhow!(
+                        "{other}: vote yes, no, abstain or veto"
+                    )))
+                }
+            };
+            submit_and_report(
+                cli,
+                Action::Vote {
+                    proposal: *proposal,
+                    choice,
+                },
+                *wait,
+            )?;
+        }
+        Commands::Validators => {
+            let answer = get(cli, "/v1/validators")?;
+            print(cli, &answer, || {
+                let mut text = format!(
+                    "{:<66} {:>8} {:>10} {:>8}\n",
+                    "validator", "weight", "reputation", "blocks"
+                );
+                for v in answer["validators"].as_array().into_iter().flatten() {
+                    text.push_str(&format!(
+                        "{:<66} {:>8} {:>10} {:>8}\n",
+                        v["validator"].as_str().unwrap_or_default(),
+                        v["weight"],
+                        v["base_reputation"],
+                        v["blocks_proposed"]
+                    ));
+                }
+                text.trim_end().to_string()
+            });
+        }
+        Commands::Block { height } => {
+            let answer = get(cli, &format!("/v1/blocks/{height}"))?;
+            print(cli, &answer, || {
+                let txs = answer["receipts"].as_array().map_or(0, Vec::len);
+                let kind = if answer["block"].is_null() {
+                    "no block (leader or configuration entry)"
+                } else {
+                    "block"
+                };
+                format!(
+                    "height {height}: {kind}, {txs} transactions, state root {}",
+                    answer["state_root"].as_str().unwrap_or_default()
+                )
+            });
+        }
+        Commands::Proof {
+            state_key: key,
+            root,
+        } => {
+            let answer = get(cli, &format!("/v1/proof?key={key}"))?;
+            let root = match root {
+                Some(root) => Hash32::from_hex(root).map_err(|e| anyhow!("--root {root}: {e}"))?,
+                None => Hash32::from_hex(answer["at"]["state_root"].as_str().unwrap_or_default())
+                    .map_err(|e| anyhow!("bad root from the node: {e}"))?,
+            };
+            let verified = verify_proof(&answer, &root);
+            let report = serde_json::json!({ "key": key, "value": answer["value"], "root": root, "height": answer["at"]["height"], "verified": verified.is_ok(), "reason": verified.as_ref().err().map(|e| e.to_string()) });
+            print(cli, &report, || match &verified {
+                Ok(()) => format!(
+                    "VERIFIED: {key} holds {} under root {root} (height {})",
+                    answer["value"].as_str().unwrap_or_default(),
+                    answer["at"]["height"]
+                ),
+                Err(error) => format!("NOT VERIFIED: {error}"),
+            });
+            if verified.is_err() {
+                return Err(Failure::NotVerified);
+            }
+        }
         Commands::Status => {
             let status = get(cli, "/v1/status")?;
             print(cli, &status, || {
@@ -198,6 +349,39 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+fn submit_and_report(cli: &Cli, action: Action, wait: bool) -> Result<(), Failure> {
+    let key = load_key(&cli.key)?;
+    let answer = submit(cli, &key, action, wait)?;
+    print(cli, &answer, || match answer["status"].as_str() {
+        Some("committed") => format!(
+            "committed at height {}: {}",
+            answer["height"], answer["receipt"]["status"]
+        ),
+        _ => format!(
+            "accepted: {}",
+            answer["tx_hash"].as_str().unwrap_or_default()
+        ),
+    });
+    if wait && answer["receipt"]["status"] != "applied" {
+        return Err(Failure::Rejected(format!(
+            "the transaction failed: {}",
+            answer["receipt"]["status"]
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a `/v1/proof` answer against `root`, locally.
+fn verify_proof(answer: &Value, root: &Hash32) -> Result<()> {
+    let key =
+        hex::decode(answer["key"].as_str().unwrap_or_default()).context("the key is not hex")?;
+    let value = hex::decode(answer["value"].as_str().unwrap_or_default())
+        .context("the value is not hex")?;
+    let proof: StateProof =
+        serde_json::from_value(answer["proof"].clone()).context("the proof is malformed")?;
+    proof.verify(root, &key, &value).map_err(|e| anyhow!("{e}"))
 }
 
 fn print(cli: &Cli, value: &Value, human: impl FnOnce() -> String) {
@@ -376,6 +560,33 @@ fn submit(cli: &Cli, key: &SecretKey, action: Action, wait: bool) -> Result<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proofs_verify_and_tampered_ones_do_not() {
+        use agora_core::vectors::{generate_all, VectorFile};
+        let file: VectorFile = generate_all().remove(0);
+        let mut ledger = agora_core::Ledger::from_genesis(&file.genesis);
+        for entry in &file.entries {
+            ledger.apply(&entry.entry).unwrap();
+        }
+        let key = agora_core::StateKey::Globals;
+        let (value, proof) = ledger.prove(&key).unwrap();
+        let answer = serde_json::json!({ "key": hex::encode(key.to_bytes()), "value": hex::encode(&value), "proof": proof });
+        let root = ledger.state_root();
+        verify_proof(&answer, &root).unwrap();
+        let mut tampered_value = answer.clone();
+        let mut bytes = value.clone();
+        bytes[0] ^= 1;
+        tampered_value["value"] = Value::String(hex::encode(bytes));
+        assert!(verify_proof(&tampered_value, &root).is_err());
+        let mut tampered_proof = answer.clone();
+        tampered_proof["proof"]["siblings"][0] = Value::String("00".repeat(32));
+        assert!(verify_proof(&tampered_proof, &root).is_err());
+        assert!(
+            verify_proof(&answer, &Hash32([1; 32])).is_err(),
+            "another root"
+        );
+    }
 
     #[test]
     fn token_amounts_round_trip_in_base_units() {

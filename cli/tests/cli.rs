@@ -76,3 +76,31 @@ fn exit_codes_tell_usage_errors_from_unreachable_nodes() {
         .unwrap();
     assert_eq!(unreachable.code(), Some(4));
 }
+
+/// Every command's help renders (clap checks argument definitions when it builds them).
+#[test]
+fn every_command_has_help() {
+    for command in [
+        "keys",
+        "account",
+        "transfer",
+        "stake",
+        "unstake",
+        "vote",
+        "validators",
+        "block",
+        "proof",
+        "status",
+    ] {
+        let output = agora().args([command, "--help"]).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{command} --help: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage"),
+            "{command}"
+        );
+    }
+}
