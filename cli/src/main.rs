@@ -217,24 +217,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Commands::Transfer { to, amount, wait } => {
             let to = AccountId(Hash32::from_hex(to).map_err(|e| anyhow!("{to}: {e}"))?);
             let amount = parse_tokens(amount)?;
-            let key = load_key(&cli.key)?;
-            let answer = submit(cli, &key, Action::Transfer { to, amount }, *wait)?;
-            print(cli, &answer, || match answer["status"].as_str() {
-                Some("committed") => format!(
-                    "committed at height {}: {}",
-                    answer["height"], answer["receipt"]["status"]
-                ),
-                _ => format!(
-                    "accepted: {}",
-                    answer["tx_hash"].as_str().unwrap_or_default()
-                ),
-            });
-            if *wait && answer["receipt"]["status"] != "applied" {
-                return Err(Failure::Rejected(format!(
-                    "the transaction failed: {}",
-                    answer["receipt"]["status"]
-                )));
-            }
+            submit_and_report(cli, Action::Transfer { to, amount }, *wait)?;
         }
         Commands::Stake { amount, wait } => {
             let action = Action::Stake {
