@@ -175,7 +175,7 @@ impl World {
                 key,
             })
             .collect();
-        let lease_reads = rng.random_bool(0.5) && std::env::var_os("AGORA_SIM_NO_LEASE").is_none();
+        let lease_reads = rng.random_bool(0.5);
         let report = SimReport {
             seed: opts.seed,
             nodes: count,
