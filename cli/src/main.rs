@@ -413,12 +413,6 @@ fn tokens(value: &Value) -> String {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct KeyFile {
-    kind: KeyKind,
-    seed: String,
-}
-
 fn save_key(path: &Path, key: &SecretKey) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -430,13 +424,7 @@ fn save_key(path: &Path, key: &SecretKey) -> Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-    file.write_all(
-        serde_json::to_string_pretty(&KeyFile {
-            kind: key.kind(),
-            seed: hex::encode(key.seed()),
-        })?
-        .as_bytes(),
-    )?;
+    file.write_all(&key.to_key_file())?;
     Ok(())
 }
 
@@ -462,13 +450,8 @@ fn load_key(path: &Path) -> Result<SecretKey> {
             );
         }
     }
-    let file: KeyFile = serde_json::from_slice(&std::fs::read(path)?)
-        .with_context(|| format!("{} is not an agora key file", path.display()))?;
-    let seed: [u8; 32] = hex::decode(&file.seed)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| anyhow!("{}: bad seed", path.display()))?;
-    Ok(SecretKey::from_seed(file.kind, seed))
+    SecretKey::from_key_file(&std::fs::read(path)?)
+        .with_context(|| format!("{} is not an agora key file", path.display()))
 }
 
 fn client() -> reqwest::blocking::Client {

@@ -354,9 +354,67 @@ impl SecretKey {
     }
 }
 
+/// The JSON form of a secret key file: the parameter set and the hex seed. One
+/// definition, so keys written by `agora-node` (validator and devnet demo keys) and by
+/// `agora` read back in either tool. Writing the file (mode 0600) is the caller's job.
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    kind: KeyKind,
+    seed: String,
+}
+
+/// Why key-file bytes are not a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileError {
+    /// Not the JSON of a key file.
+    #[error("not an agora key file: {0}")]
+    Format(String),
+    /// The seed is not 64 hex digits.
+    #[error("the seed must be 64 hex digits")]
+    Seed,
+}
+
+impl SecretKey {
+    /// The key file's bytes (pretty JSON).
+    pub fn to_key_file(&self) -> Vec<u8> {
+        let file = KeyFile {
+            kind: self.kind,
+            seed: hex::encode(self.seed),
+        };
+        serde_json::to_vec_pretty(&file).expect("key files serialize")
+    }
+
+    /// Reads a key file's bytes.
+    pub fn from_key_file(bytes: &[u8]) -> Result<SecretKey, KeyFileError> {
+        let file: KeyFile =
+            serde_json::from_slice(bytes).map_err(|e| KeyFileError::Format(e.to_string()))?;
+        let seed: [u8; 32] = hex::decode(&file.seed)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(KeyFileError::Seed)?;
+        Ok(SecretKey::from_seed(file.kind, seed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_files_round_trip_and_refuse_garbage() {
+        let key = SecretKey::from_seed(KeyKind::MlDsa87, [6u8; 32]);
+        let back = SecretKey::from_key_file(&key.to_key_file()).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
+        assert!(matches!(
+            SecretKey::from_key_file(b"{}"),
+            Err(KeyFileError::Format(_))
+        ));
+        let short = br#"{"kind":"ml-dsa44","seed":"abcd"}"#;
+        assert_eq!(
+            SecretKey::from_key_file(short).err(),
+            Some(KeyFileError::Seed)
+        );
+    }
 
     #[test]
     fn sizes_match_libcrux() {

@@ -3,7 +3,6 @@
 
 use agora_core::{KeyKind, SecretKey};
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
 
@@ -13,13 +12,6 @@ pub const VALIDATOR_KEY_FILE: &str = "validator.key";
 pub const NETWORK_KEY_FILE: &str = "network.key";
 /// File name of the public description of this validator.
 pub const VALIDATOR_PUBLIC_FILE: &str = "validator.json";
-
-/// An ML-DSA key file: the parameter set and the 32-byte seed.
-#[derive(Serialize, Deserialize)]
-struct KeyFile {
-    kind: KeyKind,
-    seed: String,
-}
 
 /// Writes `bytes` to a new file readable by the owner only. Refuses to overwrite.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -61,22 +53,13 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
 
 /// Saves an ML-DSA key as JSON (kind and hex seed), mode 0600.
 pub fn save_ml_dsa(path: &Path, key: &SecretKey) -> Result<()> {
-    let file = KeyFile {
-        kind: key.kind(),
-        seed: hex::encode(key.seed()),
-    };
-    write_secret(path, serde_json::to_string_pretty(&file)?.as_bytes())
+    write_secret(path, &key.to_key_file())
 }
 
 /// Loads an ML-DSA key file.
 pub fn load_ml_dsa(path: &Path) -> Result<SecretKey> {
-    let file: KeyFile = serde_json::from_slice(&read_secret(path)?)
-        .with_context(|| format!("parsing {}", path.display()))?;
-    let seed: [u8; 32] = hex::decode(&file.seed)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .with_context(|| format!("{}: the seed must be 64 hex digits", path.display()))?;
-    Ok(SecretKey::from_seed(file.kind, seed))
+    SecretKey::from_key_file(&read_secret(path)?)
+        .with_context(|| format!("parsing {}", path.display()))
 }
 
 /// Saves a libp2p ed25519 identity (protobuf encoding), mode 0600.
