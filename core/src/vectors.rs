@@ -446,6 +446,28 @@ fn balance(s: &Scenario, id: AccountId) -> u128 {
         .unwrap_or(0)
 }
 
+/// Member 0 opens a text proposal (id 0 in these scenarios) in a block by validator 0.
+fn open_text_proposal(s: &mut Scenario, title: &str, body: &str) {
+    let tx = s.sign(
+        0,
+        propose(ProposalKind::Text {
+            title: title.into(),
+            body: body.into(),
+        }),
+    );
+    s.block(0, "proposal", vec![tx]);
+}
+
+/// Member `i` votes `choices[i]` on proposal 0, all in one block by validator 1.
+fn vote_block(s: &mut Scenario, note: &str, choices: &[VoteChoice]) {
+    let votes = choices
+        .iter()
+        .enumerate()
+        .map(|(i, choice)| s.sign(i, vote(0, *choice)))
+        .collect();
+    s.block(1, note, votes);
+}
+
 /// Runs the voting period out with empty blocks, so proposal `id` is tallied.
 fn close_voting(s: &mut Scenario, id: u64) {
     let end = s.ledger().state().proposals[&id].voting_end_height;
@@ -779,20 +801,12 @@ fn governance_rejected() -> VectorFile {
         &[KeyKind::MlDsa44; 3],
         Params::default(),
     );
-    let tx = s.sign(
-        0,
-        propose(ProposalKind::Text {
-            title: "Adopt the charter".into(),
-            body: "Shall we?".into(),
-        }),
+    open_text_proposal(&mut s, "Adopt the charter", "Shall we?");
+    vote_block(
+        &mut s,
+        "one yes, two no",
+        &[VoteChoice::Yes, VoteChoice::No, VoteChoice::No],
     );
-    s.block(0, "proposal", vec![tx]);
-    let votes = vec![
-        s.sign(0, vote(0, VoteChoice::Yes)),
-        s.sign(1, vote(0, VoteChoice::No)),
-        s.sign(2, vote(0, VoteChoice::No)),
-    ];
-    s.block(1, "one yes, two no", votes);
     let proposer = s.member(0);
     let before = balance(&s, proposer);
     close_voting(&mut s, 0);
@@ -811,23 +825,11 @@ fn governance_vetoed() -> VectorFile {
         &[KeyKind::MlDsa44; 3],
         Params::default(),
     );
-    let tx = s.sign(
-        0,
-        propose(ProposalKind::Text {
-            title: "Contentious".into(),
-            body: String::new(),
-        }),
-    );
-    s.block(0, "proposal", vec![tx]);
-    let votes = vec![
-        s.sign(0, vote(0, VoteChoice::Yes)),
-        s.sign(1, vote(0, VoteChoice::Yes)),
-        s.sign(2, vote(0, VoteChoice::Veto)),
-    ];
-    s.block(
-        1,
+    open_text_proposal(&mut s, "Contentious", "");
+    vote_block(
+        &mut s,
         "two yes, one veto: a third of the votes, just under the 0.334 veto threshold",
-        votes,
+        &[VoteChoice::Yes, VoteChoice::Yes, VoteChoice::Veto],
     );
     // Member 2 adds stake so that its veto weighs more than 33.4% of the votes.
     let tx = s.sign(
@@ -858,16 +860,8 @@ fn governance_quorum_not_met() -> VectorFile {
         &[KeyKind::MlDsa44; 4],
         Params::default(),
     );
-    let tx = s.sign(
-        0,
-        propose(ProposalKind::Text {
-            title: "Quiet".into(),
-            body: String::new(),
-        }),
-    );
-    s.block(0, "proposal", vec![tx]);
-    let tx = s.sign(0, vote(0, VoteChoice::Yes));
-    s.block(1, "a single vote", vec![tx]);
+    open_text_proposal(&mut s, "Quiet", "");
+    vote_block(&mut s, "a single vote", &[VoteChoice::Yes]);
     close_voting(&mut s, 0);
     assert_eq!(status_of(&s, 0), ProposalStatus::QuorumNotMet);
     s.finish()
@@ -924,20 +918,12 @@ fn governance_vote_changed() -> VectorFile {
         &[KeyKind::MlDsa44; 3],
         Params::default(),
     );
-    let tx = s.sign(
-        0,
-        propose(ProposalKind::Text {
-            title: "Change of heart".into(),
-            body: String::new(),
-        }),
+    open_text_proposal(&mut s, "Change of heart", "");
+    vote_block(
+        &mut s,
+        "one yes, two no",
+        &[VoteChoice::Yes, VoteChoice::No, VoteChoice::No],
     );
-    s.block(0, "proposal", vec![tx]);
-    let votes = vec![
-        s.sign(0, vote(0, VoteChoice::Yes)),
-        s.sign(1, vote(0, VoteChoice::No)),
-        s.sign(2, vote(0, VoteChoice::No)),
-    ];
-    s.block(1, "one yes, two no", votes);
     let txs = vec![
         s.sign(1, vote(0, VoteChoice::Yes)),
         s.sign(
