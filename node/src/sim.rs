@@ -34,12 +34,27 @@ pub struct SimOptions {
     pub real_crypto: bool,
     /// Node count (3 to 7 drawn from the seed if `None`).
     pub node_count: Option<usize>,
+    /// New leaders append the election no-op (off: the replay-cluster mode).
+    pub election_noop: bool,
     /// Deliberate bugs (checker tests only).
     #[cfg(any(test, feature = "inject-bugs"))]
     pub bugs: Bugs,
 }
 
 impl SimOptions {
+    /// The `agora-sim` arguments that run exactly these options for this one seed
+    /// (injected bugs aside: they exist only in test builds).
+    pub fn replay_args(&self) -> String {
+        let mut args = format!("--seeds 1 --from {} --ticks {}", self.seed, self.safety_ticks);
+        if self.real_crypto {
+            args.push_str(" --real-crypto");
+        }
+        if !self.election_noop {
+            args.push_str(" --no-election-noop");
+        }
+        args
+    }
+
     /// The CI profile: 20,000 ticks of faults and configuration changes, then up to
     /// 3,000 ticks to converge.
     pub fn standard(seed: u64) -> SimOptions {
@@ -52,6 +67,7 @@ impl SimOptions {
             distinct_weights: false,
             real_crypto: false,
             node_count: None,
+            election_noop: true,
             #[cfg(any(test, feature = "inject-bugs"))]
             bugs: Bugs::default(),
         }
@@ -108,14 +124,16 @@ pub struct SimFailure {
     pub tick: u64,
     /// What broke.
     pub violation: Violation,
+    /// The `agora-sim` arguments that replay this run.
+    pub replay_args: String,
 }
 
 impl std::fmt::Display for SimFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} failed at tick {}: {}\n  replay: cargo run --release -p agora-node --bin agora-sim -- --seeds 1 --from {}",
-            self.seed, self.tick, self.violation, self.seed
+            "seed {} failed at tick {}: {}\n  replay: cargo run --release -p agora-node --bin agora-sim -- {}",
+            self.seed, self.tick, self.violation, self.replay_args
         )
     }
 }
@@ -131,6 +149,7 @@ pub fn run(options: &SimOptions) -> Result<SimReport, SimFailure> {
             seed: options.seed,
             tick: world.now(),
             violation,
+            replay_args: options.replay_args(),
         }),
     }
 }

@@ -53,6 +53,11 @@ pub struct RaftConfig {
     pub reputation_transfer: bool,
     /// Consecutive checks (one per election timeout) the condition must hold first.
     pub transfer_hysteresis_checks: u32,
+    /// A new leader appends a no-op (§5.4.2, §8) so that entries of earlier terms commit
+    /// and reads can be served at once. Off only for replay clusters, whose logs must hold
+    /// exactly the entries a client supplies; entries of earlier terms then commit with the
+    /// next supplied entry, and reads wait for it.
+    pub election_noop: bool,
     /// Test-only faults, to prove the simulator's checkers catch real bugs.
     #[cfg(any(test, feature = "inject-bugs"))]
     pub bugs: Bugs,
@@ -90,6 +95,7 @@ impl RaftConfig {
             max_pending_reads: 4096,
             reputation_transfer: true,
             transfer_hysteresis_checks: 3,
+            election_noop: true,
             #[cfg(any(test, feature = "inject-bugs"))]
             bugs: Bugs::default(),
         }
@@ -128,6 +134,10 @@ pub enum ProposeError {
     /// A configuration change is already in flight.
     #[error("a configuration change is already in flight")]
     ConfigChangeInFlight,
+    /// A new leader changes the configuration only after committing an entry of its own
+    /// term, so that it knows every configuration entry of earlier terms.
+    #[error("no entry of this leader's term is committed yet; retry shortly")]
+    NotCommittedInTerm,
     /// The requested configuration is unusable.
     #[error("invalid configuration: {0}")]
     InvalidConfig(#[from] ConfigError),
@@ -409,6 +419,14 @@ impl<C: VoteCrypto> Raft<C> {
         Ok(self.append_entry(EntryData::Normal(payload)))
     }
 
+    /// Appends a no-op entry if this node leads (replay clusters, whose leaders do not
+    /// append one at election).
+    pub fn propose_noop(&mut self) -> Result<Index, ProposeError> {
+        self.assert_no_ready();
+        self.check_can_append()?;
+        Ok(self.append_entry(EntryData::Noop))
+    }
+
     /// The index the next proposal would get, if this node leads.
     pub fn next_proposal_index(&self) -> Option<Index> {
         (self.role == Role::Leader).then(|| self.log.last_index() + 1)
@@ -428,6 +446,9 @@ impl<C: VoteCrypto> Raft<C> {
         target.validate()?;
         if self.config_change_in_flight() {
             return Err(ProposeError::ConfigChangeInFlight);
+        }
+        if !self.committed_in_current_term() {
+            return Err(ProposeError::NotCommittedInTerm);
         }
         let old = self.membership.incoming.clone();
         Ok(self.append_entry(EntryData::Config(ConfigChange::Joint { old, new: target })))

@@ -238,7 +238,9 @@ impl<C: VoteCrypto> Raft<C> {
             .collect();
         // A new leader commits entries of earlier terms only by committing one of its own
         // term (§5.4.2): the no-op.
-        self.append_entry(EntryData::Noop);
+        if self.cfg.election_noop {
+            self.append_entry(EntryData::Noop);
+        }
     }
 
     fn check_quorum_active(&mut self) -> bool {

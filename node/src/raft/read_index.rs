@@ -87,7 +87,7 @@ impl<C: VoteCrypto> Raft<C> {
         }
     }
 
-    fn committed_in_current_term(&self) -> bool {
+    pub(crate) fn committed_in_current_term(&self) -> bool {
         self.log.term_at(self.log.committed()) == Some(self.term)
     }
 

@@ -427,3 +427,36 @@ fn too_many_uncommitted_entries_push_back() {
     }
     assert!(refused);
 }
+
+/// Replay clusters: without the election no-op a new leader appends nothing of its own;
+/// an entry of an earlier term commits only together with one of the new term (§5.4.2),
+/// and a configuration change waits for that commit.
+#[test]
+fn without_the_election_noop_earlier_terms_commit_with_the_next_entry() {
+    let mut c = Cluster::with(&[1, 1, 1], |cfg| cfg.election_noop = false);
+    let first = c.elect();
+    assert_eq!(c.node(first).last_index(), 0, "no no-op appended");
+    assert_eq!(
+        c.node(first).propose_config(weighted_config(&[1, 1, 2])),
+        Err(ProposeError::NotCommittedInTerm)
+    );
+    // An entry reaches only the leader, which then stops: it is in the log of one node.
+    c.isolated.insert(first);
+    c.node(first).propose(b"stranded".to_vec()).unwrap();
+    c.settle();
+    c.stop(first);
+    c.isolated.clear();
+    let second = c.elect();
+    assert_ne!(second, first);
+    assert_eq!(c.node(second).last_index(), 0);
+    c.start(first);
+    // The returning node's uncommitted entry is overwritten by the new leader's.
+    c.node(second).propose(b"kept".to_vec()).unwrap();
+    c.tick_until(100, |c| c.applied.iter().all(|a| payloads(a) == vec![b"kept".to_vec()]));
+    assert!(c.applied.iter().flatten().all(|e| !matches!(e.data, EntryData::Noop)));
+    c.node(second).propose_noop().unwrap();
+    c.tick_until(20, |c| c.applied.iter().all(|a| a.len() == 2));
+    c.node(second)
+        .propose_config(weighted_config(&[1, 1, 2]))
+        .unwrap();
+}

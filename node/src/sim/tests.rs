@@ -53,6 +53,15 @@ fn three_hundred_seeds_with_faults_are_clean() {
     assert!(total(|r| r.acknowledged) > 10_000);
 }
 
+/// Replay clusters run without the election no-op; the same faults and checkers apply.
+#[test]
+fn leaders_without_the_election_noop_are_just_as_safe() {
+    let reports = run_seeds(5_000, 60, |o| o.election_noop = false)
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    assert!(reports.iter().all(|r| r.elections > 0 && r.acknowledged > 0));
+    assert!(reports.iter().map(|r| r.config_changes).sum::<u64>() > 100);
+}
+
 /// The same seed gives the same trace, bit for bit; another seed does not.
 #[test]
 fn a_seed_replays_exactly() {

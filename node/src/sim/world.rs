@@ -210,6 +210,7 @@ impl World {
         let mut cfg = RaftConfig::new(id);
         cfg.lease_reads = self.lease_reads;
         cfg.snapshot_chunk_bytes = 4 << 10;
+        cfg.election_noop = self.opts.election_noop;
         #[cfg(any(test, feature = "inject-bugs"))]
         {
             cfg.bugs = self.opts.bugs;
