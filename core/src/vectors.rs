@@ -188,12 +188,30 @@ fn compare<T: PartialEq + Serialize>(
     })
 }
 
+/// 32 bytes from a label, the same on every run: the seed of every test key.
+pub fn test_seed(label: &str) -> [u8; 32] {
+    tagged_hash(b"agora/test-seed/v1", &[label.as_bytes()]).0
+}
+
 /// A key from a label, the same on every run.
 pub fn seeded_key(kind: KeyKind, label: &str) -> SecretKey {
-    SecretKey::from_seed(
-        kind,
-        tagged_hash(b"agora/test-seed/v1", &[label.as_bytes()]).0,
-    )
+    SecretKey::from_seed(kind, test_seed(label))
+}
+
+/// The libp2p peer ids (hex of their bytes) of validators `validator-0` … `validator-3`:
+/// ed25519 keys seeded with `test_seed("network/validator-i")`, so that a replay cluster
+/// can run as the validators a vector names. agora-core has no ed25519; a test in
+/// agora-node derives them and checks these constants.
+pub const VALIDATOR_PEER_IDS: [&str; 4] = [
+    "0024080112205119dcdaeaf94d3473705de88c5f37372728f0f38a2c414548d423bfa6b6732c",
+    "002408011220d9e04fa8b42d70ac590763694ada2f9fa89b89631a992c0c1cd98684c53867ae",
+    "0024080112200f6514a50e2cfa733f024cce230f06c781fd99a2e5587151a65c72815eb70bca",
+    "002408011220af74a23f2fd3eb809915f9f8bd700a5420ace947dad2e9dfbf7faa669e6669ad",
+];
+
+/// The peer id bytes of vector validator `i`.
+pub fn validator_peer(i: usize) -> Vec<u8> {
+    hex::decode(VALIDATOR_PEER_IDS[i]).expect("constant hex")
 }
 
 /// Builds one scenario: seeded members and validators, blocks applied as they are made.
@@ -250,7 +268,7 @@ impl Scenario {
                 .enumerate()
                 .map(|(i, key)| GenesisValidator {
                     public_key: key.public_key().clone(),
-                    peer: vec![i as u8; 4],
+                    peer: validator_peer(i),
                     base_reputation: 10 * (i as u64 + 1),
                 })
                 .collect(),
@@ -877,7 +895,7 @@ fn governance_validators() -> VectorFile {
     let newcomer = seeded_key(KeyKind::MlDsa44, "validator-3");
     let add = ProposalKind::AddValidator {
         public_key: newcomer.public_key().clone(),
-        peer: vec![3; 4],
+        peer: validator_peer(3),
         base_reputation: 15,
     };
     let remove = ProposalKind::RemoveValidator {

@@ -100,6 +100,16 @@ pub fn generate_ml_dsa(kind: KeyKind) -> SecretKey {
 mod tests {
     use super::*;
 
+    /// agora-core has no ed25519: the vectors' genesis carries these peer ids as
+    /// constants, which must be exactly what the seeded network keys give.
+    #[test]
+    fn the_vectors_peer_ids_are_the_seeded_network_keys() {
+        for (i, expected) in agora_core::vectors::VALIDATOR_PEER_IDS.iter().enumerate() {
+            let peer = seeded_network_key(&format!("validator-{i}")).public().to_peer_id();
+            assert_eq!(hex::encode(peer.to_bytes()), *expected, "validator-{i}");
+        }
+    }
+
     #[test]
     fn secret_files_are_private_and_readable_files_are_refused() {
         let dir = std::env::temp_dir().join(format!("agora-keys-{}", std::process::id()));
@@ -123,4 +133,12 @@ mod tests {
         }
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// The libp2p identity of the test vectors' validator `label` (e.g. `validator-0`): an
+/// ed25519 key from the same seeded derivation as their ML-DSA keys, so a replay cluster
+/// can run as the validators a vector's genesis names. Never for real networks.
+pub fn seeded_network_key(label: &str) -> libp2p::identity::Keypair {
+    let mut seed = agora_core::vectors::test_seed(&format!("network/{label}"));
+    libp2p::identity::Keypair::ed25519_from_bytes(&mut seed).expect("32 bytes are an ed25519 secret")
 }
