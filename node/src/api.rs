@@ -49,6 +49,10 @@ pub fn router(state: ApiState) -> Router {
             "/v1/tx",
             post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BYTES)),
         )
+        .route(
+            "/v1/replay",
+            post(replay).layer(DefaultBodyLimit::max(MAX_REPLAY_BODY_BYTES)),
+        )
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/validators", get(validators))
         .route("/v1/proposals", get(proposals))
@@ -77,6 +81,24 @@ async fn ask<T>(
         .await
         .map_err(|_| ApiError::busy("the node did not answer in time; retry"))?
         .map_err(|_| ApiError::new(500, "internal", "the node is shutting down"))
+}
+
+/// A replayed entry's JSON: a block of at most 16 MiB in hex, with room for the rest.
+const MAX_REPLAY_BODY_BYTES: usize = 2 * agora_core::block::MAX_BLOCK_BYTES + (64 << 10);
+
+/// Replay nodes only: `{"index", "term", "payload"}` as a vector file holds an entry;
+/// answers with the root, receipts and events once applied.
+async fn replay(State(state): State<ApiState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let entry: agora_core::block::Entry = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            400,
+            "malformed_entry",
+            format!("expected {{\"index\", \"term\", \"payload\"}} as in a vector file: {e}"),
+        )
+    })?;
+    ask(&state, |reply| Command::Replay { entry, reply })
+        .await?
+        .map(Json)
 }
 
 #[derive(Deserialize)]

@@ -26,6 +26,8 @@ pub struct NodeConfig {
     pub snapshot_interval: Option<u64>,
     /// Mempool capacity in transactions (default 10000).
     pub mempool_capacity: Option<usize>,
+    /// Replay test vectors instead of running a chain (see `DriverConfig::replay`).
+    pub replay: Option<bool>,
 }
 
 impl NodeConfig {
@@ -59,7 +61,8 @@ impl NodeConfig {
             http,
             tick_ms,
             snapshot_interval,
-            mempool_capacity
+            mempool_capacity,
+            replay
         );
         if !other.peers.is_empty() {
             self.peers = other.peers;

@@ -13,7 +13,7 @@ use crate::raft::{
 };
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::LogStore;
-use agora_core::block::Block;
+use agora_core::block::{Block, Entry, EntryPayload};
 use agora_core::crypto::Purpose;
 use agora_core::encoding::Canonical;
 use agora_core::outcome::TargetConfig;
@@ -47,6 +47,11 @@ pub struct DriverConfig {
     pub max_pending_reads: usize,
     /// How long a read or a forwarded submission may wait.
     pub request_timeout: Duration,
+    /// Replay mode, for checking test vectors on a live cluster: the leader proposes no
+    /// blocks, no configuration changes and no election no-op of its own; its log holds
+    /// exactly the entries clients replay (`Command::Replay`), so they land at the
+    /// heights the vector fixes. Transactions are refused.
+    pub replay: bool,
 }
 
 impl Default for DriverConfig {
@@ -61,6 +66,7 @@ impl Default for DriverConfig {
             max_commit_waiters: 10_000,
             max_pending_reads: 4_096,
             request_timeout: Duration::from_secs(10),
+            replay: false,
         }
     }
 }
@@ -136,6 +142,14 @@ pub enum Command {
     Status {
         /// The answer.
         reply: oneshot::Sender<Value>,
+    },
+    /// Replay mode: append this entry at its index (leader only) and answer once it is
+    /// applied, with the root, receipts and events it produced.
+    Replay {
+        /// The entry, as a vector file holds it.
+        entry: Entry,
+        /// The answer.
+        reply: oneshot::Sender<Result<Value, ApiError>>,
     },
     /// A block and its receipts by height.
     Block {
@@ -238,6 +252,9 @@ struct Driver {
     /// Indexes of blocks this leader proposed that are not yet applied.
     proposed_blocks: VecDeque<u64>,
     last_target: TargetConfig,
+    /// Replay mode: index -> clients waiting for that entry to apply, with the payload
+    /// each replayed.
+    replays: BTreeMap<u64, Vec<(EntryData, oneshot::Sender<Result<Value, ApiError>>)>>,
 }
 
 /// Runs the driver until shutdown (Ok) or a halt (Err: the node must stop).
@@ -274,8 +291,10 @@ pub async fn run(parts: DriverParts) -> Result<()> {
             data: Arc::new(Vec::new()),
         });
     }
+    let mut raft_config = RaftConfig::new(id);
+    raft_config.election_noop = !config.replay;
     let raft = Raft::restart(
-        RaftConfig::new(id),
+        raft_config,
         MlDsaVotes::new(key.clone()),
         u64::from_le_bytes(crate::keys::os_random()[..8].try_into().unwrap()),
         recovered,
@@ -293,6 +312,7 @@ pub async fn run(parts: DriverParts) -> Result<()> {
         next_read: 0,
         proposed_blocks: VecDeque::new(),
         last_target: TargetConfig::default(),
+        replays: BTreeMap::new(),
         config,
     };
     driver.publish_validators().await;
@@ -362,7 +382,16 @@ impl Driver {
                 )));
             }
         }
-        if self.raft.role() == Role::Leader {
+        if self.raft.role() != Role::Leader && !self.replays.is_empty() {
+            // The entry may still commit under the next leader; the client retries there
+            // and is told what happened.
+            for (_, reply) in std::mem::take(&mut self.replays).into_values().flatten() {
+                let _ = reply.send(Err(ApiError::busy(
+                    "leadership changed before the entry applied; retry at the leader",
+                )));
+            }
+        }
+        if self.raft.role() == Role::Leader && !self.config.replay {
             self.propose_block();
             self.reconfigure();
         }
@@ -404,6 +433,13 @@ impl Driver {
     /// Checks a transaction against the current state and queues it (leader) or hands it
     /// to the leader (follower). Returns its hash.
     fn admit(&mut self, bytes: &[u8]) -> Result<Hash32, ApiError> {
+        if self.config.replay {
+            return Err(ApiError::new(
+                409,
+                "replay_mode",
+                "this node replays test vectors; it takes entries at /v1/replay, not transactions",
+            ));
+        }
         let signed = SignedTransaction::from_canonical_bytes(bytes)
             .map_err(|e| ApiError::new(400, "malformed_transaction", e.to_string()))?;
         let ledger = self.app.ledger();
@@ -566,6 +602,12 @@ impl Driver {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::Replay { entry, reply } => {
+                if let Err(error) = self.replay(entry, reply) {
+                    let (error, reply) = *error;
+                    let _ = reply.send(Err(error));
+                }
+            }
             Command::Block { height, reply } => {
                 // Served from the archive by the API task through the store; answered here
                 // to keep one owner of the store.
@@ -574,6 +616,90 @@ impl Driver {
                     let _ = reply.send(store.block(height).await);
                 });
             }
+        }
+    }
+
+    /// Replay mode: appends `entry` at its index, or, when a retry finds it there already,
+    /// waits for it; refuses gaps, conflicts and membership entries.
+    #[allow(clippy::type_complexity)]
+    fn replay(
+        &mut self,
+        entry: Entry,
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    ) -> Result<(), Box<(ApiError, oneshot::Sender<Result<Value, ApiError>>)>> {
+        let refuse = |error: ApiError, reply| Err(Box::new((error, reply)));
+        if !self.config.replay {
+            return refuse(ApiError::new(404, "not_replay_mode", "this node is not a replay node: start it with replay = true (agora-node devnet --vector FILE)"), reply);
+        }
+        let data = match &entry.payload {
+            EntryPayload::Noop => EntryData::Noop,
+            EntryPayload::Block(bytes) => EntryData::Normal(bytes.clone()),
+            EntryPayload::Membership(_) => {
+                return refuse(ApiError::new(400, "membership_entry", "membership entries cannot be replayed: a cluster's configuration is its own"), reply)
+            }
+        };
+        if self.raft.role() != Role::Leader {
+            let leader = self.raft.leader().map(|l| l.to_string()).unwrap_or_default();
+            return refuse(
+                ApiError::new(421, "not_leader", format!("replay to the leader ({leader})")),
+                reply,
+            );
+        }
+        let waiting: usize = self.replays.values().map(Vec::len).sum();
+        if waiting >= self.config.max_commit_waiters {
+            return refuse(
+                ApiError::busy("too many replays are waiting; retry later"),
+                reply,
+            );
+        }
+        let last = self.raft.last_index();
+        if entry.index <= self.raft.applied_index() {
+            return refuse(ApiError::new(409, "already_applied", format!("index {} is applied already; read it at /v1/blocks/{}", entry.index, entry.index)), reply);
+        }
+        if entry.index > last + 1 {
+            return refuse(
+                ApiError::new(
+                    409,
+                    "gap",
+                    format!(
+                        "the log ends at {last}; replay entry {} first",
+                        last + 1
+                    ),
+                ),
+                reply,
+            );
+        }
+        if entry.index == last + 1 {
+            let proposed = match &data {
+                EntryData::Normal(bytes) => self.raft.propose(bytes.clone()),
+                _ => self.raft.propose_noop(),
+            };
+            if let Err(error) = proposed {
+                return refuse(ApiError::busy(format!("not appended: {error}")), reply);
+            }
+        }
+        self.replays.entry(entry.index).or_default().push((data, reply));
+        Ok(())
+    }
+
+    /// Replay mode: answers the clients waiting for `index`.
+    fn answer_replays(&mut self, data: &EntryData, outcome: &agora_core::Outcome, index: u64) {
+        for (wanted, reply) in self.replays.remove(&index).unwrap_or_default() {
+            let answer = if &wanted == data {
+                Ok(json!({
+                    "index": index,
+                    "state_root": outcome.state_root,
+                    "receipts": outcome.receipts,
+                    "events": outcome.events,
+                }))
+            } else {
+                Err(ApiError::new(
+                    409,
+                    "conflict",
+                    format!("another entry was committed at index {index}"),
+                ))
+            };
+            let _ = reply.send(answer);
         }
     }
 
@@ -713,6 +839,7 @@ impl Driver {
                 .await
                 .context("archiving the block")?;
             self.notify(entry.index, &outcome.receipts);
+            self.answer_replays(&entry.data, &outcome, entry.index);
             while self
                 .proposed_blocks
                 .front()

@@ -2,7 +2,8 @@
 //!
 //! The node around the deterministic ledger: the sans-IO reputation-weighted Raft core
 //! ([`raft`]) and its simulator ([`sim`]), durable storage ([`storage`]), the libp2p
-//! transport ([`network`]), the driver loop ([`driver`]) and the HTTP API ([`api`]).
+//! transport ([`network`]), the driver loop ([`driver`]), the HTTP API ([`api`]) and
+//! [`node::run`], which wires them together.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod mempool;
 pub mod metrics;
 pub mod network;
+pub mod node;
 pub mod raft;
 pub mod sim;
 pub mod storage;

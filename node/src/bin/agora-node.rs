@@ -1,22 +1,15 @@
 //! `agora-node`: the operator's binary.
 
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
-use agora_core::{AccountId, Amount, KeyKind, Ledger, PublicKey};
-use agora_node::api::{self, ApiState};
+use agora_core::vectors::{seeded_key, VectorFile, VALIDATOR_PEER_IDS};
+use agora_core::{AccountId, Amount, KeyKind, PublicKey, SecretKey};
 use agora_node::config::NodeConfig;
-use agora_node::driver::{self, DriverConfig, DriverParts};
-use agora_node::keys;
-use agora_node::metrics::Metrics;
-use agora_node::network::{self, NetworkConfig, NetworkCounters};
-use agora_node::storage::sqlite::SqliteStore;
+use agora_node::{keys, node};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::{mpsc, watch};
 
 /// Runs an Agora validator node.
 #[derive(Parser)]
@@ -102,14 +95,22 @@ enum Commands {
     },
     /// Start a complete local cluster on loopback, with a funded demo account.
     ///
-    /// Example: agora-node devnet --nodes 3
+    /// With --vector, the cluster instead runs as the validators of a test vector's
+    /// genesis, in replay mode, for `agora vectors check FILE --node URL`.
+    ///
+    /// Examples: agora-node devnet --nodes 3
+    ///           agora-node devnet --vector vectors/failures.json
     Devnet {
-        /// Validators to run.
-        #[arg(long, default_value_t = 3)]
+        /// Validators to run (with --vector: the vector's validators).
+        #[arg(long, default_value_t = 3, conflicts_with = "vector")]
         nodes: usize,
-        /// Where the devnet lives (reused if it exists).
-        #[arg(long, default_value = "devnet")]
-        dir: PathBuf,
+        /// Replay this test vector file on a cluster of its validators.
+        #[arg(long)]
+        vector: Option<PathBuf>,
+        /// Where the devnet lives (reused if it exists); default devnet, or
+        /// devnet-<vector name> with --vector.
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// First libp2p port (node i listens on base + i).
         #[arg(long, default_value_t = 7100)]
         p2p_base_port: u16,
@@ -164,19 +165,32 @@ fn main() -> ExitCode {
                 tick_ms,
                 snapshot_interval,
                 mempool_capacity: None,
+                replay: None,
             };
             let file = match config {
                 Some(path) => NodeConfig::load(&path),
                 None => Ok(NodeConfig::default()),
             };
-            file.and_then(|file| runtime().block_on(run(file.overridden_by(flags))))
+            file.and_then(|file| {
+                runtime().block_on(node::run(file.overridden_by(flags), node::shutdown_signal()))
+            })
         }
         Commands::Devnet {
             nodes,
+            vector,
             dir,
             p2p_base_port,
             http_base_port,
-        } => devnet(nodes, &dir, p2p_base_port, http_base_port),
+        } => {
+            let ports = Ports {
+                p2p: p2p_base_port,
+                http: http_base_port,
+            };
+            match vector {
+                Some(vector) => replay_devnet(&vector, dir, ports),
+                None => devnet(nodes, &dir.unwrap_or_else(|| "devnet".into()), ports),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -308,123 +322,46 @@ fn genesis(
     Ok(())
 }
 
-async fn run(config: NodeConfig) -> Result<()> {
-    let data_dir = config
-        .data_dir
-        .clone()
-        .context("no data directory: pass --data-dir, AGORA_DATA_DIR or data_dir in node.toml")?;
-    let genesis_path = config
-        .genesis
-        .clone()
-        .context("no genesis: pass --genesis, AGORA_GENESIS or genesis in node.toml")?;
-    let genesis = Genesis::from_json(
-        &std::fs::read_to_string(&genesis_path)
-            .with_context(|| format!("reading {}", genesis_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a valid genesis", genesis_path.display()))?;
-    let key = keys::load_ml_dsa(&data_dir.join(keys::VALIDATOR_KEY_FILE))?;
-    let network_key = keys::load_network_key(&data_dir.join(keys::NETWORK_KEY_FILE))?;
-    let genesis_ledger = Ledger::from_genesis(&genesis);
-    let store = SqliteStore::open(&data_dir.join("node.db")).await?;
-    let listen: libp2p::Multiaddr = config
-        .listen
-        .as_deref()
-        .unwrap_or("/ip4/127.0.0.1/tcp/7001")
-        .parse()
-        .context("bad listen address")?;
-    let http = config
-        .http
-        .clone()
-        .unwrap_or_else(|| "127.0.0.1:8001".into());
-    let peers: Vec<libp2p::Multiaddr> = config
-        .peers
-        .iter()
-        .map(|p| p.parse().with_context(|| format!("bad peer address {p}")))
-        .collect::<Result<_>>()?;
-
-    let counters = Arc::new(NetworkCounters::default());
-    let metrics = Arc::new(Metrics::new(counters.clone()));
-    let (inbound_tx, inbound_rx) = mpsc::channel(4_096);
-    let (outbound_tx, outbound_rx) = mpsc::channel(4_096);
-    let (command_tx, command_rx) = mpsc::channel(1_024);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let validators = driver::peers_of(genesis_ledger.target_config());
-    let network = network::spawn(
-        NetworkConfig {
-            keypair: network_key,
-            listen: listen.clone(),
-            peers,
-            validators,
-        },
-        inbound_tx,
-        outbound_rx,
-        counters,
-    )
-    .await?;
-
-    let listener = tokio::net::TcpListener::bind(&http)
-        .await
-        .with_context(|| format!("binding the HTTP API to {http}"))?;
-    let router = api::router(ApiState {
-        commands: command_tx,
-        metrics: metrics.clone(),
-    });
-    let mut http_shutdown = shutdown_rx.clone();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.changed().await;
-            })
-            .await;
-    });
-    let driver_config = DriverConfig {
-        tick: Duration::from_millis(config.tick_ms.unwrap_or(100)),
-        snapshot_interval_entries: config.snapshot_interval.unwrap_or(1_000),
-        mempool_capacity: config.mempool_capacity.unwrap_or(10_000),
-        ..DriverConfig::default()
-    };
-    tracing::info!(node = %AccountId::from_public_key(key.public_key()), %listen, %http, chain = %genesis.chain_id(), "starting");
-    let parts = DriverParts {
-        key,
-        genesis: genesis_ledger,
-        store,
-        config: driver_config,
-        metrics,
-        inbound: inbound_rx,
-        outbound: outbound_tx,
-        commands: command_rx,
-        shutdown: shutdown_rx,
-    };
-    let mut driver = tokio::spawn(driver::run(parts));
-    let result = tokio::select! {
-        result = &mut driver => result,
-        _ = shutdown_signal() => {
-            tracing::info!("signal received: stopping (no new requests, flushing, closing)");
-            let _ = shutdown_tx.send(true);
-            driver.await
-        }
-    };
-    let _ = shutdown_tx.send(true);
-    let _ = server.await;
-    network.abort();
-    result.context("the driver task panicked")?
+/// First ports of a local cluster: node `i` uses base + i.
+#[derive(Clone, Copy)]
+struct Ports {
+    p2p: u16,
+    http: u16,
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+impl Ports {
+    fn listen(self, i: usize) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.p2p + i as u16)
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+
+    fn http(self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.http + i as u16)
+    }
 }
 
-fn devnet(nodes: usize, dir: &Path, p2p_base: u16, http_base: u16) -> Result<()> {
+/// Writes each node's node.toml: its ports, the others' addresses.
+fn write_node_configs(dir: &Path, addresses: &[String], ports: Ports, replay: bool) -> Result<()> {
+    for i in 0..addresses.len() {
+        let config = NodeConfig {
+            data_dir: Some(PathBuf::from(".")),
+            genesis: Some(PathBuf::from("../genesis.json")),
+            listen: Some(ports.listen(i)),
+            http: Some(ports.http(i)),
+            peers: addresses
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| a.clone())
+                .collect(),
+            replay: replay.then_some(true),
+            ..NodeConfig::default()
+        };
+        config.save(&dir.join(format!("node{i}")).join("node.toml"))?;
+    }
+    Ok(())
+}
+
+fn devnet(nodes: usize, dir: &Path, ports: Ports) -> Result<()> {
     if nodes == 0 || nodes > 16 {
         bail!("--nodes must be between 1 and 16");
     }
@@ -432,15 +369,10 @@ fn devnet(nodes: usize, dir: &Path, p2p_base: u16, http_base: u16) -> Result<()>
     let demo_key_path = dir.join("demo.key");
     if !genesis_path.exists() {
         std::fs::create_dir_all(dir)?;
-        let mut publics = Vec::new();
+        let mut addresses = Vec::new();
         for i in 0..nodes {
-            let node_dir = dir.join(format!("node{i}"));
-            publics.push(init(
-                &node_dir,
-                "ml-dsa-65",
-                &format!("/ip4/127.0.0.1/tcp/{}", p2p_base + i as u16),
-                10,
-            )?);
+            let public = init(&dir.join(format!("node{i}")), "ml-dsa-65", &ports.listen(i), 10)?;
+            addresses.push(public.address);
         }
         let demo = keys::generate_ml_dsa(KeyKind::MlDsa65);
         keys::save_ml_dsa(&demo_key_path, &demo)?;
@@ -457,25 +389,97 @@ fn devnet(nodes: usize, dir: &Path, p2p_base: u16, http_base: u16) -> Result<()>
             &[format!("{demo_account}=1000000000000")],
             &genesis_path,
         )?;
-        for i in 0..nodes {
-            let node_dir = dir.join(format!("node{i}"));
-            let peers = publics
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, p)| p.address.clone())
-                .collect();
-            let config = NodeConfig {
-                data_dir: Some(PathBuf::from(".")),
-                genesis: Some(PathBuf::from("../genesis.json")),
-                listen: Some(format!("/ip4/127.0.0.1/tcp/{}", p2p_base + i as u16)),
-                http: Some(format!("127.0.0.1:{}", http_base + i as u16)),
-                peers,
-                ..NodeConfig::default()
-            };
-            config.save(&node_dir.join("node.toml"))?;
-        }
+        write_node_configs(dir, &addresses, ports, false)?;
     }
+    let children = start_nodes(dir, nodes)?;
+    let demo = keys::load_ml_dsa(&demo_key_path)?;
+    println!(
+        "Agora devnet: {nodes} validators on loopback, data in {}",
+        dir.display()
+    );
+    print_nodes(dir, nodes, ports);
+    println!(
+        "Demo account {} holds 1,000,000,000,000 base units; its key is {}",
+        AccountId::from_public_key(demo.public_key()),
+        demo_key_path.display()
+    );
+    println!("Try:  curl http://{}/v1/status", ports.http(0));
+    println!(
+        "      curl http://{}/v1/accounts/{}",
+        ports.http(0),
+        AccountId::from_public_key(demo.public_key())
+    );
+    wait_and_stop(children)
+}
+
+/// The seeded test key of the vector validator with this public key.
+fn vector_validator(public_key: &PublicKey) -> Option<(SecretKey, libp2p::identity::Keypair)> {
+    (0..VALIDATOR_PEER_IDS.len()).find_map(|i| {
+        let label = format!("validator-{i}");
+        let key = seeded_key(public_key.kind(), &label);
+        (key.public_key() == public_key).then(|| (key, keys::seeded_network_key(&label)))
+    })
+}
+
+/// A cluster of a test vector's validators in replay mode.
+fn replay_devnet(vector: &Path, dir: Option<PathBuf>, ports: Ports) -> Result<()> {
+    let text = std::fs::read_to_string(vector)
+        .with_context(|| format!("reading {}", vector.display()))?;
+    let file = VectorFile::from_json(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not a vector file: {e}", vector.display()))?;
+    let dir = dir.unwrap_or_else(|| format!("devnet-{}", file.name).into());
+    let genesis_path = dir.join("genesis.json");
+    let genesis_json = file.genesis.to_json();
+    let nodes = file.genesis.validators.len();
+    if genesis_path.exists() {
+        if std::fs::read_to_string(&genesis_path)? != genesis_json {
+            bail!(
+                "{} holds another chain; remove it or pass --dir",
+                dir.display()
+            );
+        }
+    } else {
+        let mut addresses = Vec::new();
+        for (i, validator) in file.genesis.validators.iter().enumerate() {
+            let (key, network) = vector_validator(&validator.public_key).with_context(|| {
+                format!(
+                    "validator {i} of {} is not one of the seeded test validators; only vectors from agora_core::vectors can be replayed",
+                    vector.display()
+                )
+            })?;
+            let node_dir = dir.join(format!("node{i}"));
+            std::fs::create_dir_all(&node_dir)?;
+            keys::save_ml_dsa(&node_dir.join(keys::VALIDATOR_KEY_FILE), &key)?;
+            keys::save_network_key(&node_dir.join(keys::NETWORK_KEY_FILE), &network)?;
+            addresses.push(format!(
+                "{}/p2p/{}",
+                ports.listen(i),
+                network.public().to_peer_id()
+            ));
+        }
+        std::fs::write(&genesis_path, genesis_json)?;
+        write_node_configs(&dir, &addresses, ports, true)?;
+    }
+    let children = start_nodes(&dir, nodes)?;
+    println!(
+        "Agora replay devnet for {} ({nodes} validators, chain {}), data in {}",
+        file.name,
+        file.chain_id,
+        dir.display()
+    );
+    print_nodes(&dir, nodes, ports);
+    let urls: Vec<String> = (0..nodes)
+        .map(|i| format!("--node http://{}", ports.http(i)))
+        .collect();
+    println!(
+        "Check it:  agora vectors check {} {}",
+        vector.display(),
+        urls.join(" ")
+    );
+    wait_and_stop(children)
+}
+
+fn start_nodes(dir: &Path, nodes: usize) -> Result<Vec<std::process::Child>> {
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
     for i in 0..nodes {
@@ -490,30 +494,23 @@ fn devnet(nodes: usize, dir: &Path, p2p_base: u16, http_base: u16) -> Result<()>
             .with_context(|| format!("starting node {i}"))?;
         children.push(child);
     }
-    let demo = keys::load_ml_dsa(&demo_key_path)?;
-    println!(
-        "Agora devnet: {nodes} validators on loopback, data in {}",
-        dir.display()
-    );
+    Ok(children)
+}
+
+fn print_nodes(dir: &Path, nodes: usize, ports: Ports) {
     for i in 0..nodes {
         println!(
-            "  node{i}: http://127.0.0.1:{}  (log: {}/node{i}/node.log)",
-            http_base + i as u16,
+            "  node{i}: http://{}  (log: {}/node{i}/node.log)",
+            ports.http(i),
             dir.display()
         );
     }
-    println!(
-        "Demo account {} holds 1,000,000,000,000 base units; its key is {}",
-        AccountId::from_public_key(demo.public_key()),
-        demo_key_path.display()
-    );
-    println!("Try:  curl http://127.0.0.1:{http_base}/v1/status");
-    println!(
-        "      curl http://127.0.0.1:{http_base}/v1/accounts/{}",
-        AccountId::from_public_key(demo.public_key())
-    );
+}
+
+/// Runs until Ctrl-C or SIGTERM, then stops every node gracefully.
+fn wait_and_stop(mut children: Vec<std::process::Child>) -> Result<()> {
     println!("Stop with Ctrl-C.");
-    runtime().block_on(shutdown_signal());
+    runtime().block_on(node::shutdown_signal());
     for child in &mut children {
         #[cfg(unix)]
         {
