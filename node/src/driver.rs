@@ -21,7 +21,7 @@ use agora_core::tx::{tx_hash, Sender, SignedTransaction};
 use agora_core::{AccountId, Hash32, Ledger, Receipt, SecretKey, StateKey};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -252,6 +252,9 @@ struct Driver {
     /// Indexes of blocks this leader proposed that are not yet applied.
     proposed_blocks: VecDeque<u64>,
     last_target: TargetConfig,
+    last_members: BTreeSet<NodeId>,
+    /// Every validator's libp2p peer the ledger ever named.
+    known_peers: BTreeMap<NodeId, libp2p::PeerId>,
     /// Replay mode: index -> clients waiting for that entry to apply, with the payload
     /// each replayed.
     replays: BTreeMap<u64, Vec<(EntryData, oneshot::Sender<Result<Value, ApiError>>)>>,
@@ -312,6 +315,8 @@ pub async fn run(parts: DriverParts) -> Result<()> {
         next_read: 0,
         proposed_blocks: VecDeque::new(),
         last_target: TargetConfig::default(),
+        last_members: BTreeSet::new(),
+        known_peers: BTreeMap::new(),
         replays: BTreeMap::new(),
         config,
     };
@@ -355,14 +360,26 @@ impl Driver {
         self.raft.id()
     }
 
+    /// Tells the network whose messages to accept: the ledger's validators and every
+    /// member of the Raft configuration, which lags the ledger during a change (a removed
+    /// validator still votes in the joint configuration) and, in replay mode, never
+    /// follows it.
     async fn publish_validators(&mut self) {
         let target = self.app.ledger().target_config().clone();
-        if target != self.last_target {
-            let _ = self
-                .outbound
-                .send(Outbound::Validators(peers_of(&target)))
-                .await;
+        let members = self.raft.membership().all_members();
+        if target != self.last_target || members != self.last_members {
+            self.known_peers.extend(peers_of(&target));
+            let allowed: BTreeMap<NodeId, libp2p::PeerId> = self
+                .known_peers
+                .iter()
+                .filter(|(id, _)| {
+                    members.contains(*id) || target.members.iter().any(|m| m.validator == **id)
+                })
+                .map(|(id, peer)| (*id, *peer))
+                .collect();
+            let _ = self.outbound.send(Outbound::Validators(allowed)).await;
             self.last_target = target;
+            self.last_members = members;
         }
     }
 
@@ -634,14 +651,27 @@ impl Driver {
         let data = match &entry.payload {
             EntryPayload::Noop => EntryData::Noop,
             EntryPayload::Block(bytes) => EntryData::Normal(bytes.clone()),
-            EntryPayload::Membership(_) => {
-                return refuse(ApiError::new(400, "membership_entry", "membership entries cannot be replayed: a cluster's configuration is its own"), reply)
-            }
+            EntryPayload::Membership(_) => return refuse(
+                ApiError::new(
+                    400,
+                    "membership_entry",
+                    "membership entries cannot be replayed: a cluster's configuration is its own",
+                ),
+                reply,
+            ),
         };
         if self.raft.role() != Role::Leader {
-            let leader = self.raft.leader().map(|l| l.to_string()).unwrap_or_default();
+            let leader = self
+                .raft
+                .leader()
+                .map(|l| l.to_string())
+                .unwrap_or_default();
             return refuse(
-                ApiError::new(421, "not_leader", format!("replay to the leader ({leader})")),
+                ApiError::new(
+                    421,
+                    "not_leader",
+                    format!("replay to the leader ({leader})"),
+                ),
                 reply,
             );
         }
@@ -654,17 +684,24 @@ impl Driver {
         }
         let last = self.raft.last_index();
         if entry.index <= self.raft.applied_index() {
-            return refuse(ApiError::new(409, "already_applied", format!("index {} is applied already; read it at /v1/blocks/{}", entry.index, entry.index)), reply);
+            return refuse(
+                ApiError::new(
+                    409,
+                    "already_applied",
+                    format!(
+                        "index {} is applied already; read it at /v1/blocks/{}",
+                        entry.index, entry.index
+                    ),
+                ),
+                reply,
+            );
         }
         if entry.index > last + 1 {
             return refuse(
                 ApiError::new(
                     409,
                     "gap",
-                    format!(
-                        "the log ends at {last}; replay entry {} first",
-                        last + 1
-                    ),
+                    format!("the log ends at {last}; replay entry {} first", last + 1),
                 ),
                 reply,
             );
@@ -678,7 +715,10 @@ impl Driver {
                 return refuse(ApiError::busy(format!("not appended: {error}")), reply);
             }
         }
-        self.replays.entry(entry.index).or_default().push((data, reply));
+        self.replays
+            .entry(entry.index)
+            .or_default()
+            .push((data, reply));
         Ok(())
     }
 

@@ -105,7 +105,9 @@ mod tests {
     #[test]
     fn the_vectors_peer_ids_are_the_seeded_network_keys() {
         for (i, expected) in agora_core::vectors::VALIDATOR_PEER_IDS.iter().enumerate() {
-            let peer = seeded_network_key(&format!("validator-{i}")).public().to_peer_id();
+            let peer = seeded_network_key(&format!("validator-{i}"))
+                .public()
+                .to_peer_id();
             assert_eq!(hex::encode(peer.to_bytes()), *expected, "validator-{i}");
         }
     }
@@ -140,5 +142,6 @@ mod tests {
 /// can run as the validators a vector's genesis names. Never for real networks.
 pub fn seeded_network_key(label: &str) -> libp2p::identity::Keypair {
     let mut seed = agora_core::vectors::test_seed(&format!("network/{label}"));
-    libp2p::identity::Keypair::ed25519_from_bytes(&mut seed).expect("32 bytes are an ed25519 secret")
+    libp2p::identity::Keypair::ed25519_from_bytes(&mut seed)
+        .expect("32 bytes are an ed25519 secret")
 }

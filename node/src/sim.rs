@@ -45,7 +45,10 @@ impl SimOptions {
     /// The `agora-sim` arguments that run exactly these options for this one seed
     /// (injected bugs aside: they exist only in test builds).
     pub fn replay_args(&self) -> String {
-        let mut args = format!("--seeds 1 --from {} --ticks {}", self.seed, self.safety_ticks);
+        let mut args = format!(
+            "--seeds 1 --from {} --ticks {}",
+            self.seed, self.safety_ticks
+        );
         if self.real_crypto {
             args.push_str(" --real-crypto");
         }

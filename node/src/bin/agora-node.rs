@@ -172,7 +172,10 @@ fn main() -> ExitCode {
                 None => Ok(NodeConfig::default()),
             };
             file.and_then(|file| {
-                runtime().block_on(node::run(file.overridden_by(flags), node::shutdown_signal()))
+                runtime().block_on(node::run(
+                    file.overridden_by(flags),
+                    node::shutdown_signal(),
+                ))
             })
         }
         Commands::Devnet {
@@ -371,7 +374,12 @@ fn devnet(nodes: usize, dir: &Path, ports: Ports) -> Result<()> {
         std::fs::create_dir_all(dir)?;
         let mut addresses = Vec::new();
         for i in 0..nodes {
-            let public = init(&dir.join(format!("node{i}")), "ml-dsa-65", &ports.listen(i), 10)?;
+            let public = init(
+                &dir.join(format!("node{i}")),
+                "ml-dsa-65",
+                &ports.listen(i),
+                10,
+            )?;
             addresses.push(public.address);
         }
         let demo = keys::generate_ml_dsa(KeyKind::MlDsa65);
@@ -423,8 +431,8 @@ fn vector_validator(public_key: &PublicKey) -> Option<(SecretKey, libp2p::identi
 
 /// A cluster of a test vector's validators in replay mode.
 fn replay_devnet(vector: &Path, dir: Option<PathBuf>, ports: Ports) -> Result<()> {
-    let text = std::fs::read_to_string(vector)
-        .with_context(|| format!("reading {}", vector.display()))?;
+    let text =
+        std::fs::read_to_string(vector).with_context(|| format!("reading {}", vector.display()))?;
     let file = VectorFile::from_json(&text)
         .map_err(|e| anyhow::anyhow!("{}: not a vector file: {e}", vector.display()))?;
     let dir = dir.unwrap_or_else(|| format!("devnet-{}", file.name).into());

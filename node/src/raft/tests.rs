@@ -452,8 +452,16 @@ fn without_the_election_noop_earlier_terms_commit_with_the_next_entry() {
     c.start(first);
     // The returning node's uncommitted entry is overwritten by the new leader's.
     c.node(second).propose(b"kept".to_vec()).unwrap();
-    c.tick_until(100, |c| c.applied.iter().all(|a| payloads(a) == vec![b"kept".to_vec()]));
-    assert!(c.applied.iter().flatten().all(|e| !matches!(e.data, EntryData::Noop)));
+    c.tick_until(100, |c| {
+        c.applied
+            .iter()
+            .all(|a| payloads(a) == vec![b"kept".to_vec()])
+    });
+    assert!(c
+        .applied
+        .iter()
+        .flatten()
+        .all(|e| !matches!(e.data, EntryData::Noop)));
     c.node(second).propose_noop().unwrap();
     c.tick_until(20, |c| c.applied.iter().all(|a| a.len() == 2));
     c.node(second)

@@ -58,7 +58,9 @@ fn three_hundred_seeds_with_faults_are_clean() {
 fn leaders_without_the_election_noop_are_just_as_safe() {
     let reports = run_seeds(5_000, 60, |o| o.election_noop = false)
         .unwrap_or_else(|failure| panic!("{failure}"));
-    assert!(reports.iter().all(|r| r.elections > 0 && r.acknowledged > 0));
+    assert!(reports
+        .iter()
+        .all(|r| r.elections > 0 && r.acknowledged > 0));
     assert!(reports.iter().map(|r| r.config_changes).sum::<u64>() > 100);
 }
 
