@@ -18,11 +18,11 @@ use crate::outcome::{
 };
 use crate::params::MAX_BASE_REPUTATION;
 use crate::state::{
-    Account, Proposal, ProposalStatus, Snapshot, State, StateKey, Tally, Validator, VoteRecord,
+    Account, Decision, Proposal, ProposalStatus, Snapshot, State, StateKey, Validator, VoteRecord,
     ROOT_HISTORY_LEN,
 };
 use crate::state_tree::{StateProof, StateTree};
-use crate::tx::{tx_hash, Action, ProposalKind, Sender, SignedTransaction, VoteChoice};
+use crate::tx::{tx_hash, Action, ProposalKind, Sender, SignedTransaction};
 use crate::tx_root::tx_root;
 use crate::types::{AccountId, Amount, ValidatorId};
 use fixed::types::U64F64;
@@ -803,57 +803,30 @@ impl Ledger {
     }
 
     fn tally(&mut self, id: u64, events: &mut Vec<Event>) {
-        let mut tally = Tally {
-            total_staked: self.state.globals.total_staked,
-            ..Tally::default()
-        };
-        let lower = (id, AccountId(Hash32::ZERO));
-        let upper = (id, AccountId(Hash32([0xff; 32])));
-        let voters: Vec<AccountId> = self
-            .state
-            .votes
-            .range(lower..=upper)
-            .map(|((_, voter), _)| *voter)
-            .collect();
-        for voter in voters {
-            let weight = self.account(&voter).staked;
+        let tally = self.state.running_tally(id);
+        for (voter, _, stake) in self.state.votes_by_stake(id) {
             let record = self
                 .state
                 .votes
                 .get_mut(&(id, voter))
                 .expect("listed above");
-            record.weight = Some(weight);
-            let bucket = match record.choice {
-                VoteChoice::Yes => &mut tally.yes,
-                VoteChoice::No => &mut tally.no,
-                VoteChoice::Abstain => &mut tally.abstain,
-                VoteChoice::Veto => &mut tally.veto,
-            };
-            *bucket = bucket
-                .checked_add(weight)
-                .expect("votes are bounded by total stake");
+            record.weight = Some(stake);
             self.dirty.insert(StateKey::Vote(id, voter));
         }
-        let params = &self.state.params;
-        let voted = tally.yes.0 + tally.no.0 + tally.abstain.0 + tally.veto.0;
-        let decisive = tally.yes.0 + tally.no.0 + tally.veto.0;
         let proposal = self
             .state
             .proposals
             .get(&id)
             .expect("open proposals exist")
             .clone();
-        let status = if !params.quorum.is_reached_by(voted, tally.total_staked.0) {
-            ProposalStatus::QuorumNotMet
-        } else if params.veto_threshold.is_exceeded_by(tally.veto.0, voted) {
-            ProposalStatus::Vetoed
-        } else if params.threshold.is_exceeded_by(tally.yes.0, decisive) {
-            match self.execute_proposal(&proposal.kind, events) {
+        let status = match tally.decide(&self.state.params) {
+            Decision::QuorumNotMet => ProposalStatus::QuorumNotMet,
+            Decision::Vetoed => ProposalStatus::Vetoed,
+            Decision::Passes => match self.execute_proposal(&proposal.kind, events) {
                 Ok(()) => ProposalStatus::Passed,
                 Err(reason) => ProposalStatus::ExecutionFailed(reason),
-            }
-        } else {
-            ProposalStatus::Rejected
+            },
+            Decision::Rejected => ProposalStatus::Rejected,
         };
         if status == ProposalStatus::Vetoed {
             self.state.globals.treasury = self

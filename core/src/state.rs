@@ -177,7 +177,78 @@ pub struct State {
     pub unbonding: BTreeMap<(u64, AccountId), Amount>,
 }
 
+/// What a tally decides, before a passed proposal is executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Too little stake voted.
+    QuorumNotMet,
+    /// Veto stake exceeds the veto threshold of the stake that voted.
+    Vetoed,
+    /// Yes exceeds the threshold of Yes + No + Veto.
+    Passes,
+    /// Otherwise.
+    Rejected,
+}
+
+impl Tally {
+    /// The decision these counts give under `params`, checked in order: quorum (all
+    /// votes, abstentions included, against `total_staked`), veto (against the stake
+    /// that voted), threshold (Yes against Yes + No + Veto).
+    pub fn decide(&self, params: &Params) -> Decision {
+        let voted = self.yes.0 + self.no.0 + self.abstain.0 + self.veto.0;
+        let decisive = self.yes.0 + self.no.0 + self.veto.0;
+        if !params.quorum.is_reached_by(voted, self.total_staked.0) {
+            Decision::QuorumNotMet
+        } else if params.veto_threshold.is_exceeded_by(self.veto.0, voted) {
+            Decision::Vetoed
+        } else if params.threshold.is_exceeded_by(self.yes.0, decisive) {
+            Decision::Passes
+        } else {
+            Decision::Rejected
+        }
+    }
+}
+
 impl State {
+    /// Proposal `id`'s votes, each with its voter's current stake (the weight it would
+    /// carry if the tally were now).
+    pub fn votes_by_stake(&self, id: u64) -> Vec<(AccountId, VoteChoice, Amount)> {
+        let lower = (id, AccountId(Hash32::ZERO));
+        let upper = (id, AccountId(Hash32([0xff; 32])));
+        self.votes
+            .range(lower..=upper)
+            .map(|((_, voter), record)| {
+                let stake = self
+                    .accounts
+                    .get(voter)
+                    .map(|a| a.staked)
+                    .unwrap_or_default();
+                (*voter, record.choice, stake)
+            })
+            .collect()
+    }
+
+    /// The tally of proposal `id` if it were taken now.
+    pub fn running_tally(&self, id: u64) -> Tally {
+        let mut tally = Tally {
+            total_staked: self.globals.total_staked,
+            ..Tally::default()
+        };
+        for (_, choice, stake) in self.votes_by_stake(id) {
+            let bucket = match choice {
+                VoteChoice::Yes => &mut tally.yes,
+                VoteChoice::No => &mut tally.no,
+                VoteChoice::Abstain => &mut tally.abstain,
+                VoteChoice::Veto => &mut tally.veto,
+            };
+            *bucket = bucket
+                .checked_add(stake)
+                .expect("votes are bounded by total stake");
+        }
+        tally
+    }
+
     /// The canonical value bytes of `key`, or `None` if it holds nothing.
     pub fn value_bytes(&self, key: &StateKey) -> Option<Vec<u8>> {
         fn enc<T: BorshSerialize>(value: &T) -> Vec<u8> {

@@ -7,6 +7,7 @@
 
 use crate::driver::{ApiError, Command, Query};
 use crate::metrics::Metrics;
+use agora_core::state::ProposalStatus;
 use agora_core::tx::MAX_TX_BYTES;
 use agora_core::{AccountId, Hash32, Ledger, StateKey};
 use axum::body::Bytes;
@@ -313,14 +314,27 @@ pub fn answer_query(ledger: &Ledger, query: &Query) -> Result<Value, ApiError> {
                 .get(id)
                 .ok_or_else(|| ApiError::new(404, "not_found", format!("no proposal {id}")))?;
             let votes: Vec<Value> = state
-                .votes
-                .range((*id, AccountId(Hash32::ZERO))..=(*id, AccountId(Hash32([0xff; 32]))))
-                .map(|((_, voter), record)| {
-                    let stake = state.accounts.get(voter).map(|a| a.staked).unwrap_or_default();
-                    json!({ "voter": voter, "choice": record.choice, "weight": record.weight, "current_stake": stake })
+                .votes_by_stake(*id)
+                .into_iter()
+                .map(|(voter, choice, stake)| {
+                    let weight = state.votes[&(*id, voter)].weight;
+                    json!({ "voter": voter, "choice": choice, "weight": weight, "current_stake": stake })
                 })
                 .collect();
-            json!({ "proposal": proposal, "votes": votes, "params": { "quorum": state.params.quorum, "threshold": state.params.threshold, "veto_threshold": state.params.veto_threshold }, "total_staked": state.globals.total_staked, "at": at })
+            // While voting is open: the tally if it were taken now, and what it would decide.
+            let running = (proposal.status == ProposalStatus::Voting).then(|| {
+                let tally = state.running_tally(*id);
+                json!({ "tally": tally, "decision": tally.decide(&state.params) })
+            });
+            json!({
+                "proposal": proposal,
+                "votes": votes,
+                "running": running,
+                "blocks_left": proposal.voting_end_height.saturating_sub(state.globals.height),
+                "params": { "quorum": state.params.quorum, "threshold": state.params.threshold, "veto_threshold": state.params.veto_threshold },
+                "total_staked": state.globals.total_staked,
+                "at": at
+            })
         }
         Query::StateRoot => at,
         Query::Chain => {
