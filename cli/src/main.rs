@@ -1,37 +1,41 @@
-//! `agora`: keys, transfers and queries against any node's HTTP API.
+//! `agora`: the member's tool. It builds and signs transactions locally with agora-core
+//! and talks to any node's HTTP API.
 //!
-//! Exit codes: 0 ok, 2 usage error, 3 transaction rejected, 4 node unreachable, 5 proof
-//! not verified, 1 other.
+//! Exit codes: 0 ok, 1 other failure, 2 usage error, 3 rejected (by the node or the
+//! ledger), 4 node unreachable or unavailable, 5 a proof or a test vector did not verify.
 
-use agora_core::encoding::Canonical;
+mod client;
+mod format;
+mod governance;
+mod keyfile;
+mod settings;
+mod vectors;
+
 use agora_core::state_tree::StateProof;
-use agora_core::tx::{Action, Sender, Transaction, VoteChoice};
-use agora_core::{AccountId, Amount, Hash32, KeyKind, SecretKey};
-use anyhow::{anyhow, bail, Context, Result};
-use clap::{Parser, Subcommand};
-use serde_json::Value;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use agora_core::tx::{Action, VoteChoice};
+use agora_core::{AccountId, Hash32, KeyKind, SecretKey};
+use anyhow::{anyhow, Context, Result};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use client::{Failure, Node};
+use format::{parse_tokens, print, tokens};
+use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Decimal places shown for amounts: 1 token = 10^6 base units.
-const DECIMALS: u32 = 6;
-
-/// The member's tool for an Agora ledger.
+/// The member's tool for an Agora ledger: keys, transfers, staking, governance, proofs.
+///
+/// Defaults come from flags, then AGORA_* variables, then the config file
+/// (AGORA_CONFIG, else ~/.config/agora/config.toml: `node = "…"`, `key = "…"`).
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// The node's HTTP API.
-    #[arg(
-        long,
-        global = true,
-        env = "AGORA_NODE",
-        default_value = "http://127.0.0.1:8100"
-    )]
-    node: String,
-    /// Key file.
-    #[arg(long, global = true, env = "AGORA_KEY", default_value = "agora.key")]
-    key: PathBuf,
+    /// The node's HTTP API [default: http://127.0.0.1:8100]. `vectors check` takes several
+    /// (repeat the flag) and replays through them when given.
+    #[arg(long, global = true, env = "AGORA_NODE", value_delimiter = ',')]
+    node: Vec<String>,
+    /// Key file [default: agora.key].
+    #[arg(long, global = true, env = "AGORA_KEY")]
+    key: Option<PathBuf>,
     /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -83,18 +87,24 @@ enum Commands {
         #[arg(long)]
         wait: bool,
     },
+    /// Open a governance proposal (escrows a deposit).
+    #[command(subcommand)]
+    Propose(governance::ProposeCommand),
     /// Vote on an open proposal (a later vote replaces an earlier one).
     ///
     /// Example: agora vote 3 yes --wait
     Vote {
         /// Proposal id.
         proposal: u64,
-        /// yes, no, abstain or veto.
-        choice: String,
+        /// Your choice.
+        choice: Choice,
         /// Wait for the commit.
         #[arg(long)]
         wait: bool,
     },
+    /// List or inspect proposals.
+    #[command(subcommand)]
+    Proposals(ProposalsCommand),
     /// Validators with weights and reputation.
     Validators,
     /// A block and its receipts.
@@ -117,37 +127,123 @@ enum Commands {
     },
     /// The node's view of the cluster.
     Status,
+    /// Regenerate or check the test vectors.
+    #[command(subcommand)]
+    Vectors(VectorsCommand),
+    /// Print a shell completion script.
+    ///
+    /// Example: agora completions bash > ~/.local/share/bash-completion/completions/agora
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Choice {
+    Yes,
+    No,
+    Abstain,
+    Veto,
 }
 
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Create a new key file (mode 0600).
+    ///
+    /// Example: agora keys new --kind ml-dsa-65 --encrypt
     New {
-        /// ML-DSA parameter set.
+        /// ML-DSA parameter set: ml-dsa-44, ml-dsa-65 or ml-dsa-87.
         #[arg(long, default_value = "ml-dsa-65")]
         kind: String,
+        /// Encrypt the key with a passphrase (asked, or AGORA_PASSPHRASE).
+        #[arg(long)]
+        encrypt: bool,
     },
     /// Show the key's account id and public key.
     Show,
+    /// Copy an existing key file (plain or encrypted) to --key, mode 0600.
+    ///
+    /// Example: agora --key me.key keys import devnet/demo.key --encrypt
+    Import {
+        /// The key file to import.
+        from: PathBuf,
+        /// Encrypt the imported key with a passphrase (AGORA_NEW_PASSPHRASE, or asked).
+        #[arg(long)]
+        encrypt: bool,
+    },
 }
 
-/// Failures with their exit codes.
-enum Failure {
-    NotVerified,
-    Rejected(String),
-    Unreachable(String),
-    Other(anyhow::Error),
+#[derive(Subcommand)]
+enum ProposalsCommand {
+    /// Proposals, newest first.
+    ///
+    /// Example: agora proposals list --status voting
+    List {
+        /// Only this status.
+        #[arg(long)]
+        status: Option<StatusFilter>,
+    },
+    /// One proposal: its votes and its tally against quorum and thresholds.
+    ///
+    /// Example: agora proposals show 3
+    Show {
+        /// Proposal id.
+        id: u64,
+    },
 }
 
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
-        Failure::Other(error)
+#[derive(Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum StatusFilter {
+    Voting,
+    Passed,
+    ExecutionFailed,
+    Rejected,
+    Vetoed,
+    QuorumNotMet,
+}
+
+impl StatusFilter {
+    fn name(self) -> &'static str {
+        match self {
+            StatusFilter::Voting => "voting",
+            StatusFilter::Passed => "passed",
+            StatusFilter::ExecutionFailed => "execution_failed",
+            StatusFilter::Rejected => "rejected",
+            StatusFilter::Vetoed => "vetoed",
+            StatusFilter::QuorumNotMet => "quorum_not_met",
+        }
     }
 }
 
+#[derive(Subcommand)]
+enum VectorsCommand {
+    /// Write every test vector into DIR.
+    ///
+    /// Example: agora vectors generate vectors
+    Generate {
+        /// Output directory.
+        dir: PathBuf,
+    },
+    /// Replay vectors through agora-core here, or, given --node on the command line,
+    /// through that live replay cluster (`agora-node devnet --vector FILE`; repeat --node
+    /// for each of its nodes, replays go to whichever leads). Reports the first
+    /// divergence: height, what differs, expected and actual.
+    ///
+    /// Examples: agora vectors check vectors
+    ///           agora vectors check vectors/failures.json --node http://127.0.0.1:8100 --node http://127.0.0.1:8101
+    Check {
+        /// A vector file, or a directory of them.
+        path: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let nodes_given = matches.value_source("node") == Some(clap::parser::ValueSource::CommandLine);
+    match run(&cli, nodes_given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::NotVerified) => ExitCode::from(5),
         Err(Failure::Rejected(message)) => {
@@ -165,45 +261,79 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<(), Failure> {
+/// Flags, environment and the config file, resolved.
+struct Cx {
+    nodes: Vec<String>,
+    /// Whether --node was on the command line.
+    nodes_given: bool,
+    key: PathBuf,
+    json: bool,
+}
+
+impl Cx {
+    fn node(&self) -> Node {
+        Node::new(&self.nodes[0])
+    }
+
+    fn load_key(&self) -> Result<SecretKey> {
+        keyfile::load(&self.key)
+    }
+
+    fn print(&self, value: &Value, human: impl FnOnce() -> String) {
+        print(self.json, value, human)
+    }
+
+    fn submit(&self, action: Action, wait: bool) -> Result<(), Failure> {
+        let key = self.load_key()?;
+        let answer = self.node().submit(&key, action, wait)?;
+        self.print(&answer, || match answer["status"].as_str() {
+            Some("committed") => format!(
+                "committed at height {}: {}",
+                answer["height"], answer["receipt"]["status"]
+            ),
+            _ => format!(
+                "accepted: {}",
+                answer["tx_hash"].as_str().unwrap_or_default()
+            ),
+        });
+        if wait && answer["receipt"]["status"] != "applied" {
+            return Err(Failure::Rejected(format!(
+                "the transaction failed: {}",
+                answer["receipt"]["status"]
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
+    let settings = settings::load()?;
+    let nodes = if cli.node.is_empty() {
+        vec![settings
+            .node
+            .unwrap_or_else(|| "http://127.0.0.1:8100".into())]
+    } else {
+        cli.node.clone()
+    };
+    let cx = Cx {
+        nodes,
+        nodes_given,
+        key: cli
+            .key
+            .clone()
+            .or(settings.key)
+            .unwrap_or_else(|| "agora.key".into()),
+        json: cli.json,
+    };
     match &cli.command {
-        Commands::Keys(KeysCommand::New { kind }) => {
-            let kind = KeyKind::from_name(kind).ok_or_else(|| {
-                anyhow!("unknown key kind {kind}; use ml-dsa-44, ml-dsa-65 or ml-dsa-87")
-            })?;
-            let mut seed = [0u8; 32];
-            rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut seed)
-                .map_err(|e| anyhow!("no OS randomness: {e}"))?;
-            let key = SecretKey::from_seed(kind, seed);
-            save_key(&cli.key, &key)?;
-            print(
-                cli,
-                &serde_json::json!({ "account": AccountId::from_public_key(key.public_key()), "key_file": cli.key }),
-                || {
-                    format!(
-                        "created {} for account {}",
-                        cli.key.display(),
-                        AccountId::from_public_key(key.public_key())
-                    )
-                },
-            );
-        }
-        Commands::Keys(KeysCommand::Show) => {
-            let key = load_key(&cli.key)?;
-            let account = AccountId::from_public_key(key.public_key());
-            print(
-                cli,
-                &serde_json::json!({ "account": account, "kind": key.kind(), "public_key": key.public_key() }),
-                || format!("account {account} ({})", key.kind().name()),
-            );
-        }
+        Commands::Keys(command) => keys(&cx, command)?,
         Commands::Account { id } => {
             let id = match id {
                 Some(id) => id.clone(),
-                None => AccountId::from_public_key(load_key(&cli.key)?.public_key()).to_string(),
+                None => AccountId::from_public_key(cx.load_key()?.public_key()).to_string(),
             };
-            let account = get(cli, &format!("/v1/accounts/{id}"))?;
-            print(cli, &account, || {
+            let account = cx.node().get(&format!("/v1/accounts/{id}"))?;
+            cx.print(&account, || {
                 format!(
                     "account  {}\nbalance  {}\nstaked   {}\nnonce    {}\nat height {}",
                     account["account"].as_str().unwrap_or_default(),
@@ -217,48 +347,47 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Commands::Transfer { to, amount, wait } => {
             let to = AccountId(Hash32::from_hex(to).map_err(|e| anyhow!("{to}: {e}"))?);
             let amount = parse_tokens(amount)?;
-            submit_and_report(cli, Action::Transfer { to, amount }, *wait)?;
+            cx.submit(Action::Transfer { to, amount }, *wait)?;
         }
         Commands::Stake { amount, wait } => {
-            let action = Action::Stake {
-                amount: parse_tokens(amount)?,
-            };
-            submit_and_report(cli, action, *wait)?;
+            let amount = parse_tokens(amount)?;
+            cx.submit(Action::Stake { amount }, *wait)?;
         }
         Commands::Unstake { amount, wait } => {
-            let action = Action::Unstake {
-                amount: parse_tokens(amount)?,
-            };
-            submit_and_report(cli, action, *wait)?;
+            let amount = parse_tokens(amount)?;
+            cx.submit(Action::Unstake { amount }, *wait)?;
+        }
+        Commands::Propose(command) => {
+            let (action, wait) = governance::action(command)?;
+            cx.submit(action, wait)?;
         }
         Commands::Vote {
             proposal,
             choice,
             wait,
         } => {
-            let choice = match choice.as_str() {
-                "yes" => VoteChoice::Yes,
-                "no" => VoteChoice::No,
-                "abstain" => VoteChoice::Abstain,
-                "veto" => VoteChoice::Veto,
-                other => {
-                    return Err(Failure::Other(anyhow!(
-                        "{other}: vote yes, no, abstain or veto"
-                    )))
-                }
+            let choice = match choice {
+                Choice::Yes => VoteChoice::Yes,
+                Choice::No => VoteChoice::No,
+                Choice::Abstain => VoteChoice::Abstain,
+                Choice::Veto => VoteChoice::Veto,
             };
-            submit_and_report(
-                cli,
-                Action::Vote {
-                    proposal: *proposal,
-                    choice,
-                },
-                *wait,
-            )?;
+            let proposal = *proposal;
+            cx.submit(Action::Vote { proposal, choice }, *wait)?;
+        }
+        Commands::Proposals(ProposalsCommand::List { status }) => {
+            let answer = cx.node().get("/v1/proposals")?;
+            let (json, text) = governance::list(&answer, status.map(StatusFilter::name))?;
+            cx.print(&json, || text);
+        }
+        Commands::Proposals(ProposalsCommand::Show { id }) => {
+            let answer = cx.node().get(&format!("/v1/proposals/{id}"))?;
+            let text = governance::show(&answer)?;
+            cx.print(&answer, || text);
         }
         Commands::Validators => {
-            let answer = get(cli, "/v1/validators")?;
-            print(cli, &answer, || {
+            let answer = cx.node().get("/v1/validators")?;
+            cx.print(&answer, || {
                 let mut text = format!(
                     "{:<66} {:>8} {:>10} {:>8}\n",
                     "validator", "weight", "reputation", "blocks"
@@ -276,8 +405,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             });
         }
         Commands::Block { height } => {
-            let answer = get(cli, &format!("/v1/blocks/{height}"))?;
-            print(cli, &answer, || {
+            let answer = cx.node().get(&format!("/v1/blocks/{height}"))?;
+            cx.print(&answer, || {
                 let txs = answer["receipts"].as_array().map_or(0, Vec::len);
                 let kind = if answer["block"].is_null() {
                     "no block (leader or configuration entry)"
@@ -294,15 +423,15 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             state_key: key,
             root,
         } => {
-            let answer = get(cli, &format!("/v1/proof?key={key}"))?;
+            let answer = cx.node().get(&format!("/v1/proof?key={key}"))?;
             let root = match root {
                 Some(root) => Hash32::from_hex(root).map_err(|e| anyhow!("--root {root}: {e}"))?,
                 None => Hash32::from_hex(answer["at"]["state_root"].as_str().unwrap_or_default())
                     .map_err(|e| anyhow!("bad root from the node: {e}"))?,
             };
             let verified = verify_proof(&answer, &root);
-            let report = serde_json::json!({ "key": key, "value": answer["value"], "root": root, "height": answer["at"]["height"], "verified": verified.is_ok(), "reason": verified.as_ref().err().map(|e| e.to_string()) });
-            print(cli, &report, || match &verified {
+            let report = json!({ "key": key, "value": answer["value"], "root": root, "height": answer["at"]["height"], "verified": verified.is_ok(), "reason": verified.as_ref().err().map(|e| e.to_string()) });
+            cx.print(&report, || match &verified {
                 Ok(()) => format!(
                     "VERIFIED: {key} holds {} under root {root} (height {})",
                     answer["value"].as_str().unwrap_or_default(),
@@ -315,8 +444,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
         }
         Commands::Status => {
-            let status = get(cli, "/v1/status")?;
-            print(cli, &status, || {
+            let status = cx.node().get("/v1/status")?;
+            cx.print(&status, || {
                 format!(
                     "node {}\nrole {} (term {})\nleader {}\nheight {}  commit {}  applied {}\nstate root {}",
                     status["node"].as_str().unwrap_or_default(),
@@ -330,30 +459,122 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 )
             });
         }
+        Commands::Vectors(command) => vectors_command(&cx, command)?,
+        Commands::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "agora", &mut std::io::stdout());
+        }
     }
     Ok(())
 }
 
-fn submit_and_report(cli: &Cli, action: Action, wait: bool) -> Result<(), Failure> {
-    let key = load_key(&cli.key)?;
-    let answer = submit(cli, &key, action, wait)?;
-    print(cli, &answer, || match answer["status"].as_str() {
-        Some("committed") => format!(
-            "committed at height {}: {}",
-            answer["height"], answer["receipt"]["status"]
-        ),
-        _ => format!(
-            "accepted: {}",
-            answer["tx_hash"].as_str().unwrap_or_default()
-        ),
-    });
-    if wait && answer["receipt"]["status"] != "applied" {
-        return Err(Failure::Rejected(format!(
-            "the transaction failed: {}",
-            answer["receipt"]["status"]
-        )));
-    }
+fn keys(cx: &Cx, command: &KeysCommand) -> Result<()> {
+    let (key, verb) = match command {
+        KeysCommand::Show => {
+            let key = cx.load_key()?;
+            let account = AccountId::from_public_key(key.public_key());
+            cx.print(
+                &json!({ "account": account, "kind": key.kind(), "public_key": key.public_key() }),
+                || format!("account {account} ({})", key.kind().name()),
+            );
+            return Ok(());
+        }
+        KeysCommand::New { kind, encrypt } => {
+            let kind = KeyKind::from_name(kind).ok_or_else(|| {
+                anyhow!("unknown key kind {kind}; use ml-dsa-44, ml-dsa-65 or ml-dsa-87")
+            })?;
+            let mut seed = [0u8; 32];
+            rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut seed)
+                .map_err(|e| anyhow!("no OS randomness: {e}"))?;
+            let key = SecretKey::from_seed(kind, seed);
+            let passphrase = encrypt
+                .then(|| keyfile::passphrase("New passphrase: ", true))
+                .transpose()?;
+            keyfile::save(&cx.key, &key, passphrase)?;
+            (key, "created")
+        }
+        KeysCommand::Import { from, encrypt } => {
+            let bytes =
+                std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+            let key = keyfile::decode(from, &bytes)?;
+            let passphrase = match std::env::var("AGORA_NEW_PASSPHRASE") {
+                Ok(value) if *encrypt => Some(age::secrecy::SecretString::from(value)),
+                _ => encrypt
+                    .then(|| keyfile::passphrase("New passphrase: ", true))
+                    .transpose()?,
+            };
+            keyfile::save(&cx.key, &key, passphrase)?;
+            (key, "imported into")
+        }
+    };
+    let account = AccountId::from_public_key(key.public_key());
+    cx.print(
+        &json!({ "account": account, "key_file": cx.key, "encrypted": keyfile::is_encrypted(&std::fs::read(&cx.key)?) }),
+        || format!("{verb} {} for account {account}", cx.key.display()),
+    );
     Ok(())
+}
+
+fn vectors_command(cx: &Cx, command: &VectorsCommand) -> Result<(), Failure> {
+    match command {
+        VectorsCommand::Generate { dir } => {
+            let paths = vectors::generate(dir)?;
+            cx.print(&json!({ "written": paths }), || {
+                format!("wrote {} vector files to {}", paths.len(), dir.display())
+            });
+            Ok(())
+        }
+        VectorsCommand::Check { path } => {
+            let files = vectors::files(path)?;
+            let nodes: Vec<Node> = cx.nodes.iter().map(|n| Node::new(n)).collect();
+            let total = files.iter().map(|(_, f)| f.entries.len() as u64).sum();
+            let bar = vectors::progress_bar(total);
+            let mut reports = Vec::new();
+            let mut failed = 0;
+            for (path, file) in &files {
+                bar.set_message(file.name.clone());
+                let result = if cx.nodes_given {
+                    vectors::check_live(file, &nodes, &bar)?
+                } else {
+                    let result = agora_core::vectors::check(file);
+                    bar.inc(file.entries.len() as u64);
+                    result
+                };
+                failed += usize::from(result.is_err());
+                reports.push(vectors::report(path, file, &result));
+            }
+            bar.finish_and_clear();
+            let through = if cx.nodes_given {
+                format!("the cluster at {}", cx.nodes.join(", "))
+            } else {
+                "agora-core".to_string()
+            };
+            cx.print(&json!({ "through": through, "vectors": reports }), || {
+                let mut text = String::new();
+                for report in &reports {
+                    match report["divergence"].as_str() {
+                        None => text.push_str(&format!(
+                            "ok    {:<32} {:>3} entries\n",
+                            report["name"].as_str().unwrap_or_default(),
+                            report["entries"]
+                        )),
+                        Some(divergence) => text.push_str(&format!(
+                            "FAIL  {:<32} {divergence}\n",
+                            report["name"].as_str().unwrap_or_default()
+                        )),
+                    }
+                }
+                text.push_str(&format!(
+                    "{} passed, {failed} failed, through {through}",
+                    reports.len() - failed
+                ));
+                text
+            });
+            if failed > 0 {
+                return Err(Failure::NotVerified);
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Checks a `/v1/proof` answer against `root`, locally.
@@ -365,162 +586,6 @@ fn verify_proof(answer: &Value, root: &Hash32) -> Result<()> {
     let proof: StateProof =
         serde_json::from_value(answer["proof"].clone()).context("the proof is malformed")?;
     proof.verify(root, &key, &value).map_err(|e| anyhow!("{e}"))
-}
-
-fn print(cli: &Cli, value: &Value, human: impl FnOnce() -> String) {
-    if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).expect("serializes")
-        );
-    } else {
-        println!("{}", human());
-    }
-}
-
-/// Parses "12.5" into base units (6 decimals), refusing more precision than exists.
-fn parse_tokens(text: &str) -> Result<Amount> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() && fraction.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-    {
-        bail!("{text}: expected an amount like 12 or 12.5");
-    }
-    if fraction.len() > DECIMALS as usize {
-        bail!("{text}: at most {DECIMALS} decimals");
-    }
-    let scale = 10u128.pow(DECIMALS);
-    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse()? };
-    let fraction: u128 = format!("{fraction:0<6}").parse()?;
-    whole
-        .checked_mul(scale)
-        .and_then(|w| w.checked_add(fraction))
-        .map(Amount)
-        .ok_or_else(|| anyhow!("{text}: too large"))
-}
-
-/// Formats base units (a JSON decimal string) as tokens.
-fn tokens(value: &Value) -> String {
-    let units: u128 = value.as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let scale = 10u128.pow(DECIMALS);
-    let fraction = format!("{:06}", units % scale);
-    let fraction = fraction.trim_end_matches('0');
-    if fraction.is_empty() {
-        format!("{}", units / scale)
-    } else {
-        format!("{}.{fraction}", units / scale)
-    }
-}
-
-fn save_key(path: &Path, key: &SecretKey) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-    file.write_all(&key.to_key_file())?;
-    Ok(())
-}
-
-fn load_key(path: &Path) -> Result<SecretKey> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .with_context(|| {
-                format!(
-                    "reading {} (create one with `agora keys new`)",
-                    path.display()
-                )
-            })?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "{} is readable by group or others (mode {:o}); run `chmod 600 {}`",
-                path.display(),
-                mode & 0o777,
-                path.display()
-            );
-        }
-    }
-    SecretKey::from_key_file(&std::fs::read(path)?)
-        .with_context(|| format!("{} is not an agora key file", path.display()))
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(40))
-        .build()
-        .expect("an HTTP client")
-}
-
-fn answer(
-    response: reqwest::Result<reqwest::blocking::Response>,
-    url: &str,
-) -> Result<Value, Failure> {
-    let response = response.map_err(|e| Failure::Unreachable(format!("{url}: {e}")))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .map_err(|e| Failure::Other(anyhow!("{url}: unreadable answer: {e}")))?;
-    if status.is_success() {
-        return Ok(body);
-    }
-    let message = format!(
-        "{} ({}): {}",
-        body["code"].as_str().unwrap_or("error"),
-        status.as_u16(),
-        body["message"].as_str().unwrap_or_default()
-    );
-    if status.is_client_error() {
-        Err(Failure::Rejected(message))
-    } else {
-        Err(Failure::Unreachable(message))
-    }
-}
-
-fn get(cli: &Cli, path: &str) -> Result<Value, Failure> {
-    let url = format!("{}{path}", cli.node.trim_end_matches('/'));
-    answer(client().get(&url).send(), &url)
-}
-
-/// Signs `action` with the next nonce (fetched from the node) and submits it.
-fn submit(cli: &Cli, key: &SecretKey, action: Action, wait: bool) -> Result<Value, Failure> {
-    let account_id = AccountId::from_public_key(key.public_key());
-    let chain = get(cli, "/v1/chain")?;
-    let chain_id = Hash32::from_hex(chain["chain_id"].as_str().unwrap_or_default())
-        .map_err(|e| anyhow!("bad chain id from the node: {e}"))?;
-    let account = get(cli, &format!("/v1/accounts/{account_id}"))?;
-    let nonce = account["nonce"].as_u64().unwrap_or(0);
-    let sender = if account["key_registered"] == true {
-        Sender::Account(account_id)
-    } else {
-        Sender::Register(key.public_key().clone())
-    };
-    let mut randomness = [0u8; 32];
-    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut randomness)
-        .map_err(|e| anyhow!("no OS randomness: {e}"))?;
-    let bytes = Transaction {
-        chain_id,
-        sender,
-        nonce,
-        action,
-    }
-    .sign(key, randomness)
-    .to_canonical_bytes();
-    let url = format!(
-        "{}/v1/tx{}",
-        cli.node.trim_end_matches('/'),
-        if wait { "?wait=commit" } else { "" }
-    );
-    answer(client().post(&url).body(bytes).send(), &url)
 }
 
 #[cfg(test)]
@@ -552,17 +617,5 @@ mod tests {
             verify_proof(&answer, &Hash32([1; 32])).is_err(),
             "another root"
         );
-    }
-
-    #[test]
-    fn token_amounts_round_trip_in_base_units() {
-        assert_eq!(parse_tokens("12.5").unwrap(), Amount(12_500_000));
-        assert_eq!(parse_tokens("0.000001").unwrap(), Amount(1));
-        assert_eq!(parse_tokens("7").unwrap(), Amount(7_000_000));
-        assert!(parse_tokens("0.0000001").is_err());
-        assert!(parse_tokens("1e3").is_err());
-        assert!(parse_tokens("").is_err());
-        assert_eq!(tokens(&Value::String("12500000".into())), "12.5");
-        assert_eq!(tokens(&Value::String("7000000".into())), "7");
     }
 }

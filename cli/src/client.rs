@@ -1,0 +1,153 @@
+//! Talking to a node's HTTP API, and the failures (with exit codes) that can come of it.
+
+use agora_core::encoding::Canonical;
+use agora_core::tx::{Action, Sender, Transaction};
+use agora_core::{AccountId, Hash32, SecretKey};
+use anyhow::anyhow;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Failures, each with its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// 5: a proof or a vector did not verify.
+    NotVerified,
+    /// 3: the node or the ledger refused the request.
+    Rejected(String),
+    /// 4: no answer from the node.
+    Unreachable(String),
+    /// 1: anything else.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Other(error)
+    }
+}
+
+/// One node's API.
+pub struct Node {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+/// An answer the node gave: its status and JSON body.
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body (`{"code", "message"}` for errors).
+    pub body: Value,
+}
+
+impl Answer {
+    /// The error code of a failed request.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("error")
+    }
+
+    /// Ok on success; otherwise `Rejected` for 4xx and `Unreachable` for 5xx.
+    pub fn into_result(self) -> Result<Value, Failure> {
+        if (200..300).contains(&self.status) {
+            return Ok(self.body);
+        }
+        let message = format!(
+            "{} ({}): {}",
+            self.code(),
+            self.status,
+            self.body["message"].as_str().unwrap_or_default()
+        );
+        if (400..500).contains(&self.status) {
+            Err(Failure::Rejected(message))
+        } else {
+            Err(Failure::Unreachable(message))
+        }
+    }
+}
+
+impl Node {
+    /// A client for the API at `base` (e.g. `http://127.0.0.1:8100`).
+    pub fn new(base: &str) -> Node {
+        Node {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(40))
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+
+    /// The API's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request; any HTTP status is an answer, only a failed exchange is an error.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, Failure> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .map_err(|e| Failure::Unreachable(format!("{url}: {e}")))?;
+        let status = response.status().as_u16();
+        let body: Value = response
+            .json()
+            .map_err(|e| Failure::Other(anyhow!("{url}: unreadable answer: {e}")))?;
+        Ok(Answer { status, body })
+    }
+
+    /// GET, successful answers only.
+    pub fn get(&self, path: &str) -> Result<Value, Failure> {
+        self.request(reqwest::Method::GET, path, None)?
+            .into_result()
+    }
+
+    /// Signs `action` with the account's next nonce (fetched from the node) and submits
+    /// it; with `wait`, answers once committed, showing a spinner meanwhile.
+    pub fn submit(&self, key: &SecretKey, action: Action, wait: bool) -> Result<Value, Failure> {
+        let account_id = AccountId::from_public_key(key.public_key());
+        let chain = self.get("/v1/chain")?;
+        let chain_id = Hash32::from_hex(chain["chain_id"].as_str().unwrap_or_default())
+            .map_err(|e| anyhow!("bad chain id from the node: {e}"))?;
+        let account = self.get(&format!("/v1/accounts/{account_id}"))?;
+        let nonce = account["nonce"].as_u64().unwrap_or(0);
+        let sender = if account["key_registered"] == true {
+            Sender::Account(account_id)
+        } else {
+            Sender::Register(key.public_key().clone())
+        };
+        let mut randomness = [0u8; 32];
+        rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut randomness)
+            .map_err(|e| anyhow!("no OS randomness: {e}"))?;
+        let bytes = Transaction {
+            chain_id,
+            sender,
+            nonce,
+            action,
+        }
+        .sign(key, randomness)
+        .to_canonical_bytes();
+        let path = if wait { "/v1/tx?wait=commit" } else { "/v1/tx" };
+        let spinner = wait.then(|| spinner("waiting for the commit"));
+        let answer = self.request(reqwest::Method::POST, path, Some(bytes));
+        if let Some(spinner) = spinner {
+            spinner.finish_and_clear();
+        }
+        answer?.into_result()
+    }
+}
+
+/// A spinner on stderr; invisible when stderr is not a terminal (scripts, `--json` pipes).
+pub fn spinner(message: &'static str) -> indicatif::ProgressBar {
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner
+}
