@@ -82,17 +82,36 @@ fn exit_codes_tell_usage_errors_from_unreachable_nodes() {
 fn every_command_has_help() {
     for command in [
         "keys",
+        "keys new",
+        "keys show",
+        "keys import",
         "account",
         "transfer",
         "stake",
         "unstake",
+        "propose",
+        "propose text",
+        "propose param",
+        "propose spend",
+        "propose add-validator",
+        "propose remove-validator",
+        "propose set-reputation",
         "vote",
+        "proposals list",
+        "proposals show",
         "validators",
         "block",
         "proof",
         "status",
+        "vectors generate",
+        "vectors check",
+        "completions",
     ] {
-        let output = agora().args([command, "--help"]).output().unwrap();
+        let output = agora()
+            .args(command.split(' '))
+            .arg("--help")
+            .output()
+            .unwrap();
         assert!(
             output.status.success(),
             "{command} --help: {}",
@@ -103,4 +122,108 @@ fn every_command_has_help() {
             "{command}"
         );
     }
+}
+
+/// Completion scripts for the three shells name the commands.
+#[test]
+fn completions_cover_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = agora().args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            script.contains("proposals") && script.contains("vectors"),
+            "{shell}"
+        );
+    }
+    assert_eq!(
+        agora()
+            .args(["completions", "tcsh"])
+            .status()
+            .unwrap()
+            .code(),
+        Some(2)
+    );
+}
+
+/// `keys import` copies a key (here into an encrypted file) without changing the
+/// account; importing over an existing file is refused.
+#[test]
+fn an_imported_key_keeps_its_account_and_can_be_encrypted() {
+    let dir = temp_dir("import");
+    let plain = dir.join("plain.key");
+    let secret = dir.join("secret.key");
+    let made = agora()
+        .args(["--json", "--key"])
+        .arg(&plain)
+        .args(["keys", "new", "--kind", "ml-dsa-44"])
+        .output()
+        .unwrap();
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let imported = agora()
+        .args(["--json", "--key"])
+        .arg(&secret)
+        .args(["keys", "import"])
+        .arg(&plain)
+        .arg("--encrypt")
+        .env("AGORA_NEW_PASSPHRASE", "pass phrase")
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let imported: serde_json::Value = serde_json::from_slice(&imported.stdout).unwrap();
+    assert_eq!(imported["account"], made["account"]);
+    assert_eq!(imported["encrypted"], true);
+    let shown = agora()
+        .args(["--json", "--key"])
+        .arg(&secret)
+        .args(["keys", "show"])
+        .env("AGORA_PASSPHRASE", "pass phrase")
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["account"], made["account"]);
+    let again = agora()
+        .arg("--key")
+        .arg(&secret)
+        .args(["keys", "import"])
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(!again.success(), "never overwrites");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The config file supplies defaults; a flag beats it; a malformed file is an error.
+#[test]
+fn the_config_file_sets_defaults_below_flags() {
+    let dir = temp_dir("config");
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "node = \"http://127.0.0.1:9\"\n").unwrap();
+    let from_file = agora()
+        .arg("status")
+        .env("AGORA_CONFIG", &config)
+        .env_remove("AGORA_NODE")
+        .output()
+        .unwrap();
+    assert_eq!(from_file.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&from_file.stderr).contains("127.0.0.1:9/"));
+    let from_flag = agora()
+        .args(["--node", "http://127.0.0.1:1", "status"])
+        .env("AGORA_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&from_flag.stderr).contains("127.0.0.1:1/"));
+    std::fs::write(&config, "nodes = 1\n").unwrap();
+    let malformed = agora()
+        .arg("status")
+        .env("AGORA_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert_eq!(malformed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("config.toml"));
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,0 +1,355 @@
+//! A full governance lifecycle driven only through the `agora` binary, against a real
+//! node (SQLite, libp2p, driver, HTTP API) running in this test process: keys (one of
+//! them passphrase-encrypted), a parameter-change proposal, votes from three accounts,
+//! the running tally, the close, and the new fee taking effect.
+
+use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
+use agora_core::{AccountId, Amount, Hash32, KeyKind, Params};
+use agora_node::config::NodeConfig;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Agora {
+    node: String,
+    dir: PathBuf,
+}
+
+impl Agora {
+    /// Runs `agora --node … --key <dir>/<key> ARGS` and returns its output.
+    fn run(&self, key: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(["--node", &self.node, "--key"])
+            .arg(self.dir.join(key))
+            .args(args)
+            .env("AGORA_PASSPHRASE", "lifecycle passphrase")
+            .env("AGORA_CONFIG", self.dir.join("no-config.toml"))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs with `--json`, asserting success; the parsed output.
+    fn json(&self, key: &str, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let output = self.run(key, &all);
+        assert!(
+            output.status.success(),
+            "agora {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("--json output parses")
+    }
+
+    /// Runs for people, asserting success; the text.
+    fn text(&self, key: &str, args: &[&str]) -> String {
+        let output = self.run(key, args);
+        assert!(output.status.success(), "agora {args:?} failed");
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+/// One node to run in this process: the seeded validator `label` (ML-DSA-44 and
+/// network keys from `agora_core::vectors::test_seed`).
+struct TestNode {
+    label: String,
+    p2p_port: u16,
+    http_port: u16,
+}
+
+impl TestNode {
+    fn new(label: &str) -> TestNode {
+        TestNode {
+            label: label.into(),
+            p2p_port: free_port(),
+            http_port: free_port(),
+        }
+    }
+
+    fn address(&self) -> String {
+        let peer = agora_node::keys::seeded_network_key(&self.label)
+            .public()
+            .to_peer_id();
+        format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", self.p2p_port)
+    }
+}
+
+/// Starts `node` on `genesis` (with `peers`, in replay mode or not) in a thread of its
+/// own; returns its HTTP base URL and a sender that stops it.
+fn start_node(
+    dir: &Path,
+    genesis: &Genesis,
+    node: &TestNode,
+    peers: Vec<String>,
+    replay: bool,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let data = dir.join(&node.label);
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("genesis.json"), genesis.to_json()).unwrap();
+    let key = agora_core::vectors::seeded_key(KeyKind::MlDsa44, &node.label);
+    agora_node::keys::save_ml_dsa(&data.join(agora_node::keys::VALIDATOR_KEY_FILE), &key).unwrap();
+    agora_node::keys::save_network_key(
+        &data.join(agora_node::keys::NETWORK_KEY_FILE),
+        &agora_node::keys::seeded_network_key(&node.label),
+    )
+    .unwrap();
+    let http = format!("127.0.0.1:{}", node.http_port);
+    let config = NodeConfig {
+        data_dir: Some(data.clone()),
+        genesis: Some(data.join("genesis.json")),
+        listen: Some(format!("/ip4/127.0.0.1/tcp/{}", node.p2p_port)),
+        http: Some(http.clone()),
+        peers,
+        tick_ms: Some(20),
+        replay: Some(replay),
+        ..NodeConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(agora_node::node::run(config, async {
+                let _ = stopped.await;
+            }))
+            .expect("the node runs until stopped");
+    });
+    (format!("http://{http}"), stop)
+}
+
+#[test]
+fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
+    let dir = std::env::temp_dir().join(format!("agora-cli-lifecycle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut agora = Agora {
+        node: String::new(),
+        dir: dir.clone(),
+    };
+    // Three members make their keys with the CLI; the third encrypts hers.
+    let mut members = Vec::new();
+    for (name, extra) in [("alice", None), ("bob", None), ("carol", Some("--encrypt"))] {
+        let mut args = vec!["keys", "new", "--kind", "ml-dsa-44"];
+        args.extend(extra);
+        let created = agora.json(&format!("{name}.key"), &args);
+        assert_eq!(created["encrypted"], extra.is_some());
+        members.push(created["account"].as_str().unwrap().to_string());
+    }
+    let carol_file = std::fs::read(dir.join("carol.key")).unwrap();
+    assert!(carol_file.starts_with(b"age-encryption.org/v1\n"));
+    // A chain where they hold stake 100 / 60 / 50 tokens.
+    let validator = agora_core::vectors::seeded_key(KeyKind::MlDsa44, "lifecycle-validator");
+    let genesis = Genesis {
+        chain_name: "cli-lifecycle".into(),
+        params: Params {
+            voting_period_blocks: 4,
+            ..Params::default()
+        },
+        accounts: members
+            .iter()
+            .zip([100u128, 60, 50])
+            .map(|(id, stake)| GenesisAccount {
+                account: AccountId(Hash32::from_hex(id).unwrap()),
+                balance: Amount(1_000_000_000),
+                staked: Amount(stake * 1_000_000),
+            })
+            .collect(),
+        validators: vec![GenesisValidator {
+            public_key: validator.public_key().clone(),
+            peer: agora_node::keys::seeded_network_key("lifecycle-validator")
+                .public()
+                .to_peer_id()
+                .to_bytes(),
+            base_reputation: 10,
+        }],
+        treasury: Amount(0),
+    }
+    .normalized()
+    .unwrap();
+    let (node, stop) = start_node(
+        &dir,
+        &genesis,
+        &TestNode::new("lifecycle-validator"),
+        vec![],
+        false,
+    );
+    agora.node = node;
+    let started = Instant::now();
+    while !serde_json::from_slice::<Value>(&agora.run("alice.key", &["--json", "status"]).stdout)
+        .is_ok_and(|s| s["role"] == "leader")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the node leads"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Propose: double the fee.
+    let proposed = agora.json(
+        "alice.key",
+        &[
+            "propose",
+            "param",
+            "--set",
+            "fee=0.00002",
+            "--deposit",
+            "1",
+            "--wait",
+        ],
+    );
+    assert_eq!(proposed["receipt"]["status"], "applied");
+    let open = agora.json("alice.key", &["proposals", "list", "--status", "voting"]);
+    let id = open["proposals"][0]["id"]
+        .as_u64()
+        .expect("the proposal is listed");
+    let id_text = id.to_string();
+
+    // Votes from three accounts: 160 tokens yes, 50 no.
+    for (key, choice) in [
+        ("alice.key", "yes"),
+        ("bob.key", "yes"),
+        ("carol.key", "no"),
+    ] {
+        let voted = agora.json(key, &["vote", &id_text, choice, "--wait"]);
+        assert_eq!(voted["receipt"]["status"], "applied", "{key} voted");
+    }
+    let shown = agora.json("alice.key", &["proposals", "show", &id_text]);
+    assert_eq!(shown["votes"].as_array().unwrap().len(), 3);
+    assert_eq!(shown["running"]["tally"]["yes"], "160000000");
+    assert_eq!(shown["running"]["tally"]["no"], "50000000");
+    assert_eq!(shown["running"]["decision"], "passes");
+    let text = agora.text("alice.key", &["proposals", "show", &id_text]);
+    assert!(text.contains("if tallied now, it passes"), "{text}");
+    assert!(text.contains("blocks left"), "{text}");
+
+    // Blocks go by (transfers), the vote closes and the proposal executes.
+    let bob = members[1].clone();
+    let started = Instant::now();
+    loop {
+        let shown = agora.json("alice.key", &["proposals", "show", &id_text]);
+        if shown["proposal"]["status"] != "voting" {
+            assert_eq!(shown["proposal"]["status"], "passed");
+            assert_eq!(shown["proposal"]["tally"]["yes"], "160000000");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the vote closes"
+        );
+        agora.json("alice.key", &["transfer", &bob, "0.5", "--wait"]);
+    }
+    let passed = agora.json("alice.key", &["proposals", "list", "--status", "passed"]);
+    assert_eq!(passed["proposals"][0]["id"], id);
+    // The effect: the next transaction pays the new fee.
+    let paid = agora.json("carol.key", &["transfer", &bob, "1", "--wait"]);
+    assert_eq!(paid["receipt"]["status"], "applied");
+    assert_eq!(paid["receipt"]["fee"], "20");
+
+    // A wrong passphrase opens nothing.
+    let refused = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["--node", &agora.node, "--key"])
+        .arg(dir.join("carol.key"))
+        .args(["vote", &id_text, "yes"])
+        .env("AGORA_PASSPHRASE", "not it")
+        .env("AGORA_CONFIG", dir.join("no-config.toml"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot decrypt"));
+
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `agora vectors check FILE --node …` replays a vector through a live three-node replay
+/// cluster (in this process) and passes; a tampered copy is reported as diverging at the
+/// tampered height, with exit code 5, through the cluster and through agora-core alike.
+#[test]
+fn vectors_check_through_a_live_cluster_finds_a_divergence() {
+    let dir = std::env::temp_dir().join(format!("agora-cli-vectors-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let vector_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/transfers_and_fees.json");
+    let text = std::fs::read_to_string(&vector_path).unwrap();
+    let vector = agora_core::vectors::VectorFile::from_json(&text).unwrap();
+    let nodes: Vec<TestNode> = (0..3)
+        .map(|i| TestNode::new(&format!("validator-{i}")))
+        .collect();
+    let mut urls = Vec::new();
+    let mut stops = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let peers = nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| n.address())
+            .collect();
+        let (url, stop) = start_node(&dir, &vector.genesis, node, peers, true);
+        urls.push(url);
+        stops.push(stop);
+    }
+    let check = |file: &Path, live: bool| -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
+        command.env("AGORA_CONFIG", dir.join("no-config.toml"));
+        command.args(["vectors", "check"]).arg(file);
+        if live {
+            for url in &urls {
+                command.args(["--node", url]);
+            }
+        }
+        command.output().unwrap()
+    };
+    let started = Instant::now();
+    for url in &urls {
+        while !Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(["--node", url, "status"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "{url} up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let passed = check(&vector_path, true);
+    let stdout = String::from_utf8_lossy(&passed.stdout).to_string();
+    assert!(
+        passed.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&passed.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed, 0 failed, through the cluster"),
+        "{stdout}"
+    );
+
+    let mut tampered: Value = serde_json::from_str(&text).unwrap();
+    tampered["entries"][3]["expected"]["receipts"][0]["fee"] = "11".into();
+    let tampered_path = dir.join("tampered.json");
+    std::fs::write(&tampered_path, tampered.to_string()).unwrap();
+    for live in [true, false] {
+        let failed = check(&tampered_path, live);
+        let stdout = String::from_utf8_lossy(&failed.stdout).to_string();
+        assert_eq!(failed.status.code(), Some(5), "{stdout}");
+        assert!(stdout.contains("entry 4: receipts differ"), "{stdout}");
+    }
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
