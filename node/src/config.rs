@@ -26,6 +26,10 @@ pub struct NodeConfig {
     pub snapshot_interval: Option<u64>,
     /// Mempool capacity in transactions (default 10000).
     pub mempool_capacity: Option<usize>,
+    /// Milliseconds without transactions after which the leader proposes an empty block,
+    /// so that heights (voting periods, unbonding, epochs) advance with time; 0 never
+    /// (default 1000).
+    pub empty_block_ms: Option<u64>,
     /// Replay test vectors instead of running a chain (see `DriverConfig::replay`).
     pub replay: Option<bool>,
 }
@@ -62,6 +66,7 @@ impl NodeConfig {
             tick_ms,
             snapshot_interval,
             mempool_capacity,
+            empty_block_ms,
             replay
         );
         if !other.peers.is_empty() {

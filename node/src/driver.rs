@@ -52,6 +52,9 @@ pub struct DriverConfig {
     /// exactly the entries clients replay (`Command::Replay`), so they land at the
     /// heights the vector fixes. Transactions are refused.
     pub replay: bool,
+    /// With no transactions for this long, the leader proposes an empty block, so that
+    /// heights advance with time: voting periods close, unbonding releases, epochs turn.
+    pub empty_block_interval: Option<Duration>,
 }
 
 impl Default for DriverConfig {
@@ -67,6 +70,7 @@ impl Default for DriverConfig {
             max_pending_reads: 4_096,
             request_timeout: Duration::from_secs(10),
             replay: false,
+            empty_block_interval: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -253,6 +257,8 @@ struct Driver {
     proposed_blocks: VecDeque<u64>,
     last_target: TargetConfig,
     last_members: BTreeSet<NodeId>,
+    /// When this node last proposed a block (or became leader).
+    last_block_proposed: Instant,
     /// Every validator's libp2p peer the ledger ever named.
     known_peers: BTreeMap<NodeId, libp2p::PeerId>,
     /// Replay mode: index -> clients waiting for that entry to apply, with the payload
@@ -316,6 +322,7 @@ pub async fn run(parts: DriverParts) -> Result<()> {
         proposed_blocks: VecDeque::new(),
         last_target: TargetConfig::default(),
         last_members: BTreeSet::new(),
+        last_block_proposed: Instant::now(),
         known_peers: BTreeMap::new(),
         replays: BTreeMap::new(),
         config,
@@ -772,9 +779,14 @@ impl Driver {
         })
     }
 
-    /// Leader: batches the mempool into a block on top of its log.
+    /// Leader: batches the mempool into a block on top of its log, or proposes an empty
+    /// block when the chain has been idle for the empty-block interval.
     fn propose_block(&mut self) {
-        if self.mempool.is_empty()
+        let idle = self
+            .config
+            .empty_block_interval
+            .is_some_and(|interval| self.last_block_proposed.elapsed() >= interval);
+        if (self.mempool.is_empty() && !idle)
             || self.proposed_blocks.len() as u64 >= self.config.max_uncommitted_blocks
         {
             return;
@@ -797,7 +809,10 @@ impl Driver {
             return;
         };
         match self.raft.propose(payload) {
-            Ok(index) => self.proposed_blocks.push_back(index),
+            Ok(index) => {
+                self.proposed_blocks.push_back(index);
+                self.last_block_proposed = Instant::now();
+            }
             Err(error) => {
                 tracing::debug!(%error, "block not proposed");
                 self.mempool.restore(txs);

@@ -91,6 +91,10 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         snapshot_interval_entries: config.snapshot_interval.unwrap_or(1_000),
         mempool_capacity: config.mempool_capacity.unwrap_or(10_000),
         replay: config.replay.unwrap_or(false),
+        empty_block_interval: match config.empty_block_ms.unwrap_or(1_000) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        },
         ..DriverConfig::default()
     };
     tracing::info!(node = %AccountId::from_public_key(key.public_key()), %listen, %http, chain = %genesis.chain_id(), "starting");

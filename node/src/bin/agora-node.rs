@@ -92,6 +92,10 @@ enum Commands {
         /// Applied entries between snapshots.
         #[arg(long, env = "AGORA_SNAPSHOT_INTERVAL")]
         snapshot_interval: Option<u64>,
+        /// Milliseconds without transactions before the leader proposes an empty block
+        /// (0: never).
+        #[arg(long, env = "AGORA_EMPTY_BLOCK_MS")]
+        empty_block_ms: Option<u64>,
     },
     /// Start a complete local cluster on loopback, with a funded demo account.
     ///
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
             peers,
             tick_ms,
             snapshot_interval,
+            empty_block_ms,
         } => {
             let flags = NodeConfig {
                 data_dir,
@@ -165,6 +170,7 @@ fn main() -> ExitCode {
                 tick_ms,
                 snapshot_interval,
                 mempool_capacity: None,
+                empty_block_ms,
                 replay: None,
             };
             let file = match config {
