@@ -26,6 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// Where an API request's answer goes.
+pub type Reply = oneshot::Sender<Result<Value, ApiError>>;
+
 /// Tunables of the driver.
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
@@ -131,7 +134,7 @@ pub enum Command {
         /// Wait for the commit.
         wait: bool,
         /// The answer.
-        reply: oneshot::Sender<Result<Value, ApiError>>,
+        reply: Reply,
     },
     /// Read the ledger, linearizably (ReadIndex) unless `local`.
     Query {
@@ -140,7 +143,7 @@ pub enum Command {
         /// Read this replica without confirming leadership.
         local: bool,
         /// The answer.
-        reply: oneshot::Sender<Result<Value, ApiError>>,
+        reply: Reply,
     },
     /// Node status.
     Status {
@@ -153,14 +156,14 @@ pub enum Command {
         /// The entry, as a vector file holds it.
         entry: Entry,
         /// The answer.
-        reply: oneshot::Sender<Result<Value, ApiError>>,
+        reply: Reply,
     },
     /// A block and its receipts by height.
     Block {
         /// The height.
         height: u64,
         /// The answer.
-        reply: oneshot::Sender<Result<Value, ApiError>>,
+        reply: Reply,
     },
 }
 
@@ -222,7 +225,7 @@ pub fn peers_of(target: &TargetConfig) -> BTreeMap<NodeId, libp2p::PeerId> {
 struct Waiting {
     bytes: Vec<u8>,
     last_sent: Instant,
-    clients: Vec<(Instant, oneshot::Sender<Result<Value, ApiError>>)>,
+    clients: Vec<(Instant, Reply)>,
 }
 
 /// How often an uncommitted, awaited submission is sent again: a forward to a leader that
@@ -236,7 +239,7 @@ struct PendingRead {
     query: Query,
     index: Option<u64>,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Value, ApiError>>,
+    reply: Reply,
 }
 
 struct Driver {
@@ -263,7 +266,7 @@ struct Driver {
     known_peers: BTreeMap<NodeId, libp2p::PeerId>,
     /// Replay mode: index -> clients waiting for that entry to apply, with the payload
     /// each replayed.
-    replays: BTreeMap<u64, Vec<(EntryData, oneshot::Sender<Result<Value, ApiError>>)>>,
+    replays: BTreeMap<u64, Vec<(EntryData, Reply)>>,
 }
 
 /// Runs the driver until shutdown (Ok) or a halt (Err: the node must stop).
@@ -645,12 +648,11 @@ impl Driver {
 
     /// Replay mode: appends `entry` at its index, or, when a retry finds it there already,
     /// waits for it; refuses gaps, conflicts and membership entries.
-    #[allow(clippy::type_complexity)]
     fn replay(
         &mut self,
         entry: Entry,
-        reply: oneshot::Sender<Result<Value, ApiError>>,
-    ) -> Result<(), Box<(ApiError, oneshot::Sender<Result<Value, ApiError>>)>> {
+        reply: Reply,
+    ) -> Result<(), Box<(ApiError, Reply)>> {
         let refuse = |error: ApiError, reply| Err(Box::new((error, reply)));
         if !self.config.replay {
             return refuse(ApiError::new(404, "not_replay_mode", "this node is not a replay node: start it with replay = true (agora-node devnet --vector FILE)"), reply);

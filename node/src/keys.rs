@@ -96,6 +96,15 @@ pub fn generate_ml_dsa(kind: KeyKind) -> SecretKey {
     SecretKey::from_seed(kind, os_random())
 }
 
+/// The libp2p identity of the test vectors' validator `label` (e.g. `validator-0`): an
+/// ed25519 key from the same seeded derivation as their ML-DSA keys, so a replay cluster
+/// can run as the validators a vector's genesis names. Never for real networks.
+pub fn seeded_network_key(label: &str) -> libp2p::identity::Keypair {
+    let mut seed = agora_core::vectors::test_seed(&format!("network/{label}"));
+    libp2p::identity::Keypair::ed25519_from_bytes(&mut seed)
+        .expect("32 bytes are an ed25519 secret")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,13 +144,4 @@ mod tests {
         }
         std::fs::remove_dir_all(dir).unwrap();
     }
-}
-
-/// The libp2p identity of the test vectors' validator `label` (e.g. `validator-0`): an
-/// ed25519 key from the same seeded derivation as their ML-DSA keys, so a replay cluster
-/// can run as the validators a vector's genesis names. Never for real networks.
-pub fn seeded_network_key(label: &str) -> libp2p::identity::Keypair {
-    let mut seed = agora_core::vectors::test_seed(&format!("network/{label}"));
-    libp2p::identity::Keypair::ed25519_from_bytes(&mut seed)
-        .expect("32 bytes are an ed25519 secret")
 }
