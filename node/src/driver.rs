@@ -648,11 +648,7 @@ impl Driver {
 
     /// Replay mode: appends `entry` at its index, or, when a retry finds it there already,
     /// waits for it; refuses gaps, conflicts and membership entries.
-    fn replay(
-        &mut self,
-        entry: Entry,
-        reply: Reply,
-    ) -> Result<(), Box<(ApiError, Reply)>> {
+    fn replay(&mut self, entry: Entry, reply: Reply) -> Result<(), Box<(ApiError, Reply)>> {
         let refuse = |error: ApiError, reply| Err(Box::new((error, reply)));
         if !self.config.replay {
             return refuse(ApiError::new(404, "not_replay_mode", "this node is not a replay node: start it with replay = true (agora-node devnet --vector FILE)"), reply);
