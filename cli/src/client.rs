@@ -5,7 +5,10 @@ use agora_core::tx::{Action, Sender, Transaction};
 use agora_core::{AccountId, Hash32, SecretKey};
 use anyhow::anyhow;
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long requests answered 503 (busy, no leader yet) are retried.
+pub const BUSY_RETRY_LIMIT: Duration = Duration::from_secs(30);
 
 /// Failures, each with its exit code.
 #[derive(Debug)]
@@ -83,6 +86,9 @@ impl Node {
     }
 
     /// Sends a request; any HTTP status is an answer, only a failed exchange is an error.
+    /// A 503 (no leader yet, a full queue) is retried after its Retry-After for up to
+    /// [`BUSY_RETRY_LIMIT`]: every request the API serves is safe to repeat (a transaction
+    /// takes effect once, by its nonce).
     pub fn request(
         &self,
         method: reqwest::Method,
@@ -90,18 +96,30 @@ impl Node {
         body: Option<Vec<u8>>,
     ) -> Result<Answer, Failure> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url);
-        if let Some(body) = body {
-            request = request.body(body);
+        let started = Instant::now();
+        loop {
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            let response = request
+                .send()
+                .map_err(|e| Failure::Unreachable(format!("{url}: {e}")))?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs);
+            let body: Value = response
+                .json()
+                .map_err(|e| Failure::Other(anyhow!("{url}: unreadable answer: {e}")))?;
+            if status == 503 && started.elapsed() + retry_after < BUSY_RETRY_LIMIT {
+                std::thread::sleep(retry_after);
+                continue;
+            }
+            return Ok(Answer { status, body });
         }
-        let response = request
-            .send()
-            .map_err(|e| Failure::Unreachable(format!("{url}: {e}")))?;
-        let status = response.status().as_u16();
-        let body: Value = response
-            .json()
-            .map_err(|e| Failure::Other(anyhow!("{url}: unreadable answer: {e}")))?;
-        Ok(Answer { status, body })
     }
 
     /// GET, successful answers only.
@@ -110,39 +128,64 @@ impl Node {
             .into_result()
     }
 
+    /// The chain this node runs.
+    pub fn chain_id(&self) -> Result<Hash32, Failure> {
+        let chain = self.get("/v1/chain")?;
+        Ok(
+            Hash32::from_hex(chain["chain_id"].as_str().unwrap_or_default())
+                .map_err(|e| anyhow!("bad chain id from the node: {e}"))?,
+        )
+    }
+
+    /// Posts signed transaction bytes; with `wait`, the answer comes once committed.
+    pub fn post_tx(&self, bytes: Vec<u8>, wait: bool) -> Result<Answer, Failure> {
+        let path = if wait { "/v1/tx?wait=commit" } else { "/v1/tx" };
+        self.request(reqwest::Method::POST, path, Some(bytes))
+    }
+
     /// Signs `action` with the account's next nonce (fetched from the node) and submits
     /// it; with `wait`, answers once committed, showing a spinner meanwhile.
     pub fn submit(&self, key: &SecretKey, action: Action, wait: bool) -> Result<Value, Failure> {
         let account_id = AccountId::from_public_key(key.public_key());
-        let chain = self.get("/v1/chain")?;
-        let chain_id = Hash32::from_hex(chain["chain_id"].as_str().unwrap_or_default())
-            .map_err(|e| anyhow!("bad chain id from the node: {e}"))?;
+        let chain_id = self.chain_id()?;
         let account = self.get(&format!("/v1/accounts/{account_id}"))?;
         let nonce = account["nonce"].as_u64().unwrap_or(0);
-        let sender = if account["key_registered"] == true {
-            Sender::Account(account_id)
-        } else {
-            Sender::Register(key.public_key().clone())
-        };
-        let mut randomness = [0u8; 32];
-        rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut randomness)
-            .map_err(|e| anyhow!("no OS randomness: {e}"))?;
-        let bytes = Transaction {
-            chain_id,
-            sender,
-            nonce,
-            action,
-        }
-        .sign(key, randomness)
-        .to_canonical_bytes();
-        let path = if wait { "/v1/tx?wait=commit" } else { "/v1/tx" };
+        let registered = account["key_registered"] == true;
+        let bytes = sign(key, chain_id, nonce, registered, action)?;
         let spinner = wait.then(|| spinner("waiting for the commit"));
-        let answer = self.request(reqwest::Method::POST, path, Some(bytes));
+        let answer = self.post_tx(bytes, wait);
         if let Some(spinner) = spinner {
             spinner.finish_and_clear();
         }
         answer?.into_result()
     }
+}
+
+/// The canonical bytes of `action` signed by `key` with `nonce`; the sender names the
+/// account once its key is registered, and carries the key before.
+pub fn sign(
+    key: &SecretKey,
+    chain_id: Hash32,
+    nonce: u64,
+    registered: bool,
+    action: Action,
+) -> anyhow::Result<Vec<u8>> {
+    let sender = if registered {
+        Sender::Account(AccountId::from_public_key(key.public_key()))
+    } else {
+        Sender::Register(key.public_key().clone())
+    };
+    let mut randomness = [0u8; 32];
+    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut randomness)
+        .map_err(|e| anyhow!("no OS randomness: {e}"))?;
+    Ok(Transaction {
+        chain_id,
+        sender,
+        nonce,
+        action,
+    }
+    .sign(key, randomness)
+    .to_canonical_bytes())
 }
 
 /// A spinner on stderr; invisible when stderr is not a terminal (scripts, `--json` pipes).

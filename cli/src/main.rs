@@ -4,12 +4,7 @@
 //! Exit codes: 0 ok, 1 other failure, 2 usage error, 3 rejected (by the node or the
 //! ledger), 4 node unreachable or unavailable, 5 a proof or a test vector did not verify.
 
-mod client;
-mod format;
-mod governance;
-mod keyfile;
-mod settings;
-mod vectors;
+use agora_cli::{client, format, governance, keyfile, settings, vectors};
 
 use agora_core::state_tree::StateProof;
 use agora_core::tx::{Action, VoteChoice};

@@ -995,14 +995,17 @@ impl Ledger {
     }
 
     fn derive_target_config(&self) -> TargetConfig {
+        let weights: Vec<u64> = self.state.validators.values().map(|v| v.weight).collect();
+        let weights = consensus_weights(&weights);
         TargetConfig {
             members: self
                 .state
                 .validators
                 .iter()
-                .map(|(id, v)| ConfigMember {
+                .zip(weights)
+                .map(|((id, v), weight)| ConfigMember {
                     validator: *id,
-                    weight: v.weight,
+                    weight,
                     public_key: v.public_key.clone(),
                     peer: v.peer.clone(),
                 })
@@ -1019,6 +1022,24 @@ impl Ledger {
         events.push(Event::ConfigChanged);
         Some(derived)
     }
+}
+
+/// The consensus weights (Raft's) from the validators' reputation weights: the same,
+/// except that with three or more voters none may hold half the total or more, so that
+/// losing any single validator leaves a weighted quorum. (Reputation accrues to the
+/// validator that proposes, usually the long-serving leader; uncapped, it soon outweighs
+/// all others together, and its crash would stop the chain until it returned.) At most
+/// one validator can reach half; it is lowered to one less than the others' sum.
+pub fn consensus_weights(weights: &[u64]) -> Vec<u64> {
+    let mut weights = weights.to_vec();
+    let voters = weights.iter().filter(|w| **w > 0).count();
+    let total: u64 = weights.iter().sum();
+    if voters >= 3 {
+        if let Some(heaviest) = weights.iter_mut().find(|w| **w >= total - **w) {
+            *heaviest = total - *heaviest - 1;
+        }
+    }
+    weights
 }
 
 /// Consensus weight from reputation: base plus whole earned points, capped.
@@ -1078,6 +1099,31 @@ mod tests {
             prop_assert_eq!(keep.to_bits(), ((n as u128) << 64) / d as u128);
             let decayed = U64F64::from_bits(points).checked_mul(keep).unwrap();
             prop_assert_eq!(decayed.to_bits(), reference_decay(points, n, d));
+        }
+    }
+
+    #[test]
+    fn no_validator_holds_half_the_consensus_weight_among_three_or_more() {
+        assert_eq!(consensus_weights(&[210, 10, 10]), vec![19, 10, 10]);
+        assert_eq!(consensus_weights(&[10, 10, 10]), vec![10, 10, 10]);
+        assert_eq!(consensus_weights(&[5, 3, 2]), vec![4, 3, 2], "exactly half");
+        assert_eq!(consensus_weights(&[1, 1, 1, 0]), vec![1, 1, 1, 0]);
+        assert_eq!(
+            consensus_weights(&[9, 1]),
+            vec![9, 1],
+            "two voters: as they are"
+        );
+        assert_eq!(
+            consensus_weights(&[9, 0, 0]),
+            vec![9, 0, 0],
+            "learners do not count"
+        );
+        for weights in [[1u64 << 32, 1, 1, 7], [3, 1 << 32, 5, 1 << 31]] {
+            let capped = consensus_weights(&weights);
+            let total: u64 = capped.iter().sum();
+            for (i, w) in capped.iter().enumerate() {
+                assert!(2 * w < total, "{weights:?} -> {capped:?} at {i}");
+            }
         }
     }
 

@@ -301,10 +301,18 @@ pub fn answer_query(ledger: &Ledger, query: &Query) -> Result<Value, ApiError> {
             let account = state.accounts.get(id).cloned().unwrap_or_default();
             json!({ "account": id, "balance": account.balance, "staked": account.staked, "unbonding": account.unbonding, "nonce": account.nonce, "key_registered": state.account_keys.contains_key(id), "at": at })
         }
-        Query::Validators => json!({
-            "validators": state.validators.iter().map(|(id, v)| json!({ "validator": id, "weight": v.weight, "base_reputation": v.base_reputation, "blocks_proposed": v.blocks_proposed, "peer": hex::encode(&v.peer), "public_key": v.public_key })).collect::<Vec<_>>(),
-            "at": at,
-        }),
+        Query::Validators => {
+            let consensus: std::collections::BTreeMap<_, _> = ledger
+                .target_config()
+                .members
+                .iter()
+                .map(|m| (m.validator, m.weight))
+                .collect();
+            json!({
+                "validators": state.validators.iter().map(|(id, v)| json!({ "validator": id, "weight": v.weight, "consensus_weight": consensus.get(id), "base_reputation": v.base_reputation, "blocks_proposed": v.blocks_proposed, "peer": hex::encode(&v.peer), "public_key": v.public_key })).collect::<Vec<_>>(),
+                "at": at,
+            })
+        }
         Query::Proposals => {
             json!({ "proposals": state.proposals.values().rev().collect::<Vec<_>>(), "at": at })
         }

@@ -836,6 +836,20 @@ impl Driver {
     async fn handle_ready(&mut self, ready: Ready) -> Result<()> {
         if let Some(soft) = ready.soft_state {
             tracing::info!(role = ?soft.role, leader = ?soft.leader, term = self.raft.term(), "raft role changed");
+            // Reads not yet confirmed were asked of a leader that may be gone: the client
+            // retries now rather than waiting out the request timeout.
+            let unconfirmed: Vec<u64> = self
+                .reads
+                .iter()
+                .filter(|(_, r)| r.index.is_none())
+                .map(|(id, _)| *id)
+                .collect();
+            for id in unconfirmed {
+                let read = self.reads.remove(&id).expect("listed");
+                let _ = read.reply.send(Err(ApiError::busy(
+                    "leadership changed before the read was confirmed; retry",
+                )));
+            }
         }
         // 1. Durable first.
         self.store

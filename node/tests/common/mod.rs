@@ -137,6 +137,8 @@ pub struct Cluster {
     pub genesis: Genesis,
     pub demo: SecretKey,
     pub snapshot_interval: u64,
+    /// Flags added to every `agora-node run`.
+    pub extra: Vec<String>,
 }
 
 fn run_ok(args: &[&str]) {
@@ -151,6 +153,11 @@ fn run_ok(args: &[&str]) {
 impl Cluster {
     /// Initializes `count` validators, a genesis funding a demo account, and starts them.
     pub fn start(name: &str, count: usize, snapshot_interval: u64) -> Cluster {
+        Self::start_with(name, count, snapshot_interval, &[])
+    }
+
+    /// Like [`Cluster::start`], passing `extra` flags to every `agora-node run`.
+    pub fn start_with(name: &str, count: usize, snapshot_interval: u64, extra: &[&str]) -> Cluster {
         let dir = temp_dir(name);
         let demo = agora_node::keys::generate_ml_dsa(agora_core::KeyKind::MlDsa44);
         let mut nodes = Vec::new();
@@ -203,6 +210,7 @@ impl Cluster {
             genesis,
             demo,
             snapshot_interval,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..count {
             cluster.launch(i);
@@ -245,6 +253,7 @@ impl Cluster {
                 &self.snapshot_interval.to_string(),
             ])
             .args(["--peer", &peers.join(",")])
+            .args(&self.extra)
             .env("AGORA_LOG", "info,agora_node::network=debug")
             .stdout(Stdio::null())
             .stderr(log)
