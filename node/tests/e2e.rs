@@ -86,9 +86,13 @@ fn a_new_leader_commits_after_the_leader_is_killed() {
                 .map(|v| weight(v, "consensus_weight"))
                 .sum();
             (weight(mine, "weight") >= others).then(|| {
+                let weights: Vec<(u64, u64)> = validators
+                    .iter()
+                    .map(|v| (weight(v, "weight"), weight(v, "consensus_weight")))
+                    .collect();
                 assert!(
                     weight(mine, "consensus_weight") < others_consensus,
-                    "{validators:?}"
+                    "(reputation weight, consensus weight) per validator: {weights:?}"
                 );
                 leader
             })
