@@ -357,6 +357,15 @@ pub async fn run(parts: DriverParts) -> Result<()> {
                 return Ok(());
             }
         }
+        // An idle pipeline takes new transactions at once rather than at the next tick;
+        // while a block is in flight, transactions gather for the next one.
+        if driver.proposed_blocks.is_empty()
+            && !driver.mempool.is_empty()
+            && driver.raft.role() == Role::Leader
+            && !driver.config.replay
+        {
+            driver.propose_block();
+        }
         while driver.raft.has_ready() {
             let ready = driver.raft.ready();
             driver.handle_ready(ready).await?;
