@@ -4,7 +4,7 @@
 use age::secrecy::SecretString;
 use agora_core::SecretKey;
 use anyhow::{anyhow, bail, Context, Result};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 /// How every age file begins.
@@ -41,18 +41,7 @@ fn encode(key: &SecretKey, passphrase: Option<SecretString>) -> Result<Vec<u8>> 
 /// Writes a new key file, mode 0600; never overwrites.
 pub fn save(path: &Path, key: &SecretKey, passphrase: Option<SecretString>) -> Result<()> {
     let bytes = encode(key, passphrase)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-    file.write_all(&bytes)?;
-    Ok(())
+    Ok(agora_core::secret_file::write(path, &bytes)?)
 }
 
 /// Whether a key file is passphrase-encrypted.
@@ -63,28 +52,9 @@ pub fn is_encrypted(bytes: &[u8]) -> bool {
 /// Reads a key file, refusing one that group or others can read, asking for the
 /// passphrase if it is encrypted.
 pub fn load(path: &Path) -> Result<SecretKey> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .with_context(|| {
-                format!(
-                    "reading {} (create one with `agora keys new`)",
-                    path.display()
-                )
-            })?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "{} is readable by group or others (mode {:o}); run `chmod 600 {}`",
-                path.display(),
-                mode & 0o777,
-                path.display()
-            );
-        }
-    }
-    decode(path, &std::fs::read(path)?)
+    let bytes = agora_core::secret_file::read(path)
+        .context("no usable key file (create one with `agora keys new`)")?;
+    decode(path, &bytes)
 }
 
 /// Parses key file bytes read from `path`.

@@ -2,8 +2,7 @@
 //! when group or others can read them.
 
 use agora_core::{KeyKind, SecretKey};
-use anyhow::{bail, Context, Result};
-use std::io::Write;
+use anyhow::{Context, Result};
 use std::path::Path;
 
 /// File name of the ML-DSA validator key.
@@ -15,40 +14,12 @@ pub const VALIDATOR_PUBLIC_FILE: &str = "validator.json";
 
 /// Writes `bytes` to a new file readable by the owner only. Refuses to overwrite.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
+    Ok(agora_core::secret_file::write(path, bytes)?)
 }
 
 /// Reads a secret file, refusing it when group or others may read it.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "{} is readable by group or others (mode {:o}); run `chmod 600 {}`",
-                path.display(),
-                mode & 0o777,
-                path.display()
-            );
-        }
-    }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    Ok(agora_core::secret_file::read(path)?)
 }
 
 /// Saves an ML-DSA key as JSON (kind and hex seed), mode 0600.

@@ -86,7 +86,7 @@ fn run(args: &Args) -> Result<()> {
             Ok(SecretKey::from_seed(kind, seed))
         })
         .collect::<Result<_>>()?;
-    fund(&nodes[0], &funder, chain_id, &clients)?;
+    fund(&nodes[0], &funder, &clients)?;
     eprintln!(
         "funded {} clients; loading for {} s",
         clients.len(),
@@ -144,24 +144,15 @@ fn run(args: &Args) -> Result<()> {
 
 /// Sends each client 100 tokens, one committed transfer after another (transactions sent
 /// back to back through different nodes may reach the leader out of nonce order).
-fn fund(node: &Node, funder: &SecretKey, chain_id: Hash32, clients: &[SecretKey]) -> Result<()> {
-    let id = AccountId::from_public_key(funder.public_key());
-    let account = node.get(&format!("/v1/accounts/{id}")).map_err(failure)?;
-    let mut nonce = account["nonce"].as_u64().unwrap_or(0);
-    let mut registered = account["key_registered"] == true;
+fn fund(node: &Node, funder: &SecretKey, clients: &[SecretKey]) -> Result<()> {
     for client in clients {
         let action = Action::Transfer {
             to: AccountId::from_public_key(client.public_key()),
             amount: Amount(100_000_000),
         };
-        let bytes = sign(funder, chain_id, nonce, registered, action)?;
-        node.post_tx(bytes, true)
-            .map_err(failure)?
-            .into_result()
+        node.submit(funder, action, true)
             .map_err(failure)
             .context("funding a client")?;
-        nonce += 1;
-        registered = true;
     }
     Ok(())
 }
