@@ -111,11 +111,15 @@ enum Commands {
     },
     /// Fetch a value with its Merkle proof and verify it locally.
     ///
-    /// Example: agora proof account:3f2a...c9 --root <root from another node>
+    /// Examples: agora proof account:3f2a...c9
+    ///           agora proof params --height 120 --root <root at 120 from another node>
     Proof {
         /// globals, params, account:<id>, account_key:<id>, validator:<id>, proposal:<n>, vote:<n>:<id>.
         #[arg(value_name = "KEY")]
         state_key: String,
+        /// The value and proof as of this height (default: the current one).
+        #[arg(long)]
+        height: Option<u64>,
         /// Verify against this state root instead of the one the node reports.
         #[arg(long)]
         root: Option<String>,
@@ -416,9 +420,11 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
         }
         Commands::Proof {
             state_key: key,
+            height,
             root,
         } => {
-            let answer = cx.node().get(&format!("/v1/proof?key={key}"))?;
+            let at = height.map(|h| format!("&height={h}")).unwrap_or_default();
+            let answer = cx.node().get(&format!("/v1/proof?key={key}{at}"))?;
             let root = match root {
                 Some(root) => Hash32::from_hex(root).map_err(|e| anyhow!("--root {root}: {e}"))?,
                 None => Hash32::from_hex(answer["at"]["state_root"].as_str().unwrap_or_default())

@@ -254,6 +254,27 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The parameters as they were when the proposal was made, proved and verified here;
+    // the same proof checked against the root archived for that height.
+    let then = proposed["height"].as_u64().unwrap().to_string();
+    let old = agora.json("alice.key", &["proof", "params", "--height", &then]);
+    assert_eq!(old["verified"], true);
+    assert_eq!(old["height"].to_string(), then);
+    let block = agora.json("alice.key", &["block", &then]);
+    let root = block["state_root"].as_str().unwrap();
+    let against = agora.json(
+        "alice.key",
+        &["proof", "params", "--height", &then, "--root", root],
+    );
+    assert_eq!(against["verified"], true);
+    let now = agora.json("alice.key", &["proof", "params"]);
+    assert_eq!(now["verified"], true);
+    assert_ne!(now["value"], old["value"], "the fee changed since");
+    let future = agora.run("alice.key", &["proof", "params", "--height", "999999999"]);
+    assert_eq!(future.status.code(), Some(3), "a height not reached yet");
+    let validators = agora.json("alice.key", &["validators"]);
+    assert_eq!(validators["validators"].as_array().unwrap().len(), 1);
+
     let passed = agora.json("alice.key", &["proposals", "list", "--status", "passed"]);
     assert_eq!(passed["proposals"][0]["id"], id);
     // The effect: the next transaction pays the new fee.

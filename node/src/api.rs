@@ -136,6 +136,7 @@ async fn submit_tx(
 struct ReadParams {
     consistency: Option<String>,
     key: Option<String>,
+    height: Option<u64>,
 }
 
 fn local(params: &ReadParams) -> Result<bool, ApiError> {
@@ -244,7 +245,12 @@ async fn proof(
         .as_deref()
         .ok_or_else(|| ApiError::new(400, "bad_parameter", "key is required"))?;
     let key = parse_state_key(key)?;
-    read(&state, &params, Query::Proof(key)).await
+    match params.height {
+        Some(height) => ask(&state, |reply| Command::ProofAt { key, height, reply })
+            .await?
+            .map(Json),
+        None => read(&state, &params, Query::Proof(key)).await,
+    }
 }
 
 async fn block(

@@ -158,6 +158,16 @@ pub enum Command {
         /// The answer.
         reply: Reply,
     },
+    /// A value with its Merkle proof at a past height, rebuilt from the nearest state this
+    /// node holds (the genesis or its snapshot) and its block archive.
+    ProofAt {
+        /// The key.
+        key: StateKey,
+        /// The height.
+        height: u64,
+        /// The answer.
+        reply: Reply,
+    },
     /// A block and its receipts by height.
     Block {
         /// The height.
@@ -264,6 +274,10 @@ struct Driver {
     last_block_proposed: Instant,
     /// Every validator's libp2p peer the ledger ever named.
     known_peers: BTreeMap<NodeId, libp2p::PeerId>,
+    /// The genesis ledger, the base of past-height proofs before the first snapshot.
+    genesis: Ledger,
+    /// One past-height proof at a time.
+    proof_slots: Arc<tokio::sync::Semaphore>,
     /// Replay mode: index -> clients waiting for that entry to apply, with the payload
     /// each replayed.
     replays: BTreeMap<u64, Vec<(EntryData, Reply)>>,
@@ -328,6 +342,8 @@ pub async fn run(parts: DriverParts) -> Result<()> {
         last_block_proposed: Instant::now(),
         known_peers: BTreeMap::new(),
         replays: BTreeMap::new(),
+        genesis: genesis.clone(),
+        proof_slots: Arc::new(tokio::sync::Semaphore::new(1)),
         config,
     };
     driver.publish_validators().await;
@@ -644,6 +660,7 @@ impl Driver {
                     let _ = reply.send(Err(error));
                 }
             }
+            Command::ProofAt { key, height, reply } => self.proof_at(key, height, reply),
             Command::Block { height, reply } => {
                 // Served from the archive by the API task through the store; answered here
                 // to keep one owner of the store.
@@ -755,6 +772,60 @@ impl Driver {
             };
             let _ = reply.send(answer);
         }
+    }
+
+    /// Answers a proof at a past `height`: the state at the nearest stored base at or below
+    /// it (the genesis or the latest snapshot) is rebuilt, the archived blocks up to
+    /// `height` replayed (each root checked against the archive), and the value proved.
+    /// The work runs off the driver, one request at a time, at most
+    /// [`MAX_PROOF_REPLAY`] entries.
+    fn proof_at(&mut self, key: StateKey, height: u64, reply: Reply) {
+        let current = self.app.ledger().height();
+        if height >= current {
+            let answer = if height == current {
+                self.answer(&Query::Proof(key))
+            } else {
+                Err(ApiError::new(
+                    404,
+                    "not_found",
+                    format!("height {height} is not applied here yet (at {current})"),
+                ))
+            };
+            let _ = reply.send(answer);
+            return;
+        }
+        // From the snapshot if it is at or below the height, else from the genesis (a node
+        // that caught up by snapshot lacks the archive for that and says so).
+        let (base_index, base) = match self.raft.latest_snapshot() {
+            Some(s) if s.meta.index > 0 && s.meta.index <= height => (
+                s.meta.index,
+                ProofBase::Snapshot(s.data.clone(), Hash32(s.meta.state_root)),
+            ),
+            _ => (0, ProofBase::Genesis(self.genesis.clone())),
+        };
+        if height - base_index > MAX_PROOF_REPLAY {
+            let _ = reply.send(Err(ApiError::new(
+                404,
+                "too_far_back",
+                format!(
+                    "a proof at height {height} needs {} archived entries replayed from height {base_index}; this node serves past proofs within {MAX_PROOF_REPLAY} entries of a stored state",
+                    height - base_index
+                ),
+            )));
+            return;
+        }
+        let Ok(permit) = self.proof_slots.clone().try_acquire_owned() else {
+            let _ = reply.send(Err(ApiError::busy(
+                "another past-height proof is being built; retry shortly",
+            )));
+            return;
+        };
+        let store = self.store.reader();
+        tokio::spawn(async move {
+            let answer = replay_and_prove(store, base, base_index, height, key).await;
+            drop(permit);
+            let _ = reply.send(answer);
+        });
     }
 
     fn store_handle(&self) -> ArchiveReader {
@@ -1006,6 +1077,70 @@ impl Driver {
         m.dropped_bad_vote_signature
             .set(self.raft.counters().dropped_bad_vote_signature as i64);
     }
+}
+
+/// Where a past-height proof starts.
+enum ProofBase {
+    Genesis(Ledger),
+    Snapshot(Arc<Vec<u8>>, Hash32),
+}
+
+/// Past-height proofs replay at most this many archived entries.
+pub const MAX_PROOF_REPLAY: u64 = 2_000;
+
+async fn replay_and_prove(
+    store: crate::storage::sqlite::StoreReader,
+    base: ProofBase,
+    base_index: u64,
+    height: u64,
+    key: StateKey,
+) -> Result<Value, ApiError> {
+    let mut archived = Vec::new();
+    for h in base_index + 1..=height {
+        let row = store
+            .archived(h)
+            .await
+            .map_err(|e| ApiError::new(500, "storage", e.to_string()))?
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "not_found",
+                    format!("this node has no archive of height {h} (it caught up by snapshot); ask another node"),
+                )
+            })?;
+        archived.push((h, row.0, row.2));
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut ledger = match base {
+            ProofBase::Genesis(ledger) => ledger,
+            ProofBase::Snapshot(data, root) => Ledger::restore(&data, &root)
+                .map_err(|e| ApiError::new(500, "internal", format!("snapshot: {e}")))?,
+        };
+        for (h, block, root) in archived {
+            let payload = match block {
+                Some(bytes) => EntryPayload::Block(bytes),
+                // No-ops and membership entries only advance the height.
+                None => EntryPayload::Noop,
+            };
+            let outcome = ledger
+                .apply(&Entry {
+                    index: h,
+                    term: 0,
+                    payload,
+                })
+                .map_err(|e| ApiError::new(500, "internal", format!("replaying height {h}: {e}")))?;
+            if outcome.state_root.0.as_slice() != root.as_slice() {
+                return Err(ApiError::new(
+                    500,
+                    "archive_mismatch",
+                    format!("replaying the archive gives another root at height {h}; this node's archive is damaged"),
+                ));
+            }
+        }
+        crate::api::answer_query(&ledger, &Query::Proof(key))
+    })
+    .await
+    .map_err(|e| ApiError::new(500, "internal", e.to_string()))?
 }
 
 /// Reads the block archive from another task.

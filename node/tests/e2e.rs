@@ -166,6 +166,30 @@ fn a_lagging_node_catches_up_by_snapshot() {
         cluster.log(lagging).contains("installed a snapshot"),
         "caught up through a snapshot, not the log"
     );
+    // Past-height proofs: the leader rebuilds the state at a height from its snapshot or
+    // the genesis and its block archive; its root is the one archived for that height.
+    // The node that skipped those heights says it cannot serve them.
+    let height = cluster.status(leader).unwrap()["height"].as_u64().unwrap() - 3;
+    let (status, proof) = cluster
+        .get(leader, &format!("/v1/proof?key=globals&height={height}"))
+        .unwrap();
+    assert_eq!(status, 200, "{proof}");
+    assert_eq!(proof["at"]["height"], height);
+    let (_, block) = cluster
+        .get(leader, &format!("/v1/blocks/{height}"))
+        .unwrap();
+    assert_eq!(proof["at"]["state_root"], block["state_root"]);
+    let skipped = (1..height)
+        .find(|h| cluster.get(lagging, &format!("/v1/blocks/{h}")).unwrap().0 == 404)
+        .expect("the snapshot skipped some heights");
+    let (status, refused) = cluster
+        .get(lagging, &format!("/v1/proof?key=globals&height={skipped}"))
+        .unwrap();
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (404, Some("not_found")),
+        "{refused}"
+    );
 }
 
 /// kill -9 of every node in the middle of a load, then restart: every transaction that
