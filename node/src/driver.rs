@@ -801,7 +801,7 @@ impl Driver {
                 s.meta.index,
                 ProofBase::Snapshot(s.data.clone(), Hash32(s.meta.state_root)),
             ),
-            _ => (0, ProofBase::Genesis(self.genesis.clone())),
+            _ => (0, ProofBase::Genesis(Box::new(self.genesis.clone()))),
         };
         if height - base_index > MAX_PROOF_REPLAY {
             let _ = reply.send(Err(ApiError::new(
@@ -1081,7 +1081,7 @@ impl Driver {
 
 /// Where a past-height proof starts.
 enum ProofBase {
-    Genesis(Ledger),
+    Genesis(Box<Ledger>),
     Snapshot(Arc<Vec<u8>>, Hash32),
 }
 
@@ -1112,7 +1112,7 @@ async fn replay_and_prove(
     }
     tokio::task::spawn_blocking(move || {
         let mut ledger = match base {
-            ProofBase::Genesis(ledger) => ledger,
+            ProofBase::Genesis(ledger) => *ledger,
             ProofBase::Snapshot(data, root) => Ledger::restore(&data, &root)
                 .map_err(|e| ApiError::new(500, "internal", format!("snapshot: {e}")))?,
         };
