@@ -275,6 +275,54 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     let validators = agora.json("alice.key", &["validators"]);
     assert_eq!(validators["validators"].as_array().unwrap().len(), 1);
 
+    // The other five kinds of proposal go in the same way.
+    let validator_id = AccountId::from_public_key(validator.public_key()).to_string();
+    let newcomer = agora_core::vectors::seeded_key(KeyKind::MlDsa44, "lifecycle-newcomer");
+    let validator_file = dir.join("newcomer.json");
+    let public = serde_json::json!({
+        "public_key": newcomer.public_key(),
+        "peer_id": agora_node::keys::seeded_network_key("lifecycle-newcomer").public().to_peer_id().to_string(),
+        "base_reputation": 5,
+    });
+    std::fs::write(&validator_file, public.to_string()).unwrap();
+    let kinds: [Vec<&str>; 5] = [
+        vec![
+            "text",
+            "--title",
+            "Adopt the charter",
+            "--body",
+            "As drafted.",
+        ],
+        vec!["spend", "--to", &bob, "--amount", "2.5"],
+        vec![
+            "add-validator",
+            "--validator-file",
+            validator_file.to_str().unwrap(),
+        ],
+        vec!["remove-validator", &validator_id],
+        vec!["set-reputation", &validator_id, "--base", "40"],
+    ];
+    for kind in &kinds {
+        let mut args = vec!["propose"];
+        args.extend(kind.iter().copied());
+        args.extend(["--deposit", "1", "--wait"]);
+        let answer = agora.json("bob.key", &args);
+        assert_eq!(answer["receipt"]["status"], "applied", "{kind:?}");
+    }
+    let open = agora.text("alice.key", &["proposals", "list", "--status", "voting"]);
+    for expected in [
+        "text: Adopt the charter",
+        "spend 2.5 to",
+        &format!(
+            "add validator {}",
+            AccountId::from_public_key(newcomer.public_key())
+        ),
+        &format!("remove validator {validator_id}"),
+        &format!("set reputation of {validator_id} to 40"),
+    ] {
+        assert!(open.contains(expected), "{expected} in\n{open}");
+    }
+
     let passed = agora.json("alice.key", &["proposals", "list", "--status", "passed"]);
     assert_eq!(passed["proposals"][0]["id"], id);
     // The effect: the next transaction pays the new fee.
