@@ -101,6 +101,8 @@ enum Commands {
     #[command(subcommand)]
     Proposals(ProposalsCommand),
     /// Validators with weights and reputation.
+    ///
+    /// Example: agora validators --json
     Validators,
     /// A block and its receipts.
     ///
@@ -124,7 +126,9 @@ enum Commands {
         #[arg(long)]
         root: Option<String>,
     },
-    /// The node's view of the cluster.
+    /// The node's view of the cluster: role, term, leader, heights, state root.
+    ///
+    /// Example: agora --node http://127.0.0.1:8101 status
     Status,
     /// Regenerate or check the test vectors.
     #[command(subcommand)]
@@ -160,6 +164,8 @@ enum KeysCommand {
         encrypt: bool,
     },
     /// Show the key's account id and public key.
+    ///
+    /// Example: agora --key me.key keys show
     Show,
     /// Copy an existing key file (plain or encrypted) to --key, mode 0600.
     ///
