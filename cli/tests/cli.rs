@@ -120,7 +120,10 @@ fn every_command_has_help() {
         let help = String::from_utf8_lossy(&output.stdout);
         assert!(help.contains("Usage"), "{command}");
         let leaf = !matches!(command, "keys" | "propose");
-        assert!(!leaf || help.contains("Example"), "{command} has an example");
+        assert!(
+            !leaf || help.contains("Example"),
+            "{command} has an example"
+        );
     }
 }
 
