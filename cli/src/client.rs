@@ -86,7 +86,8 @@ impl Node {
     }
 
     /// Sends a request; any HTTP status is an answer, only a failed exchange is an error.
-    /// A 503 (no leader yet, a full queue) is retried after its Retry-After for up to
+    /// A 503 (no leader yet, a full queue) is retried, backing off from 100 ms to its
+    /// Retry-After, for up to
     /// [`BUSY_RETRY_LIMIT`]: every request the API serves is safe to repeat (a transaction
     /// takes effect once, by its nonce).
     pub fn request(
@@ -97,6 +98,7 @@ impl Node {
     ) -> Result<Answer, Failure> {
         let url = format!("{}{path}", self.base);
         let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
         loop {
             let mut request = self.http.request(method.clone(), &url);
             if let Some(body) = &body {
@@ -115,7 +117,10 @@ impl Node {
                 .json()
                 .map_err(|e| Failure::Other(anyhow!("{url}: unreadable answer: {e}")))?;
             if status == 503 && started.elapsed() + retry_after < BUSY_RETRY_LIMIT {
-                std::thread::sleep(retry_after);
+                // Quick retries first (a leader is usually back within an election
+                // timeout), then at the pace the node asks for.
+                std::thread::sleep(backoff.min(retry_after));
+                backoff = backoff.saturating_mul(2);
                 continue;
             }
             return Ok(Answer { status, body });

@@ -930,6 +930,16 @@ impl Driver {
                     "leadership changed before the read was confirmed; retry",
                 )));
             }
+            // Awaited submissions may have gone to the old leader: send them again at the
+            // next tick rather than after the resend interval.
+            if soft.leader.is_some() {
+                let due = Instant::now()
+                    .checked_sub(RESEND_INTERVAL)
+                    .unwrap_or_else(Instant::now);
+                for waiting in self.waiters.values_mut() {
+                    waiting.last_sent = due;
+                }
+            }
         }
         // 1. Durable first.
         self.store
