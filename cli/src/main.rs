@@ -233,8 +233,9 @@ enum VectorsCommand {
     },
     /// Replay vectors through agora-core here, or, given --node on the command line,
     /// through that live replay cluster (`agora-node devnet --vector FILE`; repeat --node
-    /// for each of its nodes, replays go to whichever leads). Reports the first
-    /// divergence: height, what differs, expected and actual.
+    /// for each of its nodes, replays go to whichever leads; of a directory, the vector of
+    /// the cluster's chain is checked). Reports the first divergence: height, what
+    /// differs, expected and actual.
     ///
     /// Examples: agora vectors check vectors
     ///           agora vectors check vectors/failures.json --node http://127.0.0.1:8100 --node http://127.0.0.1:8101
@@ -531,8 +532,11 @@ fn vectors_command(cx: &Cx, command: &VectorsCommand) -> Result<(), Failure> {
             Ok(())
         }
         VectorsCommand::Check { path } => {
-            let files = vectors::files(path)?;
             let nodes: Vec<Node> = cx.nodes.iter().map(|n| Node::new(n)).collect();
+            let mut files = vectors::files(path)?;
+            if cx.nodes_given {
+                files = vectors::for_cluster(files, &nodes)?;
+            }
             let total = files.iter().map(|(_, f)| f.entries.len() as u64).sum();
             let bar = vectors::progress_bar(total);
             let mut reports = Vec::new();

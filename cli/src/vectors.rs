@@ -63,25 +63,45 @@ pub fn report(path: &Path, file: &VectorFile, result: &Result<usize, Divergence>
     })
 }
 
-/// Replays `file` through the live replay cluster whose APIs are `nodes`, entry by entry,
-/// comparing what the leader applied with what the vector expects. An entry the cluster
-/// applied already (a second run) is compared through its archived block.
+/// The vectors a live replay cluster can check: those whose chain every node runs (a
+/// replay cluster runs one vector's chain). None is an error that says how to start one.
+pub fn for_cluster(
+    files: Vec<(PathBuf, VectorFile)>,
+    nodes: &[Node],
+) -> Result<Vec<(PathBuf, VectorFile)>, Failure> {
+    let mut chains = Vec::new();
+    for node in nodes {
+        let chain = node.get("/v1/chain?consistency=local")?;
+        chains.push(chain["chain_id"].clone());
+    }
+    if chains.iter().any(|c| *c != chains[0]) {
+        return Err(Failure::Other(anyhow!(
+            "the nodes given run different chains: {chains:?}"
+        )));
+    }
+    let matching: Vec<_> = files
+        .into_iter()
+        .filter(|(_, f)| json!(f.chain_id) == chains[0])
+        .collect();
+    if matching.is_empty() {
+        return Err(Failure::Other(anyhow!(
+            "{} runs chain {}, which no vector here has; start a replay cluster with `agora-node devnet --vector FILE`",
+            nodes[0].url(),
+            chains[0].as_str().unwrap_or("?")
+        )));
+    }
+    Ok(matching)
+}
+
+/// Replays `file` through the live replay cluster whose APIs are `nodes` (running its
+/// chain: see [`for_cluster`]), entry by entry, comparing what the leader applied with
+/// what the vector expects. An entry the cluster applied already (a second run) is
+/// compared through its archived block.
 pub fn check_live(
     file: &VectorFile,
     nodes: &[Node],
     progress: &indicatif::ProgressBar,
 ) -> Result<Result<usize, Divergence>, Failure> {
-    for node in nodes {
-        let chain = node.get("/v1/chain?consistency=local")?;
-        if chain["chain_id"] != json!(file.chain_id) {
-            return Err(Failure::Other(anyhow!(
-                "{} runs chain {}, not this vector's {}; start one with `agora-node devnet --vector FILE`",
-                node.url(),
-                chain["chain_id"].as_str().unwrap_or("?"),
-                file.chain_id
-            )));
-        }
-    }
     for vector in &file.entries {
         let index = vector.entry.index;
         let (root, receipts, events) = apply_live(nodes, &vector.entry)?;

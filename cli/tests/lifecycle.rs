@@ -346,7 +346,7 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// `agora vectors check FILE --node …` replays a vector through a live three-node replay
+/// `agora vectors check DIR --node …` replays the vector of the cluster's chain through a live three-node replay
 /// cluster (in this process) and passes; a tampered copy is reported as diverging at the
 /// tampered height, with exit code 5, through the cluster and through agora-core alike.
 #[test]
@@ -398,7 +398,8 @@ fn vectors_check_through_a_live_cluster_finds_a_divergence() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let passed = check(&vector_path, true);
+    // Given the whole directory, the cluster checks the one vector of its chain.
+    let passed = check(vector_path.parent().unwrap(), true);
     let stdout = String::from_utf8_lossy(&passed.stdout).to_string();
     assert!(
         passed.status.success(),
