@@ -10,13 +10,26 @@ use std::path::Path;
 /// How every age file begins.
 const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
 
-/// Where a passphrase comes from: `AGORA_PASSPHRASE` (scripts, tests), else the terminal.
-pub fn passphrase(prompt: &str, confirm: bool) -> Result<SecretString> {
-    if let Ok(value) = std::env::var("AGORA_PASSPHRASE") {
+/// The passphrase of an existing key: `AGORA_PASSPHRASE` (scripts, tests), else asked.
+pub fn passphrase(prompt: &str) -> Result<SecretString> {
+    ask("AGORA_PASSPHRASE", prompt, false)
+}
+
+/// A passphrase for a key about to be written: `AGORA_NEW_PASSPHRASE`, else
+/// `AGORA_PASSPHRASE`, else asked twice.
+pub fn new_passphrase() -> Result<SecretString> {
+    match std::env::var("AGORA_NEW_PASSPHRASE") {
+        Ok(value) => Ok(SecretString::from(value)),
+        Err(_) => ask("AGORA_PASSPHRASE", "New passphrase: ", true),
+    }
+}
+
+fn ask(variable: &str, prompt: &str, confirm: bool) -> Result<SecretString> {
+    if let Ok(value) = std::env::var(variable) {
         return Ok(SecretString::from(value));
     }
     if !std::io::stdin().is_terminal() {
-        bail!("the key is encrypted: set AGORA_PASSPHRASE or run in a terminal to be asked");
+        bail!("a passphrase is needed: set {variable} or run in a terminal to be asked");
     }
     let first = rpassword::prompt_password(prompt)?;
     if first.is_empty() {
@@ -60,7 +73,7 @@ pub fn load(path: &Path) -> Result<SecretKey> {
 /// Parses key file bytes read from `path`.
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<SecretKey> {
     let plain = if is_encrypted(bytes) {
-        let passphrase = passphrase(&format!("Passphrase for {}: ", path.display()), false)?;
+        let passphrase = passphrase(&format!("Passphrase for {}: ", path.display()))?;
         age::decrypt(&age::scrypt::Identity::new(passphrase), bytes).map_err(|e| {
             anyhow!(
                 "{}: cannot decrypt ({e}); is the passphrase right?",

@@ -494,9 +494,7 @@ fn keys(cx: &Cx, command: &KeysCommand) -> Result<()> {
             rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut seed)
                 .map_err(|e| anyhow!("no OS randomness: {e}"))?;
             let key = SecretKey::from_seed(kind, seed);
-            let passphrase = encrypt
-                .then(|| keyfile::passphrase("New passphrase: ", true))
-                .transpose()?;
+            let passphrase = encrypt.then(keyfile::new_passphrase).transpose()?;
             keyfile::save(&cx.key, &key, passphrase)?;
             (key, "created")
         }
@@ -504,12 +502,7 @@ fn keys(cx: &Cx, command: &KeysCommand) -> Result<()> {
             let bytes =
                 std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
             let key = keyfile::decode(from, &bytes)?;
-            let passphrase = match std::env::var("AGORA_NEW_PASSPHRASE") {
-                Ok(value) if *encrypt => Some(age::secrecy::SecretString::from(value)),
-                _ => encrypt
-                    .then(|| keyfile::passphrase("New passphrase: ", true))
-                    .transpose()?,
-            };
+            let passphrase = encrypt.then(keyfile::new_passphrase).transpose()?;
             keyfile::save(&cx.key, &key, passphrase)?;
             (key, "imported into")
         }

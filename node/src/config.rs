@@ -5,32 +5,44 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// `node.toml`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+/// `node.toml`; the same settings as `agora-node run` flags and `AGORA_*` variables,
+/// which override the file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// Data directory: keys, the database.
+    #[arg(long, env = "AGORA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// The genesis file.
+    #[arg(long, env = "AGORA_GENESIS")]
     pub genesis: Option<PathBuf>,
     /// libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/7001`.
+    #[arg(long, env = "AGORA_LISTEN")]
     pub listen: Option<String>,
     /// HTTP API address, e.g. `127.0.0.1:8001`.
+    #[arg(long, env = "AGORA_HTTP")]
     pub http: Option<String>,
-    /// Other validators' addresses, each ending in `/p2p/<peer id>`.
+    /// Other validators' addresses, each ending in `/p2p/<peer id>` (repeat the flag, or
+    /// comma-separated in AGORA_PEERS).
     #[serde(default)]
+    #[arg(long = "peer", env = "AGORA_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
     /// Milliseconds per Raft tick (default 100).
+    #[arg(long, env = "AGORA_TICK_MS")]
     pub tick_ms: Option<u64>,
     /// Applied entries between snapshots (default 1000).
+    #[arg(long, env = "AGORA_SNAPSHOT_INTERVAL")]
     pub snapshot_interval: Option<u64>,
     /// Mempool capacity in transactions (default 10000).
+    #[arg(skip)]
     pub mempool_capacity: Option<usize>,
     /// Milliseconds without transactions after which the leader proposes an empty block,
     /// so that heights (voting periods, unbonding, epochs) advance with time; 0 never
     /// (default 1000).
+    #[arg(long, env = "AGORA_EMPTY_BLOCK_MS")]
     pub empty_block_ms: Option<u64>,
     /// Replay test vectors instead of running a chain (see `DriverConfig::replay`).
+    #[arg(skip)]
     pub replay: Option<bool>,
 }
 

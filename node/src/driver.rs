@@ -654,12 +654,16 @@ impl Driver {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
-            Command::Replay { entry, reply } => {
-                if let Err(error) = self.replay(entry, reply) {
-                    let (error, reply) = *error;
+            Command::Replay { entry, reply } => match self.replay(&entry) {
+                Ok(data) => self
+                    .replays
+                    .entry(entry.index)
+                    .or_default()
+                    .push((data, reply)),
+                Err(error) => {
                     let _ = reply.send(Err(error));
                 }
-            }
+            },
             Command::ProofAt { key, height, reply } => self.proof_at(key, height, reply),
             Command::Block { height, reply } => {
                 // Served from the archive by the API task through the store; answered here
@@ -672,70 +676,56 @@ impl Driver {
         }
     }
 
-    /// Replay mode: appends `entry` at its index, or, when a retry finds it there already,
-    /// waits for it; refuses gaps, conflicts and membership entries.
-    fn replay(&mut self, entry: Entry, reply: Reply) -> Result<(), Box<(ApiError, Reply)>> {
-        let refuse = |error: ApiError, reply| Err(Box::new((error, reply)));
+    /// Replay mode: appends `entry` at its index (or, when a retry finds it there already,
+    /// leaves it); the caller then waits for it to apply. Refuses gaps, conflicts and
+    /// membership entries.
+    fn replay(&mut self, entry: &Entry) -> Result<EntryData, ApiError> {
         if !self.config.replay {
-            return refuse(ApiError::new(404, "not_replay_mode", "this node is not a replay node: start it with replay = true (agora-node devnet --vector FILE)"), reply);
+            return Err(ApiError::new(404, "not_replay_mode", "this node is not a replay node: start it with replay = true (agora-node devnet --vector FILE)"));
         }
-        let data = match &entry.payload {
-            EntryPayload::Noop => EntryData::Noop,
-            EntryPayload::Block(bytes) => EntryData::Normal(bytes.clone()),
-            EntryPayload::Membership(_) => return refuse(
-                ApiError::new(
+        let data =
+            match &entry.payload {
+                EntryPayload::Noop => EntryData::Noop,
+                EntryPayload::Block(bytes) => EntryData::Normal(bytes.clone()),
+                EntryPayload::Membership(_) => return Err(ApiError::new(
                     400,
                     "membership_entry",
                     "membership entries cannot be replayed: a cluster's configuration is its own",
-                ),
-                reply,
-            ),
-        };
+                )),
+            };
         if self.raft.role() != Role::Leader {
             let leader = self
                 .raft
                 .leader()
                 .map(|l| l.to_string())
                 .unwrap_or_default();
-            return refuse(
-                ApiError::new(
-                    421,
-                    "not_leader",
-                    format!("replay to the leader ({leader})"),
-                ),
-                reply,
-            );
+            return Err(ApiError::new(
+                421,
+                "not_leader",
+                format!("replay to the leader ({leader})"),
+            ));
         }
         let waiting: usize = self.replays.values().map(Vec::len).sum();
         if waiting >= self.config.max_commit_waiters {
-            return refuse(
-                ApiError::busy("too many replays are waiting; retry later"),
-                reply,
-            );
+            return Err(ApiError::busy("too many replays are waiting; retry later"));
         }
         let last = self.raft.last_index();
         if entry.index <= self.raft.applied_index() {
-            return refuse(
-                ApiError::new(
-                    409,
-                    "already_applied",
-                    format!(
-                        "index {} is applied already; read it at /v1/blocks/{}",
-                        entry.index, entry.index
-                    ),
+            return Err(ApiError::new(
+                409,
+                "already_applied",
+                format!(
+                    "index {} is applied already; read it at /v1/blocks/{}",
+                    entry.index, entry.index
                 ),
-                reply,
-            );
+            ));
         }
         if entry.index > last + 1 {
-            return refuse(
-                ApiError::new(
-                    409,
-                    "gap",
-                    format!("the log ends at {last}; replay entry {} first", last + 1),
-                ),
-                reply,
-            );
+            return Err(ApiError::new(
+                409,
+                "gap",
+                format!("the log ends at {last}; replay entry {} first", last + 1),
+            ));
         }
         if entry.index == last + 1 {
             let proposed = match &data {
@@ -743,14 +733,10 @@ impl Driver {
                 _ => self.raft.propose_noop(),
             };
             if let Err(error) = proposed {
-                return refuse(ApiError::busy(format!("not appended: {error}")), reply);
+                return Err(ApiError::busy(format!("not appended: {error}")));
             }
         }
-        self.replays
-            .entry(entry.index)
-            .or_default()
-            .push((data, reply));
-        Ok(())
+        Ok(data)
     }
 
     /// Replay mode: answers the clients waiting for `index`.

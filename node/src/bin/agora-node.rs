@@ -71,31 +71,8 @@ enum Commands {
         /// node.toml.
         #[arg(long, env = "AGORA_CONFIG")]
         config: Option<PathBuf>,
-        /// Data directory (overrides the file).
-        #[arg(long, env = "AGORA_DATA_DIR")]
-        data_dir: Option<PathBuf>,
-        /// Genesis file.
-        #[arg(long, env = "AGORA_GENESIS")]
-        genesis: Option<PathBuf>,
-        /// libp2p listen address.
-        #[arg(long, env = "AGORA_LISTEN")]
-        listen: Option<String>,
-        /// HTTP API address.
-        #[arg(long, env = "AGORA_HTTP")]
-        http: Option<String>,
-        /// Peer addresses (repeat, or comma-separated in AGORA_PEERS).
-        #[arg(long = "peer", env = "AGORA_PEERS", value_delimiter = ',')]
-        peers: Vec<String>,
-        /// Milliseconds per Raft tick.
-        #[arg(long, env = "AGORA_TICK_MS")]
-        tick_ms: Option<u64>,
-        /// Applied entries between snapshots.
-        #[arg(long, env = "AGORA_SNAPSHOT_INTERVAL")]
-        snapshot_interval: Option<u64>,
-        /// Milliseconds without transactions before the leader proposes an empty block
-        /// (0: never).
-        #[arg(long, env = "AGORA_EMPTY_BLOCK_MS")]
-        empty_block_ms: Option<u64>,
+        #[command(flatten)]
+        flags: NodeConfig,
     },
     /// Start a complete local cluster on loopback, with a funded demo account.
     ///
@@ -150,29 +127,7 @@ fn main() -> ExitCode {
             accounts,
             out,
         } => genesis(&chain_name, &validators, &accounts, &out),
-        Commands::Run {
-            config,
-            data_dir,
-            genesis,
-            listen,
-            http,
-            peers,
-            tick_ms,
-            snapshot_interval,
-            empty_block_ms,
-        } => {
-            let flags = NodeConfig {
-                data_dir,
-                genesis,
-                listen,
-                http,
-                peers,
-                tick_ms,
-                snapshot_interval,
-                mempool_capacity: None,
-                empty_block_ms,
-                replay: None,
-            };
+        Commands::Run { config, flags } => {
             let file = match config {
                 Some(path) => NodeConfig::load(&path),
                 None => Ok(NodeConfig::default()),
