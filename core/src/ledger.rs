@@ -71,6 +71,26 @@ impl PreparedEntry {
     }
 }
 
+/// How [`Ledger::authorize`] treats a nonce above the account's next one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonceRule {
+    /// Only the account's next nonce (apply: transactions take effect in nonce order).
+    Exact,
+    /// The next nonce or a later one (admission: earlier nonces may still be pending).
+    AtLeast,
+}
+
+/// A transaction that [`Ledger::authorize`] let through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authorization {
+    /// The sender's account id.
+    pub sender: AccountId,
+    /// The sender's account as it stands.
+    pub account: Account,
+    /// The fee it pays.
+    pub fee: Amount,
+}
+
 impl Ledger {
     /// The ledger at height 0 described by `genesis` (already validated).
     pub fn from_genesis(genesis: &Genesis) -> Ledger {
@@ -417,53 +437,17 @@ impl Ledger {
         let unpaid = |error| (error, Amount::ZERO);
         let signed = tx.decoded.as_ref().map_err(|e| unpaid(e.clone()))?;
         let body = &signed.tx;
-        if body.chain_id != self.chain_id {
-            return Err(unpaid(TxError::WrongChainId));
-        }
-        let sender = body.sender.account_id();
-        let registered = self.state.account_keys.get(&sender);
-        let key: &PublicKey = match (&body.sender, registered) {
-            (Sender::Register(_), Some(_)) => return Err(unpaid(TxError::KeyAlreadyRegistered)),
-            (Sender::Register(key), None) => key,
-            (Sender::Account(_), Some(key)) => key,
-            (Sender::Account(_), None) => return Err(unpaid(TxError::UnknownAccount)),
-        };
-        let signature_ok = match tx.signature_ok {
-            Some(ok) => ok,
-            None => key
-                .verify(
-                    Purpose::Transaction,
-                    &signed.signing_bytes(),
-                    &signed.signature,
-                )
-                .is_ok(),
-        };
-        if !signature_ok {
-            return Err(unpaid(TxError::BadSignature));
-        }
-        let account = self
-            .state
-            .accounts
-            .get(&sender)
-            .cloned()
-            .unwrap_or_default();
-        if body.nonce < account.nonce {
-            return Err(unpaid(TxError::ReplayedNonce {
-                expected: account.nonce,
-                got: body.nonce,
-            }));
-        }
-        if body.nonce > account.nonce {
-            return Err(unpaid(TxError::SkippedNonce {
-                expected: account.nonce,
-                got: body.nonce,
-            }));
-        }
-        let fee = self.state.params.fee;
+        let Authorization {
+            sender,
+            account,
+            fee,
+        } = self
+            .authorize(signed, tx.signature_ok, NonceRule::Exact)
+            .map_err(unpaid)?;
         let balance = account
             .balance
             .checked_sub(fee)
-            .ok_or_else(|| unpaid(TxError::InsufficientFundsForFee))?;
+            .expect("authorize checked the balance covers the fee");
         // Authorized: from here on the fee is charged and the nonce used, whatever the action does.
         let treasury = self
             .state
@@ -489,6 +473,67 @@ impl Ledger {
         self.execute(sender, &body.action, events)
             .map(|()| fee)
             .map_err(|error| (error, fee))
+    }
+
+    /// The rules that decide whether `signed` may take effect on the current state: its
+    /// chain, its sender's key (registered, or carried by the first transaction), its
+    /// signature, its nonce and the fee. [`Ledger::apply`] runs them with
+    /// [`NonceRule::Exact`] on every transaction; a node's admission runs them with
+    /// [`NonceRule::AtLeast`] before it queues one, so the two can never drift apart.
+    ///
+    /// `signature_ok` is a verdict reached earlier on the same bytes under the same key
+    /// (see [`Ledger::prepare`]); `None` verifies here.
+    pub fn authorize(
+        &self,
+        signed: &SignedTransaction,
+        signature_ok: Option<bool>,
+        nonce_rule: NonceRule,
+    ) -> Result<Authorization, TxError> {
+        let body = &signed.tx;
+        if body.chain_id != self.chain_id {
+            return Err(TxError::WrongChainId);
+        }
+        let sender = body.sender.account_id();
+        let registered = self.state.account_keys.get(&sender);
+        let key: &PublicKey = match (&body.sender, registered) {
+            (Sender::Register(_), Some(_)) => return Err(TxError::KeyAlreadyRegistered),
+            (Sender::Register(key), None) => key,
+            (Sender::Account(_), Some(key)) => key,
+            (Sender::Account(_), None) => return Err(TxError::UnknownAccount),
+        };
+        let signature_ok = signature_ok.unwrap_or_else(|| {
+            key.verify(
+                Purpose::Transaction,
+                &signed.signing_bytes(),
+                &signed.signature,
+            )
+            .is_ok()
+        });
+        if !signature_ok {
+            return Err(TxError::BadSignature);
+        }
+        let account = self.account(&sender);
+        if body.nonce < account.nonce {
+            return Err(TxError::ReplayedNonce {
+                expected: account.nonce,
+                got: body.nonce,
+            });
+        }
+        if body.nonce > account.nonce && nonce_rule == NonceRule::Exact {
+            return Err(TxError::SkippedNonce {
+                expected: account.nonce,
+                got: body.nonce,
+            });
+        }
+        let fee = self.state.params.fee;
+        if account.balance < fee {
+            return Err(TxError::InsufficientFundsForFee);
+        }
+        Ok(Authorization {
+            sender,
+            account,
+            fee,
+        })
     }
 
     fn account(&self, id: &AccountId) -> Account {

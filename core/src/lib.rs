@@ -38,7 +38,7 @@ pub use crypto::{KeyKind, PublicKey, Purpose, SecretKey, Signature};
 pub use encoding::{Canonical, DecodeError};
 pub use genesis::Genesis;
 pub use hash::Hash32;
-pub use ledger::{Ledger, PreparedEntry, RestoreError};
+pub use ledger::{Authorization, Ledger, NonceRule, PreparedEntry, RestoreError};
 pub use outcome::{Event, Halt, Outcome, Receipt, TargetConfig, TxError, TxStatus};
 pub use params::{ParamChange, Params};
 pub use state::{Snapshot, State, StateKey};

@@ -3,16 +3,16 @@
 //! each `Ready` in the order the core documents: persist (one transaction), send, install
 //! and apply, serve reads, advance.
 
-use crate::app::LedgerApp;
-use crate::mempool::{Mempool, MempoolError};
+use agora_consensus::app::LedgerApp;
+use agora_consensus::mempool::{Mempool, MempoolError};
 use crate::metrics::Metrics;
 use crate::network::{Inbound, Outbound, Response};
-use crate::raft::{
+use agora_consensus::raft::{
     Config, EntryData, Member, Membership, MlDsaVotes, NodeId, Raft, RaftConfig, Ready, Role,
     Snapshot, SnapshotMeta,
 };
-use crate::storage::sqlite::SqliteStore;
-use crate::storage::LogStore;
+use crate::sqlite::SqliteStore;
+use agora_consensus::storage::LogStore;
 use agora_core::block::{Block, Entry, EntryPayload};
 use agora_core::crypto::Purpose;
 use agora_core::encoding::Canonical;
@@ -1085,7 +1085,7 @@ enum ProofBase {
 pub const MAX_PROOF_REPLAY: u64 = 2_000;
 
 async fn replay_and_prove(
-    store: crate::storage::sqlite::StoreReader,
+    store: crate::sqlite::StoreReader,
     base: ProofBase,
     base_index: u64,
     height: u64,
@@ -1141,7 +1141,7 @@ async fn replay_and_prove(
 
 /// Reads the block archive from another task.
 struct ArchiveReader {
-    store: crate::storage::sqlite::StoreReader,
+    store: crate::sqlite::StoreReader,
 }
 
 impl ArchiveReader {

@@ -1,21 +1,17 @@
 //! # agora-node
 //!
-//! The node around the deterministic ledger: the sans-IO reputation-weighted Raft core
-//! ([`raft`]) and its simulator ([`sim`]), durable storage ([`storage`]), the libp2p
-//! transport ([`network`]), the driver loop ([`driver`]), the HTTP API ([`api`]) and
-//! [`node::run`], which wires them together.
+//! The tokio shell around the replica of [`agora_consensus`]: it feeds the replica ticks,
+//! peer messages and client requests, and carries out the actions it returns with SQLite
+//! ([`sqlite`]), libp2p ([`network`]) and axum ([`api`]). It holds no ledger or consensus
+//! decision of its own. [`node::run`] wires them together.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod app;
 pub mod config;
 pub mod driver;
 pub mod keys;
-pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod node;
-pub mod raft;
-pub mod sim;
-pub mod storage;
+pub mod sqlite;

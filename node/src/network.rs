@@ -6,7 +6,7 @@
 //! node; anything else is dropped and counted. Noise (X25519) is not post-quantum, so
 //! authenticity of votes and blocks rests on their ML-DSA signatures, not on the channel.
 
-use crate::raft::{Message, NodeId};
+use agora_consensus::raft::{Message, NodeId};
 use agora_core::Hash32;
 use borsh::{BorshDeserialize, BorshSerialize};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};

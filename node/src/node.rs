@@ -6,7 +6,7 @@ use crate::driver::{self, DriverConfig, DriverParts};
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig, NetworkCounters};
-use crate::storage::sqlite::SqliteStore;
+use crate::sqlite::SqliteStore;
 use agora_core::genesis::Genesis;
 use agora_core::{AccountId, Ledger};
 use anyhow::{Context, Result};

@@ -135,7 +135,7 @@ impl std::fmt::Display for SimFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} failed at tick {}: {}\n  replay: cargo run --release -p agora-node --bin agora-sim -- {}",
+            "seed {} failed at tick {}: {}\n  replay: cargo run --release -p agora-consensus --bin agora-sim -- {}",
             self.seed, self.tick, self.violation, self.replay_args
         )
     }

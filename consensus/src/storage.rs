@@ -20,7 +20,6 @@
 
 pub mod conformance;
 pub mod memory;
-pub mod sqlite;
 
 use crate::raft::{HardState, LogEntry, Recovered, Snapshot};
 use std::future::Future;

@@ -1,9 +1,9 @@
 //! The Raft core alone: three cores in one process, messages handed over directly, no
 //! storage, stand-in vote signatures. Measures committed-and-applied entries per second.
 //!
-//! Run: `cargo bench -p agora-node --bench raft`
+//! Run: `cargo bench -p agora-consensus --bench raft`
 
-use agora_node::sim::cluster::Cluster;
+use agora_consensus::sim::cluster::Cluster;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn commit_throughput(c: &mut Criterion) {

@@ -186,9 +186,6 @@ pub async fn run<F: StoreFactory>(factory: &mut F) {
 mod tests {
     use super::*;
     use crate::storage::memory::MemoryStore;
-    use crate::storage::sqlite::SqliteStore;
-    use crate::storage::StorageError;
-    use std::path::PathBuf;
 
     struct Memory;
     impl StoreFactory for Memory {
@@ -201,103 +198,8 @@ mod tests {
         }
     }
 
-    struct Sqlite {
-        dir: PathBuf,
-        count: u32,
-    }
-    impl StoreFactory for Sqlite {
-        type Store = (SqliteStore, PathBuf);
-        async fn fresh(&mut self) -> (SqliteStore, PathBuf) {
-            self.count += 1;
-            let path = self.dir.join(format!("store-{}.db", self.count));
-            (SqliteStore::open(&path).await.unwrap(), path)
-        }
-        async fn reopen(
-            &mut self,
-            (store, path): (SqliteStore, PathBuf),
-        ) -> (SqliteStore, PathBuf) {
-            store.close().await;
-            (SqliteStore::open(&path).await.unwrap(), path)
-        }
-    }
-
-    impl LogStore for (SqliteStore, PathBuf) {
-        async fn load(&self) -> Result<crate::raft::Recovered, StorageError> {
-            self.0.load().await
-        }
-        async fn save(
-            &mut self,
-            h: Option<HardState>,
-            s: Option<&Snapshot>,
-            e: &[LogEntry],
-        ) -> Result<(), StorageError> {
-            self.0.save(h, s, e).await
-        }
-        async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-            self.0.get_meta(key).await
-        }
-        async fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-            self.0.set_meta(key, value).await
-        }
-    }
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("agora-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    #[tokio::test]
-    async fn memory_store_conforms() {
-        run(&mut Memory).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_store_conforms() {
-        let dir = temp_dir("conformance");
-        run(&mut Sqlite {
-            dir: dir.clone(),
-            count: 0,
-        })
-        .await;
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// A flipped bit inside a stored value is reported as corruption, naming the file.
-    #[tokio::test]
-    async fn a_flipped_bit_is_reported_not_replayed() {
-        let dir = temp_dir("bitflip");
-        let path = dir.join("node.db");
-        let mut store = SqliteStore::open(&path).await.unwrap();
-        store.save(None, None, &entries(1..=3, 1)).await.unwrap();
-        sqlx::query("UPDATE entries SET data = X'00' || substr(data, 2) WHERE idx = 2")
-            .execute(&store.pool_for_tests())
-            .await
-            .unwrap();
-        let error = store.load().await.unwrap_err();
-        assert!(
-            matches!(&error, StorageError::Corrupt { path: p, detail } if p.contains("node.db") && detail.contains("entry 2")),
-            "{error}"
-        );
-        assert!(
-            error.to_string().contains("re-join the cluster"),
-            "the message says what to do"
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// A file that is not a database (or was truncated to garbage) is a clear error.
-    #[tokio::test]
-    async fn a_garbage_file_is_a_clear_error() {
-        let dir = temp_dir("garbage");
-        let path = dir.join("node.db");
-        std::fs::write(&path, vec![0x42; 8192]).unwrap();
-        let error = SqliteStore::open(&path).await.err().expect("refused");
-        assert!(
-            matches!(&error, StorageError::Corrupt { path: p, .. } if p.contains("node.db")),
-            "{error}"
-        );
-        std::fs::remove_dir_all(dir).unwrap();
+    #[test]
+    fn memory_store_conforms() {
+        futures::executor::block_on(run(&mut Memory));
     }
 }

@@ -6,8 +6,8 @@
 //! data carry a SHA3 checksum, and the snapshot a digest of its bytes, checked on load:
 //! SQLite detects broken pages but not a flipped bit inside a value.
 
-use crate::raft::{EntryData, HardState, LogEntry, NodeId, Recovered, Snapshot, SnapshotMeta};
-use crate::storage::{LogStore, StorageError};
+use agora_consensus::raft::{EntryData, HardState, LogEntry, NodeId, Recovered, Snapshot, SnapshotMeta};
+use agora_consensus::storage::{LogStore, StorageError};
 use agora_core::hash::tagged_hash;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -459,5 +459,118 @@ impl StoreReader {
             ))
         })
         .transpose()
+    }
+}
+
+#[cfg(test)]
+mod conformance_tests {
+    //! The SQLite store passes the one conformance suite every store passes, and reports
+    //! corruption instead of replaying it.
+
+    use super::*;
+    use agora_consensus::raft::EntryData;
+    use agora_consensus::storage::conformance::{run, StoreFactory};
+
+    /// A store and the file it lives in, so the suite can reopen it as a new process would.
+    struct Reopenable(SqliteStore, PathBuf);
+
+    impl LogStore for Reopenable {
+        async fn load(&self) -> Result<Recovered, StorageError> {
+            self.0.load().await
+        }
+        async fn save(
+            &mut self,
+            hard_state: Option<HardState>,
+            snapshot: Option<&Snapshot>,
+            entries: &[LogEntry],
+        ) -> Result<(), StorageError> {
+            self.0.save(hard_state, snapshot, entries).await
+        }
+        async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+            self.0.get_meta(key).await
+        }
+        async fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+            self.0.set_meta(key, value).await
+        }
+    }
+
+    struct Factory {
+        dir: PathBuf,
+        count: u32,
+    }
+
+    impl StoreFactory for Factory {
+        type Store = Reopenable;
+        async fn fresh(&mut self) -> Reopenable {
+            self.count += 1;
+            let path = self.dir.join(format!("store-{}.db", self.count));
+            Reopenable(SqliteStore::open(&path).await.unwrap(), path)
+        }
+        async fn reopen(&mut self, Reopenable(store, path): Reopenable) -> Reopenable {
+            store.close().await;
+            Reopenable(SqliteStore::open(&path).await.unwrap(), path)
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("agora-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn sqlite_store_conforms() {
+        let dir = temp_dir("conformance");
+        run(&mut Factory {
+            dir: dir.clone(),
+            count: 0,
+        })
+        .await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A flipped bit inside a stored value is reported as corruption, naming the file.
+    #[tokio::test]
+    async fn a_flipped_bit_is_reported_not_replayed() {
+        let dir = temp_dir("bitflip");
+        let path = dir.join("node.db");
+        let mut store = SqliteStore::open(&path).await.unwrap();
+        let entries: Vec<LogEntry> = (1..=3)
+            .map(|index| LogEntry {
+                index,
+                term: 1,
+                data: EntryData::Normal(format!("entry {index}").into_bytes()),
+            })
+            .collect();
+        store.save(None, None, &entries).await.unwrap();
+        sqlx::query("UPDATE entries SET data = X'00' || substr(data, 2) WHERE idx = 2")
+            .execute(&store.pool_for_tests())
+            .await
+            .unwrap();
+        let error = store.load().await.unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Corrupt { path: p, detail } if p.contains("node.db") && detail.contains("entry 2")),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("re-join the cluster"),
+            "the message says what to do"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A file that is not a database (or was truncated to garbage) is a clear error.
+    #[tokio::test]
+    async fn a_garbage_file_is_a_clear_error() {
+        let dir = temp_dir("garbage");
+        let path = dir.join("node.db");
+        std::fs::write(&path, vec![0x42; 8192]).unwrap();
+        let error = SqliteStore::open(&path).await.err().expect("refused");
+        assert!(
+            matches!(&error, StorageError::Corrupt { path: p, .. } if p.contains("node.db")),
+            "{error}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,7 +1,7 @@
 //! Runs the deterministic simulator over a range of seeds.
 //! Exits 1 at the first failing seed, printing the command that replays it.
 
-use agora_node::sim::{run, SimOptions};
+use agora_consensus::sim::{run, SimOptions};
 use clap::Parser;
 use std::process::ExitCode;
 use std::time::Instant;
