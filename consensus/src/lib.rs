@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod mempool;
+pub mod replica;
 pub mod raft;
 pub mod sim;
 pub mod storage;

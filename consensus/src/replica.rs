@@ -1,0 +1,839 @@
+//! The replica: everything one validator decides, as one deterministic state machine.
+//!
+//! [`Replica`] owns the Raft core, the ledger, the mempool, the clients waiting for
+//! commits and reads, block proposing (on arrival and empty blocks on an idle chain),
+//! reconfiguration from the ledger, snapshots and replay mode. It does no I/O: the tokio
+//! shell (`agora-node`) and the simulator ([`crate::sim`]) feed it the same inputs and
+//! execute the same [`Actions`], so the code the simulator checks is the code that ships.
+//!
+//! Inputs: [`Replica::tick`] (time, counted in ticks), [`Replica::receive`] (a peer's Raft
+//! message), [`Replica::request`] (a client's request, or a transaction a follower
+//! forwarded). Randomness comes in once, as the seed in [`ReplicaParts`]. Outputs: call
+//! [`Replica::actions`] after one or more inputs and carry out what it returns, in the
+//! order [`Actions`] documents, before giving the replica anything else.
+
+mod admission;
+mod history;
+mod peers;
+mod queries;
+mod reads;
+mod replay;
+mod waiters;
+
+pub use history::{ArchivedEntry, HistoryJob, MAX_PROOF_REPLAY};
+pub use queries::Query;
+
+use crate::app::LedgerApp;
+use crate::mempool::Mempool;
+use crate::raft::{
+    Config, LogEntry, Member, Membership, Message, NodeId, Raft, RaftConfig, Ready,
+    Recovered, Role, Snapshot, SnapshotMeta, VoteCrypto,
+};
+use agora_api::{
+    ApiError, ChainResponse, Consistency, ProofResponse, ProposalResponse, ProposalsResponse,
+    ReplayResponse, StatusResponse, SubmitResponse, ValidatorsResponse,
+};
+use agora_core::block::Entry;
+use agora_core::encoding::Canonical;
+use agora_core::outcome::TargetConfig;
+use agora_core::{Hash32, Ledger, Receipt, SecretKey, StateKey};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::collections::VecDeque;
+
+/// Who asked: the shell numbers every request it hands in, and every request gets exactly
+/// one reply carrying its id (possibly many actions later).
+pub type RequestId = u64;
+
+/// Tunables, in ticks where they are durations.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// Applied entries between snapshots.
+    pub snapshot_interval_entries: u64,
+    /// Transactions the mempool holds at most.
+    pub mempool_capacity: usize,
+    /// Transactions per block at most.
+    pub max_block_txs: usize,
+    /// Transaction bytes per block at most.
+    pub max_block_bytes: usize,
+    /// Blocks proposed but not yet applied, at most.
+    pub max_uncommitted_blocks: u64,
+    /// Clients waiting for a commit, at most.
+    pub max_commit_waiters: usize,
+    /// Linearizable reads waiting, at most.
+    pub max_pending_reads: usize,
+    /// Replayed entries waiting to apply, at most.
+    pub max_replay_waiters: usize,
+    /// How long a read may wait to be confirmed.
+    pub read_timeout_ticks: u64,
+    /// How often an awaited, uncommitted submission is sent again (to the leader of the
+    /// moment): a forward to a leader that died, or a block lost with its leader, must not
+    /// strand the client. Sending twice is safe: the nonce lets it take effect once.
+    pub resend_interval_ticks: u64,
+    /// How long a client waits for a commit before it is told the outcome is unknown.
+    pub commit_wait_limit_ticks: u64,
+    /// With nothing to propose for this long, the leader proposes an empty block, so that
+    /// heights advance with time (voting periods close, unbonding releases, epochs turn).
+    pub empty_block_interval_ticks: Option<u64>,
+    /// Replay mode, for checking test vectors on a live cluster: the leader proposes no
+    /// blocks, no configuration changes and no election no-op of its own; its log holds
+    /// exactly the entries clients replay, at the heights the vector fixes. Transactions
+    /// are refused.
+    pub replay: bool,
+}
+
+impl ReplicaConfig {
+    /// Defaults for a node whose tick lasts `tick_ms`: reads wait 10 s, awaited
+    /// submissions are re-sent every second and given up after 30 s, an idle chain gets an
+    /// empty block every `empty_block_ms` (0: never).
+    pub fn for_tick(tick_ms: u64, empty_block_ms: u64) -> ReplicaConfig {
+        let ticks = |ms: u64| ms.div_ceil(tick_ms.max(1)).max(1);
+        ReplicaConfig {
+            snapshot_interval_entries: 1_000,
+            mempool_capacity: 10_000,
+            max_block_txs: 1_000,
+            max_block_bytes: 8 << 20,
+            max_uncommitted_blocks: 8,
+            max_commit_waiters: 10_000,
+            max_pending_reads: 4_096,
+            max_replay_waiters: 10_000,
+            read_timeout_ticks: ticks(10_000),
+            resend_interval_ticks: ticks(1_000),
+            commit_wait_limit_ticks: ticks(30_000),
+            empty_block_interval_ticks: (empty_block_ms > 0).then(|| ticks(empty_block_ms)),
+            replay: false,
+        }
+    }
+}
+
+/// Everything a replica starts from.
+pub struct ReplicaParts<C: VoteCrypto> {
+    /// Raft's settings (the replica sets `election_noop` from replay mode).
+    pub raft: RaftConfig,
+    /// The replica's settings.
+    pub config: ReplicaConfig,
+    /// This validator's key: signs blocks (and, through `crypto`, votes).
+    pub key: SecretKey,
+    /// Signs and checks votes.
+    pub crypto: C,
+    /// The genesis ledger (height 0).
+    pub genesis: Ledger,
+    /// What storage holds: hard state, newest snapshot, entries after it.
+    pub recovered: Recovered,
+    /// The seed of every random choice the replica makes (election timeouts, signing
+    /// randomness). The node draws it from the OS; the simulator from its run seed.
+    pub seed: [u8; 32],
+}
+
+/// Why a replica cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The stored snapshot does not restore to its recorded root.
+    #[error("the stored snapshot at index {index} does not restore: {reason}. Move the data directory aside and re-join with a fresh one")]
+    BadSnapshot {
+        /// Its index.
+        index: u64,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Why a replica stopped: it can no longer be trusted to continue. Once halted it stays
+/// halted, and the node must stop.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeHalt {
+    /// The ledger refused a committed entry (its state disagrees with the block's, or the
+    /// entry is corrupt).
+    #[error("HALT at index {index}: {halt}")]
+    Ledger {
+        /// The entry.
+        index: u64,
+        /// The ledger's reason.
+        halt: agora_core::Halt,
+    },
+    /// A snapshot received from the leader fails its state-root check.
+    #[error("HALT: the snapshot received at index {index} fails its state-root check ({reason}); this node stops rather than trust it")]
+    BadSnapshot {
+        /// Its index.
+        index: u64,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// A client's request.
+#[derive(Clone, Debug)]
+pub enum Request {
+    /// A signed transaction; with `wait`, answered once committed with its receipt.
+    Submit {
+        /// Canonical signed bytes.
+        bytes: Vec<u8>,
+        /// Answer once committed.
+        wait: bool,
+    },
+    /// A read of the ledger.
+    Query {
+        /// What to read.
+        query: Query,
+        /// Confirmed with the leader, or this replica's state.
+        consistency: Consistency,
+    },
+    /// This node's status.
+    Status,
+    /// Replay mode: append this entry at its index (leader only); answered once applied.
+    Replay {
+        /// The entry, as a vector file holds it.
+        entry: Entry,
+    },
+    /// A value with its proof at a past height.
+    ProofAt {
+        /// The key.
+        key: StateKey,
+        /// The height.
+        height: u64,
+    },
+}
+
+/// A successful answer. Serializes as the API's JSON for it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// To [`Request::Submit`].
+    Submitted(SubmitResponse),
+    /// To an account query.
+    Account(agora_api::AccountResponse),
+    /// To a validators query.
+    Validators(ValidatorsResponse),
+    /// To a proposals query.
+    Proposals(ProposalsResponse),
+    /// To a proposal query.
+    Proposal(Box<ProposalResponse>),
+    /// To a state-root query.
+    StateRoot(agora_api::At),
+    /// To a chain query.
+    Chain(Box<ChainResponse>),
+    /// To a proof query.
+    Proof(Box<ProofResponse>),
+    /// To [`Request::Status`].
+    Status(Box<StatusResponse>),
+    /// To [`Request::Replay`].
+    Replayed(ReplayResponse),
+}
+
+/// One reply to one request.
+pub type Reply = (RequestId, Result<Answer, ApiError>);
+
+/// Something to make durable.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Raft's durable state, as the storage contract's `save` takes it: the snapshot (if
+    /// any), the hard state (if any), then the entries, which replace any stored from the
+    /// first one's index on.
+    Log {
+        /// Term, vote, commit.
+        hard_state: Option<crate::raft::HardState>,
+        /// A snapshot received or taken.
+        snapshot: Option<Snapshot>,
+        /// Entries to append.
+        entries: Vec<LogEntry>,
+    },
+    /// What applying a committed entry produced, for block queries and past-height proofs.
+    Archive {
+        /// The entry.
+        entry: LogEntry,
+        /// Its receipts.
+        receipts: Vec<Receipt>,
+        /// The state root after it.
+        state_root: Hash32,
+    },
+}
+
+/// A notable change, for logs and metrics; nothing depends on it being carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// Role or leader changed.
+    Role {
+        /// The new role.
+        role: Role,
+        /// The leader known now.
+        leader: Option<NodeId>,
+        /// The term.
+        term: u64,
+    },
+    /// A snapshot from the leader was installed.
+    SnapshotInstalled {
+        /// Its index.
+        index: u64,
+    },
+    /// A local snapshot was taken and the log compacted.
+    SnapshotTaken {
+        /// Its index.
+        index: u64,
+        /// Its size.
+        bytes: u64,
+    },
+    /// The leader proposed the ledger's validator configuration.
+    Reconfiguring {
+        /// The entry's index.
+        index: u64,
+    },
+}
+
+/// What the replica asks its executor to do, in this order:
+///
+/// 1. make every [`Write`] in `writes` durable, in order (as one transaction, or as several
+///    in order: after a crash, any prefix of them may have survived, never a later one
+///    without the ones before it). If a write fails, stop: carry out nothing below and
+///    give the replica nothing more (restart it from storage);
+/// 2. only then send `messages` and `forwards` (a vote or an acknowledgement promises
+///    durability; a reply to a client promises what is committed);
+/// 3. then deliver `replies` and start `jobs`;
+/// 4. apply `peers` (whose messages the network accepts) and log `notices`.
+///
+/// Then give the replica its next inputs. Every [`Request`] gets exactly one reply, in
+/// `replies` or through a job.
+#[derive(Debug, Default)]
+#[must_use = "actions must be carried out, writes first"]
+pub struct Actions {
+    /// 1. Durable first.
+    pub writes: Vec<Write>,
+    /// 2. Raft messages to peers.
+    pub messages: Vec<Message>,
+    /// 2. Transactions for the leader: (leader, canonical signed bytes).
+    pub forwards: Vec<(NodeId, Vec<u8>)>,
+    /// 3. Answers to requests.
+    pub replies: Vec<Reply>,
+    /// 3. Past-height proofs to build off the event loop from the block archive; each
+    /// answers its request.
+    pub jobs: Vec<(RequestId, HistoryJob)>,
+    /// 4. The peers whose messages to accept, when that changed: validator id -> libp2p
+    /// peer id bytes.
+    pub peers: Option<std::collections::BTreeMap<NodeId, Vec<u8>>>,
+    /// 4. For logs and metrics.
+    pub notices: Vec<Notice>,
+}
+
+impl Actions {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+            && self.messages.is_empty()
+            && self.forwards.is_empty()
+            && self.replies.is_empty()
+            && self.jobs.is_empty()
+            && self.peers.is_none()
+            && self.notices.is_empty()
+    }
+}
+
+/// Counts for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaCounters {
+    /// Transactions in applied blocks.
+    pub committed_txs: u64,
+    /// Entries applied.
+    pub applied_entries: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+    /// Blocks this replica proposed.
+    pub blocks_proposed: u64,
+    /// Transactions forwarded to the leader.
+    pub forwarded_txs: u64,
+}
+
+/// Deliberate bugs, to prove the simulator's checkers catch node-level mistakes.
+#[cfg(any(test, feature = "inject-bugs"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaBugs {
+    /// A leader answers waiting clients as soon as it proposes their block, with the
+    /// receipts of a speculative apply, before the block is durable anywhere.
+    pub acknowledge_on_propose: bool,
+    /// Awaited submissions are never sent again (not on a leader change, not on a timer).
+    pub no_resend: bool,
+    /// A snapshot from the leader is stored but not installed into the ledger, which then
+    /// applies the entries after it on top of its old state.
+    pub skip_snapshot_install: bool,
+}
+
+/// The replica. See the module documentation.
+pub struct Replica<C: VoteCrypto> {
+    raft: Raft<C>,
+    app: LedgerApp,
+    genesis: Ledger,
+    key: SecretKey,
+    config: ReplicaConfig,
+    rng: ChaCha20Rng,
+    /// Ticks since start.
+    now: u64,
+    mempool: Mempool,
+    waiters: waiters::Waiters,
+    reads: reads::Reads,
+    replays: replay::Replays,
+    peers: peers::PeerBook,
+    /// Indexes of blocks this leader proposed that are not yet applied.
+    proposed_blocks: VecDeque<u64>,
+    /// When this replica last proposed a block (or started).
+    last_block_proposed: u64,
+    pending: Actions,
+    halted: Option<NodeHalt>,
+    counters: ReplicaCounters,
+    #[cfg(any(test, feature = "inject-bugs"))]
+    bugs: ReplicaBugs,
+}
+
+/// The Raft configuration a ledger target configuration asks for.
+pub fn raft_config_of(target: &TargetConfig) -> Config {
+    Config {
+        members: target
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.validator,
+                    Member {
+                        weight: m.weight,
+                        public_key: borsh::to_vec(&m.public_key).expect("in memory"),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The snapshot a node with empty storage starts from: the genesis, at index 0.
+pub fn genesis_snapshot(genesis: &Ledger) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta {
+            index: 0,
+            term: 0,
+            membership: Membership::single(raft_config_of(genesis.target_config())),
+            state_root: genesis.state_root().0,
+        },
+        data: std::sync::Arc::new(Vec::new()),
+    }
+}
+
+impl<C: VoteCrypto> Replica<C> {
+    /// A replica restarting from what storage holds (nothing at all: from the genesis).
+    pub fn new(parts: ReplicaParts<C>) -> Result<Replica<C>, StartError> {
+        let ReplicaParts {
+            mut raft,
+            config,
+            key,
+            crypto,
+            genesis,
+            mut recovered,
+            seed,
+        } = parts;
+        let ledger = match &recovered.snapshot {
+            Some(snapshot) if snapshot.meta.index > 0 => {
+                Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root)).map_err(
+                    |error| StartError::BadSnapshot {
+                        index: snapshot.meta.index,
+                        reason: error.to_string(),
+                    },
+                )?
+            }
+            _ => genesis.clone(),
+        };
+        if recovered.snapshot.is_none() {
+            recovered.snapshot = Some(genesis_snapshot(&genesis));
+        }
+        raft.election_noop = !config.replay;
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let raft = Raft::restart(raft, crypto, rng.random(), recovered);
+        let mut replica = Replica {
+            app: LedgerApp::new(ledger),
+            genesis,
+            key,
+            rng,
+            now: 0,
+            mempool: Mempool::new(config.mempool_capacity),
+            waiters: waiters::Waiters::default(),
+            reads: reads::Reads::default(),
+            replays: replay::Replays::default(),
+            peers: peers::PeerBook::default(),
+            proposed_blocks: VecDeque::new(),
+            last_block_proposed: 0,
+            pending: Actions::default(),
+            halted: None,
+            counters: ReplicaCounters::default(),
+            #[cfg(any(test, feature = "inject-bugs"))]
+            bugs: ReplicaBugs::default(),
+            config,
+            raft,
+        };
+        replica.publish_peers();
+        Ok(replica)
+    }
+
+    /// Turns on deliberate bugs (checker tests only).
+    #[cfg(any(test, feature = "inject-bugs"))]
+    pub fn inject_bugs(&mut self, bugs: ReplicaBugs) {
+        self.bugs = bugs;
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// One tick of the clock: Raft's timers, then the replica's (read and commit-wait
+    /// deadlines, re-sending awaited submissions, proposing blocks, reconfiguring).
+    pub fn tick(&mut self) {
+        if self.halted.is_some() {
+            return;
+        }
+        self.now += 1;
+        self.raft.tick();
+        self.resend_awaited();
+        self.expire_reads();
+        if self.raft.role() != Role::Leader {
+            self.fail_replays("leadership changed before the entry applied; retry at the leader");
+        }
+        if self.raft.role() == Role::Leader && !self.config.replay {
+            self.propose_block();
+            self.reconfigure();
+        }
+    }
+
+    /// A Raft message from a peer (the network has checked it comes from a member).
+    pub fn receive(&mut self, message: Message) {
+        if self.halted.is_none() {
+            self.raft.step(message);
+        }
+    }
+
+    /// A client's request, or a transaction a follower forwarded (a `Submit` without wait).
+    pub fn request(&mut self, id: RequestId, request: Request) {
+        if let Some(halt) = &self.halted {
+            let error = ApiError::new(500, "halted", halt.to_string());
+            self.reply(id, Err(error));
+            return;
+        }
+        match request {
+            Request::Submit { bytes, wait } => self.submit(id, bytes, wait),
+            Request::Query { query, consistency } => self.query(id, query, consistency),
+            Request::Status => {
+                let status = self.status();
+                self.reply(id, Ok(Answer::Status(Box::new(status))));
+            }
+            Request::Replay { entry } => self.replay(id, entry),
+            Request::ProofAt { key, height } => self.proof_at(id, key, height),
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------------------------
+
+    /// Everything to carry out since the last call, in the order [`Actions`] documents.
+    /// Drives Raft's `Ready` loop: this is the one place a `Ready` is handled, in the node
+    /// and in the simulator alike. An error means the replica halted; it stays halted.
+    pub fn actions(&mut self) -> Result<Actions, NodeHalt> {
+        if let Some(halt) = &self.halted {
+            return Err(halt.clone());
+        }
+        // An idle pipeline takes new transactions at once rather than at the next tick;
+        // while a block is in flight, transactions gather for the next one.
+        if self.proposed_blocks.is_empty()
+            && !self.mempool.is_empty()
+            && self.raft.role() == Role::Leader
+            && !self.config.replay
+        {
+            self.propose_block();
+        }
+        while self.raft.has_ready() {
+            let ready = self.raft.ready();
+            if let Err(halt) = self.handle_ready(ready) {
+                self.halted = Some(halt.clone());
+                return Err(halt);
+            }
+        }
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    // ---- state, for the shell's metrics and the simulator's checkers ----------------------
+
+    /// The Raft core.
+    pub fn raft(&self) -> &Raft<C> {
+        &self.raft
+    }
+
+    /// The ledger as applied.
+    pub fn ledger(&self) -> &Ledger {
+        self.app.ledger()
+    }
+
+    /// Transactions waiting for a block.
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.len()
+    }
+
+    /// Clients waiting for commits.
+    pub fn commit_waiters(&self) -> usize {
+        self.waiters.clients()
+    }
+
+    /// Counts for metrics.
+    pub fn counters(&self) -> &ReplicaCounters {
+        &self.counters
+    }
+
+    /// Ticks since start.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Whether the replica halted.
+    pub fn halted(&self) -> Option<&NodeHalt> {
+        self.halted.as_ref()
+    }
+
+    // ---- the Ready handler ----------------------------------------------------------------
+
+    fn handle_ready(&mut self, mut ready: Ready) -> Result<(), NodeHalt> {
+        if let Some(soft) = ready.soft_state {
+            self.on_role_change(soft.role, soft.leader);
+        }
+        // 1. Durable first (the executor's part), 2. then the messages.
+        if ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty() {
+            self.pending.writes.push(Write::Log {
+                hard_state: ready.hard_state,
+                snapshot: ready.snapshot.clone(),
+                entries: ready.entries.clone(),
+            });
+        }
+        self.pending
+            .messages
+            .append(&mut std::mem::take(&mut ready.messages));
+        // 3. Install, then apply.
+        if let Some(snapshot) = &ready.snapshot {
+            self.install(snapshot)?;
+        }
+        for entry in &ready.committed_entries {
+            self.apply(entry)?;
+        }
+        // 4. Reads confirmed at an index are served once it is applied.
+        for read in std::mem::take(&mut ready.read_states) {
+            self.reads.confirm(&read.context, read.index);
+        }
+        // 5. Advance.
+        self.raft.advance(ready);
+        self.serve_reads();
+        if self.raft.role() != Role::Leader {
+            self.proposed_blocks.clear();
+        }
+        self.publish_peers();
+        self.maybe_snapshot();
+        Ok(())
+    }
+
+    fn on_role_change(&mut self, role: Role, leader: Option<NodeId>) {
+        self.pending.notices.push(Notice::Role {
+            role,
+            leader,
+            term: self.raft.term(),
+        });
+        // Reads not yet confirmed were asked of a leader that may be gone: the client
+        // retries now rather than waiting out the read timeout.
+        self.fail_unconfirmed_reads();
+        // Awaited submissions may have gone to the old leader: send them again at the
+        // next tick rather than after the resend interval.
+        if leader.is_some() {
+            self.waiters.make_all_due();
+        }
+        if role == Role::Leader {
+            self.last_block_proposed = self.now;
+        }
+    }
+
+    fn install(&mut self, snapshot: &Snapshot) -> Result<(), NodeHalt> {
+        let index = snapshot.meta.index;
+        let ledger = Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root))
+            .map_err(|error| NodeHalt::BadSnapshot {
+                index,
+                reason: error.to_string(),
+            })?;
+        #[cfg(any(test, feature = "inject-bugs"))]
+        if self.bugs.skip_snapshot_install {
+            self.counters.snapshots_installed += 1;
+            return Ok(());
+        }
+        self.app = LedgerApp::new(ledger);
+        self.counters.snapshots_installed += 1;
+        self.pending
+            .notices
+            .push(Notice::SnapshotInstalled { index });
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: &LogEntry) -> Result<(), NodeHalt> {
+        let outcome = self
+            .app
+            .apply_entry(entry)
+            .map_err(|halt| NodeHalt::Ledger {
+                index: entry.index,
+                halt,
+            })?;
+        self.counters.applied_entries += 1;
+        self.counters.committed_txs += outcome.receipts.len() as u64;
+        self.notify_waiters(entry.index, &outcome.receipts);
+        self.answer_replays(entry, &outcome);
+        while self
+            .proposed_blocks
+            .front()
+            .is_some_and(|&index| index <= entry.index)
+        {
+            self.proposed_blocks.pop_front();
+        }
+        self.pending.writes.push(Write::Archive {
+            entry: entry.clone(),
+            receipts: outcome.receipts,
+            state_root: outcome.state_root,
+        });
+        Ok(())
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let applied = self.raft.applied_index();
+        if applied < self.raft.log().snapshot().index + self.config.snapshot_interval_entries {
+            return;
+        }
+        let ledger = self.app.ledger();
+        assert_eq!(
+            ledger.height(),
+            applied,
+            "the ledger has applied exactly what Raft handed out"
+        );
+        self.raft.compact(
+            applied,
+            ledger.state_root().0,
+            ledger.snapshot().to_canonical_bytes(),
+        );
+        let snapshot = self.raft.latest_snapshot().expect("just taken").clone();
+        self.pending.notices.push(Notice::SnapshotTaken {
+            index: applied,
+            bytes: snapshot.data.len() as u64,
+        });
+        self.pending.writes.push(Write::Log {
+            hard_state: None,
+            snapshot: Some(snapshot),
+            entries: Vec::new(),
+        });
+    }
+
+    // ---- the leader's work --------------------------------------------------------------
+
+    /// Leader: batches the mempool into a block on top of its log, or proposes an empty
+    /// block when the chain has been idle for the empty-block interval.
+    fn propose_block(&mut self) {
+        let idle = self
+            .config
+            .empty_block_interval_ticks
+            .is_some_and(|interval| self.now.saturating_sub(self.last_block_proposed) >= interval);
+        if (self.mempool.is_empty() && !idle)
+            || self.proposed_blocks.len() as u64 >= self.config.max_uncommitted_blocks
+        {
+            return;
+        }
+        let Some(index) = self.raft.next_proposal_index() else {
+            return;
+        };
+        let txs = self
+            .mempool
+            .take(self.config.max_block_txs, self.config.max_block_bytes);
+        let bytes: Vec<Vec<u8>> = txs.iter().map(|(_, tx)| tx.clone()).collect();
+        let randomness: [u8; 32] = self.rng.random();
+        let Some(payload) = self
+            .app
+            .build_block(self.raft.log(), index, &self.key, bytes, randomness)
+        else {
+            self.mempool.restore(txs);
+            return;
+        };
+        #[cfg(any(test, feature = "inject-bugs"))]
+        let speculative = payload.clone();
+        match self.raft.propose(payload) {
+            Ok(index) => {
+                self.proposed_blocks.push_back(index);
+                self.last_block_proposed = self.now;
+                self.counters.blocks_proposed += 1;
+                #[cfg(any(test, feature = "inject-bugs"))]
+                if self.bugs.acknowledge_on_propose {
+                    self.acknowledge_speculatively(index, speculative);
+                }
+            }
+            Err(_) => self.mempool.restore(txs),
+        }
+    }
+
+    /// The injected bug: apply a just-proposed block to a copy of the ledger and answer
+    /// its waiters from that, before anything is durable.
+    #[cfg(any(test, feature = "inject-bugs"))]
+    fn acknowledge_speculatively(&mut self, index: u64, payload: Vec<u8>) {
+        if self.raft.applied_index() + 1 != index {
+            return;
+        }
+        let mut copy = self.app.clone();
+        let entry = LogEntry {
+            index,
+            term: self.raft.term(),
+            data: crate::raft::EntryData::Normal(payload),
+        };
+        if let Ok(outcome) = copy.apply_entry(&entry) {
+            self.notify_waiters(index, &outcome.receipts);
+        }
+    }
+
+    /// Leader: when the ledger's validators or weights differ from Raft's configuration,
+    /// propose the joint change.
+    fn reconfigure(&mut self) {
+        let target = raft_config_of(self.app.ledger().target_config());
+        if target != self.raft.membership().incoming
+            && !self.raft.config_change_in_flight()
+            && target.validate().is_ok()
+        {
+            if let Ok(index) = self.raft.propose_config(target) {
+                self.pending.notices.push(Notice::Reconfiguring { index });
+            }
+        }
+    }
+
+    fn status(&self) -> StatusResponse {
+        let ledger = self.app.ledger();
+        StatusResponse {
+            node: self.raft.id(),
+            role: match self.raft.role() {
+                Role::Follower => agora_api::RoleName::Follower,
+                Role::PreCandidate => agora_api::RoleName::Precandidate,
+                Role::Candidate => agora_api::RoleName::Candidate,
+                Role::Leader => agora_api::RoleName::Leader,
+            },
+            term: self.raft.term(),
+            leader: self.raft.leader(),
+            commit_index: self.raft.commit_index(),
+            applied_index: self.raft.applied_index(),
+            last_index: self.raft.last_index(),
+            height: ledger.height(),
+            state_root: ledger.state_root(),
+            chain_id: ledger.chain_id(),
+            mempool: self.mempool.len() as u64,
+            membership: self
+                .raft
+                .membership()
+                .incoming
+                .members
+                .iter()
+                .map(|(node, member)| agora_api::MemberWeight {
+                    node: *node,
+                    weight: member.weight,
+                })
+                .collect(),
+            joint: self.raft.membership().is_joint(),
+            replay: self.config.replay,
+        }
+    }
+
+    fn reply(&mut self, id: RequestId, result: Result<Answer, ApiError>) {
+        self.pending.replies.push((id, result));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,41 @@
+//! Which peers the network should accept messages from: the ledger's validators and every
+//! member of the Raft configuration, which lags the ledger during a change (a removed
+//! validator still votes in the joint configuration) and, in replay mode, never follows it.
+
+use super::Replica;
+use crate::raft::{NodeId, VoteCrypto};
+use agora_core::outcome::TargetConfig;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Default)]
+pub(super) struct PeerBook {
+    /// Every validator's peer id the ledger ever named.
+    known: BTreeMap<NodeId, Vec<u8>>,
+    last_target: Option<TargetConfig>,
+    last_members: BTreeSet<NodeId>,
+}
+
+impl<C: VoteCrypto> Replica<C> {
+    pub(super) fn publish_peers(&mut self) {
+        let target = self.app.ledger().target_config();
+        let members = self.raft.membership().all_members();
+        let book = &mut self.peers;
+        if book.last_target.as_ref() == Some(target) && members == book.last_members {
+            return;
+        }
+        for member in &target.members {
+            book.known.insert(member.validator, member.peer.clone());
+        }
+        let allowed = book
+            .known
+            .iter()
+            .filter(|(id, _)| {
+                members.contains(*id) || target.members.iter().any(|m| m.validator == **id)
+            })
+            .map(|(id, peer)| (*id, peer.clone()))
+            .collect();
+        book.last_target = Some(target.clone());
+        book.last_members = members;
+        self.pending.peers = Some(allowed);
+    }
+}

@@ -1,0 +1,106 @@
+//! Reads: linearizable ones wait for Raft's ReadIndex and for the ledger to apply that far;
+//! local ones are answered from this replica's state at once.
+
+use super::{queries, Query, Replica, RequestId};
+use crate::raft::VoteCrypto;
+use agora_api::{ApiError, Consistency};
+use std::collections::BTreeMap;
+
+struct PendingRead {
+    query: Query,
+    /// The index confirmed by ReadIndex, once it is.
+    index: Option<u64>,
+    /// The tick after which the client is told to retry.
+    deadline: u64,
+}
+
+/// Reads waiting, by request id (which is also the ReadIndex context).
+#[derive(Default)]
+pub(super) struct Reads {
+    pending: BTreeMap<RequestId, PendingRead>,
+}
+
+impl Reads {
+    /// ReadIndex confirmed the read whose context is `context` at `index`.
+    pub(super) fn confirm(&mut self, context: &[u8], index: u64) {
+        let Ok(id) = <[u8; 8]>::try_from(context).map(u64::from_le_bytes) else {
+            return;
+        };
+        if let Some(read) = self.pending.get_mut(&id) {
+            read.index = Some(index);
+        }
+    }
+
+    fn remove_where(&mut self, keep: impl Fn(&PendingRead) -> bool) -> Vec<(RequestId, PendingRead)> {
+        let (gone, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|(_, r)| !keep(r));
+        self.pending = kept;
+        gone.into_iter().collect()
+    }
+}
+
+impl<C: VoteCrypto> Replica<C> {
+    pub(super) fn query(&mut self, id: RequestId, query: Query, consistency: Consistency) {
+        if consistency == Consistency::Local {
+            let answer = queries::answer(self.app.ledger(), &query);
+            return self.reply(id, answer);
+        }
+        if self.reads.pending.len() >= self.config.max_pending_reads {
+            return self.reply(id, Err(ApiError::busy("too many reads are waiting; retry later")));
+        }
+        match self.raft.read_index(id.to_le_bytes().to_vec()) {
+            Ok(()) => {
+                let deadline = self.now + self.config.read_timeout_ticks;
+                self.reads.pending.insert(
+                    id,
+                    PendingRead {
+                        query,
+                        index: None,
+                        deadline,
+                    },
+                );
+            }
+            Err(error) => self.reply(
+                id,
+                Err(ApiError::busy(format!(
+                    "cannot confirm a linearizable read: {error}; retry, or pass consistency=local"
+                ))),
+            ),
+        }
+    }
+
+    /// Serves the confirmed reads whose index is applied.
+    pub(super) fn serve_reads(&mut self) {
+        let applied = self.raft.applied_index();
+        for (id, read) in self
+            .reads
+            .remove_where(|r| !r.index.is_some_and(|index| index <= applied))
+        {
+            let answer = queries::answer(self.app.ledger(), &read.query);
+            self.reply(id, answer);
+        }
+    }
+
+    pub(super) fn expire_reads(&mut self) {
+        let now = self.now;
+        for (id, _) in self.reads.remove_where(|r| r.deadline > now) {
+            self.reply(
+                id,
+                Err(ApiError::busy(
+                    "the read could not be confirmed in time (no leader?); retry",
+                )),
+            );
+        }
+    }
+
+    pub(super) fn fail_unconfirmed_reads(&mut self) {
+        for (id, _) in self.reads.remove_where(|r| r.index.is_some()) {
+            self.reply(
+                id,
+                Err(ApiError::busy(
+                    "leadership changed before the read was confirmed; retry",
+                )),
+            );
+        }
+    }
+}
