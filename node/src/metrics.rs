@@ -24,13 +24,13 @@ pub struct Metrics {
     /// Votes dropped for a missing or bad signature.
     pub dropped_bad_vote_signature: Gauge,
     /// Transactions in applied blocks.
-    pub committed_txs: Counter,
+    pub committed_txs: Gauge,
     /// Times this node halted (state root divergence, bad snapshot, corrupt entry).
     pub halts: Counter,
     /// Consensus messages dropped because the network queue was full.
     pub dropped_outbound: Counter,
-    /// Seconds to apply one entry.
-    pub apply_seconds: Histogram,
+    /// Seconds the replica took to produce one batch of actions (applying included).
+    pub replica_seconds: Histogram,
     /// Seconds from submission to commit, for clients that waited.
     pub commit_seconds: Histogram,
     peers: Gauge,
@@ -49,10 +49,10 @@ impl Metrics {
             applied_index: Gauge::default(),
             mempool_depth: Gauge::default(),
             dropped_bad_vote_signature: Gauge::default(),
-            committed_txs: Counter::default(),
+            committed_txs: Gauge::default(),
             halts: Counter::default(),
             dropped_outbound: Counter::default(),
-            apply_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
+            replica_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             peers: Gauge::default(),
             unauthorized: Gauge::default(),
@@ -101,9 +101,9 @@ impl Metrics {
             metrics.dropped_outbound.clone(),
         );
         registry.register(
-            "apply_seconds",
-            "Time to apply one committed entry",
-            metrics.apply_seconds.clone(),
+            "replica_seconds",
+            "Time the replica took to produce one batch of actions, applying included",
+            metrics.replica_seconds.clone(),
         );
         registry.register(
             "commit_seconds",

@@ -153,14 +153,13 @@ pub enum Inbound {
 pub enum Outbound {
     /// Send a Raft message.
     Raft(Message),
-    /// Forward a transaction to `leader`; the answer comes back on the channel.
-    SubmitTx {
+    /// Forward a transaction to `leader`. Its fate is learned from the commit (or a
+    /// re-send), so the leader's answer is only logged.
+    Forward {
         /// The leader.
         leader: NodeId,
         /// The transaction bytes.
         tx: Vec<u8>,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Response>,
     },
     /// The validator configuration changed: node -> libp2p peer.
     Validators(BTreeMap<NodeId, PeerId>),
@@ -230,8 +229,7 @@ pub async fn spawn(
     }
     let mut state = State {
         validators: config.validators,
-        inflight: BTreeMap::new(),
-        pending_tx: BTreeMap::new(),
+        in_flight: InFlight::default(),
         backoff: BTreeMap::new(),
         connected: BTreeSet::new(),
         addresses,
@@ -269,8 +267,7 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
 
 struct State {
     validators: BTreeMap<NodeId, PeerId>,
-    inflight: BTreeMap<PeerId, usize>,
-    pending_tx: BTreeMap<OutboundRequestId, oneshot::Sender<Response>>,
+    in_flight: InFlight<OutboundRequestId>,
     /// Next redial time and current backoff per disconnected peer.
     backoff: BTreeMap<PeerId, (tokio::time::Instant, Duration)>,
     connected: BTreeSet<PeerId>,
@@ -317,32 +314,36 @@ impl State {
                 let Some(peer) = self.validators.get(&message.to).copied() else {
                     return;
                 };
-                let inflight = self.inflight.entry(peer).or_default();
-                if *inflight >= MAX_INFLIGHT_PER_PEER {
+                if !self.in_flight.may_start(peer, Kind::Raft) {
                     self.counters
                         .dropped_backpressure
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, "dropping a consensus message: too many requests in flight");
                     return;
                 }
-                *inflight += 1;
-                swarm.behaviour_mut().consensus.send_request_with_addresses(
+                let id = swarm.behaviour_mut().consensus.send_request_with_addresses(
                     &peer,
                     Request::Raft(message),
                     self.address_of(&peer),
                 );
+                self.in_flight.started(id, peer, Kind::Raft);
             }
-            Outbound::SubmitTx { leader, tx, reply } => {
+            Outbound::Forward { leader, tx } => {
                 let Some(peer) = self.validators.get(&leader).copied() else {
-                    let _ = reply.send(Response::TxRejected("the leader is not reachable".into()));
                     return;
                 };
+                if !self.in_flight.may_start(peer, Kind::Forward) {
+                    self.counters
+                        .dropped_backpressure
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
                 let id = swarm.behaviour_mut().consensus.send_request_with_addresses(
                     &peer,
                     Request::SubmitTx(tx),
                     self.address_of(&peer),
                 );
-                self.pending_tx.insert(id, reply);
+                self.in_flight.started(id, peer, Kind::Forward);
             }
             Outbound::Validators(validators) => self.validators = validators,
         }
@@ -370,8 +371,8 @@ impl State {
                 num_established: 0,
                 ..
             } => {
+                // Requests to the peer end in an OutboundFailure each, which releases them.
                 self.connected.remove(&peer_id);
-                self.inflight.remove(&peer_id);
                 self.counters
                     .connected_peers
                     .store(self.connected.len() as u64, Ordering::Relaxed);
@@ -502,9 +503,11 @@ impl State {
                     },
                 ..
             } => {
-                self.release(peer);
-                if let Some(reply) = self.pending_tx.remove(&request_id) {
-                    let _ = reply.send(response);
+                let _ = peer;
+                if self.in_flight.finished(&request_id) == Some(Kind::Forward) {
+                    if let Response::TxRejected(reason) = response {
+                        tracing::debug!(%reason, "the leader refused a forwarded transaction");
+                    }
                 }
             }
             Event::OutboundFailure {
@@ -514,10 +517,7 @@ impl State {
                 ..
             } => {
                 tracing::debug!(%peer, %error, "request failed");
-                self.release(peer);
-                if let Some(reply) = self.pending_tx.remove(&request_id) {
-                    let _ = reply.send(Response::TxRejected("the leader did not answer".into()));
-                }
+                self.in_flight.finished(&request_id);
             }
             Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound request failed");
@@ -528,10 +528,114 @@ impl State {
             Event::ResponseSent { .. } => {}
         }
     }
+}
 
-    fn release(&mut self, peer: PeerId) {
-        if let Some(count) = self.inflight.get_mut(&peer) {
-            *count = count.saturating_sub(1);
+/// What an outbound request carries, for the in-flight limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A Raft message: at most [`MAX_INFLIGHT_PER_PEER`] to one peer.
+    Raft,
+    /// A forwarded transaction: at most [`MAX_FORWARDS_IN_FLIGHT`] in all.
+    Forward,
+}
+
+/// Forwarded transactions awaiting the leader's answer, at most.
+pub const MAX_FORWARDS_IN_FLIGHT: usize = 1024;
+
+/// Outbound requests awaiting an answer. Each is counted against its own limit when it
+/// starts and released exactly once, when its answer or failure arrives: a forward's
+/// answer never frees a Raft slot it did not take.
+struct InFlight<Id> {
+    requests: BTreeMap<Id, (PeerId, Kind)>,
+    raft_per_peer: BTreeMap<PeerId, usize>,
+    forwards: usize,
+}
+
+impl<Id: Ord> Default for InFlight<Id> {
+    fn default() -> Self {
+        InFlight {
+            requests: BTreeMap::new(),
+            raft_per_peer: BTreeMap::new(),
+            forwards: 0,
         }
+    }
+}
+
+impl<Id: Ord> InFlight<Id> {
+    /// Whether a request of `kind` to `peer` is within its limit.
+    fn may_start(&self, peer: PeerId, kind: Kind) -> bool {
+        match kind {
+            Kind::Raft => {
+                self.raft_per_peer.get(&peer).copied().unwrap_or(0) < MAX_INFLIGHT_PER_PEER
+            }
+            Kind::Forward => self.forwards < MAX_FORWARDS_IN_FLIGHT,
+        }
+    }
+
+    fn started(&mut self, id: Id, peer: PeerId, kind: Kind) {
+        match kind {
+            Kind::Raft => *self.raft_per_peer.entry(peer).or_default() += 1,
+            Kind::Forward => self.forwards += 1,
+        }
+        self.requests.insert(id, (peer, kind));
+    }
+
+    /// The request `id` was answered or failed; returns its kind (none if unknown).
+    fn finished(&mut self, id: &Id) -> Option<Kind> {
+        let (peer, kind) = self.requests.remove(id)?;
+        match kind {
+            Kind::Raft => {
+                if let Some(count) = self.raft_per_peer.get_mut(&peer) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.raft_per_peer.remove(&peer);
+                    }
+                }
+            }
+            Kind::Forward => self.forwards -= 1,
+        }
+        Some(kind)
+    }
+
+    /// Requests in flight.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.requests.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Forwards and Raft messages are limited separately, and answers release only the
+    /// slot their own request took: a stream of forwarded transactions cannot wear down
+    /// (or inflate) the Raft limit.
+    #[test]
+    fn forward_answers_release_only_their_own_slots() {
+        let peer = PeerId::random();
+        let mut in_flight = InFlight::<u64>::default();
+        for id in 0..MAX_INFLIGHT_PER_PEER as u64 {
+            assert!(in_flight.may_start(peer, Kind::Raft));
+            in_flight.started(id, peer, Kind::Raft);
+        }
+        assert!(!in_flight.may_start(peer, Kind::Raft), "the Raft limit holds");
+        let forward_ids = 10_000..10_000 + MAX_FORWARDS_IN_FLIGHT as u64;
+        for id in forward_ids.clone() {
+            assert!(in_flight.may_start(peer, Kind::Forward));
+            in_flight.started(id, peer, Kind::Forward);
+        }
+        assert!(!in_flight.may_start(peer, Kind::Forward), "the forward limit holds");
+        for id in forward_ids {
+            assert_eq!(in_flight.finished(&id), Some(Kind::Forward));
+        }
+        assert!(
+            !in_flight.may_start(peer, Kind::Raft),
+            "answers to forwards freed no Raft slot"
+        );
+        assert_eq!(in_flight.finished(&0), Some(Kind::Raft));
+        assert!(in_flight.may_start(peer, Kind::Raft));
+        assert_eq!(in_flight.finished(&0), None, "released once");
+        assert_eq!(in_flight.len(), MAX_INFLIGHT_PER_PEER - 1);
     }
 }

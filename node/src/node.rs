@@ -3,6 +3,7 @@
 use crate::api::{self, ApiState};
 use crate::config::NodeConfig;
 use crate::driver::{self, DriverConfig, DriverParts};
+use agora_consensus::replica::ReplicaConfig;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig, NetworkCounters};
@@ -57,7 +58,12 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     let (outbound_tx, outbound_rx) = mpsc::channel(4_096);
     let (command_tx, command_rx) = mpsc::channel(1_024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let validators = driver::peers_of(genesis_ledger.target_config());
+    let validators = genesis_ledger
+        .target_config()
+        .members
+        .iter()
+        .filter_map(|m| Some((m.validator, libp2p::PeerId::from_bytes(&m.peer).ok()?)))
+        .collect();
     let network = network::spawn(
         NetworkConfig {
             keypair: network_key,
@@ -77,6 +83,7 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     let router = api::router(ApiState {
         commands: command_tx,
         metrics: metrics.clone(),
+        reader: store.reader(),
     });
     let mut http_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
@@ -86,16 +93,14 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
             })
             .await;
     });
+    let tick_ms = config.tick_ms.unwrap_or(100);
+    let mut replica = ReplicaConfig::for_tick(tick_ms, config.empty_block_ms.unwrap_or(1_000));
+    replica.snapshot_interval_entries = config.snapshot_interval.unwrap_or(1_000);
+    replica.mempool_capacity = config.mempool_capacity.unwrap_or(10_000);
+    replica.replay = config.replay.unwrap_or(false);
     let driver_config = DriverConfig {
-        tick: Duration::from_millis(config.tick_ms.unwrap_or(100)),
-        snapshot_interval_entries: config.snapshot_interval.unwrap_or(1_000),
-        mempool_capacity: config.mempool_capacity.unwrap_or(10_000),
-        replay: config.replay.unwrap_or(false),
-        empty_block_interval: match config.empty_block_ms.unwrap_or(1_000) {
-            0 => None,
-            ms => Some(Duration::from_millis(ms)),
-        },
-        ..DriverConfig::default()
+        tick: Duration::from_millis(tick_ms),
+        replica,
     };
     tracing::info!(node = %AccountId::from_public_key(key.public_key()), %listen, %http, chain = %genesis.chain_id(), "starting");
     let parts = DriverParts {
@@ -121,7 +126,7 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     let _ = shutdown_tx.send(true);
     let _ = server.await;
     network.abort();
-    result.context("the driver task panicked")?
+    Ok(result.context("the driver task panicked")??)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

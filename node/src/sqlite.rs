@@ -7,6 +7,11 @@
 //! SQLite detects broken pages but not a flipped bit inside a value.
 
 use agora_consensus::raft::{EntryData, HardState, LogEntry, NodeId, Recovered, Snapshot, SnapshotMeta};
+use agora_api::{ApiError, BlockResponse};
+use agora_consensus::replica::{ArchivedEntry, Write};
+use agora_core::block::Block;
+use agora_core::encoding::Canonical;
+use agora_core::{Hash32, Receipt};
 use agora_consensus::storage::{LogStore, StorageError};
 use agora_core::hash::tagged_hash;
 use sqlx::sqlite::{
@@ -100,24 +105,81 @@ impl SqliteStore {
         self.pool.clone()
     }
 
-    /// Records what applying height `height` produced: the block (if the entry was one), its
-    /// receipts as JSON and the state root. Rewritten identically if a height is re-applied.
-    pub async fn archive(
+    /// Carries out a replica's writes, in order, as one transaction (one fsync): either all
+    /// of them are durable when this returns `Ok`, or none.
+    pub async fn write(&mut self, writes: &[Write]) -> Result<(), StorageError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        for write in writes {
+            match write {
+                Write::Log {
+                    hard_state,
+                    snapshot,
+                    entries,
+                } => {
+                    self.save_in(&mut tx, *hard_state, snapshot.as_ref(), entries)
+                        .await?
+                }
+                Write::Archive {
+                    entry,
+                    receipts,
+                    state_root,
+                } => {
+                    let block = match &entry.data {
+                        EntryData::Normal(bytes) => Some(bytes.as_slice()),
+                        _ => None,
+                    };
+                    let receipts = serde_json::to_string(receipts).expect("receipts serialize");
+                    sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root) VALUES (?, ?, ?, ?)")
+                        .bind(to_i64(entry.index, "height")?)
+                        .bind(block)
+                        .bind(receipts)
+                        .bind(&state_root.0[..])
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.error(e))?;
+                }
+            }
+        }
+        // Dropping `tx` on an error above rolls everything back.
+        tx.commit().await.map_err(|e| self.error(e))
+    }
+
+    /// The durable parts of one `Ready`, inside a transaction (storage contract rule 3).
+    async fn save_in(
         &self,
-        height: u64,
-        block: Option<&[u8]>,
-        receipts_json: &str,
-        state_root: &[u8; 32],
+        tx: &mut Transaction<'_, Sqlite>,
+        hard_state: Option<HardState>,
+        snapshot: Option<&Snapshot>,
+        entries: &[LogEntry],
     ) -> Result<(), StorageError> {
-        sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root) VALUES (?, ?, ?, ?)")
-            .bind(to_i64(height, "height")?)
-            .bind(block)
-            .bind(receipts_json)
-            .bind(&state_root[..])
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.error(e))
+        if let Some(snapshot) = snapshot {
+            self.write_snapshot(tx, snapshot).await?;
+        }
+        if let Some(hard_state) = hard_state {
+            let term = to_i64(hard_state.term, "term")?;
+            let commit = to_i64(hard_state.commit, "commit index")?;
+            let vote = hard_state
+                .vote
+                .map(|v| borsh::to_vec(&v).expect("in memory"));
+            let sum = checksum(&[
+                &term.to_le_bytes(),
+                vote.as_deref().unwrap_or_default(),
+                &commit.to_le_bytes(),
+            ]);
+            sqlx::query("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index, checksum) VALUES (0, ?, ?, ?, ?)")
+                .bind(term)
+                .bind(vote)
+                .bind(commit)
+                .bind(sum)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        self.write_entries(tx, entries).await?;
+        Ok(())
     }
 
     /// A handle that reads the block archive from another task.
@@ -366,30 +428,7 @@ impl LogStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
-        if let Some(snapshot) = snapshot {
-            self.write_snapshot(&mut tx, snapshot).await?;
-        }
-        if let Some(hard_state) = hard_state {
-            let term = to_i64(hard_state.term, "term")?;
-            let commit = to_i64(hard_state.commit, "commit index")?;
-            let vote = hard_state
-                .vote
-                .map(|v| borsh::to_vec(&v).expect("in memory"));
-            let sum = checksum(&[
-                &term.to_le_bytes(),
-                vote.as_deref().unwrap_or_default(),
-                &commit.to_le_bytes(),
-            ]);
-            sqlx::query("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index, checksum) VALUES (0, ?, ?, ?, ?)")
-                .bind(term)
-                .bind(vote)
-                .bind(commit)
-                .bind(sum)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.error(e))?;
-        }
-        self.write_entries(&mut tx, entries).await?;
+        self.save_in(&mut tx, hard_state, snapshot, entries).await?;
         // Dropping `tx` on an error above rolls everything back.
         tx.commit().await.map_err(|e| self.error(e))
     }
@@ -440,25 +479,71 @@ pub struct StoreReader {
 }
 
 impl StoreReader {
-    /// What [`SqliteStore::archive`] recorded for `height`: (block, receipts JSON, root).
-    pub async fn archived(
+    /// What the archive holds for `height`: the block (none for a no-op or configuration
+    /// entry), its receipts and the root after it; none if the height is not archived.
+    pub async fn block(&self, height: u64) -> Result<Option<BlockResponse>, StorageError> {
+        let Some((block, receipts, state_root)) = self.archived(height).await? else {
+            return Ok(None);
+        };
+        let block = block
+            .map(|bytes| Block::from_canonical_bytes(&bytes))
+            .transpose()
+            .map_err(|e| self.corrupt(format!("archived block {height}: {e}")))?;
+        Ok(Some(BlockResponse {
+            height,
+            block,
+            receipts,
+            state_root,
+        }))
+    }
+
+    /// One archived height for a past-height proof; an answer for the client if missing.
+    pub async fn archived_entry(&self, height: u64) -> Result<ArchivedEntry, ApiError> {
+        let (block, _, state_root) = self
+            .archived(height)
+            .await
+            .map_err(|e| ApiError::new(500, "storage", e.to_string()))?
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "this node has no archive of height {height} (it caught up by snapshot); ask another node"
+                ))
+            })?;
+        Ok(ArchivedEntry {
+            height,
+            block,
+            state_root,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn archived(
         &self,
         height: u64,
-    ) -> Result<Option<(Option<Vec<u8>>, String, Vec<u8>)>, StorageError> {
+    ) -> Result<Option<(Option<Vec<u8>>, Vec<Receipt>, Hash32)>, StorageError> {
         let error = |e| classify(&self.path, e);
         let row = sqlx::query("SELECT block, receipts, state_root FROM blocks WHERE height = ?")
             .bind(to_i64(height, "height")?)
             .fetch_optional(&self.pool)
             .await
             .map_err(error)?;
-        row.map(|row| {
-            Ok((
-                row.try_get("block").map_err(error)?,
-                row.try_get("receipts").map_err(error)?,
-                row.try_get("state_root").map_err(error)?,
-            ))
-        })
-        .transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let block: Option<Vec<u8>> = row.try_get("block").map_err(error)?;
+        let receipts: String = row.try_get("receipts").map_err(error)?;
+        let root: Vec<u8> = row.try_get("state_root").map_err(error)?;
+        let receipts = serde_json::from_str(&receipts)
+            .map_err(|e| self.corrupt(format!("archived receipts of height {height}: {e}")))?;
+        let root = <[u8; 32]>::try_from(root.as_slice())
+            .map_err(|_| self.corrupt(format!("archived state root of height {height}")))?;
+        Ok(Some((block, receipts, Hash32(root))))
+    }
+
+    fn corrupt(&self, detail: String) -> StorageError {
+        StorageError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        }
     }
 }
 
