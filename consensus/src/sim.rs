@@ -1,8 +1,10 @@
-//! The deterministic simulator. One seed drives a whole cluster of Raft cores running the
-//! real ledger, through network faults, partitions, crashes, clock skew and configuration
-//! changes; checkers verify the Raft safety properties after every step, and a liveness
-//! phase must converge once faults heal. A failure prints the seed and the command that
-//! replays it; the same seed always produces the same trace.
+//! The deterministic simulator. One seed drives a whole cluster of replicas — the node's
+//! own state machine, Raft and the real ledger inside — through network faults,
+//! partitions, crashes, disk faults, clock skew, reconfiguration driven by the ledger, and
+//! clients that submit, wait for commits and read; checkers verify the Raft safety
+//! properties and what clients were promised after every step, and a liveness phase must
+//! converge once faults heal. A failure prints the seed and the command that replays it;
+//! the same seed always produces the same trace.
 
 pub mod checker;
 pub mod cluster;
@@ -13,6 +15,8 @@ pub use checker::Violation;
 
 #[cfg(any(test, feature = "inject-bugs"))]
 use crate::raft::Bugs;
+#[cfg(any(test, feature = "inject-bugs"))]
+use crate::replica::ReplicaBugs;
 use agora_core::Hash32;
 
 /// What to simulate.
@@ -24,10 +28,9 @@ pub struct SimOptions {
     pub safety_ticks: u64,
     /// Ticks the liveness phase may take to converge.
     pub liveness_bound_ticks: u64,
-    /// Inject faults (network, partitions, crashes, skew, corrupted votes, outsiders).
+    /// Inject faults (network, partitions, crashes, slow and failing disks, skew,
+    /// corrupted votes, outsiders).
     pub faults: bool,
-    /// Change configurations and weights during the run.
-    pub config_changes: bool,
     /// Give every node a different weight.
     pub distinct_weights: bool,
     /// Sign votes with ML-DSA instead of the fast stand-in.
@@ -36,9 +39,12 @@ pub struct SimOptions {
     pub node_count: Option<usize>,
     /// New leaders append the election no-op (off: the replay-cluster mode).
     pub election_noop: bool,
-    /// Deliberate bugs (checker tests only).
+    /// Deliberate bugs in the Raft core (checker tests only).
     #[cfg(any(test, feature = "inject-bugs"))]
     pub bugs: Bugs,
+    /// Deliberate bugs in the replica (checker tests only).
+    #[cfg(any(test, feature = "inject-bugs"))]
+    pub replica_bugs: ReplicaBugs,
 }
 
 impl SimOptions {
@@ -58,21 +64,23 @@ impl SimOptions {
         args
     }
 
-    /// The CI profile: 20,000 ticks of faults and configuration changes, then up to
-    /// 3,000 ticks to converge.
+    /// The CI profile: 20,000 ticks of faults (the ledger's reputation reweights the
+    /// validators, so configuration changes come with it), then up to 3,000 ticks to
+    /// converge.
     pub fn standard(seed: u64) -> SimOptions {
         SimOptions {
             seed,
             safety_ticks: 20_000,
             liveness_bound_ticks: 3_000,
             faults: true,
-            config_changes: true,
             distinct_weights: false,
             real_crypto: false,
             node_count: None,
             election_noop: true,
             #[cfg(any(test, feature = "inject-bugs"))]
             bugs: Bugs::default(),
+            #[cfg(any(test, feature = "inject-bugs"))]
+            replica_bugs: ReplicaBugs::default(),
         }
     }
 }
@@ -90,8 +98,10 @@ pub struct SimReport {
     pub trace_hash: Hash32,
     /// The final commit index.
     pub committed_index: u64,
-    /// Proposals acknowledged to clients.
+    /// Commits acknowledged to clients.
     pub acknowledged: u64,
+    /// Transactions that took effect.
+    pub transactions_committed: u64,
     /// Linearizable reads served and checked.
     pub reads_served: u64,
     /// Elections started.

@@ -2,10 +2,12 @@
 //! (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm", 2014) it
 //! protects. A violation is a bug in the core, never in the seed.
 
-use crate::raft::{EntryData, Index, LogEntry, NodeId, RaftLog, Term};
+use crate::raft::{EntryData, Index, LogEntry, Membership, NodeId, RaftLog, Term};
+use crate::storage::memory::MemoryStore;
 use agora_core::hash::tagged_hash;
-use agora_core::Hash32;
-use std::collections::BTreeMap;
+use agora_core::outcome::TxStatus;
+use agora_core::{Amount, Hash32, Receipt};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A broken property.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +37,6 @@ pub fn entry_digest(entry: &LogEntry) -> Hash32 {
 }
 
 /// Everything the checkers remember across the run.
-#[derive(Default)]
 pub struct Checker {
     /// Election safety: term -> leader.
     leaders: BTreeMap<Term, NodeId>,
@@ -45,13 +46,38 @@ pub struct Checker {
     committed: BTreeMap<Index, (Term, Hash32)>,
     /// State machine safety: index -> (digest, state root after applying).
     applied: BTreeMap<Index, (Hash32, Hash32)>,
-    /// No acknowledged proposal lost: index -> digest acknowledged to a client.
-    acknowledged: BTreeMap<Index, Hash32>,
-    /// Highest acknowledged index at each tick an acknowledgement happened.
+    /// The receipts applying each height produced (equal on every node, or state machine
+    /// safety fails first).
+    receipts: BTreeMap<Index, Vec<Receipt>>,
+    /// The membership each committed configuration entry put in force, from the genesis.
+    configs: BTreeMap<Index, Membership>,
+    /// Transactions some client sent.
+    sent: BTreeSet<Hash32>,
+    /// How many committed receipts took effect (charged a fee) for each transaction.
+    took_effect: BTreeMap<Hash32, u32>,
+    /// Transactions acknowledged to a client as committed: hash -> height.
+    acknowledged_txs: BTreeMap<Hash32, Index>,
+    /// The highest height acknowledged to a client.
     highest_acknowledged: Index,
 }
 
 impl Checker {
+    /// A checker for a cluster that starts in `genesis`.
+    pub fn new(genesis: Membership) -> Checker {
+        Checker {
+            leaders: BTreeMap::new(),
+            appended: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            applied: BTreeMap::new(),
+            receipts: BTreeMap::new(),
+            configs: BTreeMap::from([(0, genesis)]),
+            sent: BTreeSet::new(),
+            took_effect: BTreeMap::new(),
+            acknowledged_txs: BTreeMap::new(),
+            highest_acknowledged: 0,
+        }
+    }
+
     /// §5.2 Election Safety: at most one leader per term.
     pub fn on_leader(&mut self, term: Term, node: NodeId) -> Result<(), Violation> {
         match self.leaders.insert(term, node) {
@@ -158,13 +184,15 @@ impl Checker {
         Ok(())
     }
 
-    /// §5.4.3 State Machine Safety: every node applies the same entry at each index and
-    /// reaches the same state root.
+    /// §5.4.3 State Machine Safety: every node applies the same entry at each index,
+    /// reaches the same state root and produces the same receipts. The first time a height
+    /// is applied anywhere, its receipts are counted: no transaction takes effect twice.
     pub fn on_apply(
         &mut self,
         node: NodeId,
         entry: &LogEntry,
         root: Hash32,
+        receipts: &[Receipt],
     ) -> Result<(), Violation> {
         let record = (entry_digest(entry), root);
         if let Some(existing) = self.applied.insert(entry.index, record) {
@@ -182,14 +210,89 @@ impl Checker {
                     ),
                 ));
             }
-        }
-        if let Some(acked) = self.acknowledged.get(&entry.index) {
-            if *acked != record.0 {
+            if self.receipts.get(&entry.index).map(Vec::as_slice) != Some(receipts) {
                 return Err(violation(
-                    "no acknowledged proposal lost",
+                    "state machine safety (§5.4.3)",
+                    format!("{node:?} produced other receipts at index {}", entry.index),
+                ));
+            }
+            return Ok(());
+        }
+        // Applied means committed: the replies that follow in the same batch may rely on it.
+        self.committed
+            .entry(entry.index)
+            .or_insert((entry.term, record.0));
+        if let EntryData::Config(change) = &entry.data {
+            self.configs.insert(entry.index, change.membership());
+        }
+        for receipt in receipts {
+            let charged = receipt.fee > Amount::ZERO || receipt.status == TxStatus::Applied;
+            if !charged {
+                continue;
+            }
+            let count = self.took_effect.entry(receipt.tx_hash).or_default();
+            *count += 1;
+            if *count > 1 {
+                return Err(violation(
+                    "every transaction takes effect at most once",
                     format!(
-                        "{node:?} applied another entry at acknowledged index {}",
-                        entry.index
+                        "transaction {} took effect again at index {}",
+                        receipt.tx_hash, entry.index
+                    ),
+                ));
+            }
+        }
+        self.receipts.insert(entry.index, receipts.to_vec());
+        Ok(())
+    }
+
+    /// A client sent transaction `hash`.
+    pub fn on_sent(&mut self, hash: Hash32) {
+        self.sent.insert(hash);
+    }
+
+    /// `node` told a client its transaction committed at `height` with `receipt`: that is
+    /// the receipt the committed block produced there, and the transaction took effect
+    /// exactly once (or, refused by the ledger, not at all).
+    pub fn on_acknowledge_tx(
+        &mut self,
+        node: NodeId,
+        height: Index,
+        receipt: &Receipt,
+    ) -> Result<(), Violation> {
+        let committed = self.receipts.get(&height).and_then(|receipts| {
+            receipts.iter().find(|r| r.tx_hash == receipt.tx_hash)
+        });
+        if committed != Some(receipt) {
+            return Err(violation(
+                "receipts given to clients are the committed ones",
+                format!(
+                    "{node:?} acknowledged {} at height {height} with {receipt:?}; the committed block there holds {committed:?}",
+                    receipt.tx_hash
+                ),
+            ));
+        }
+        if !self.sent.contains(&receipt.tx_hash) {
+            return Err(violation(
+                "receipts given to clients are the committed ones",
+                format!("{node:?} acknowledged {} that no client sent", receipt.tx_hash),
+            ));
+        }
+        let charged = receipt.fee > Amount::ZERO || receipt.status == TxStatus::Applied;
+        let times = self.took_effect.get(&receipt.tx_hash).copied().unwrap_or(0);
+        if charged && times != 1 {
+            return Err(violation(
+                "every acknowledged transaction committed exactly once",
+                format!("{} took effect {times} times", receipt.tx_hash),
+            ));
+        }
+        if let Some(earlier) = self.acknowledged_txs.insert(receipt.tx_hash, height) {
+            if earlier != height {
+                return Err(violation(
+                    "every acknowledged transaction committed exactly once",
+                    format!(
+                        "{} acknowledged at height {earlier} and at {height}",
+                        receipt.tx_hash
                     ),
                 ));
             }
@@ -197,19 +300,58 @@ impl Checker {
         Ok(())
     }
 
-    /// A client was told its proposal at `index` committed.
-    pub fn on_acknowledge(&mut self, index: Index, digest: Hash32) -> Result<(), Violation> {
-        if let Some((applied, _)) = self.applied.get(&index) {
-            if *applied != digest {
+    /// No reply before the entry is durable on a quorum: when `node` acknowledges height
+    /// `height`, a weighted quorum of the configuration in force for that entry (the
+    /// newest committed configuration entry at or before it; both halves if joint) holds
+    /// it in durable storage. Joint consensus guarantees this for any configuration that
+    /// committed it later.
+    pub fn check_durable_on_quorum(
+        &mut self,
+        node: NodeId,
+        height: Index,
+        stores: &[(NodeId, &MemoryStore)],
+    ) -> Result<(), Violation> {
+        self.highest_acknowledged = self.highest_acknowledged.max(height);
+        let Some(&(term, _)) = self.committed.get(&height) else {
+            return Err(violation(
+                "no reply before the entry is durable on a quorum",
+                format!("{node:?} acknowledged height {height}, which no node has seen committed"),
+            ));
+        };
+        let membership = self
+            .configs
+            .range(..=height)
+            .next_back()
+            .map(|(_, m)| m.clone())
+            .expect("the genesis configuration is recorded");
+        let holders: BTreeSet<NodeId> = stores
+            .iter()
+            .filter(|(_, store)| store.holds(height, term))
+            .map(|(id, _)| *id)
+            .collect();
+        let halves = std::iter::once(&membership.incoming).chain(membership.outgoing.as_ref());
+        for config in halves {
+            let total: u64 = config.voters().map(|(_, weight)| weight).sum();
+            let durable: u64 = config
+                .voters()
+                .filter(|(id, _)| holders.contains(*id))
+                .map(|(_, weight)| weight)
+                .sum();
+            if durable * 2 <= total {
                 return Err(violation(
-                    "no acknowledged proposal lost",
-                    format!("index {index} acknowledged with an entry that was not applied there"),
+                    "no reply before the entry is durable on a quorum",
+                    format!(
+                        "{node:?} acknowledged height {height} while it is durable on weight {durable} of {total}"
+                    ),
                 ));
             }
         }
-        self.acknowledged.insert(index, digest);
-        self.highest_acknowledged = self.highest_acknowledged.max(index);
         Ok(())
+    }
+
+    /// Transactions that took effect.
+    pub fn transactions_committed(&self) -> u64 {
+        self.took_effect.len() as u64
     }
 
     /// The newest index acknowledged to a client so far.

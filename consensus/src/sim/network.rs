@@ -2,6 +2,40 @@
 //! symmetric or asymmetric partitions, all drawn from the run's seeded RNG.
 
 use crate::raft::{Message, NodeId};
+
+/// What travels between simulated nodes: Raft messages and forwarded transactions.
+#[derive(Clone, Debug)]
+pub enum SimMessage {
+    /// A Raft message.
+    Raft(Message),
+    /// A transaction a follower forwards to the leader.
+    Forward {
+        /// The follower.
+        from: NodeId,
+        /// The leader.
+        to: NodeId,
+        /// Canonical signed bytes.
+        tx: Vec<u8>,
+    },
+}
+
+impl SimMessage {
+    /// The sender.
+    pub fn from(&self) -> NodeId {
+        match self {
+            SimMessage::Raft(message) => message.from,
+            SimMessage::Forward { from, .. } => *from,
+        }
+    }
+
+    /// The receiver.
+    pub fn to(&self) -> NodeId {
+        match self {
+            SimMessage::Raft(message) => message.to,
+            SimMessage::Forward { to, .. } => *to,
+        }
+    }
+}
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,7 +66,7 @@ impl NetworkFaults {
 /// Messages in flight, ordered by delivery time then send order.
 #[derive(Debug)]
 pub struct Network {
-    in_flight: BTreeMap<(u64, u64), Message>,
+    in_flight: BTreeMap<(u64, u64), SimMessage>,
     sequence: u64,
     /// Directed links that drop everything: (from, to).
     blocked: BTreeSet<(NodeId, NodeId)>,
@@ -62,9 +96,9 @@ impl Network {
     }
 
     /// Sends `message` at `now`.
-    pub fn send(&mut self, rng: &mut ChaCha8Rng, now: u64, message: Message) {
+    pub fn send(&mut self, rng: &mut ChaCha8Rng, now: u64, message: SimMessage) {
         self.sent += 1;
-        if self.blocked.contains(&(message.from, message.to))
+        if self.blocked.contains(&(message.from(), message.to()))
             || rng.random_range(0..1000) < self.faults.loss_per_mille
             || self.in_flight.len() >= MAX_IN_FLIGHT
         {
@@ -85,7 +119,7 @@ impl Network {
     }
 
     /// Takes every message due at or before `now`, in delivery order.
-    pub fn due(&mut self, now: u64) -> Vec<Message> {
+    pub fn due(&mut self, now: u64) -> Vec<SimMessage> {
         let later = self.in_flight.split_off(&(now + 1, 0));
         std::mem::replace(&mut self.in_flight, later)
             .into_values()

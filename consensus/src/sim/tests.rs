@@ -167,7 +167,6 @@ fn skipping_the_log_consistency_check_is_caught() {
 fn the_highest_weight_voter_leads_most_of_the_time() {
     let reports = run_seeds(2_000, 10, |o| {
         o.faults = false;
-        o.config_changes = false;
         o.distinct_weights = true;
         o.safety_ticks = 5_000;
     })

@@ -1,36 +1,52 @@
 //! The simulated cluster. One seed drives everything: the node count and weights, the
-//! network's delays and faults, partitions, crashes (which lose what a `Ready` had not made
-//! durable), clock skew, configuration changes, snapshots, client proposals and reads.
-//! A safety phase with faults is followed by a liveness phase with faults healed, which
-//! must converge within a bound.
+//! network's delays and faults, partitions, crashes, the disk (slow writes, a crash that
+//! keeps only a prefix of a batch's writes, a failed fsync), clock skew, clients that
+//! submit transactions and wait for their commit, and linearizable reads. Every node is
+//! the real [`Replica`] — the same code `agora-node` runs — and the world carries out its
+//! [`Actions`] as the node's shell does, against simulated storage and network. A safety
+//! phase with faults is followed by a liveness phase with faults healed, which must
+//! converge within a bound.
 
-use crate::app::LedgerApp;
 use crate::raft::{
-    Config, Index, LogEntry, Member, Membership, Message, MessageBody, MlDsaVotes, NodeId, Raft,
-    RaftConfig, Role, Snapshot, SnapshotMeta, StubVotes, VoteCrypto,
+    LogEntry, Membership, Message, MessageBody, MlDsaVotes, NodeId, RaftConfig, Role, StubVotes,
+    VoteCrypto,
 };
-use crate::sim::checker::{entry_digest, Checker, Violation};
-use crate::sim::network::{Network, NetworkFaults};
+use crate::replica::{
+    genesis_snapshot, Actions, Answer, Notice, Query, Replica, ReplicaConfig, ReplicaParts,
+    Request, RequestId, Write,
+};
+use crate::sim::checker::{Checker, Violation};
+use crate::sim::network::{Network, NetworkFaults, SimMessage};
 use crate::sim::{SimOptions, SimReport};
 use crate::storage::memory::MemoryStore;
+use agora_api::{ApiError, Consistency, SubmitStatus};
 use agora_core::encoding::Canonical;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
-use agora_core::tx::{Action, Sender, Transaction};
+use agora_core::tx::{tx_hash, Action, Sender, Transaction};
 use agora_core::vectors::seeded_key;
 use agora_core::{AccountId, Amount, Hash32, KeyKind, Ledger, Params, SecretKey};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha3::{Digest, Sha3_256};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Entries between local snapshots (small, so snapshots and compaction happen often).
 const SNAPSHOT_INTERVAL_ENTRIES: u64 = 150;
 /// A term no honest node reaches in a run; the outsider uses it.
 const OUTSIDER_TERM: u64 = 1_000_000;
+/// Client accounts, each with at most one transaction outstanding.
+const CLIENTS: usize = 4;
+/// Inputs a node whose disk is busy buffers, at most (a full channel in the shell).
+const MAX_INBOX: usize = 4_096;
 
-type Core = Raft<Box<dyn VoteCrypto>>;
+type SimReplica = Replica<Box<dyn VoteCrypto>>;
+
+/// What reaches a node.
+enum Input {
+    Message(SimMessage),
+    Request(RequestId, Request),
+}
 
 struct SimNode {
     id: NodeId,
@@ -38,18 +54,32 @@ struct SimNode {
     public_key: Vec<u8>,
     clock_rate_percent: u64,
     local_ticks: u64,
-    raft: Option<Core>,
-    app: Option<LedgerApp>,
+    replica: Option<SimReplica>,
+    /// What survives a crash.
     store: MemoryStore,
+    /// A batch whose writes the disk is still carrying out, and when it finishes.
+    disk: Option<(u64, Actions)>,
+    /// Inputs that arrived while the disk was busy.
+    inbox: VecDeque<Input>,
     restart_at: u64,
-    incarnation: u64,
     last_term: u64,
-    last_commit: Index,
+    last_commit: u64,
     led_term: Option<u64>,
-    /// This incarnation's own proposals awaiting apply: index -> digest.
-    proposals: BTreeMap<Index, Hash32>,
-    /// Read states received, awaiting apply: (read id, index).
-    reads: Vec<(u64, Index)>,
+}
+
+/// What a client asked and is waiting for.
+enum Outstanding {
+    Submit {
+        client: usize,
+        tx_hash: Hash32,
+    },
+    Replay {
+        client: usize,
+    },
+    Read {
+        /// The highest height acknowledged to any client before the read began.
+        acknowledged_before: u64,
+    },
 }
 
 pub(crate) struct World {
@@ -60,15 +90,18 @@ pub(crate) struct World {
     network: Network,
     checker: Checker,
     genesis_ledger: Ledger,
-    client: SecretKey,
-    reads: BTreeMap<u64, Index>,
-    next_read_id: u64,
+    clients: Vec<SecretKey>,
+    /// Clients with a submission outstanding.
+    busy_clients: Vec<bool>,
+    outstanding: BTreeMap<RequestId, Outstanding>,
+    next_request: RequestId,
     trace: Sha3_256,
     faults_on: bool,
     outsider: SecretKey,
     next_partition_change: u64,
-    next_config_change: u64,
     lease_reads: bool,
+    /// The latest acknowledgement of a commit to a client: (tick, height).
+    latest_ack: Option<(u64, u64)>,
     pub(crate) report: SimReport,
 }
 
@@ -80,28 +113,30 @@ impl World {
     pub(crate) fn new(opts: SimOptions) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
         let count = opts.node_count.unwrap_or_else(|| rng.random_range(3..=7));
-        let mut weights: Vec<u64> = if opts.distinct_weights {
+        let weights: Vec<u64> = if opts.distinct_weights {
             let mut w: Vec<u64> = (1..=count as u64).map(|i| i * 10).collect();
             w.shuffle(&mut rng);
             w
         } else {
             (0..count).map(|_| rng.random_range(1..=10)).collect()
         };
-        if weights.iter().all(|w| *w == 0) {
-            weights[0] = 1;
-        }
         let keys: Vec<SecretKey> = (0..count)
             .map(|i| seeded_key(KeyKind::MlDsa44, &format!("sim-{}-{i}", opts.seed)))
             .collect();
-        let client = seeded_key(KeyKind::MlDsa44, &format!("sim-client-{}", opts.seed));
+        let clients: Vec<SecretKey> = (0..CLIENTS)
+            .map(|i| seeded_key(KeyKind::MlDsa44, &format!("sim-client-{}-{i}", opts.seed)))
+            .collect();
         let genesis = Genesis {
             chain_name: format!("agora-sim-{}", opts.seed),
             params: Params::default(),
-            accounts: vec![GenesisAccount {
-                account: AccountId::from_public_key(client.public_key()),
-                balance: Amount(1 << 60),
-                staked: Amount::ZERO,
-            }],
+            accounts: clients
+                .iter()
+                .map(|client| GenesisAccount {
+                    account: AccountId::from_public_key(client.public_key()),
+                    balance: Amount(1 << 60),
+                    staked: Amount::ZERO,
+                })
+                .collect(),
             validators: keys
                 .iter()
                 .zip(&weights)
@@ -116,30 +151,6 @@ impl World {
         .normalized()
         .expect("simulated genesis is valid");
         let genesis_ledger = Ledger::from_genesis(&genesis);
-        let config = Config {
-            members: keys
-                .iter()
-                .zip(&weights)
-                .map(|(k, w)| {
-                    (
-                        AccountId::from_public_key(k.public_key()),
-                        Member {
-                            weight: *w,
-                            public_key: borsh::to_vec(k.public_key()).unwrap(),
-                        },
-                    )
-                })
-                .collect(),
-        };
-        let genesis_snapshot = Snapshot {
-            meta: SnapshotMeta {
-                index: 0,
-                term: 0,
-                membership: Membership::single(config),
-                state_root: genesis_ledger.state_root().0,
-            },
-            data: Arc::new(Vec::new()),
-        };
         let faults = if opts.faults {
             let max_delay = rng.random_range(1..=8);
             NetworkFaults {
@@ -151,6 +162,7 @@ impl World {
         } else {
             NetworkFaults::HEALTHY
         };
+        let start = genesis_snapshot(&genesis_ledger);
         let nodes = keys
             .into_iter()
             .map(|key| SimNode {
@@ -162,16 +174,14 @@ impl World {
                     100
                 },
                 local_ticks: 0,
-                raft: None,
-                app: None,
-                store: MemoryStore::new(genesis_snapshot.clone()),
+                replica: None,
+                store: MemoryStore::new(start.clone()),
+                disk: None,
+                inbox: VecDeque::new(),
                 restart_at: 0,
-                incarnation: 0,
                 last_term: 0,
                 last_commit: 0,
                 led_term: None,
-                proposals: BTreeMap::new(),
-                reads: Vec::new(),
                 key,
             })
             .collect();
@@ -186,17 +196,18 @@ impl World {
             now: 0,
             nodes,
             network: Network::new(faults),
-            checker: Checker::default(),
+            checker: Checker::new(Membership::single(start.meta.membership.incoming.clone())),
             genesis_ledger,
-            client,
-            reads: BTreeMap::new(),
-            next_read_id: 0,
+            busy_clients: vec![false; clients.len()],
+            clients,
+            outstanding: BTreeMap::new(),
+            next_request: 0,
             trace: Sha3_256::new(),
             faults_on: opts.faults,
             outsider: seeded_key(KeyKind::MlDsa44, "sim-outsider"),
             next_partition_change: 300,
-            next_config_change: 1_000,
             lease_reads,
+            latest_ack: None,
             report,
             opts,
         };
@@ -206,51 +217,79 @@ impl World {
         world
     }
 
-    fn raft_config(&self, id: NodeId) -> RaftConfig {
-        let mut cfg = RaftConfig::new(id);
-        cfg.lease_reads = self.lease_reads;
-        cfg.snapshot_chunk_bytes = 4 << 10;
-        cfg.election_noop = self.opts.election_noop;
-        #[cfg(any(test, feature = "inject-bugs"))]
-        {
-            cfg.bugs = self.opts.bugs;
+    fn replica_config(&self) -> ReplicaConfig {
+        ReplicaConfig {
+            snapshot_interval_entries: SNAPSHOT_INTERVAL_ENTRIES,
+            mempool_capacity: 1_000,
+            max_block_txs: 64,
+            max_block_bytes: 1 << 20,
+            max_uncommitted_blocks: 8,
+            max_commit_waiters: 1_000,
+            max_pending_reads: 1_000,
+            max_replay_waiters: 1_000,
+            read_timeout_ticks: 200,
+            resend_interval_ticks: 40,
+            // Long enough that no client gives up within a run: a submission still waiting
+            // when the cluster has healed is a bug the liveness phase reports.
+            commit_wait_limit_ticks: 1_000_000,
+            empty_block_interval_ticks: Some(15),
+            replay: false,
         }
-        cfg
     }
 
+    /// Starts (or restarts) node `i` from what its storage holds, as `agora-node` does.
     fn start(&mut self, i: usize) {
-        let seed = self.rng.random::<u64>();
-        let cfg = self.raft_config(self.nodes[i].id);
+        let seed: [u8; 32] = self.rng.random();
+        let mut raft = RaftConfig::new(self.nodes[i].id);
+        raft.lease_reads = self.lease_reads;
+        raft.snapshot_chunk_bytes = 4 << 10;
+        raft.max_apply_batch_bytes = 64 << 10;
+        #[cfg(any(test, feature = "inject-bugs"))]
+        {
+            raft.bugs = self.opts.bugs;
+        }
+        let config = ReplicaConfig {
+            replay: !self.opts.election_noop,
+            ..self.replica_config()
+        };
         let node = &mut self.nodes[i];
         let crypto: Box<dyn VoteCrypto> = if self.opts.real_crypto {
             Box::new(MlDsaVotes::new(node.key.clone()))
         } else {
             Box::new(StubVotes::new(node.public_key.clone()))
         };
-        let recovered = node.store.recover();
-        let snapshot = node.store.snapshot().expect("genesis at least").clone();
-        let ledger = if snapshot.meta.index == 0 {
-            self.genesis_ledger.clone()
-        } else {
-            Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root))
-                .expect("a durable snapshot restores")
+        let replica = Replica::new(ReplicaParts {
+            raft,
+            config,
+            key: node.key.clone(),
+            crypto,
+            genesis: self.genesis_ledger.clone(),
+            recovered: node.store.recover(),
+            seed,
+        })
+        .expect("a durable snapshot restores");
+        #[cfg(any(test, feature = "inject-bugs"))]
+        let replica = {
+            let mut replica = replica;
+            replica.inject_bugs(self.opts.replica_bugs);
+            replica
         };
-        let raft = Raft::restart(cfg, crypto, seed, recovered);
-        node.last_term = raft.term();
-        node.last_commit = raft.commit_index();
-        node.raft = Some(raft);
-        node.app = Some(LedgerApp::new(ledger));
-        node.incarnation += 1;
+        node.last_term = replica.raft().term();
+        node.last_commit = replica.raft().commit_index();
+        node.replica = Some(replica);
         node.led_term = None;
-        node.proposals.clear();
-        node.reads.clear();
+        node.disk = None;
+        node.inbox.clear();
     }
 
+    /// Node `i` stops: whatever its disk had not finished is lost, and so is everything
+    /// in memory.
     fn crash(&mut self, i: usize) {
         let downtime = self.rng.random_range(20..=400);
         let node = &mut self.nodes[i];
-        node.raft = None;
-        node.app = None;
+        node.replica = None;
+        node.disk = None;
+        node.inbox.clear();
         node.restart_at = self.now + downtime;
         self.report.crashes += 1;
     }
@@ -269,184 +308,202 @@ impl World {
     }
 
     fn step(&mut self) -> Result<(), Violation> {
-        // Clocks: each node ticks at its own rate (skew).
+        // Clocks: each node ticks at its own rate (skew); a node waiting on its disk does
+        // not tick (the shell's loop is inside the write).
         for i in 0..self.nodes.len() {
             let target = self.now * self.nodes[i].clock_rate_percent / 100;
             let node = &mut self.nodes[i];
-            if let Some(raft) = node.raft.as_mut() {
-                while node.local_ticks < target {
-                    node.local_ticks += 1;
-                    raft.tick();
+            match node.replica.as_mut() {
+                Some(replica) if node.disk.is_none() => {
+                    while node.local_ticks < target {
+                        node.local_ticks += 1;
+                        replica.tick();
+                    }
                 }
-            } else {
-                node.local_ticks = target;
+                _ => node.local_ticks = target,
             }
         }
         for message in self.network.due(self.now) {
-            let Some(i) = self.nodes.iter().position(|n| n.id == message.to) else {
+            let Some(i) = self.nodes.iter().position(|n| n.id == message.to()) else {
                 continue;
             };
-            if let Some(raft) = self.nodes[i].raft.as_mut() {
-                self.trace.update(self.now.to_le_bytes());
-                self.trace.update(message.signing_bytes());
-                raft.step(message);
+            self.trace.update(self.now.to_le_bytes());
+            if let SimMessage::Raft(raft) = &message {
+                self.trace.update(raft.signing_bytes());
             }
+            self.input(i, Input::Message(message));
         }
-        self.clients()?;
+        self.clients();
         for i in 0..self.nodes.len() {
-            self.drain_ready(i)?;
+            self.drain(i)?;
             self.check_node(i)?;
         }
         if self.now % 10 == 0 {
             let logs: Vec<(NodeId, &crate::raft::log::RaftLog)> = self
                 .nodes
                 .iter()
-                .filter_map(|n| n.raft.as_ref().map(|r| (n.id, r.log())))
+                .filter_map(|n| n.replica.as_ref().map(|r| (n.id, r.raft().log())))
                 .collect();
             self.checker.check_log_prefixes(&logs)?;
         }
         Ok(())
     }
 
-    fn drain_ready(&mut self, i: usize) -> Result<(), Violation> {
-        for _ in 0..8 {
-            let Some(raft) = self.nodes[i].raft.as_mut() else {
+    /// Hands an input to node `i`, or buffers it while its disk is busy.
+    fn input(&mut self, i: usize, input: Input) {
+        let node = &mut self.nodes[i];
+        let Some(replica) = node.replica.as_mut() else {
+            return;
+        };
+        if node.disk.is_some() {
+            if node.inbox.len() < MAX_INBOX {
+                node.inbox.push_back(input);
+            }
+            return;
+        }
+        match input {
+            Input::Message(SimMessage::Raft(message)) => replica.receive(message),
+            Input::Message(SimMessage::Forward { tx, .. }) => {
+                // The shell numbers a forward like any request; its answer goes back to
+                // the follower, which only logs it.
+                let id = self.next_request;
+                self.next_request += 1;
+                replica.request(id, Request::Submit { bytes: tx, wait: false });
+            }
+            Input::Request(id, request) => replica.request(id, request),
+        }
+    }
+
+    /// Takes node `i`'s actions and starts carrying them out: at once, or after a slow
+    /// write.
+    fn drain(&mut self, i: usize) -> Result<(), Violation> {
+        if self.nodes[i].replica.is_none() {
+            return Ok(());
+        }
+        if let Some((done, _)) = &self.nodes[i].disk {
+            if *done > self.now {
                 return Ok(());
-            };
-            if !raft.has_ready() {
-                break;
             }
-            let ready = raft.ready();
-            // A crash in the middle of handling a Ready: before the sync nothing is durable
-            // and nothing was sent; after it, the messages may still be lost.
-            let crash_point = if self.faults_on && self.rng.random_range(0..20_000) == 0 {
-                Some(self.rng.random_bool(0.5))
-            } else {
-                None
-            };
-            if crash_point == Some(false) {
-                self.crash(i);
-                return Ok(());
+            let (_, actions) = self.nodes[i].disk.take().expect("checked");
+            self.complete(i, actions)?;
+            // What arrived meanwhile goes in now.
+            let inbox = std::mem::take(&mut self.nodes[i].inbox);
+            for input in inbox {
+                self.input(i, input);
             }
-            let id = self.nodes[i].id;
-            let node = &mut self.nodes[i];
-            if let Some(snapshot) = &ready.snapshot {
-                node.store.save_snapshot(snapshot.clone());
-            }
-            if let Some(hard_state) = ready.hard_state {
-                node.store.save_hard_state(hard_state);
-            }
-            node.store
-                .append(&ready.entries)
-                .expect("the core hands out contiguous entries");
-            self.checker.on_append(id, &ready.entries)?;
-            if crash_point == Some(true) {
-                self.crash(i);
-                return Ok(());
-            }
-            for message in &ready.messages {
-                self.send(message.clone());
-            }
-            if let Some(snapshot) = &ready.snapshot {
-                let ledger = Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root))
-                    .map_err(|e| {
-                        fail(
-                            "snapshot root checked before install",
-                            format!("{id:?}: {e}"),
-                        )
-                    })?;
-                self.nodes[i].app = Some(LedgerApp::new(ledger));
+        }
+        let id = self.nodes[i].id;
+        let Some(replica) = self.nodes[i].replica.as_mut() else {
+            return Ok(());
+        };
+        let actions = replica.actions().map_err(|halt| {
+            fail("the ledger never halts on committed entries", format!("{id:?}: {halt}"))
+        })?;
+        if actions.is_empty() {
+            return Ok(());
+        }
+        let slow = self.faults_on && !actions.writes.is_empty() && self.rng.random_range(0..25) == 0;
+        if slow {
+            let done = self.now + self.rng.random_range(1..=15);
+            self.nodes[i].disk = Some((done, actions));
+            return Ok(());
+        }
+        self.complete(i, actions)
+    }
+
+    /// Carries out `actions` as the shell does: writes, then messages, then replies.
+    fn complete(&mut self, i: usize, actions: Actions) -> Result<(), Violation> {
+        let Actions {
+            writes,
+            messages,
+            forwards,
+            replies,
+            jobs,
+            peers: _,
+            notices,
+        } = actions;
+        // A crash in the middle of the writes keeps a prefix of them (a torn batch), a
+        // failed fsync stops the node the same way; a crash after them loses the sends.
+        let roll = if self.faults_on {
+            self.rng.random_range(0..20_000)
+        } else {
+            u32::MAX
+        };
+        let kept = if roll < 2 {
+            self.rng.random_range(0..=writes.len())
+        } else {
+            writes.len()
+        };
+        for write in &writes[..kept] {
+            self.persist(i, write)?;
+        }
+        if roll < 3 {
+            self.crash(i);
+            return Ok(());
+        }
+        let id = self.nodes[i].id;
+        for message in messages {
+            self.send(SimMessage::Raft(message));
+        }
+        for (leader, tx) in forwards {
+            self.send(SimMessage::Forward {
+                from: id,
+                to: leader,
+                tx,
+            });
+        }
+        for (request, result) in replies {
+            self.on_reply(i, request, result)?;
+        }
+        for (request, _) in jobs {
+            // No archive reads in the simulator: a past-height proof is refused as busy.
+            self.on_reply(i, request, Err(ApiError::busy("no archive here")))?;
+        }
+        for notice in notices {
+            if let Notice::SnapshotInstalled { .. } = notice {
                 self.report.snapshots_installed += 1;
             }
-            for entry in &ready.committed_entries {
-                self.apply(i, entry)?;
-            }
-            let node = &mut self.nodes[i];
-            for read in &ready.read_states {
-                let read_id =
-                    u64::from_le_bytes(read.context.as_slice().try_into().expect("8-byte context"));
-                node.reads.push((read_id, read.index));
-            }
-            let raft = node.raft.as_mut().expect("alive");
-            raft.advance(ready);
-            self.serve_reads(i)?;
-            self.after_advance(i)?;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, i: usize, entry: &LogEntry) -> Result<(), Violation> {
-        let node = &mut self.nodes[i];
-        let id = node.id;
-        let app = node.app.as_mut().expect("alive");
-        let root = app.apply(entry).map_err(|halt| {
-            fail(
-                "ledger did not halt",
-                format!("{id:?} halted at index {}: {halt}", entry.index),
-            )
-        })?;
-        self.trace.update(entry.index.to_le_bytes());
-        self.trace.update(root.0);
-        self.checker.on_apply(id, entry, root)?;
-        let digest = entry_digest(entry);
-        if self.nodes[i].proposals.remove(&entry.index) == Some(digest) {
-            self.checker.on_acknowledge(entry.index, digest)?;
-            self.report.acknowledged += 1;
-        }
-        Ok(())
-    }
-
-    fn serve_reads(&mut self, i: usize) -> Result<(), Violation> {
-        let node = &mut self.nodes[i];
-        let applied = node.raft.as_ref().map_or(0, |r| r.applied_index());
-        let (ready, waiting): (Vec<_>, Vec<_>) = node
-            .reads
-            .drain(..)
-            .partition(|(_, index)| *index <= applied);
-        node.reads = waiting;
-        let id = node.id;
-        for (read_id, index) in ready {
-            if let Some(acknowledged) = self.reads.remove(&read_id) {
-                self.checker.on_read_served(id, index, acknowledged)?;
-                self.report.reads_served += 1;
+            if let Notice::Reconfiguring { .. } = notice {
+                self.report.config_changes += 1;
             }
         }
         Ok(())
     }
 
-    fn after_advance(&mut self, i: usize) -> Result<(), Violation> {
-        let node = &mut self.nodes[i];
-        let raft = node.raft.as_mut().expect("alive");
-        let commit = raft.commit_index();
-        if commit > node.last_commit {
-            self.checker
-                .on_commit(node.id, raft.log(), node.last_commit + 1, commit)?;
+    fn persist(&mut self, i: usize, write: &Write) -> Result<(), Violation> {
+        let id = self.nodes[i].id;
+        match write {
+            Write::Log {
+                hard_state,
+                snapshot,
+                entries,
+            } => {
+                self.nodes[i]
+                    .store
+                    .save_now(*hard_state, snapshot.as_ref(), entries)
+                    .expect("the replica hands out writes that continue the stored log");
+                self.checker.on_append(id, entries)
+            }
+            Write::Archive {
+                entry,
+                receipts,
+                state_root,
+            } => {
+                self.trace.update(entry.index.to_le_bytes());
+                self.trace.update(state_root.0);
+                self.checker.on_apply(id, entry, *state_root, receipts)
+            }
         }
-        let applied = raft.applied_index();
-        if applied >= raft.log().snapshot().index + SNAPSHOT_INTERVAL_ENTRIES {
-            let ledger = node.app.as_ref().expect("alive").ledger();
-            assert_eq!(
-                ledger.height(),
-                applied,
-                "the ledger has applied what Raft handed out"
-            );
-            raft.compact(
-                applied,
-                ledger.state_root().0,
-                ledger.snapshot().to_canonical_bytes(),
-            );
-            node.store
-                .save_snapshot(raft.latest_snapshot().expect("just taken").clone());
-        }
-        Ok(())
     }
 
-    fn send(&mut self, mut message: Message) {
-        if self.faults_on && message.body.is_vote() && self.rng.random_range(0..200) == 0 {
-            // A corrupted or forged vote must be dropped by its receiver.
-            match message.signature.first_mut() {
-                Some(byte) => *byte ^= 0x55,
-                None => message.signature.push(1),
+    fn send(&mut self, mut message: SimMessage) {
+        if let SimMessage::Raft(raft) = &mut message {
+            if self.faults_on && raft.body.is_vote() && self.rng.random_range(0..200) == 0 {
+                // A corrupted or forged vote must be dropped by its receiver.
+                match raft.signature.first_mut() {
+                    Some(byte) => *byte ^= 0x55,
+                    None => raft.signature.push(1),
+                }
             }
         }
         self.network.send(&mut self.rng, self.now, message);
@@ -454,9 +511,10 @@ impl World {
 
     fn check_node(&mut self, i: usize) -> Result<(), Violation> {
         let node = &mut self.nodes[i];
-        let Some(raft) = node.raft.as_ref() else {
+        let Some(replica) = node.replica.as_ref() else {
             return Ok(());
         };
+        let raft = replica.raft();
         Checker::check_monotonic(node.id, "term", node.last_term, raft.term())?;
         Checker::check_monotonic(
             node.id,
@@ -469,6 +527,14 @@ impl World {
                 "outsiders cannot influence consensus",
                 format!("{:?} adopted the outsider's term", node.id),
             ));
+        }
+        if raft.commit_index() > node.last_commit {
+            self.checker.on_commit(
+                node.id,
+                raft.log(),
+                node.last_commit + 1,
+                raft.commit_index(),
+            )?;
         }
         node.last_term = raft.term();
         node.last_commit = raft.commit_index();
@@ -483,57 +549,76 @@ impl World {
             self.trace.update(term.to_le_bytes());
         }
         if raft.role() == Role::Leader && self.now % 50 == 0 {
-            Checker::check_single_config_change(node.id, raft.log())?;
+            crate::sim::checker::Checker::check_single_config_change(node.id, raft.log())?;
         }
         Ok(())
     }
 
     // ---- clients --------------------------------------------------------------------
 
-    fn clients(&mut self) -> Result<(), Violation> {
-        if self.rng.random_range(0..8) == 0 {
+    fn clients(&mut self) {
+        if self.rng.random_range(0..4) == 0 {
+            let client = self.rng.random_range(0..self.clients.len());
             let i = self.rng.random_range(0..self.nodes.len());
-            self.propose_block(i);
+            if !self.busy_clients[client] {
+                self.submit(client, i);
+            }
         }
         if self.rng.random_range(0..10) == 0 {
             let i = self.rng.random_range(0..self.nodes.len());
             self.read(i);
         }
-        Ok(())
     }
 
-    fn propose_block(&mut self, i: usize) -> Option<Index> {
-        let with_tx = self.rng.random_range(0..4) == 0;
-        let randomness = self.rng.random::<[u8; 32]>();
-        let node = &self.nodes[i];
-        let (raft, app) = (node.raft.as_ref()?, node.app.as_ref()?);
-        let index = raft.next_proposal_index()?;
-        let txs = if with_tx {
-            vec![self.client_transfer(app.ledger(), randomness)]
-        } else {
-            vec![]
-        };
-        let payload = app.build_block(raft.log(), index, &node.key, txs, randomness)?;
-        let node = &mut self.nodes[i];
-        let raft = node.raft.as_mut()?;
-        let term = raft.term();
-        let index = raft.propose(payload.clone()).ok()?;
-        let entry = LogEntry {
-            index,
-            term,
-            data: crate::raft::EntryData::Normal(payload),
-        };
-        node.proposals.insert(index, entry_digest(&entry));
-        Some(index)
+    fn next_request(&mut self) -> RequestId {
+        let id = self.next_request;
+        self.next_request += 1;
+        id
     }
 
-    fn client_transfer(&self, ledger: &Ledger, randomness: [u8; 32]) -> Vec<u8> {
-        let id = AccountId::from_public_key(self.client.public_key());
+    /// Client `client` signs a transfer with the nonce node `i` believes is next and
+    /// submits it there, waiting for the commit.
+    fn submit(&mut self, client: usize, i: usize) {
+        let Some(replica) = self.nodes[i].replica.as_ref() else {
+            return;
+        };
+        if !self.opts.election_noop {
+            // A replay cluster takes no transactions: the client appends a no-op at the
+            // node's next index, as `agora vectors check --node` appends a vector's.
+            let entry = agora_core::block::Entry {
+                index: replica.raft().last_index() + 1,
+                term: 0,
+                payload: agora_core::block::EntryPayload::Noop,
+            };
+            let id = self.next_request();
+            self.outstanding.insert(id, Outstanding::Replay { client });
+            self.busy_clients[client] = true;
+            self.input(i, Input::Request(id, Request::Replay { entry }));
+            return;
+        }
+        let randomness: [u8; 32] = self.rng.random();
+        let bytes = self.client_transfer(client, replica.ledger(), randomness);
+        let id = self.next_request();
+        self.outstanding.insert(
+            id,
+            Outstanding::Submit {
+                client,
+                tx_hash: tx_hash(&bytes),
+            },
+        );
+        self.busy_clients[client] = true;
+        self.checker.on_sent(tx_hash(&bytes));
+        self.input(i, Input::Request(id, Request::Submit { bytes, wait: true }));
+    }
+
+    fn client_transfer(&self, client: usize, ledger: &Ledger, randomness: [u8; 32]) -> Vec<u8> {
+        let key = &self.clients[client];
+        let id = AccountId::from_public_key(key.public_key());
         let state = ledger.state();
         let sender = if state.account_keys.contains_key(&id) {
             Sender::Account(id)
         } else {
-            Sender::Register(self.client.public_key().clone())
+            Sender::Register(key.public_key().clone())
         };
         let nonce = state.accounts.get(&id).map_or(0, |a| a.nonce);
         let to = AccountId(Hash32([(randomness[0] % 16) + 1; 32]));
@@ -546,20 +631,82 @@ impl World {
                 amount: Amount(1),
             },
         }
-        .sign(&self.client, randomness)
+        .sign(key, randomness)
         .to_canonical_bytes()
     }
 
     fn read(&mut self, i: usize) {
-        let read_id = self.next_read_id;
-        let acknowledged = self.checker.highest_acknowledged();
-        let Some(raft) = self.nodes[i].raft.as_mut() else {
-            return;
+        let id = self.next_request();
+        let acknowledged_before = self.checker.highest_acknowledged();
+        self.outstanding
+            .insert(id, Outstanding::Read { acknowledged_before });
+        let account = AccountId::from_public_key(self.clients[0].public_key());
+        let request = Request::Query {
+            query: Query::Account(account),
+            consistency: Consistency::Linearizable,
         };
-        if raft.read_index(read_id.to_le_bytes().to_vec()).is_ok() {
-            self.next_read_id += 1;
-            self.reads.insert(read_id, acknowledged);
+        self.input(i, Input::Request(id, request));
+    }
+
+    /// A node answered a client: the checkers look at what it promised.
+    fn on_reply(
+        &mut self,
+        i: usize,
+        request: RequestId,
+        result: Result<Answer, ApiError>,
+    ) -> Result<(), Violation> {
+        let Some(outstanding) = self.outstanding.remove(&request) else {
+            // A forwarded transaction's answer goes to the follower, which only logs it.
+            return Ok(());
+        };
+        let id = self.nodes[i].id;
+        match (outstanding, result) {
+            (Outstanding::Submit { client, tx_hash }, Ok(Answer::Submitted(submitted))) => {
+                self.busy_clients[client] = false;
+                if submitted.status != SubmitStatus::Committed {
+                    return Err(fail(
+                        "a waiting client is answered with the commit",
+                        format!("{id:?} answered {submitted:?}"),
+                    ));
+                }
+                let height = submitted.height.unwrap_or(0);
+                let receipt = submitted.receipt.unwrap_or_else(|| {
+                    panic!("a committed answer carries its receipt ({id:?})")
+                });
+                if receipt.tx_hash != tx_hash {
+                    return Err(fail(
+                        "receipts given to clients are the committed ones",
+                        format!("{id:?} answered a submission with another transaction's receipt"),
+                    ));
+                }
+                self.checker.on_acknowledge_tx(id, height, &receipt)?;
+                self.acknowledged(id, height)?;
+            }
+            (Outstanding::Submit { client, .. }, _) => self.busy_clients[client] = false,
+            (Outstanding::Replay { client }, Ok(Answer::Replayed(replayed))) => {
+                self.busy_clients[client] = false;
+                self.acknowledged(id, replayed.index)?;
+            }
+            (Outstanding::Replay { client }, _) => self.busy_clients[client] = false,
+            (Outstanding::Read { acknowledged_before }, Ok(Answer::Account(account))) => {
+                self.checker
+                    .on_read_served(id, account.at.height, acknowledged_before)?;
+                self.report.reads_served += 1;
+            }
+            (Outstanding::Read { .. }, _) => {}
         }
+        Ok(())
+    }
+
+    /// Node `id` told a client that height `height` committed: it must be durable on a
+    /// quorum of the configuration that committed it.
+    fn acknowledged(&mut self, id: NodeId, height: u64) -> Result<(), Violation> {
+        let stores: Vec<(NodeId, &MemoryStore)> =
+            self.nodes.iter().map(|n| (n.id, &n.store)).collect();
+        self.checker.check_durable_on_quorum(id, height, &stores)?;
+        self.latest_ack = Some((self.now, height));
+        self.report.acknowledged += 1;
+        Ok(())
     }
 
     // ---- faults ---------------------------------------------------------------------
@@ -567,23 +714,19 @@ impl World {
     fn inject_faults(&mut self) {
         let count = self.nodes.len();
         for i in 0..count {
-            if self.nodes[i].raft.is_none() && self.now >= self.nodes[i].restart_at {
+            if self.nodes[i].replica.is_none() && self.now >= self.nodes[i].restart_at {
                 self.start(i);
             }
         }
         if self.rng.random_range(0..1_500) == 0 {
             let i = self.rng.random_range(0..count);
-            if self.nodes[i].raft.is_some() {
+            if self.nodes[i].replica.is_some() {
                 self.crash(i);
             }
         }
         if self.now >= self.next_partition_change {
             self.next_partition_change = self.now + self.rng.random_range(200..=1_500);
             self.change_partitions();
-        }
-        if self.now >= self.next_config_change && self.opts.config_changes {
-            self.next_config_change = self.now + self.rng.random_range(500..=2_000);
-            self.change_config();
         }
         if self.rng.random_range(0..2_000) == 0 {
             self.outsider_attack();
@@ -612,56 +755,6 @@ impl World {
         self.report.partitions += 1;
     }
 
-    /// Reweights the current members (some become learners) and sometimes removes one.
-    /// A removed node is never re-added under the same id (see `Raft::propose_config`).
-    fn change_config(&mut self) {
-        let Some(leader) = self
-            .nodes
-            .iter()
-            .position(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader))
-        else {
-            return;
-        };
-        let current = self.nodes[leader]
-            .raft
-            .as_ref()
-            .expect("leader is alive")
-            .membership()
-            .incoming
-            .clone();
-        let mut members = BTreeMap::new();
-        let mut removals_left = current.members.len().saturating_sub(3);
-        for (id, member) in &current.members {
-            let roll = self.rng.random_range(0..20);
-            let weight = match roll {
-                0 if removals_left > 0 => {
-                    removals_left -= 1;
-                    continue; // removed from the configuration for good
-                }
-                1 | 2 => 0, // learner
-                _ => self.rng.random_range(1..=10),
-            };
-            members.insert(
-                *id,
-                Member {
-                    weight,
-                    public_key: member.public_key.clone(),
-                },
-            );
-        }
-        if !members.values().any(|m| m.weight > 0) {
-            let first = members
-                .values_mut()
-                .next()
-                .expect("at least one member stays");
-            first.weight = 1;
-        }
-        let raft = self.nodes[leader].raft.as_mut().expect("leader is alive");
-        if raft.propose_config(Config { members }).is_ok() {
-            self.report.config_changes += 1;
-        }
-    }
-
     /// A peer outside the configuration, with a valid key of its own, tries to take over.
     fn outsider_attack(&mut self) {
         let outsider = AccountId::from_public_key(self.outsider.public_key());
@@ -679,7 +772,8 @@ impl World {
         };
         message.signature = StubVotes::new(borsh::to_vec(self.outsider.public_key()).unwrap())
             .sign(&message.signing_bytes(), [0; 32]);
-        self.network.send(&mut self.rng, self.now, message);
+        self.network
+            .send(&mut self.rng, self.now, SimMessage::Raft(message));
         let append = Message {
             from: outsider,
             to: target,
@@ -692,7 +786,8 @@ impl World {
             },
             signature: Vec::new(),
         };
-        self.network.send(&mut self.rng, self.now, append);
+        self.network
+            .send(&mut self.rng, self.now, SimMessage::Raft(append));
     }
 
     fn observe_leadership(&mut self) {
@@ -700,8 +795,9 @@ impl World {
             .nodes
             .iter()
             .filter_map(|n| {
-                n.raft
+                n.replica
                     .as_ref()
+                    .map(|r| r.raft())
                     .filter(|r| r.role() == Role::Leader)
                     .map(|r| (r.term(), r))
             })
@@ -722,111 +818,127 @@ impl World {
 
     // ---- liveness ---------------------------------------------------------------------
 
-    /// Heal everything, then the cluster must elect a leader, commit a new proposal and
-    /// bring every member to the same applied index and root within the bound.
+    fn leader(&self) -> Option<usize> {
+        self.nodes.iter().position(|n| {
+            n.replica
+                .as_ref()
+                .is_some_and(|r| r.raft().role() == Role::Leader)
+        })
+    }
+
+    /// Heal everything; then the cluster must elect a leader, commit a new client
+    /// transaction, answer every client still waiting, and bring every member to the
+    /// marker's height, within the bound.
     fn liveness(&mut self) -> Result<(), Violation> {
         self.faults_on = false;
         self.network.heal();
         self.network.faults = NetworkFaults::HEALTHY;
         for i in 0..self.nodes.len() {
-            if self.nodes[i].raft.is_none() {
+            if self.nodes[i].replica.is_none() {
                 self.start(i);
             }
         }
         let start = self.now;
-        let mut marker: Option<Index> = None;
+        let marker_client = 0;
+        let mut marker: Option<RequestId> = None;
         while self.now < start + self.opts.liveness_bound_ticks {
             self.now += 1;
             self.step()?;
-            let Some(leader) = self
-                .nodes
-                .iter()
-                .position(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader))
-            else {
+            let Some(leader) = self.leader() else {
                 continue;
             };
-            match marker {
-                Some(index)
-                    if self.nodes[leader].raft.as_ref().is_some_and(|r| {
-                        r.log().term_at(index).is_none_or(|t| t != r.term())
-                            && r.commit_index() < index
-                    }) =>
-                {
-                    marker = None;
-                }
-                None => marker = self.propose_block(leader),
-                Some(_) => {}
+            if marker.is_none_or(|id| !self.outstanding.contains_key(&id))
+                && !self.busy_clients[marker_client]
+                && self.acknowledged_since(start).is_none()
+            {
+                marker = Some(self.next_request);
+                self.submit(marker_client, leader);
             }
-            if let Some(index) = marker {
-                if self.converged(leader, index) {
+            if let Some(height) = self.acknowledged_since(start) {
+                if self.converged(leader, height) {
                     self.report.liveness_ticks = self.now - start;
                     self.report.committed_index = self.nodes[leader]
-                        .raft
+                        .replica
                         .as_ref()
-                        .map_or(0, |r| r.commit_index());
+                        .map_or(0, |r| r.raft().commit_index());
                     self.report.trace_hash = Hash32(self.trace.clone().finalize().into());
                     return Ok(());
                 }
             }
         }
+        let waiting: usize = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| r.commit_waiters())
+            .sum();
+        let property = if waiting > 0 {
+            "every waiting client is answered once the cluster heals"
+        } else {
+            "liveness"
+        };
         Err(fail(
-            "liveness",
+            property,
             format!(
-                "no convergence within {} ticks of healing (marker proposed: {marker:?}); cluster:\n{}",
+                "no convergence within {} ticks of healing ({waiting} clients still waiting for commits, {} requests unanswered); cluster:\n{}",
                 self.opts.liveness_bound_ticks,
+                self.outstanding.len(),
                 self.describe()
             ),
         ))
+    }
+
+    /// The height of the latest acknowledgement given at or after tick `start`.
+    fn acknowledged_since(&self, start: u64) -> Option<u64> {
+        self.latest_ack
+            .filter(|(tick, _)| *tick >= start)
+            .map(|(_, height)| height)
     }
 
     /// One line per node, for failure reports.
     fn describe(&self) -> String {
         let mut out = String::new();
         for node in &self.nodes {
-            match &node.raft {
+            match node.replica.as_ref() {
                 None => out.push_str(&format!("  {:?}: down\n", node.id)),
-                Some(r) => out.push_str(&format!(
-                    "  {:?}: {:?} term {} leader {:?} last {} commit {} applied {} snapshot {} joint {} member {} voter {} weight {} ledger {}\n",
-                    node.id,
-                    r.role(),
-                    r.term(),
-                    r.leader(),
-                    r.last_index(),
-                    r.commit_index(),
-                    r.applied_index(),
-                    r.log().snapshot().index,
-                    r.membership().is_joint(),
-                    r.membership().contains(&node.id),
-                    r.membership().is_voter(&node.id),
-                    r.membership().incoming.weight(&node.id),
-                    node.app.as_ref().map_or(0, |a| a.ledger().height()),
-                )),
-            }
-            if let Some(r) = node.raft.as_ref().filter(|r| r.role() == Role::Leader) {
-                for (id, p) in r.progress() {
-                    out.push_str(&format!("    -> {id:?}: {:?} match {} next {} probe_sent {} inflight {} active {}\n", p.state, p.match_index, p.next_index, p.probe_sent, p.inflight.len(), p.recent_active));
+                Some(replica) => {
+                    let r = replica.raft();
+                    out.push_str(&format!(
+                        "  {:?}: {:?} term {} leader {:?} last {} commit {} applied {} snapshot {} joint {} voter {} weight {} ledger {} waiters {}\n",
+                        node.id,
+                        r.role(),
+                        r.term(),
+                        r.leader(),
+                        r.last_index(),
+                        r.commit_index(),
+                        r.applied_index(),
+                        r.log().snapshot().index,
+                        r.membership().is_joint(),
+                        r.membership().is_voter(&node.id),
+                        r.membership().incoming.weight(&node.id),
+                        replica.ledger().height(),
+                        replica.commit_waiters(),
+                    ));
                 }
             }
         }
         out
     }
 
-    fn converged(&self, leader: usize, marker: Index) -> bool {
-        let raft = self.nodes[leader].raft.as_ref().expect("leader alive");
-        let commit = raft.commit_index();
-        if commit < marker || raft.membership().is_joint() {
+    /// Converged: no joint configuration, every member has applied the marker's height,
+    /// and no client waits anywhere.
+    fn converged(&self, leader: usize, marker: u64) -> bool {
+        let raft = self.nodes[leader].replica.as_ref().expect("alive").raft();
+        if raft.membership().is_joint() || !self.outstanding.is_empty() {
             return false;
         }
-        let root = self.nodes[leader]
-            .app
-            .as_ref()
-            .map(|a| a.ledger().state_root());
         self.nodes
             .iter()
             .filter(|n| raft.membership().contains(&n.id))
             .all(|n| {
-                n.raft.as_ref().is_some_and(|r| r.applied_index() == commit)
-                    && n.app.as_ref().map(|a| a.ledger().state_root()) == root
+                n.replica.as_ref().is_some_and(|r| {
+                    r.raft().applied_index() >= marker && r.commit_waiters() == 0
+                })
             })
     }
 
@@ -834,8 +946,8 @@ impl World {
         let counters = self
             .nodes
             .iter()
-            .filter_map(|n| n.raft.as_ref())
-            .map(|r| r.counters().clone());
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| r.raft().counters().clone());
         for c in counters {
             self.report.dropped_bad_vote_signature += c.dropped_bad_vote_signature;
             self.report.dropped_non_member += c.dropped_non_member;
@@ -843,9 +955,20 @@ impl World {
         }
         self.report.ticks = self.now;
         self.report.messages = self.network.sent;
+        self.report.transactions_committed = self.checker.transactions_committed();
     }
 
     pub(crate) fn now(&self) -> u64 {
         self.now
     }
+}
+
+/// The entries a store holds, for failure reports.
+#[allow(dead_code)]
+fn describe_entries(entries: &[LogEntry]) -> String {
+    entries
+        .iter()
+        .map(|e| format!("{}@{}", e.index, e.term))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -73,32 +73,8 @@ impl MemoryStore {
         self.snapshot = Some(snapshot);
     }
 
-    /// Everything needed to restart.
-    pub fn recover(&self) -> Recovered {
-        Recovered {
-            hard_state: self.hard_state,
-            snapshot: self.snapshot.clone(),
-            entries: self.entries.clone(),
-        }
-    }
-
-    /// The stored snapshot.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_ref()
-    }
-
-    /// The stored hard state.
-    pub fn hard_state(&self) -> HardState {
-        self.hard_state
-    }
-}
-
-impl LogStore for MemoryStore {
-    async fn load(&self) -> Result<Recovered, StorageError> {
-        Ok(self.recover())
-    }
-
-    async fn save(
+    /// [`LogStore::save`], synchronously (the simulator's disk).
+    pub fn save_now(
         &mut self,
         hard_state: Option<HardState>,
         snapshot: Option<&Snapshot>,
@@ -133,6 +109,50 @@ impl LogStore for MemoryStore {
             self.save_hard_state(hard_state);
         }
         self.append(entries)
+    }
+
+    /// Whether the entry at `index` with `term` is durable here (or covered by the
+    /// durable snapshot).
+    pub fn holds(&self, index: u64, term: u64) -> bool {
+        self.snapshot_index() >= index
+            || self
+                .entries
+                .iter()
+                .any(|e| e.index == index && e.term == term)
+    }
+
+    /// Everything needed to restart.
+    pub fn recover(&self) -> Recovered {
+        Recovered {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// The stored snapshot.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// The stored hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+}
+
+impl LogStore for MemoryStore {
+    async fn load(&self) -> Result<Recovered, StorageError> {
+        Ok(self.recover())
+    }
+
+    async fn save(
+        &mut self,
+        hard_state: Option<HardState>,
+        snapshot: Option<&Snapshot>,
+        entries: &[LogEntry],
+    ) -> Result<(), StorageError> {
+        self.save_now(hard_state, snapshot, entries)
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
