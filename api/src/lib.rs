@@ -400,7 +400,14 @@ mod tests {
         ] {
             assert!(parse_state_key(&good).is_ok(), "{good}");
         }
-        for bad in ["", "account", "account:zz", "proposal:-1", "vote:1", "globals:1"] {
+        for bad in [
+            "",
+            "account",
+            "account:zz",
+            "proposal:-1",
+            "vote:1",
+            "globals:1",
+        ] {
             assert_eq!(parse_state_key(bad).unwrap_err().code, "bad_key", "{bad}");
         }
     }
@@ -417,6 +424,9 @@ mod tests {
         };
         let text = serde_json::to_string(&accepted).unwrap();
         assert!(!text.contains("receipt"), "{text}");
-        assert_eq!(serde_json::from_str::<SubmitResponse>(&text).unwrap(), accepted);
+        assert_eq!(
+            serde_json::from_str::<SubmitResponse>(&text).unwrap(),
+            accepted
+        );
     }
 }

@@ -13,7 +13,7 @@
 
 pub mod app;
 pub mod mempool;
-pub mod replica;
 pub mod raft;
+pub mod replica;
 pub mod sim;
 pub mod storage;

@@ -26,8 +26,8 @@ pub use queries::Query;
 use crate::app::LedgerApp;
 use crate::mempool::Mempool;
 use crate::raft::{
-    Config, LogEntry, Member, Membership, Message, NodeId, Raft, RaftConfig, Ready,
-    Recovered, Role, Snapshot, SnapshotMeta, VoteCrypto,
+    Config, LogEntry, Member, Membership, Message, NodeId, Raft, RaftConfig, Ready, Recovered,
+    Role, Snapshot, SnapshotMeta, VoteCrypto,
 };
 use agora_api::{
     ApiError, ChainResponse, Consistency, ProofResponse, ProposalResponse, ProposalsResponse,
@@ -645,11 +645,12 @@ impl<C: VoteCrypto> Replica<C> {
 
     fn install(&mut self, snapshot: &Snapshot) -> Result<(), NodeHalt> {
         let index = snapshot.meta.index;
-        let ledger = Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root))
-            .map_err(|error| NodeHalt::BadSnapshot {
+        let ledger = Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root)).map_err(
+            |error| NodeHalt::BadSnapshot {
                 index,
                 reason: error.to_string(),
-            })?;
+            },
+        )?;
         #[cfg(any(test, feature = "inject-bugs"))]
         if self.bugs.skip_snapshot_install {
             self.counters.snapshots_installed += 1;
@@ -740,9 +741,9 @@ impl<C: VoteCrypto> Replica<C> {
             .take(self.config.max_block_txs, self.config.max_block_bytes);
         let bytes: Vec<Vec<u8>> = txs.iter().map(|(_, tx)| tx.clone()).collect();
         let randomness: [u8; 32] = self.rng.random();
-        let Some(payload) = self
-            .app
-            .build_block(self.raft.log(), index, &self.key, bytes, randomness)
+        let Some(payload) =
+            self.app
+                .build_block(self.raft.log(), index, &self.key, bytes, randomness)
         else {
             self.mempool.restore(txs);
             return;

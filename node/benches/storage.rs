@@ -4,8 +4,8 @@
 //! Run: `cargo bench -p agora-node --bench storage`
 
 use agora_consensus::raft::{EntryData, LogEntry};
-use agora_node::sqlite::SqliteStore;
 use agora_consensus::storage::LogStore;
+use agora_node::sqlite::SqliteStore;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn durable_appends(c: &mut Criterion) {

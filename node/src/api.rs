@@ -259,6 +259,8 @@ async fn health(State(state): State<ApiState>) -> Result<&'static str, Failure> 
 async fn ready(State(state): State<ApiState>) -> Result<&'static str, Failure> {
     match ask(&state, Request::Status).await? {
         Answer::Status(status) if status.is_ready() => Ok("ready"),
-        _ => Err(ApiError::busy("not ready: no leader known yet, or still applying the log").into()),
+        _ => {
+            Err(ApiError::busy("not ready: no leader known yet, or still applying the log").into())
+        }
     }
 }

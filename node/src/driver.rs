@@ -9,7 +9,7 @@ use crate::sqlite::{SqliteStore, StoreReader};
 use agora_api::ApiError;
 use agora_consensus::raft::{MlDsaVotes, RaftConfig, Role};
 use agora_consensus::replica::{
-    Actions, Answer, HistoryJob, Notice, NodeHalt, Replica, ReplicaConfig, ReplicaParts, Request,
+    Actions, Answer, HistoryJob, NodeHalt, Notice, Replica, ReplicaConfig, ReplicaParts, Request,
     RequestId,
 };
 use agora_consensus::storage::{LogStore, StorageError};
@@ -251,7 +251,11 @@ impl Shell {
             }
         }
         for (leader, tx) in forwards {
-            if self.outbound.try_send(Outbound::Forward { leader, tx }).is_err() {
+            if self
+                .outbound
+                .try_send(Outbound::Forward { leader, tx })
+                .is_err()
+            {
                 self.metrics.dropped_outbound.inc();
             }
         }
@@ -343,7 +347,8 @@ impl Shell {
         m.mempool_depth.set(self.replica.mempool_len() as i64);
         m.dropped_bad_vote_signature
             .set(raft.counters().dropped_bad_vote_signature as i64);
-        m.committed_txs.set(self.replica.counters().committed_txs as i64);
+        m.committed_txs
+            .set(self.replica.counters().committed_txs as i64);
     }
 }
 

@@ -619,13 +619,19 @@ mod tests {
             assert!(in_flight.may_start(peer, Kind::Raft));
             in_flight.started(id, peer, Kind::Raft);
         }
-        assert!(!in_flight.may_start(peer, Kind::Raft), "the Raft limit holds");
+        assert!(
+            !in_flight.may_start(peer, Kind::Raft),
+            "the Raft limit holds"
+        );
         let forward_ids = 10_000..10_000 + MAX_FORWARDS_IN_FLIGHT as u64;
         for id in forward_ids.clone() {
             assert!(in_flight.may_start(peer, Kind::Forward));
             in_flight.started(id, peer, Kind::Forward);
         }
-        assert!(!in_flight.may_start(peer, Kind::Forward), "the forward limit holds");
+        assert!(
+            !in_flight.may_start(peer, Kind::Forward),
+            "the forward limit holds"
+        );
         for id in forward_ids {
             assert_eq!(in_flight.finished(&id), Some(Kind::Forward));
         }

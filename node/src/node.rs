@@ -3,11 +3,11 @@
 use crate::api::{self, ApiState};
 use crate::config::NodeConfig;
 use crate::driver::{self, DriverConfig, DriverParts};
-use agora_consensus::replica::ReplicaConfig;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig, NetworkCounters};
 use crate::sqlite::SqliteStore;
+use agora_consensus::replica::ReplicaConfig;
 use agora_core::genesis::Genesis;
 use agora_core::{AccountId, Ledger};
 use anyhow::{Context, Result};

@@ -6,14 +6,16 @@
 //! data carry a SHA3 checksum, and the snapshot a digest of its bytes, checked on load:
 //! SQLite detects broken pages but not a flipped bit inside a value.
 
-use agora_consensus::raft::{EntryData, HardState, LogEntry, NodeId, Recovered, Snapshot, SnapshotMeta};
 use agora_api::{ApiError, BlockResponse};
+use agora_consensus::raft::{
+    EntryData, HardState, LogEntry, NodeId, Recovered, Snapshot, SnapshotMeta,
+};
 use agora_consensus::replica::{ArchivedEntry, Write};
+use agora_consensus::storage::{LogStore, StorageError};
 use agora_core::block::Block;
 use agora_core::encoding::Canonical;
-use agora_core::{Hash32, Receipt};
-use agora_consensus::storage::{LogStore, StorageError};
 use agora_core::hash::tagged_hash;
+use agora_core::{Hash32, Receipt};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };

@@ -43,7 +43,8 @@ impl<C: VoteCrypto> Replica<C> {
             return self.reply(id, Ok(Answer::Submitted(answer)));
         }
         if self.waiters.clients() >= self.config.max_commit_waiters {
-            let error = ApiError::busy("too many clients are waiting for commits; retry without wait");
+            let error =
+                ApiError::busy("too many clients are waiting for commits; retry without wait");
             return self.reply(id, Err(error));
         }
         self.waiters.add(hash, bytes, id, self.now);

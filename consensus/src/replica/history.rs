@@ -59,7 +59,11 @@ impl HistoryJob {
         };
         for archived in archive {
             if expected.next() != Some(archived.height) {
-                return Err(ApiError::new(500, "internal", "the archive read back out of order"));
+                return Err(ApiError::new(
+                    500,
+                    "internal",
+                    "the archive read back out of order",
+                ));
             }
             let payload = match archived.block {
                 Some(bytes) => EntryPayload::Block(bytes),
@@ -73,7 +77,9 @@ impl HistoryJob {
                     term: 0,
                     payload,
                 })
-                .map_err(|e| ApiError::new(500, "internal", format!("replaying height {h}: {e}")))?;
+                .map_err(|e| {
+                    ApiError::new(500, "internal", format!("replaying height {h}: {e}"))
+                })?;
             if outcome.state_root != archived.state_root {
                 return Err(ApiError::new(
                     500,
@@ -83,7 +89,11 @@ impl HistoryJob {
             }
         }
         if expected.next().is_some() {
-            return Err(ApiError::new(500, "internal", "the archive read back incomplete"));
+            return Err(ApiError::new(
+                500,
+                "internal",
+                "the archive read back incomplete",
+            ));
         }
         match queries::answer(&ledger, &queries::Query::Proof(self.key))? {
             Answer::Proof(proof) => Ok(*proof),

@@ -31,9 +31,13 @@ impl Reads {
         }
     }
 
-    fn remove_where(&mut self, keep: impl Fn(&PendingRead) -> bool) -> Vec<(RequestId, PendingRead)> {
-        let (gone, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
-            std::mem::take(&mut self.pending).into_iter().partition(|(_, r)| !keep(r));
+    fn remove_where(
+        &mut self,
+        keep: impl Fn(&PendingRead) -> bool,
+    ) -> Vec<(RequestId, PendingRead)> {
+        let (gone, kept): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, r)| !keep(r));
         self.pending = kept;
         gone.into_iter().collect()
     }
@@ -46,7 +50,10 @@ impl<C: VoteCrypto> Replica<C> {
             return self.reply(id, answer);
         }
         if self.reads.pending.len() >= self.config.max_pending_reads {
-            return self.reply(id, Err(ApiError::busy("too many reads are waiting; retry later")));
+            return self.reply(
+                id,
+                Err(ApiError::busy("too many reads are waiting; retry later")),
+            );
         }
         match self.raft.read_index(id.to_le_bytes().to_vec()) {
             Ok(()) => {

@@ -38,17 +38,16 @@ impl<C: VoteCrypto> Replica<C> {
         if !self.config.replay {
             return Err(ApiError::new(404, "not_replay_mode", "this node is not a replay node: start it with replay = true (agora-node devnet --vector FILE)"));
         }
-        let data = match &entry.payload {
-            EntryPayload::Noop => EntryData::Noop,
-            EntryPayload::Block(bytes) => EntryData::Normal(bytes.clone()),
-            EntryPayload::Membership(_) => {
-                return Err(ApiError::new(
+        let data =
+            match &entry.payload {
+                EntryPayload::Noop => EntryData::Noop,
+                EntryPayload::Block(bytes) => EntryData::Normal(bytes.clone()),
+                EntryPayload::Membership(_) => return Err(ApiError::new(
                     400,
                     "membership_entry",
                     "membership entries cannot be replayed: a cluster's configuration is its own",
-                ))
-            }
-        };
+                )),
+            };
         if self.raft.role() != Role::Leader {
             let leader = self
                 .raft
@@ -96,7 +95,11 @@ impl<C: VoteCrypto> Replica<C> {
 
     /// Answers the clients waiting for `entry`'s index.
     pub(super) fn answer_replays(&mut self, entry: &LogEntry, outcome: &Outcome) {
-        let waiting = self.replays.by_index.remove(&entry.index).unwrap_or_default();
+        let waiting = self
+            .replays
+            .by_index
+            .remove(&entry.index)
+            .unwrap_or_default();
         self.replays.count -= waiting.len();
         for (wanted, id) in waiting {
             let answer = if wanted == entry.data {

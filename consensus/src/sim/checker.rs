@@ -51,6 +51,8 @@ pub struct Checker {
     receipts: BTreeMap<Index, Vec<Receipt>>,
     /// The membership each committed configuration entry put in force, from the genesis.
     configs: BTreeMap<Index, Membership>,
+    /// Configuration entries any node appended: (index, term) -> membership.
+    appended_configs: BTreeMap<(Index, Term), Membership>,
     /// Transactions some client sent.
     sent: BTreeSet<Hash32>,
     /// How many committed receipts took effect (charged a fee) for each transaction.
@@ -71,6 +73,7 @@ impl Checker {
             applied: BTreeMap::new(),
             receipts: BTreeMap::new(),
             configs: BTreeMap::from([(0, genesis)]),
+            appended_configs: BTreeMap::new(),
             sent: BTreeSet::new(),
             took_effect: BTreeMap::new(),
             acknowledged_txs: BTreeMap::new(),
@@ -92,6 +95,10 @@ impl Checker {
     /// §5.3 Log Matching, first half: entries with the same index and term are identical.
     pub fn on_append(&mut self, node: NodeId, entries: &[LogEntry]) -> Result<(), Violation> {
         for entry in entries {
+            if let EntryData::Config(change) = &entry.data {
+                self.appended_configs
+                    .insert((entry.index, entry.term), change.membership());
+            }
             let digest = entry_digest(entry);
             if let Some(existing) = self.appended.insert((entry.index, entry.term), digest) {
                 if existing != digest {
@@ -260,9 +267,10 @@ impl Checker {
         height: Index,
         receipt: &Receipt,
     ) -> Result<(), Violation> {
-        let committed = self.receipts.get(&height).and_then(|receipts| {
-            receipts.iter().find(|r| r.tx_hash == receipt.tx_hash)
-        });
+        let committed = self
+            .receipts
+            .get(&height)
+            .and_then(|receipts| receipts.iter().find(|r| r.tx_hash == receipt.tx_hash));
         if committed != Some(receipt) {
             return Err(violation(
                 "receipts given to clients are the committed ones",
@@ -275,7 +283,10 @@ impl Checker {
         if !self.sent.contains(&receipt.tx_hash) {
             return Err(violation(
                 "receipts given to clients are the committed ones",
-                format!("{node:?} acknowledged {} that no client sent", receipt.tx_hash),
+                format!(
+                    "{node:?} acknowledged {} that no client sent",
+                    receipt.tx_hash
+                ),
             ));
         }
         let charged = receipt.fee > Amount::ZERO || receipt.status == TxStatus::Applied;
@@ -301,10 +312,11 @@ impl Checker {
     }
 
     /// No reply before the entry is durable on a quorum: when `node` acknowledges height
-    /// `height`, a weighted quorum of the configuration in force for that entry (the
-    /// newest committed configuration entry at or before it; both halves if joint) holds
-    /// it in durable storage. Joint consensus guarantees this for any configuration that
-    /// committed it later.
+    /// `height`, a weighted quorum (both halves, if joint) holds it in durable storage,
+    /// counted in a configuration that may have committed it: the one in force for the
+    /// entry (the newest committed configuration entry at or before it), or one appended
+    /// after it (once a joint configuration commits, a leader decides with the new one
+    /// alone, from the moment it appends it).
     pub fn check_durable_on_quorum(
         &mut self,
         node: NodeId,
@@ -318,35 +330,47 @@ impl Checker {
                 format!("{node:?} acknowledged height {height}, which no node has seen committed"),
             ));
         };
-        let membership = self
-            .configs
-            .range(..=height)
-            .next_back()
-            .map(|(_, m)| m.clone())
-            .expect("the genesis configuration is recorded");
         let holders: BTreeSet<NodeId> = stores
             .iter()
             .filter(|(_, store)| store.holds(height, term))
             .map(|(id, _)| *id)
             .collect();
-        let halves = std::iter::once(&membership.incoming).chain(membership.outgoing.as_ref());
-        for config in halves {
-            let total: u64 = config.voters().map(|(_, weight)| weight).sum();
-            let durable: u64 = config
-                .voters()
-                .filter(|(id, _)| holders.contains(*id))
-                .map(|(_, weight)| weight)
-                .sum();
-            if durable * 2 <= total {
-                return Err(violation(
-                    "no reply before the entry is durable on a quorum",
-                    format!(
-                        "{node:?} acknowledged height {height} while it is durable on weight {durable} of {total}"
-                    ),
-                ));
-            }
+        let in_force = self
+            .configs
+            .range(..=height)
+            .next_back()
+            .map(|(_, m)| m)
+            .expect("the genesis configuration is recorded");
+        let later = self
+            .appended_configs
+            .range((height + 1, 0)..)
+            .map(|(_, m)| m);
+        let durable = |membership: &Membership| {
+            std::iter::once(&membership.incoming)
+                .chain(membership.outgoing.as_ref())
+                .all(|config| {
+                    let total: u64 = config.voters().map(|(_, weight)| weight).sum();
+                    let held: u64 = config
+                        .voters()
+                        .filter(|(id, _)| holders.contains(*id))
+                        .map(|(_, weight)| weight)
+                        .sum();
+                    held * 2 > total
+                })
+        };
+        if durable(in_force) || later.clone().any(durable) {
+            return Ok(());
         }
-        Ok(())
+        Err(violation(
+            "no reply before the entry is durable on a quorum",
+            format!(
+                "{node:?} acknowledged height {height} (term {term}), durable only on {holders:?}; stores {:?}",
+                stores
+                    .iter()
+                    .map(|(id, s)| format!("{id:?}: {}", s.describe()))
+                    .collect::<Vec<_>>()
+            ),
+        ))
     }
 
     /// Transactions that took effect.

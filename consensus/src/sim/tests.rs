@@ -1,8 +1,9 @@
 //! The simulator's own tests: the CI seed budget runs clean, runs replay exactly, and
-//! each checker catches a real bug injected into the core.
+//! each checker catches a real bug injected into the Raft core or the replica.
 
 use super::*;
 use crate::raft::Bugs;
+use crate::replica::ReplicaBugs;
 
 /// Seeds `from..from + count`, split over two threads; returns every report or the first
 /// failure.
@@ -35,33 +36,41 @@ fn run_seeds(
     })
 }
 
-/// The CI budget: 300 seeds of 20,000 ticks with faults, each clean and converging.
+/// Ticks of the safety phase in the CI profile (the long command runs 20,000).
+const CI_TICKS: u64 = 6_000;
+
+/// The CI budget: 300 seeds of the node-level simulation with faults, each clean and
+/// converging. Every node is the replica the node ships.
 #[test]
 fn three_hundred_seeds_with_faults_are_clean() {
-    let reports = run_seeds(0, 300, |_| {}).unwrap_or_else(|failure| panic!("{failure}"));
+    let reports = run_seeds(0, 300, |o| o.safety_ticks = CI_TICKS)
+        .unwrap_or_else(|failure| panic!("{failure}"));
     assert_eq!(reports.len(), 300);
-    assert!(reports.iter().all(|r| r.ticks >= 20_000));
-    // The runs exercised what they claim to: crashes, reconfiguration, snapshots,
-    // corrupted votes, outsiders, reads.
+    assert!(reports.iter().all(|r| r.ticks >= CI_TICKS));
+    // The runs exercised what they claim to: crashes, ledger-driven reconfiguration,
+    // snapshots, corrupted votes, outsiders, reads, clients waiting for commits.
     let total = |f: fn(&SimReport) -> u64| reports.iter().map(f).sum::<u64>();
-    assert!(total(|r| r.crashes) > 1_000);
+    assert!(total(|r| r.crashes) > 500);
     assert!(total(|r| r.config_changes) > 1_000);
     assert!(total(|r| r.snapshots_installed) > 100);
     assert!(total(|r| r.dropped_bad_vote_signature) > 0);
     assert!(total(|r| r.dropped_non_member) > 0);
     assert!(total(|r| r.reads_served) > 10_000);
     assert!(total(|r| r.acknowledged) > 10_000);
+    assert!(total(|r| r.transactions_committed) > 10_000);
 }
 
 /// Replay clusters run without the election no-op; the same faults and checkers apply.
 #[test]
 fn leaders_without_the_election_noop_are_just_as_safe() {
-    let reports = run_seeds(5_000, 60, |o| o.election_noop = false)
-        .unwrap_or_else(|failure| panic!("{failure}"));
+    let reports = run_seeds(5_000, 60, |o| {
+        o.election_noop = false;
+        o.safety_ticks = CI_TICKS;
+    })
+    .unwrap_or_else(|failure| panic!("{failure}"));
     assert!(reports
         .iter()
         .all(|r| r.elections > 0 && r.acknowledged > 0));
-    assert!(reports.iter().map(|r| r.config_changes).sum::<u64>() > 100);
 }
 
 /// The same seed gives the same trace, bit for bit; another seed does not.
@@ -96,14 +105,23 @@ fn real_ml_dsa_votes() {
         .all(|r| r.elections > 0 && r.acknowledged > 0));
 }
 
-/// Finds a seed on which a safety checker reports an injected bug, within the CI budget
-/// of 300 seeds; the test fails if the safety checkers stay silent. (A broken core often
-/// also stops converging; a liveness failure alone does not count as detection here.)
+/// Finds a seed on which a checker reports an injected bug, within the CI budget of 300
+/// seeds; the test fails if the checkers stay silent. (A broken core often also stops
+/// converging; a liveness failure alone does not count as detection here.)
 fn detected(bugs: Bugs, expected_properties: &[&str]) -> SimFailure {
+    detected_with(bugs, ReplicaBugs::default(), expected_properties)
+}
+
+fn detected_with(
+    bugs: Bugs,
+    replica_bugs: ReplicaBugs,
+    expected_properties: &[&str],
+) -> SimFailure {
     for seed in 0..300 {
         let options = SimOptions {
             bugs,
-            safety_ticks: 20_000,
+            replica_bugs,
+            safety_ticks: CI_TICKS,
             ..SimOptions::standard(seed)
         };
         if let Err(failure) = run(&options) {
@@ -158,6 +176,54 @@ fn skipping_the_log_consistency_check_is_caught() {
             "state machine safety",
             "leader completeness",
         ],
+    );
+    eprintln!("caught: {failure}");
+}
+
+/// A leader that answers waiting clients when it proposes their block (a speculative
+/// apply), before the block is durable anywhere, is caught.
+#[test]
+fn acknowledging_before_durable_is_caught() {
+    let failure = detected_with(
+        Bugs::default(),
+        ReplicaBugs {
+            acknowledge_on_propose: true,
+            ..ReplicaBugs::default()
+        },
+        &[
+            "no reply before the entry is durable on a quorum",
+            "receipts given to clients",
+        ],
+    );
+    eprintln!("caught: {failure}");
+}
+
+/// A replica that never re-sends awaited submissions strands clients whose transaction
+/// went to a leader that died or lost its block: caught once the cluster heals.
+#[test]
+fn dropping_the_resend_is_caught() {
+    let failure = detected_with(
+        Bugs::default(),
+        ReplicaBugs {
+            no_resend: true,
+            ..ReplicaBugs::default()
+        },
+        &["every waiting client is answered once the cluster heals"],
+    );
+    eprintln!("caught: {failure}");
+}
+
+/// A replica that stores a leader's snapshot but keeps its old ledger applies the entries
+/// after it on the wrong state: caught.
+#[test]
+fn applying_on_a_stale_state_after_a_snapshot_is_caught() {
+    let failure = detected_with(
+        Bugs::default(),
+        ReplicaBugs {
+            skip_snapshot_install: true,
+            ..ReplicaBugs::default()
+        },
+        &["the ledger never halts", "state machine safety"],
     );
     eprintln!("caught: {failure}");
 }

@@ -93,7 +93,8 @@ pub(crate) struct World {
     clients: Vec<SecretKey>,
     /// Clients with a submission outstanding.
     busy_clients: Vec<bool>,
-    outstanding: BTreeMap<RequestId, Outstanding>,
+    /// Requests clients are waiting on, with the node each went to.
+    outstanding: BTreeMap<RequestId, (usize, Outstanding)>,
     next_request: RequestId,
     trace: Sha3_256,
     faults_on: bool,
@@ -292,6 +293,17 @@ impl World {
         node.inbox.clear();
         node.restart_at = self.now + downtime;
         self.report.crashes += 1;
+        // Its clients see the connection drop: they are free to try elsewhere.
+        let (lost, kept): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.outstanding)
+            .into_iter()
+            .partition(|(_, (node, _))| *node == i);
+        self.outstanding = kept;
+        for (_, (_, outstanding)) in lost {
+            if let Outstanding::Submit { client, .. } | Outstanding::Replay { client } = outstanding
+            {
+                self.busy_clients[client] = false;
+            }
+        }
     }
 
     /// Runs both phases.
@@ -368,7 +380,13 @@ impl World {
                 // the follower, which only logs it.
                 let id = self.next_request;
                 self.next_request += 1;
-                replica.request(id, Request::Submit { bytes: tx, wait: false });
+                replica.request(
+                    id,
+                    Request::Submit {
+                        bytes: tx,
+                        wait: false,
+                    },
+                );
             }
             Input::Request(id, request) => replica.request(id, request),
         }
@@ -397,12 +415,16 @@ impl World {
             return Ok(());
         };
         let actions = replica.actions().map_err(|halt| {
-            fail("the ledger never halts on committed entries", format!("{id:?}: {halt}"))
+            fail(
+                "the ledger never halts on committed entries",
+                format!("{id:?}: {halt}"),
+            )
         })?;
         if actions.is_empty() {
             return Ok(());
         }
-        let slow = self.faults_on && !actions.writes.is_empty() && self.rng.random_range(0..25) == 0;
+        let slow =
+            self.faults_on && !actions.writes.is_empty() && self.rng.random_range(0..25) == 0;
         if slow {
             let done = self.now + self.rng.random_range(1..=15);
             self.nodes[i].disk = Some((done, actions));
@@ -591,7 +613,8 @@ impl World {
                 payload: agora_core::block::EntryPayload::Noop,
             };
             let id = self.next_request();
-            self.outstanding.insert(id, Outstanding::Replay { client });
+            self.outstanding
+                .insert(id, (i, Outstanding::Replay { client }));
             self.busy_clients[client] = true;
             self.input(i, Input::Request(id, Request::Replay { entry }));
             return;
@@ -601,10 +624,13 @@ impl World {
         let id = self.next_request();
         self.outstanding.insert(
             id,
-            Outstanding::Submit {
-                client,
-                tx_hash: tx_hash(&bytes),
-            },
+            (
+                i,
+                Outstanding::Submit {
+                    client,
+                    tx_hash: tx_hash(&bytes),
+                },
+            ),
         );
         self.busy_clients[client] = true;
         self.checker.on_sent(tx_hash(&bytes));
@@ -636,10 +662,20 @@ impl World {
     }
 
     fn read(&mut self, i: usize) {
+        if self.nodes[i].replica.is_none() {
+            return;
+        }
         let id = self.next_request();
         let acknowledged_before = self.checker.highest_acknowledged();
-        self.outstanding
-            .insert(id, Outstanding::Read { acknowledged_before });
+        self.outstanding.insert(
+            id,
+            (
+                i,
+                Outstanding::Read {
+                    acknowledged_before,
+                },
+            ),
+        );
         let account = AccountId::from_public_key(self.clients[0].public_key());
         let request = Request::Query {
             query: Query::Account(account),
@@ -655,7 +691,7 @@ impl World {
         request: RequestId,
         result: Result<Answer, ApiError>,
     ) -> Result<(), Violation> {
-        let Some(outstanding) = self.outstanding.remove(&request) else {
+        let Some((_, outstanding)) = self.outstanding.remove(&request) else {
             // A forwarded transaction's answer goes to the follower, which only logs it.
             return Ok(());
         };
@@ -670,9 +706,9 @@ impl World {
                     ));
                 }
                 let height = submitted.height.unwrap_or(0);
-                let receipt = submitted.receipt.unwrap_or_else(|| {
-                    panic!("a committed answer carries its receipt ({id:?})")
-                });
+                let receipt = submitted
+                    .receipt
+                    .unwrap_or_else(|| panic!("a committed answer carries its receipt ({id:?})"));
                 if receipt.tx_hash != tx_hash {
                     return Err(fail(
                         "receipts given to clients are the committed ones",
@@ -688,7 +724,12 @@ impl World {
                 self.acknowledged(id, replayed.index)?;
             }
             (Outstanding::Replay { client }, _) => self.busy_clients[client] = false,
-            (Outstanding::Read { acknowledged_before }, Ok(Answer::Account(account))) => {
+            (
+                Outstanding::Read {
+                    acknowledged_before,
+                },
+                Ok(Answer::Account(account)),
+            ) => {
                 self.checker
                     .on_read_served(id, account.at.height, acknowledged_before)?;
                 self.report.reads_served += 1;
@@ -703,7 +744,12 @@ impl World {
     fn acknowledged(&mut self, id: NodeId, height: u64) -> Result<(), Violation> {
         let stores: Vec<(NodeId, &MemoryStore)> =
             self.nodes.iter().map(|n| (n.id, &n.store)).collect();
-        self.checker.check_durable_on_quorum(id, height, &stores)?;
+        if let Err(mut violation) = self.checker.check_durable_on_quorum(id, height, &stores) {
+            violation
+                .detail
+                .push_str(&format!("\ncluster:\n{}", self.describe()));
+            return Err(violation);
+        }
         self.latest_ack = Some((self.now, height));
         self.report.acknowledged += 1;
         Ok(())
@@ -919,6 +965,14 @@ impl World {
                         replica.ledger().height(),
                         replica.commit_waiters(),
                     ));
+                    if r.role() == Role::Leader {
+                        for (peer, p) in r.progress() {
+                            out.push_str(&format!(
+                                "    -> {peer:?}: match {} next {}\n",
+                                p.match_index, p.next_index
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -936,9 +990,9 @@ impl World {
             .iter()
             .filter(|n| raft.membership().contains(&n.id))
             .all(|n| {
-                n.replica.as_ref().is_some_and(|r| {
-                    r.raft().applied_index() >= marker && r.commit_waiters() == 0
-                })
+                n.replica
+                    .as_ref()
+                    .is_some_and(|r| r.raft().applied_index() >= marker && r.commit_waiters() == 0)
             })
     }
 

@@ -121,6 +121,18 @@ impl MemoryStore {
                 .any(|e| e.index == index && e.term == term)
     }
 
+    /// The durable snapshot's index and the last durable entry's (index, term), for
+    /// failure reports.
+    pub fn describe(&self) -> String {
+        let last = self.entries.last().map(|e| (e.index, e.term));
+        format!(
+            "snapshot {} last {last:?} term {} vote {:?}",
+            self.snapshot_index(),
+            self.hard_state.term,
+            self.hard_state.vote
+        )
+    }
+
     /// Everything needed to restart.
     pub fn recover(&self) -> Recovered {
         Recovered {
