@@ -147,7 +147,11 @@ fn committing_with_a_minority_is_caught() {
             commit_with_minority: true,
             ..Bugs::default()
         },
-        &["state machine safety", "leader completeness"],
+        &[
+            "state machine safety",
+            "leader completeness",
+            "no reply before the entry is durable on a quorum",
+        ],
     );
     eprintln!("caught: {failure}");
 }
@@ -175,6 +179,7 @@ fn skipping_the_log_consistency_check_is_caught() {
             "log matching",
             "state machine safety",
             "leader completeness",
+            "no reply before the entry is durable on a quorum",
         ],
     );
     eprintln!("caught: {failure}");

@@ -500,10 +500,16 @@ impl World {
                 snapshot,
                 entries,
             } => {
-                self.nodes[i]
-                    .store
-                    .save_now(*hard_state, snapshot.as_ref(), entries)
-                    .expect("the replica hands out writes that continue the stored log");
+                if let Err(error) =
+                    self.nodes[i]
+                        .store
+                        .save_now(*hard_state, snapshot.as_ref(), entries)
+                {
+                    return Err(fail(
+                        "log matching (§5.3): writes continue the stored log",
+                        format!("{id:?}: {error}"),
+                    ));
+                }
                 self.checker.on_append(id, entries)
             }
             Write::Archive {
