@@ -303,11 +303,11 @@ pub struct Actions {
     pub forwards: Vec<(NodeId, Vec<u8>)>,
     /// 3. Answers to requests.
     pub replies: Vec<Reply>,
-    /// 3. Past-height proofs to build off the event loop from the block archive; each
-    /// answers its request.
+    /// 3. Past-height proofs to build off the event loop from the block archive (each
+    ///    answers its request).
     pub jobs: Vec<(RequestId, HistoryJob)>,
-    /// 4. The peers whose messages to accept, when that changed: validator id -> libp2p
-    /// peer id bytes.
+    /// 4. The peers whose messages to accept, when that changed (validator id -> libp2p
+    ///    peer id bytes).
     pub peers: Option<std::collections::BTreeMap<NodeId, Vec<u8>>>,
     /// 4. For logs and metrics.
     pub notices: Vec<Notice>,

@@ -81,7 +81,7 @@ impl<C: VoteCrypto> Replica<C> {
         let applied = self.raft.applied_index();
         for (id, read) in self
             .reads
-            .remove_where(|r| !r.index.is_some_and(|index| index <= applied))
+            .remove_where(|r| r.index.is_none_or(|index| index > applied))
         {
             let answer = queries::answer(self.app.ledger(), &read.query);
             self.reply(id, answer);
