@@ -400,16 +400,11 @@ mod tests {
         ] {
             assert!(parse_state_key(&good).is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "account",
-            "account:zz",
-            "proposal:-1",
-            "vote:1",
-            "globals:1",
-        ] {
+        for bad in ["", "account", "proposal:-1", "vote:1", "globals:1"] {
             assert_eq!(parse_state_key(bad).unwrap_err().code, "bad_key", "{bad}");
         }
+        let error = parse_state_key("account:zz").unwrap_err();
+        assert_eq!((error.status, error.code.as_str()), (400, "bad_account_id"));
     }
 
     /// A submit answer without a receipt omits the fields rather than writing nulls, and
