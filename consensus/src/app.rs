@@ -5,7 +5,7 @@
 use crate::raft::{EntryData, LogEntry, RaftLog};
 use agora_core::block::{Block, Entry, EntryPayload};
 use agora_core::encoding::Canonical;
-use agora_core::{Halt, Hash32, Ledger, Outcome, SecretKey};
+use agora_core::{Halt, Ledger, Outcome, SecretKey};
 
 /// How far (in entries) a leader's applied state may lag its next proposal: further
 /// behind, its block's `checked_state_root` could fall out of the roots followers keep.
@@ -27,11 +27,6 @@ impl LedgerApp {
     /// The ledger.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
-    }
-
-    /// Applies a committed Raft entry; returns the state root after it.
-    pub fn apply(&mut self, entry: &LogEntry) -> Result<Hash32, Halt> {
-        Ok(self.apply_entry(entry)?.state_root)
     }
 
     /// Applies a committed Raft entry; returns everything it produced.

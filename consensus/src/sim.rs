@@ -7,6 +7,7 @@
 //! the same seed always produces the same trace.
 
 pub mod checker;
+mod clients;
 pub mod cluster;
 pub mod network;
 mod world;

@@ -96,10 +96,7 @@ impl SqliteStore {
     }
 
     fn corrupt(&self, detail: impl Into<String>) -> StorageError {
-        StorageError::Corrupt {
-            path: self.path_string(),
-            detail: detail.into(),
-        }
+        corrupt(self.path_string(), detail)
     }
 
     #[cfg(test)]
@@ -542,10 +539,15 @@ impl StoreReader {
     }
 
     fn corrupt(&self, detail: String) -> StorageError {
-        StorageError::Corrupt {
-            path: self.path.clone(),
-            detail,
-        }
+        corrupt(self.path.clone(), detail)
+    }
+}
+
+/// Stored data at `path` fails its checks.
+fn corrupt(path: String, detail: impl Into<String>) -> StorageError {
+    StorageError::Corrupt {
+        path,
+        detail: detail.into(),
     }
 }
 

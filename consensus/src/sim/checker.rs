@@ -345,19 +345,7 @@ impl Checker {
             .appended_configs
             .range((height + 1, 0)..)
             .map(|(_, m)| m);
-        let durable = |membership: &Membership| {
-            std::iter::once(&membership.incoming)
-                .chain(membership.outgoing.as_ref())
-                .all(|config| {
-                    let total: u64 = config.voters().map(|(_, weight)| weight).sum();
-                    let held: u64 = config
-                        .voters()
-                        .filter(|(id, _)| holders.contains(*id))
-                        .map(|(_, weight)| weight)
-                        .sum();
-                    held * 2 > total
-                })
-        };
+        let durable = |membership: &Membership| membership.is_quorum(|id| holders.contains(id));
         if durable(in_force) || later.clone().any(durable) {
             return Ok(());
         }

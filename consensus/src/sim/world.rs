@@ -8,21 +8,19 @@
 //! converge within a bound.
 
 use crate::raft::{
-    LogEntry, Membership, Message, MessageBody, MlDsaVotes, NodeId, RaftConfig, Role, StubVotes,
-    VoteCrypto,
+    Membership, Message, MessageBody, MlDsaVotes, NodeId, RaftConfig, Role, StubVotes, VoteCrypto,
 };
 use crate::replica::{
-    genesis_snapshot, Actions, Answer, Notice, Query, Replica, ReplicaConfig, ReplicaParts,
-    Request, RequestId, Write,
+    genesis_snapshot, Actions, Notice, Replica, ReplicaConfig, ReplicaParts, Request, RequestId,
+    Write,
 };
 use crate::sim::checker::{Checker, Violation};
+use crate::sim::clients::Outstanding;
 use crate::sim::network::{Network, NetworkFaults, SimMessage};
 use crate::sim::{SimOptions, SimReport};
 use crate::storage::memory::MemoryStore;
-use agora_api::{ApiError, Consistency, SubmitStatus};
-use agora_core::encoding::Canonical;
+use agora_api::ApiError;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
-use agora_core::tx::{tx_hash, Action, Sender, Transaction};
 use agora_core::vectors::seeded_key;
 use agora_core::{AccountId, Amount, Hash32, KeyKind, Ledger, Params, SecretKey};
 use rand::seq::SliceRandom;
@@ -43,70 +41,55 @@ const MAX_INBOX: usize = 4_096;
 type SimReplica = Replica<Box<dyn VoteCrypto>>;
 
 /// What reaches a node.
-enum Input {
+pub(super) enum Input {
     Message(SimMessage),
     Request(RequestId, Request),
 }
 
-struct SimNode {
-    id: NodeId,
-    key: SecretKey,
+pub(super) struct SimNode {
+    pub(super) id: NodeId,
+    pub(super) key: SecretKey,
     public_key: Vec<u8>,
-    clock_rate_percent: u64,
-    local_ticks: u64,
-    replica: Option<SimReplica>,
+    pub(super) clock_rate_percent: u64,
+    pub(super) local_ticks: u64,
+    pub(super) replica: Option<SimReplica>,
     /// What survives a crash.
-    store: MemoryStore,
+    pub(super) store: MemoryStore,
     /// A batch whose writes the disk is still carrying out, and when it finishes.
-    disk: Option<(u64, Actions)>,
+    pub(super) disk: Option<(u64, Actions)>,
     /// Inputs that arrived while the disk was busy.
-    inbox: VecDeque<Input>,
-    restart_at: u64,
-    last_term: u64,
-    last_commit: u64,
-    led_term: Option<u64>,
-}
-
-/// What a client asked and is waiting for.
-enum Outstanding {
-    Submit {
-        client: usize,
-        tx_hash: Hash32,
-    },
-    Replay {
-        client: usize,
-    },
-    Read {
-        /// The highest height acknowledged to any client before the read began.
-        acknowledged_before: u64,
-    },
+    pub(super) inbox: VecDeque<Input>,
+    pub(super) restart_at: u64,
+    pub(super) last_term: u64,
+    pub(super) last_commit: u64,
+    pub(super) led_term: Option<u64>,
 }
 
 pub(crate) struct World {
-    opts: SimOptions,
-    rng: ChaCha8Rng,
-    now: u64,
-    nodes: Vec<SimNode>,
-    network: Network,
-    checker: Checker,
-    genesis_ledger: Ledger,
-    clients: Vec<SecretKey>,
+    pub(super) opts: SimOptions,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) now: u64,
+    pub(super) nodes: Vec<SimNode>,
+    pub(super) network: Network,
+    pub(super) checker: Checker,
+    pub(super) genesis_ledger: Ledger,
+    pub(super) clients: Vec<SecretKey>,
     /// Clients with a submission outstanding.
-    busy_clients: Vec<bool>,
+    pub(super) busy_clients: Vec<bool>,
     /// Requests clients are waiting on, with the node each went to.
-    outstanding: BTreeMap<RequestId, (usize, Outstanding)>,
-    next_request: RequestId,
-    trace: Sha3_256,
-    faults_on: bool,
-    outsider: SecretKey,
-    next_partition_change: u64,
-    lease_reads: bool,
+    pub(super) outstanding: BTreeMap<RequestId, (usize, Outstanding)>,
+    pub(super) next_request: RequestId,
+    pub(super) trace: Sha3_256,
+    pub(super) faults_on: bool,
+    pub(super) outsider: SecretKey,
+    pub(super) next_partition_change: u64,
+    pub(super) lease_reads: bool,
     /// The latest acknowledgement of a commit to a client: (tick, height).
-    latest_ack: Option<(u64, u64)>,
+    pub(super) latest_ack: Option<(u64, u64)>,
     pub(crate) report: SimReport,
 }
 
-fn fail(property: &'static str, detail: String) -> Violation {
+pub(super) fn fail(property: &'static str, detail: String) -> Violation {
     Violation { property, detail }
 }
 
@@ -293,17 +276,7 @@ impl World {
         node.inbox.clear();
         node.restart_at = self.now + downtime;
         self.report.crashes += 1;
-        // Its clients see the connection drop: they are free to try elsewhere.
-        let (lost, kept): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.outstanding)
-            .into_iter()
-            .partition(|(_, (node, _))| *node == i);
-        self.outstanding = kept;
-        for (_, (_, outstanding)) in lost {
-            if let Outstanding::Submit { client, .. } | Outstanding::Replay { client } = outstanding
-            {
-                self.busy_clients[client] = false;
-            }
-        }
+        self.drop_requests_to(i);
     }
 
     /// Runs both phases.
@@ -362,7 +335,7 @@ impl World {
     }
 
     /// Hands an input to node `i`, or buffers it while its disk is busy.
-    fn input(&mut self, i: usize, input: Input) {
+    pub(super) fn input(&mut self, i: usize, input: Input) {
         let node = &mut self.nodes[i];
         let Some(replica) = node.replica.as_mut() else {
             return;
@@ -582,185 +555,6 @@ impl World {
         Ok(())
     }
 
-    // ---- clients --------------------------------------------------------------------
-
-    fn clients(&mut self) {
-        if self.rng.random_range(0..4) == 0 {
-            let client = self.rng.random_range(0..self.clients.len());
-            let i = self.rng.random_range(0..self.nodes.len());
-            if !self.busy_clients[client] {
-                self.submit(client, i);
-            }
-        }
-        if self.rng.random_range(0..10) == 0 {
-            let i = self.rng.random_range(0..self.nodes.len());
-            self.read(i);
-        }
-    }
-
-    fn next_request(&mut self) -> RequestId {
-        let id = self.next_request;
-        self.next_request += 1;
-        id
-    }
-
-    /// Client `client` signs a transfer with the nonce node `i` believes is next and
-    /// submits it there, waiting for the commit.
-    fn submit(&mut self, client: usize, i: usize) {
-        let Some(replica) = self.nodes[i].replica.as_ref() else {
-            return;
-        };
-        if !self.opts.election_noop {
-            // A replay cluster takes no transactions: the client appends a no-op at the
-            // node's next index, as `agora vectors check --node` appends a vector's.
-            let entry = agora_core::block::Entry {
-                index: replica.raft().last_index() + 1,
-                term: 0,
-                payload: agora_core::block::EntryPayload::Noop,
-            };
-            let id = self.next_request();
-            self.outstanding
-                .insert(id, (i, Outstanding::Replay { client }));
-            self.busy_clients[client] = true;
-            self.input(i, Input::Request(id, Request::Replay { entry }));
-            return;
-        }
-        let randomness: [u8; 32] = self.rng.random();
-        let bytes = self.client_transfer(client, replica.ledger(), randomness);
-        let id = self.next_request();
-        self.outstanding.insert(
-            id,
-            (
-                i,
-                Outstanding::Submit {
-                    client,
-                    tx_hash: tx_hash(&bytes),
-                },
-            ),
-        );
-        self.busy_clients[client] = true;
-        self.checker.on_sent(tx_hash(&bytes));
-        self.input(i, Input::Request(id, Request::Submit { bytes, wait: true }));
-    }
-
-    fn client_transfer(&self, client: usize, ledger: &Ledger, randomness: [u8; 32]) -> Vec<u8> {
-        let key = &self.clients[client];
-        let id = AccountId::from_public_key(key.public_key());
-        let state = ledger.state();
-        let sender = if state.account_keys.contains_key(&id) {
-            Sender::Account(id)
-        } else {
-            Sender::Register(key.public_key().clone())
-        };
-        let nonce = state.accounts.get(&id).map_or(0, |a| a.nonce);
-        let to = AccountId(Hash32([(randomness[0] % 16) + 1; 32]));
-        Transaction {
-            chain_id: ledger.chain_id(),
-            sender,
-            nonce,
-            action: Action::Transfer {
-                to,
-                amount: Amount(1),
-            },
-        }
-        .sign(key, randomness)
-        .to_canonical_bytes()
-    }
-
-    fn read(&mut self, i: usize) {
-        if self.nodes[i].replica.is_none() {
-            return;
-        }
-        let id = self.next_request();
-        let acknowledged_before = self.checker.highest_acknowledged();
-        self.outstanding.insert(
-            id,
-            (
-                i,
-                Outstanding::Read {
-                    acknowledged_before,
-                },
-            ),
-        );
-        let account = AccountId::from_public_key(self.clients[0].public_key());
-        let request = Request::Query {
-            query: Query::Account(account),
-            consistency: Consistency::Linearizable,
-        };
-        self.input(i, Input::Request(id, request));
-    }
-
-    /// A node answered a client: the checkers look at what it promised.
-    fn on_reply(
-        &mut self,
-        i: usize,
-        request: RequestId,
-        result: Result<Answer, ApiError>,
-    ) -> Result<(), Violation> {
-        let Some((_, outstanding)) = self.outstanding.remove(&request) else {
-            // A forwarded transaction's answer goes to the follower, which only logs it.
-            return Ok(());
-        };
-        let id = self.nodes[i].id;
-        match (outstanding, result) {
-            (Outstanding::Submit { client, tx_hash }, Ok(Answer::Submitted(submitted))) => {
-                self.busy_clients[client] = false;
-                if submitted.status != SubmitStatus::Committed {
-                    return Err(fail(
-                        "a waiting client is answered with the commit",
-                        format!("{id:?} answered {submitted:?}"),
-                    ));
-                }
-                let height = submitted.height.unwrap_or(0);
-                let receipt = submitted
-                    .receipt
-                    .unwrap_or_else(|| panic!("a committed answer carries its receipt ({id:?})"));
-                if receipt.tx_hash != tx_hash {
-                    return Err(fail(
-                        "receipts given to clients are the committed ones",
-                        format!("{id:?} answered a submission with another transaction's receipt"),
-                    ));
-                }
-                self.checker.on_acknowledge_tx(id, height, &receipt)?;
-                self.acknowledged(id, height)?;
-            }
-            (Outstanding::Submit { client, .. }, _) => self.busy_clients[client] = false,
-            (Outstanding::Replay { client }, Ok(Answer::Replayed(replayed))) => {
-                self.busy_clients[client] = false;
-                self.acknowledged(id, replayed.index)?;
-            }
-            (Outstanding::Replay { client }, _) => self.busy_clients[client] = false,
-            (
-                Outstanding::Read {
-                    acknowledged_before,
-                },
-                Ok(Answer::Account(account)),
-            ) => {
-                self.checker
-                    .on_read_served(id, account.at.height, acknowledged_before)?;
-                self.report.reads_served += 1;
-            }
-            (Outstanding::Read { .. }, _) => {}
-        }
-        Ok(())
-    }
-
-    /// Node `id` told a client that height `height` committed: it must be durable on a
-    /// quorum of the configuration that committed it.
-    fn acknowledged(&mut self, id: NodeId, height: u64) -> Result<(), Violation> {
-        let stores: Vec<(NodeId, &MemoryStore)> =
-            self.nodes.iter().map(|n| (n.id, &n.store)).collect();
-        if let Err(mut violation) = self.checker.check_durable_on_quorum(id, height, &stores) {
-            violation
-                .detail
-                .push_str(&format!("\ncluster:\n{}", self.describe()));
-            return Err(violation);
-        }
-        self.latest_ack = Some((self.now, height));
-        self.report.acknowledged += 1;
-        Ok(())
-    }
-
     // ---- faults ---------------------------------------------------------------------
 
     fn inject_faults(&mut self) {
@@ -948,7 +742,7 @@ impl World {
     }
 
     /// One line per node, for failure reports.
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut out = String::new();
         for node in &self.nodes {
             match node.replica.as_ref() {
@@ -1021,14 +815,4 @@ impl World {
     pub(crate) fn now(&self) -> u64 {
         self.now
     }
-}
-
-/// The entries a store holds, for failure reports.
-#[allow(dead_code)]
-fn describe_entries(entries: &[LogEntry]) -> String {
-    entries
-        .iter()
-        .map(|e| format!("{}@{}", e.index, e.term))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

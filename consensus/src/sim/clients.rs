@@ -1,0 +1,223 @@
+//! The simulated clients: accounts that submit transfers to random nodes and wait for the
+//! commit, and linearizable reads. What a node answers them is what the checkers judge.
+
+use super::world::{fail, Input, World};
+use crate::raft::NodeId;
+use crate::replica::{Answer, Query, Request, RequestId};
+use crate::sim::checker::Violation;
+use crate::storage::memory::MemoryStore;
+use agora_api::{ApiError, Consistency, SubmitStatus};
+use agora_core::encoding::Canonical;
+use agora_core::tx::{tx_hash, Action, Sender, Transaction};
+use agora_core::{AccountId, Amount, Hash32, Ledger};
+use rand::Rng;
+use std::collections::BTreeMap;
+
+/// What a client asked and is waiting for.
+pub(super) enum Outstanding {
+    Submit {
+        client: usize,
+        tx_hash: Hash32,
+    },
+    Replay {
+        client: usize,
+    },
+    Read {
+        /// The highest height acknowledged to any client before the read began.
+        acknowledged_before: u64,
+    },
+}
+
+impl World {
+    /// Node `i` crashed: its clients see the connection drop and are free to try
+    /// elsewhere.
+    pub(super) fn drop_requests_to(&mut self, i: usize) {
+        let (lost, kept): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.outstanding)
+            .into_iter()
+            .partition(|(_, (node, _))| *node == i);
+        self.outstanding = kept;
+        for (_, (_, outstanding)) in lost {
+            if let Outstanding::Submit { client, .. } | Outstanding::Replay { client } = outstanding
+            {
+                self.busy_clients[client] = false;
+            }
+        }
+    }
+
+    pub(super) fn clients(&mut self) {
+        if self.rng.random_range(0..4) == 0 {
+            let client = self.rng.random_range(0..self.clients.len());
+            let i = self.rng.random_range(0..self.nodes.len());
+            if !self.busy_clients[client] {
+                self.submit(client, i);
+            }
+        }
+        if self.rng.random_range(0..10) == 0 {
+            let i = self.rng.random_range(0..self.nodes.len());
+            self.read(i);
+        }
+    }
+
+    fn next_request(&mut self) -> RequestId {
+        let id = self.next_request;
+        self.next_request += 1;
+        id
+    }
+
+    /// Client `client` signs a transfer with the nonce node `i` believes is next and
+    /// submits it there, waiting for the commit.
+    pub(super) fn submit(&mut self, client: usize, i: usize) {
+        let Some(replica) = self.nodes[i].replica.as_ref() else {
+            return;
+        };
+        if !self.opts.election_noop {
+            // A replay cluster takes no transactions: the client appends a no-op at the
+            // node's next index, as `agora vectors check --node` appends a vector's.
+            let entry = agora_core::block::Entry {
+                index: replica.raft().last_index() + 1,
+                term: 0,
+                payload: agora_core::block::EntryPayload::Noop,
+            };
+            let id = self.next_request();
+            self.outstanding
+                .insert(id, (i, Outstanding::Replay { client }));
+            self.busy_clients[client] = true;
+            self.input(i, Input::Request(id, Request::Replay { entry }));
+            return;
+        }
+        let randomness: [u8; 32] = self.rng.random();
+        let bytes = self.client_transfer(client, replica.ledger(), randomness);
+        let id = self.next_request();
+        self.outstanding.insert(
+            id,
+            (
+                i,
+                Outstanding::Submit {
+                    client,
+                    tx_hash: tx_hash(&bytes),
+                },
+            ),
+        );
+        self.busy_clients[client] = true;
+        self.checker.on_sent(tx_hash(&bytes));
+        self.input(i, Input::Request(id, Request::Submit { bytes, wait: true }));
+    }
+
+    fn client_transfer(&self, client: usize, ledger: &Ledger, randomness: [u8; 32]) -> Vec<u8> {
+        let key = &self.clients[client];
+        let id = AccountId::from_public_key(key.public_key());
+        let state = ledger.state();
+        let sender = if state.account_keys.contains_key(&id) {
+            Sender::Account(id)
+        } else {
+            Sender::Register(key.public_key().clone())
+        };
+        let nonce = state.accounts.get(&id).map_or(0, |a| a.nonce);
+        let to = AccountId(Hash32([(randomness[0] % 16) + 1; 32]));
+        Transaction {
+            chain_id: ledger.chain_id(),
+            sender,
+            nonce,
+            action: Action::Transfer {
+                to,
+                amount: Amount(1),
+            },
+        }
+        .sign(key, randomness)
+        .to_canonical_bytes()
+    }
+
+    fn read(&mut self, i: usize) {
+        if self.nodes[i].replica.is_none() {
+            return;
+        }
+        let id = self.next_request();
+        let acknowledged_before = self.checker.highest_acknowledged();
+        self.outstanding.insert(
+            id,
+            (
+                i,
+                Outstanding::Read {
+                    acknowledged_before,
+                },
+            ),
+        );
+        let account = AccountId::from_public_key(self.clients[0].public_key());
+        let request = Request::Query {
+            query: Query::Account(account),
+            consistency: Consistency::Linearizable,
+        };
+        self.input(i, Input::Request(id, request));
+    }
+
+    /// A node answered a client: the checkers look at what it promised.
+    pub(super) fn on_reply(
+        &mut self,
+        i: usize,
+        request: RequestId,
+        result: Result<Answer, ApiError>,
+    ) -> Result<(), Violation> {
+        let Some((_, outstanding)) = self.outstanding.remove(&request) else {
+            // A forwarded transaction's answer goes to the follower, which only logs it.
+            return Ok(());
+        };
+        let id = self.nodes[i].id;
+        match (outstanding, result) {
+            (Outstanding::Submit { client, tx_hash }, Ok(Answer::Submitted(submitted))) => {
+                self.busy_clients[client] = false;
+                if submitted.status != SubmitStatus::Committed {
+                    return Err(fail(
+                        "a waiting client is answered with the commit",
+                        format!("{id:?} answered {submitted:?}"),
+                    ));
+                }
+                let height = submitted.height.unwrap_or(0);
+                let receipt = submitted
+                    .receipt
+                    .unwrap_or_else(|| panic!("a committed answer carries its receipt ({id:?})"));
+                if receipt.tx_hash != tx_hash {
+                    return Err(fail(
+                        "receipts given to clients are the committed ones",
+                        format!("{id:?} answered a submission with another transaction's receipt"),
+                    ));
+                }
+                self.checker.on_acknowledge_tx(id, height, &receipt)?;
+                self.acknowledged(id, height)?;
+            }
+            (Outstanding::Submit { client, .. }, _) => self.busy_clients[client] = false,
+            (Outstanding::Replay { client }, Ok(Answer::Replayed(replayed))) => {
+                self.busy_clients[client] = false;
+                self.acknowledged(id, replayed.index)?;
+            }
+            (Outstanding::Replay { client }, _) => self.busy_clients[client] = false,
+            (
+                Outstanding::Read {
+                    acknowledged_before,
+                },
+                Ok(Answer::Account(account)),
+            ) => {
+                self.checker
+                    .on_read_served(id, account.at.height, acknowledged_before)?;
+                self.report.reads_served += 1;
+            }
+            (Outstanding::Read { .. }, _) => {}
+        }
+        Ok(())
+    }
+
+    /// Node `id` told a client that height `height` committed: it must be durable on a
+    /// quorum of the configuration that committed it.
+    fn acknowledged(&mut self, id: NodeId, height: u64) -> Result<(), Violation> {
+        let stores: Vec<(NodeId, &MemoryStore)> =
+            self.nodes.iter().map(|n| (n.id, &n.store)).collect();
+        if let Err(mut violation) = self.checker.check_durable_on_quorum(id, height, &stores) {
+            violation
+                .detail
+                .push_str(&format!("\ncluster:\n{}", self.describe()));
+            return Err(violation);
+        }
+        self.latest_ack = Some((self.now, height));
+        self.report.acknowledged += 1;
+        Ok(())
+    }
+}
