@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 /// A submission some clients wait on.
 struct Waiting {
     bytes: Vec<u8>,
-    /// When it was last sent (ticks).
-    last_sent: u64,
+    /// When it was last sent (ticks); none: send it at the next tick.
+    last_sent: Option<u64>,
     /// The clients, with the tick each submitted at.
     clients: Vec<(u64, RequestId)>,
 }
@@ -35,7 +35,7 @@ impl Waiters {
             .entry(hash)
             .or_insert_with(|| Waiting {
                 bytes,
-                last_sent: now,
+                last_sent: Some(now),
                 clients: Vec::new(),
             })
             .clients
@@ -46,7 +46,7 @@ impl Waiters {
     /// Everything is sent again at the next tick.
     pub(super) fn make_all_due(&mut self) {
         for waiting in self.by_hash.values_mut() {
-            waiting.last_sent = 0;
+            waiting.last_sent = None;
         }
     }
 
@@ -90,7 +90,10 @@ impl<C: VoteCrypto> Replica<C> {
             .waiters
             .by_hash
             .iter()
-            .filter(|(_, w)| now.saturating_sub(w.last_sent) >= interval)
+            .filter(|(_, w)| {
+                w.last_sent
+                    .is_none_or(|sent| now.saturating_sub(sent) >= interval)
+            })
             .map(|(hash, _)| *hash)
             .collect();
         for hash in due {
@@ -104,7 +107,7 @@ impl<C: VoteCrypto> Replica<C> {
             }
             let limit = self.config.commit_wait_limit_ticks;
             let waiting = self.waiters.by_hash.get_mut(&hash).expect("listed");
-            waiting.last_sent = now;
+            waiting.last_sent = Some(now);
             let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut waiting.clients)
                 .into_iter()
                 .partition(|(since, _)| now.saturating_sub(*since) >= limit);
