@@ -1,9 +1,11 @@
 //! Talking to a node's HTTP API, and the failures (with exit codes) that can come of it.
 
+use agora_api::{AccountResponse, ChainResponse, ErrorBody, SubmitResponse};
 use agora_core::encoding::Canonical;
 use agora_core::tx::{Action, Sender, Transaction};
 use agora_core::{AccountId, Hash32, SecretKey};
 use anyhow::anyhow;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -44,22 +46,28 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The error code of a failed request.
-    pub fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("error")
+    /// The error body of a failed request (a made-up one if the node sent none).
+    pub fn error(&self) -> ErrorBody {
+        serde_json::from_value(self.body.clone()).unwrap_or_else(|_| ErrorBody {
+            code: "error".into(),
+            message: self.body.to_string(),
+        })
     }
 
-    /// Ok on success; otherwise `Rejected` for 4xx and `Unreachable` for 5xx.
-    pub fn into_result(self) -> Result<Value, Failure> {
+    /// The error code of a failed request.
+    pub fn code(&self) -> String {
+        self.error().code
+    }
+
+    /// The answer as `T` on success; otherwise `Rejected` for 4xx and `Unreachable` for
+    /// 5xx.
+    pub fn into_result<T: DeserializeOwned>(self) -> Result<T, Failure> {
         if (200..300).contains(&self.status) {
-            return Ok(self.body);
+            return serde_json::from_value(self.body)
+                .map_err(|e| Failure::Other(anyhow!("the node's answer is malformed: {e}")));
         }
-        let message = format!(
-            "{} ({}): {}",
-            self.code(),
-            self.status,
-            self.body["message"].as_str().unwrap_or_default()
-        );
+        let error = self.error();
+        let message = format!("{} ({}): {}", error.code, self.status, error.message);
         if (400..500).contains(&self.status) {
             Err(Failure::Rejected(message))
         } else {
@@ -127,19 +135,15 @@ impl Node {
         }
     }
 
-    /// GET, successful answers only.
-    pub fn get(&self, path: &str) -> Result<Value, Failure> {
+    /// GET, successful answers only, as the API's type for them.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         self.request(reqwest::Method::GET, path, None)?
             .into_result()
     }
 
     /// The chain this node runs.
     pub fn chain_id(&self) -> Result<Hash32, Failure> {
-        let chain = self.get("/v1/chain")?;
-        Ok(
-            Hash32::from_hex(chain["chain_id"].as_str().unwrap_or_default())
-                .map_err(|e| anyhow!("bad chain id from the node: {e}"))?,
-        )
+        Ok(self.get::<ChainResponse>("/v1/chain")?.chain_id)
     }
 
     /// Posts signed transaction bytes; with `wait`, the answer comes once committed.
@@ -150,13 +154,16 @@ impl Node {
 
     /// Signs `action` with the account's next nonce (fetched from the node) and submits
     /// it; with `wait`, answers once committed, showing a spinner meanwhile.
-    pub fn submit(&self, key: &SecretKey, action: Action, wait: bool) -> Result<Value, Failure> {
+    pub fn submit(
+        &self,
+        key: &SecretKey,
+        action: Action,
+        wait: bool,
+    ) -> Result<SubmitResponse, Failure> {
         let account_id = AccountId::from_public_key(key.public_key());
         let chain_id = self.chain_id()?;
-        let account = self.get(&format!("/v1/accounts/{account_id}"))?;
-        let nonce = account["nonce"].as_u64().unwrap_or(0);
-        let registered = account["key_registered"] == true;
-        let bytes = sign(key, chain_id, nonce, registered, action)?;
+        let account: AccountResponse = self.get(&format!("/v1/accounts/{account_id}"))?;
+        let bytes = sign(key, chain_id, account.nonce, account.key_registered, action)?;
         let spinner = wait.then(|| spinner("waiting for the commit"));
         let answer = self.post_tx(bytes, wait);
         if let Some(spinner) = spinner {

@@ -2,7 +2,6 @@
 
 use agora_core::{Amount, Ratio};
 use anyhow::{anyhow, bail, Result};
-use serde_json::Value;
 
 /// Decimal places shown for amounts: 1 token = 10^6 base units.
 pub const DECIMALS: u32 = 6;
@@ -29,9 +28,9 @@ pub fn parse_tokens(text: &str) -> Result<Amount> {
         .ok_or_else(|| anyhow!("{text}: too large"))
 }
 
-/// Formats base units (a JSON decimal string) as tokens.
-pub fn tokens(value: &Value) -> String {
-    let units: u128 = value.as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+/// Formats base units as tokens.
+pub fn tokens(amount: Amount) -> String {
+    let units = amount.0;
     let scale = 10u128.pow(DECIMALS);
     let fraction = format!("{:06}", units % scale);
     let fraction = fraction.trim_end_matches('0');
@@ -63,13 +62,13 @@ pub fn parse_ratio(text: &str) -> Result<Ratio> {
     Ok(ratio)
 }
 
-/// A ratio from the API's JSON as "n/d".
-pub fn ratio(value: &Value) -> String {
-    format!("{}/{}", value["numerator"], value["denominator"])
+/// A ratio as "n/d".
+pub fn ratio(value: &Ratio) -> String {
+    format!("{}/{}", value.numerator, value.denominator)
 }
 
 /// Prints `value` as JSON with `--json`, else the human text.
-pub fn print(json: bool, value: &Value, human: impl FnOnce() -> String) {
+pub fn print(json: bool, value: &impl serde::Serialize, human: impl FnOnce() -> String) {
     if json {
         println!(
             "{}",
@@ -92,8 +91,8 @@ mod tests {
         assert!(parse_tokens("0.0000001").is_err());
         assert!(parse_tokens("1e3").is_err());
         assert!(parse_tokens("").is_err());
-        assert_eq!(tokens(&Value::String("12500000".into())), "12.5");
-        assert_eq!(tokens(&Value::String("7000000".into())), "7");
+        assert_eq!(tokens(Amount(12_500_000)), "12.5");
+        assert_eq!(tokens(Amount(7_000_000)), "7");
     }
 
     #[test]

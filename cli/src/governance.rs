@@ -1,6 +1,7 @@
 //! `agora propose …` and `agora proposals list|show`.
 
 use crate::format::{parse_ratio, parse_tokens, ratio, tokens};
+use agora_api::{ProposalResponse, ProposalsResponse};
 use agora_core::params::ParamChange;
 use agora_core::state::{Decision, Proposal, ProposalStatus, Tally};
 use agora_core::tx::{Action, ProposalKind};
@@ -8,7 +9,6 @@ use agora_core::{AccountId, Hash32, PublicKey};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::path::PathBuf;
 
 /// What every proposal takes.
@@ -240,10 +240,7 @@ pub fn describe(kind: &ProposalKind) -> String {
                 .collect();
             format!("parameters: {}", changes.join(", "))
         }
-        ProposalKind::TreasurySpend { to, amount } => format!(
-            "spend {} to {to}",
-            tokens(&Value::String(amount.0.to_string()))
-        ),
+        ProposalKind::TreasurySpend { to, amount } => format!("spend {} to {to}", tokens(*amount)),
         ProposalKind::AddValidator { public_key, .. } => {
             format!("add validator {}", AccountId::from_public_key(public_key))
         }
@@ -256,11 +253,10 @@ pub fn describe(kind: &ProposalKind) -> String {
 }
 
 /// `proposals list`: the node's proposals, newest first, optionally of one status.
-pub fn list(answer: &Value, status: Option<&str>) -> Result<(Value, String)> {
-    let proposals: Vec<Proposal> = serde_json::from_value(answer["proposals"].clone())
-        .context("the node's proposal list is malformed")?;
-    let height = answer["at"]["height"].as_u64().unwrap_or(0);
-    let selected: Vec<&Proposal> = proposals
+pub fn list(answer: &ProposalsResponse, status: Option<&str>) -> (ProposalsResponse, String) {
+    let height = answer.at.height;
+    let selected: Vec<&Proposal> = answer
+        .proposals
         .iter()
         .filter(|p| status.is_none_or(|s| status_name(&p.status) == s))
         .collect();
@@ -284,18 +280,20 @@ pub fn list(answer: &Value, status: Option<&str>) -> Result<(Value, String)> {
     if selected.is_empty() {
         text = "no proposals".into();
     }
-    let json = json!({ "proposals": selected, "at": answer["at"] });
-    Ok((json, text.trim_end().to_string()))
+    let shown = ProposalsResponse {
+        proposals: selected.into_iter().cloned().collect(),
+        at: answer.at,
+    };
+    (shown, text.trim_end().to_string())
 }
 
 fn amount(value: &agora_core::Amount) -> String {
-    tokens(&Value::String(value.0.to_string()))
+    tokens(*value)
 }
 
 /// `proposals show`: the proposal, its votes, and its tally against the thresholds.
-pub fn show(answer: &Value) -> Result<String> {
-    let proposal: Proposal = serde_json::from_value(answer["proposal"].clone())
-        .context("the node's proposal is malformed")?;
+pub fn show(answer: &ProposalResponse) -> Result<String> {
+    let proposal = &answer.proposal;
     let mut text = format!(
         "proposal {}: {}\nproposer {}  deposit {}\n",
         proposal.id,
@@ -306,18 +304,15 @@ pub fn show(answer: &Value) -> Result<String> {
     if let ProposalKind::Text { body, .. } = &proposal.kind {
         text.push_str(&format!("body     {body}\n"));
     }
-    let (tally, decision): (Tally, Option<Decision>) = match &proposal.tally {
-        Some(tally) => (tally.clone(), None),
-        None => (
-            serde_json::from_value(answer["running"]["tally"].clone())
-                .context("the node sent no running tally")?,
-            serde_json::from_value(answer["running"]["decision"].clone()).ok(),
-        ),
+    let (tally, decision): (Tally, Option<Decision>) = match (&proposal.tally, &answer.running) {
+        (Some(tally), _) => (tally.clone(), None),
+        (None, Some(running)) => (running.tally.clone(), Some(running.decision)),
+        (None, None) => anyhow::bail!("the node sent no running tally for an open proposal"),
     };
     match &proposal.status {
         ProposalStatus::Voting => text.push_str(&format!(
             "status   voting, {} blocks left (closes at height {})\n",
-            answer["blocks_left"], proposal.voting_end_height
+            answer.blocks_left, proposal.voting_end_height
         )),
         ProposalStatus::ExecutionFailed(reason) => text.push_str(&format!(
             "status   passed but failed to execute: {reason}\n"
@@ -329,7 +324,7 @@ pub fn show(answer: &Value) -> Result<String> {
         )),
     }
     let voted = tally.yes.0 + tally.no.0 + tally.abstain.0 + tally.veto.0;
-    let params = &answer["params"];
+    let params = &answer.params;
     text.push_str(&format!(
         "tally    yes {}  no {}  abstain {}  veto {}\n",
         amount(&tally.yes),
@@ -341,12 +336,12 @@ pub fn show(answer: &Value) -> Result<String> {
         "quorum   {} of {} staked voted; needs more than {}\n",
         amount(&agora_core::Amount(voted)),
         amount(&tally.total_staked),
-        ratio(&params["quorum"])
+        ratio(&params.quorum)
     ));
     text.push_str(&format!(
         "passes   when yes exceeds {} of yes+no+veto, unless veto exceeds {} of all votes\n",
-        ratio(&params["threshold"]),
-        ratio(&params["veto_threshold"])
+        ratio(&params.threshold),
+        ratio(&params.veto_threshold)
     ));
     if let Some(decision) = decision {
         let word = match decision {
@@ -359,19 +354,14 @@ pub fn show(answer: &Value) -> Result<String> {
             "if tallied now, it {word} (weights are the voters' stake at the tally)\n"
         ));
     }
-    let votes = answer["votes"].as_array().cloned().unwrap_or_default();
-    text.push_str(&format!("votes    {}\n", votes.len()));
-    for vote in &votes {
-        let weight = if vote["weight"].is_null() {
-            &vote["current_stake"]
-        } else {
-            &vote["weight"]
-        };
+    text.push_str(&format!("votes    {}\n", answer.votes.len()));
+    for vote in &answer.votes {
+        let choice = serde_json::to_value(vote.choice).expect("serializes");
         text.push_str(&format!(
             "  {} {:<8} {}\n",
-            vote["voter"].as_str().unwrap_or_default(),
-            vote["choice"].as_str().unwrap_or_default(),
-            tokens(weight)
+            vote.voter,
+            choice.as_str().unwrap_or_default(),
+            tokens(vote.weight.unwrap_or(vote.current_stake))
         ));
     }
     Ok(text.trim_end().to_string())

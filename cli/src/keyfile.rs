@@ -54,7 +54,7 @@ fn encode(key: &SecretKey, passphrase: Option<SecretString>) -> Result<Vec<u8>> 
 /// Writes a new key file, mode 0600; never overwrites.
 pub fn save(path: &Path, key: &SecretKey, passphrase: Option<SecretString>) -> Result<()> {
     let bytes = encode(key, passphrase)?;
-    Ok(agora_core::secret_file::write(path, &bytes)?)
+    Ok(agora_keyfile::write(path, &bytes)?)
 }
 
 /// Whether a key file is passphrase-encrypted.
@@ -65,7 +65,7 @@ pub fn is_encrypted(bytes: &[u8]) -> bool {
 /// Reads a key file, refusing one that group or others can read, asking for the
 /// passphrase if it is encrypted.
 pub fn load(path: &Path) -> Result<SecretKey> {
-    let bytes = agora_core::secret_file::read(path)
+    let bytes = agora_keyfile::read(path)
         .context("no usable key file (create one with `agora keys new`)")?;
     decode(path, &bytes)
 }

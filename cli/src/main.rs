@@ -6,14 +6,18 @@
 
 use agora_cli::{client, format, governance, keyfile, settings, vectors};
 
-use agora_core::state_tree::StateProof;
+use agora_api::{
+    AccountResponse, BlockResponse, ProofResponse, ProposalResponse, StatusResponse,
+    ValidatorsResponse,
+};
+use agora_core::outcome::TxStatus;
 use agora_core::tx::{Action, VoteChoice};
 use agora_core::{AccountId, Hash32, KeyKind, SecretKey};
 use anyhow::{anyhow, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use client::{Failure, Node};
 use format::{parse_tokens, print, tokens};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -285,27 +289,29 @@ impl Cx {
         keyfile::load(&self.key)
     }
 
-    fn print(&self, value: &Value, human: impl FnOnce() -> String) {
+    fn print(&self, value: &impl serde::Serialize, human: impl FnOnce() -> String) {
         print(self.json, value, human)
     }
 
     fn submit(&self, action: Action, wait: bool) -> Result<(), Failure> {
         let key = self.load_key()?;
         let answer = self.node().submit(&key, action, wait)?;
-        self.print(&answer, || match answer["status"].as_str() {
-            Some("committed") => format!(
-                "committed at height {}: {}",
-                answer["height"], answer["receipt"]["status"]
-            ),
-            _ => format!(
-                "accepted: {}",
-                answer["tx_hash"].as_str().unwrap_or_default()
-            ),
+        let status = answer
+            .receipt
+            .as_ref()
+            .map(|receipt| serde_json::to_string(&receipt.status).expect("serializes"));
+        self.print(&answer, || match (&answer.height, &status) {
+            (Some(height), Some(status)) => format!("committed at height {height}: {status}"),
+            _ => format!("accepted: {}", answer.tx_hash),
         });
-        if wait && answer["receipt"]["status"] != "applied" {
+        let applied = answer
+            .receipt
+            .as_ref()
+            .is_some_and(|receipt| receipt.status == TxStatus::Applied);
+        if wait && !applied {
             return Err(Failure::Rejected(format!(
                 "the transaction failed: {}",
-                answer["receipt"]["status"]
+                status.unwrap_or_default()
             )));
         }
         Ok(())
@@ -338,15 +344,15 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
                 Some(id) => id.clone(),
                 None => AccountId::from_public_key(cx.load_key()?.public_key()).to_string(),
             };
-            let account = cx.node().get(&format!("/v1/accounts/{id}"))?;
+            let account: AccountResponse = cx.node().get(&format!("/v1/accounts/{id}"))?;
             cx.print(&account, || {
                 format!(
                     "account  {}\nbalance  {}\nstaked   {}\nnonce    {}\nat height {}",
-                    account["account"].as_str().unwrap_or_default(),
-                    tokens(&account["balance"]),
-                    tokens(&account["staked"]),
-                    account["nonce"],
-                    account["at"]["height"]
+                    account.account,
+                    tokens(account.balance),
+                    tokens(account.staked),
+                    account.nonce,
+                    account.at.height
                 )
             });
         }
@@ -383,45 +389,45 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
         }
         Commands::Proposals(ProposalsCommand::List { status }) => {
             let answer = cx.node().get("/v1/proposals")?;
-            let (json, text) = governance::list(&answer, status.map(StatusFilter::name))?;
+            let (json, text) = governance::list(&answer, status.map(StatusFilter::name));
             cx.print(&json, || text);
         }
         Commands::Proposals(ProposalsCommand::Show { id }) => {
-            let answer = cx.node().get(&format!("/v1/proposals/{id}"))?;
+            let answer: ProposalResponse = cx.node().get(&format!("/v1/proposals/{id}"))?;
             let text = governance::show(&answer)?;
             cx.print(&answer, || text);
         }
         Commands::Validators => {
-            let answer = cx.node().get("/v1/validators")?;
+            let answer: ValidatorsResponse = cx.node().get("/v1/validators")?;
             cx.print(&answer, || {
                 let mut text = format!(
                     "{:<66} {:>8} {:>10} {:>8}\n",
                     "validator", "weight", "reputation", "blocks"
                 );
-                for v in answer["validators"].as_array().into_iter().flatten() {
+                for v in &answer.validators {
                     text.push_str(&format!(
                         "{:<66} {:>8} {:>10} {:>8}\n",
-                        v["validator"].as_str().unwrap_or_default(),
-                        v["weight"],
-                        v["base_reputation"],
-                        v["blocks_proposed"]
+                        v.validator.to_string(),
+                        v.weight,
+                        v.base_reputation,
+                        v.blocks_proposed
                     ));
                 }
                 text.trim_end().to_string()
             });
         }
         Commands::Block { height } => {
-            let answer = cx.node().get(&format!("/v1/blocks/{height}"))?;
+            let answer: BlockResponse = cx.node().get(&format!("/v1/blocks/{height}"))?;
             cx.print(&answer, || {
-                let txs = answer["receipts"].as_array().map_or(0, Vec::len);
-                let kind = if answer["block"].is_null() {
+                let txs = answer.receipts.len();
+                let kind = if answer.block.is_none() {
                     "no block (leader or configuration entry)"
                 } else {
                     "block"
                 };
                 format!(
                     "height {height}: {kind}, {txs} transactions, state root {}",
-                    answer["state_root"].as_str().unwrap_or_default()
+                    answer.state_root
                 )
             });
         }
@@ -431,19 +437,17 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
             root,
         } => {
             let at = height.map(|h| format!("&height={h}")).unwrap_or_default();
-            let answer = cx.node().get(&format!("/v1/proof?key={key}{at}"))?;
+            let answer: ProofResponse = cx.node().get(&format!("/v1/proof?key={key}{at}"))?;
             let root = match root {
                 Some(root) => Hash32::from_hex(root).map_err(|e| anyhow!("--root {root}: {e}"))?,
-                None => Hash32::from_hex(answer["at"]["state_root"].as_str().unwrap_or_default())
-                    .map_err(|e| anyhow!("bad root from the node: {e}"))?,
+                None => answer.at.state_root,
             };
             let verified = verify_proof(&answer, &root);
-            let report = json!({ "key": key, "value": answer["value"], "root": root, "height": answer["at"]["height"], "verified": verified.is_ok(), "reason": verified.as_ref().err().map(|e| e.to_string()) });
+            let report = json!({ "key": key, "value": answer.value, "root": root, "height": answer.at.height, "verified": verified.is_ok(), "reason": verified.as_ref().err().map(|e| e.to_string()) });
             cx.print(&report, || match &verified {
                 Ok(()) => format!(
                     "VERIFIED: {key} holds {} under root {root} (height {})",
-                    answer["value"].as_str().unwrap_or_default(),
-                    answer["at"]["height"]
+                    answer.value, answer.at.height
                 ),
                 Err(error) => format!("NOT VERIFIED: {error}"),
             });
@@ -452,18 +456,19 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
             }
         }
         Commands::Status => {
-            let status = cx.node().get("/v1/status")?;
+            let status: StatusResponse = cx.node().get("/v1/status")?;
             cx.print(&status, || {
+                let role = serde_json::to_value(status.role).expect("serializes");
                 format!(
                     "node {}\nrole {} (term {})\nleader {}\nheight {}  commit {}  applied {}\nstate root {}",
-                    status["node"].as_str().unwrap_or_default(),
-                    status["role"].as_str().unwrap_or_default(),
-                    status["term"],
-                    status["leader"].as_str().unwrap_or("none"),
-                    status["height"],
-                    status["commit_index"],
-                    status["applied_index"],
-                    status["state_root"].as_str().unwrap_or_default()
+                    status.node,
+                    role.as_str().unwrap_or_default(),
+                    status.term,
+                    status.leader.map_or("none".to_string(), |l| l.to_string()),
+                    status.height,
+                    status.commit_index,
+                    status.applied_index,
+                    status.state_root
                 )
             });
         }
@@ -582,14 +587,12 @@ fn vectors_command(cx: &Cx, command: &VectorsCommand) -> Result<(), Failure> {
 }
 
 /// Checks a `/v1/proof` answer against `root`, locally.
-fn verify_proof(answer: &Value, root: &Hash32) -> Result<()> {
-    let key =
-        hex::decode(answer["key"].as_str().unwrap_or_default()).context("the key is not hex")?;
-    let value = hex::decode(answer["value"].as_str().unwrap_or_default())
-        .context("the value is not hex")?;
-    let proof: StateProof =
-        serde_json::from_value(answer["proof"].clone()).context("the proof is malformed")?;
-    proof.verify(root, &key, &value).map_err(|e| anyhow!("{e}"))
+fn verify_proof(answer: &ProofResponse, root: &Hash32) -> Result<()> {
+    let (key, value) = answer.decode().context("the key or value is not hex")?;
+    answer
+        .proof
+        .verify(root, &key, &value)
+        .map_err(|e| anyhow!("{e}"))
 }
 
 #[cfg(test)]
@@ -598,7 +601,8 @@ mod tests {
 
     #[test]
     fn proofs_verify_and_tampered_ones_do_not() {
-        use agora_core::vectors::{generate_all, VectorFile};
+        use agora_core::vectors::VectorFile;
+        use agora_testkit::generate_all;
         let file: VectorFile = generate_all().remove(0);
         let mut ledger = agora_core::Ledger::from_genesis(&file.genesis);
         for entry in &file.entries {
@@ -606,16 +610,24 @@ mod tests {
         }
         let key = agora_core::StateKey::Globals;
         let (value, proof) = ledger.prove(&key).unwrap();
-        let answer = serde_json::json!({ "key": hex::encode(key.to_bytes()), "value": hex::encode(&value), "proof": proof });
         let root = ledger.state_root();
+        let answer = ProofResponse {
+            key: hex::encode(key.to_bytes()),
+            value: hex::encode(&value),
+            proof,
+            at: agora_api::At {
+                height: ledger.height(),
+                state_root: root,
+            },
+        };
         verify_proof(&answer, &root).unwrap();
         let mut tampered_value = answer.clone();
         let mut bytes = value.clone();
         bytes[0] ^= 1;
-        tampered_value["value"] = Value::String(hex::encode(bytes));
+        tampered_value.value = hex::encode(bytes);
         assert!(verify_proof(&tampered_value, &root).is_err());
         let mut tampered_proof = answer.clone();
-        tampered_proof["proof"]["siblings"][0] = Value::String("00".repeat(32));
+        tampered_proof.proof.siblings[0] = Hash32::ZERO;
         assert!(verify_proof(&tampered_proof, &root).is_err());
         assert!(
             verify_proof(&answer, &Hash32([1; 32])).is_err(),

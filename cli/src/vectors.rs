@@ -3,8 +3,10 @@
 //! (`agora-node devnet --vector FILE`).
 
 use crate::client::{Failure, Node};
+use agora_api::{BlockResponse, ChainResponse, ReplayResponse};
 use agora_core::outcome::{Event, Receipt};
-use agora_core::vectors::{generate_all, Divergence, VectorFile};
+use agora_core::vectors::{Divergence, VectorFile};
+use agora_testkit::generate_all;
 use agora_core::Hash32;
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
@@ -71,8 +73,8 @@ pub fn for_cluster(
 ) -> Result<Vec<(PathBuf, VectorFile)>, Failure> {
     let mut chains = Vec::new();
     for node in nodes {
-        let chain = node.get("/v1/chain?consistency=local")?;
-        chains.push(chain["chain_id"].clone());
+        let chain: ChainResponse = node.get("/v1/chain?consistency=local")?;
+        chains.push(chain.chain_id);
     }
     if chains.iter().any(|c| *c != chains[0]) {
         return Err(Failure::Other(anyhow!(
@@ -81,13 +83,13 @@ pub fn for_cluster(
     }
     let matching: Vec<_> = files
         .into_iter()
-        .filter(|(_, f)| json!(f.chain_id) == chains[0])
+        .filter(|(_, f)| f.chain_id == chains[0])
         .collect();
     if matching.is_empty() {
         return Err(Failure::Other(anyhow!(
             "{} runs chain {}, which no vector here has; start a replay cluster with `agora-node devnet --vector FILE`",
             nodes[0].url(),
-            chains[0].as_str().unwrap_or("?")
+            chains[0]
         )));
     }
     Ok(matching)
@@ -135,15 +137,18 @@ fn apply_live(nodes: &[Node], entry: &agora_core::Entry) -> Result<Applied, Fail
                 }
                 Err(other) => return Err(other),
             };
-            match (answer.status, answer.code()) {
-                (200, _) => return parse_applied(&answer.body, true),
+            match (answer.status, answer.code().as_str()) {
+                (200, _) => {
+                    let applied: ReplayResponse = answer.into_result()?;
+                    return Ok((applied.state_root, applied.receipts, Some(applied.events)));
+                }
                 (409, "already_applied") => {
-                    let block = node.get(&format!("/v1/blocks/{}", entry.index))?;
-                    return parse_applied(&block, false);
+                    let block: BlockResponse = node.get(&format!("/v1/blocks/{}", entry.index))?;
+                    return Ok((block.state_root, block.receipts, None));
                 }
                 (421, _) | (503, _) => last_error = format!("{}: {}", node.url(), answer.body),
                 _ => {
-                    return Err(answer.into_result().err().unwrap_or_else(|| {
+                    return Err(answer.into_result::<Value>().err().unwrap_or_else(|| {
                         Failure::Other(anyhow!("unexpected answer to a replay"))
                     }))
                 }
@@ -155,23 +160,6 @@ fn apply_live(nodes: &[Node], entry: &agora_core::Entry) -> Result<Applied, Fail
         "entry {} was not applied within {ENTRY_LIMIT:?}: {last_error}",
         entry.index
     )))
-}
-
-fn parse_applied(body: &Value, with_events: bool) -> Result<Applied, Failure> {
-    let parse = || -> Result<Applied> {
-        let root = Hash32::from_hex(body["state_root"].as_str().unwrap_or_default())
-            .map_err(|e| anyhow!("bad state root: {e}"))?;
-        let receipts = serde_json::from_value(body["receipts"].clone())?;
-        let events = if with_events {
-            Some(serde_json::from_value(body["events"].clone())?)
-        } else {
-            None
-        };
-        Ok((root, receipts, events))
-    };
-    parse()
-        .context("the node's answer is malformed")
-        .map_err(Failure::Other)
 }
 
 /// A progress bar over `total` entries; invisible when stderr is not a terminal.

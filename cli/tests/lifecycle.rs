@@ -3,7 +3,13 @@
 //! them passphrase-encrypted), a parameter-change proposal, votes from three accounts,
 //! the running tally, the close, and the new fee taking effect.
 
+use agora_api::{
+    BlockResponse, ProposalResponse, ProposalsResponse, RoleName, StatusResponse, SubmitResponse,
+    ValidatorsResponse,
+};
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
+use agora_core::outcome::TxStatus;
+use agora_core::state::{Decision, ProposalStatus};
 use agora_core::{AccountId, Amount, Hash32, KeyKind, Params};
 use agora_node::config::NodeConfig;
 use serde_json::Value;
@@ -17,6 +23,14 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Whether a committed answer's receipt says the transaction applied.
+fn applied(answer: &SubmitResponse) -> bool {
+    answer
+        .receipt
+        .as_ref()
+        .is_some_and(|r| r.status == TxStatus::Applied)
 }
 
 struct Agora {
@@ -50,6 +64,11 @@ impl Agora {
         serde_json::from_slice(&output.stdout).expect("--json output parses")
     }
 
+    /// Runs with `--json`, asserting success; the output as the API's type for it.
+    fn answer<T: serde::de::DeserializeOwned>(&self, key: &str, args: &[&str]) -> T {
+        serde_json::from_value(self.json(key, args)).expect("the output has the API's type")
+    }
+
     /// Runs for people, asserting success; the text.
     fn text(&self, key: &str, args: &[&str]) -> String {
         let output = self.run(key, args);
@@ -59,7 +78,7 @@ impl Agora {
 }
 
 /// One node to run in this process: the seeded validator `label` (ML-DSA-44 and
-/// network keys from `agora_core::vectors::test_seed`).
+/// network keys from `agora_testkit::test_seed`).
 struct TestNode {
     label: String,
     p2p_port: u16,
@@ -95,7 +114,7 @@ fn start_node(
     let data = dir.join(&node.label);
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("genesis.json"), genesis.to_json()).unwrap();
-    let key = agora_core::vectors::seeded_key(KeyKind::MlDsa44, &node.label);
+    let key = agora_testkit::seeded_key(KeyKind::MlDsa44, &node.label);
     agora_node::keys::save_ml_dsa(&data.join(agora_node::keys::VALIDATOR_KEY_FILE), &key).unwrap();
     agora_node::keys::save_network_key(
         &data.join(agora_node::keys::NETWORK_KEY_FILE),
@@ -151,7 +170,7 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     let carol_file = std::fs::read(dir.join("carol.key")).unwrap();
     assert!(carol_file.starts_with(b"age-encryption.org/v1\n"));
     // A chain where they hold stake 100 / 60 / 50 tokens; voting lasts 60 blocks.
-    let validator = agora_core::vectors::seeded_key(KeyKind::MlDsa44, "lifecycle-validator");
+    let validator = agora_testkit::seeded_key(KeyKind::MlDsa44, "lifecycle-validator");
     let genesis = Genesis {
         chain_name: "cli-lifecycle".into(),
         params: Params {
@@ -189,8 +208,10 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     );
     agora.node = node;
     let started = Instant::now();
-    while !serde_json::from_slice::<Value>(&agora.run("alice.key", &["--json", "status"]).stdout)
-        .is_ok_and(|s| s["role"] == "leader")
+    while !serde_json::from_slice::<StatusResponse>(
+        &agora.run("alice.key", &["--json", "status"]).stdout,
+    )
+    .is_ok_and(|s| s.role == RoleName::Leader)
     {
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -200,7 +221,7 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     }
 
     // Propose: double the fee.
-    let proposed = agora.json(
+    let proposed: SubmitResponse = agora.answer(
         "alice.key",
         &[
             "propose",
@@ -212,11 +233,10 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
             "--wait",
         ],
     );
-    assert_eq!(proposed["receipt"]["status"], "applied");
-    let open = agora.json("alice.key", &["proposals", "list", "--status", "voting"]);
-    let id = open["proposals"][0]["id"]
-        .as_u64()
-        .expect("the proposal is listed");
+    assert!(applied(&proposed));
+    let open: ProposalsResponse =
+        agora.answer("alice.key", &["proposals", "list", "--status", "voting"]);
+    let id = open.proposals.first().expect("the proposal is listed").id;
     let id_text = id.to_string();
 
     // Votes from three accounts: 160 tokens yes, 50 no.
@@ -225,14 +245,15 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
         ("bob.key", "yes"),
         ("carol.key", "no"),
     ] {
-        let voted = agora.json(key, &["vote", &id_text, choice, "--wait"]);
-        assert_eq!(voted["receipt"]["status"], "applied", "{key} voted");
+        let voted: SubmitResponse = agora.answer(key, &["vote", &id_text, choice, "--wait"]);
+        assert!(applied(&voted), "{key} voted");
     }
-    let shown = agora.json("alice.key", &["proposals", "show", &id_text]);
-    assert_eq!(shown["votes"].as_array().unwrap().len(), 3);
-    assert_eq!(shown["running"]["tally"]["yes"], "160000000");
-    assert_eq!(shown["running"]["tally"]["no"], "50000000");
-    assert_eq!(shown["running"]["decision"], "passes");
+    let shown: ProposalResponse = agora.answer("alice.key", &["proposals", "show", &id_text]);
+    assert_eq!(shown.votes.len(), 3);
+    let running = shown.running.expect("a running tally while voting");
+    assert_eq!(running.tally.yes, Amount(160_000_000));
+    assert_eq!(running.tally.no, Amount(50_000_000));
+    assert_eq!(running.decision, Decision::Passes);
     let text = agora.text("alice.key", &["proposals", "show", &id_text]);
     assert!(text.contains("if tallied now, it passes"), "{text}");
     assert!(text.contains("blocks left"), "{text}");
@@ -242,10 +263,14 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     let bob = members[1].clone();
     let started = Instant::now();
     loop {
-        let shown = agora.json("alice.key", &["proposals", "show", &id_text]);
-        if shown["proposal"]["status"] != "voting" {
-            assert_eq!(shown["proposal"]["status"], "passed");
-            assert_eq!(shown["proposal"]["tally"]["yes"], "160000000");
+        let shown: ProposalResponse = agora.answer("alice.key", &["proposals", "show", &id_text]);
+        if shown.proposal.status != ProposalStatus::Voting {
+            assert_eq!(shown.proposal.status, ProposalStatus::Passed);
+            let tally = shown
+                .proposal
+                .tally
+                .expect("a tallied proposal keeps its tally");
+            assert_eq!(tally.yes, Amount(160_000_000));
             break;
         }
         assert!(
@@ -256,15 +281,15 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     }
     // The parameters as they were when the proposal was made, proved and verified here;
     // the same proof checked against the root archived for that height.
-    let then = proposed["height"].as_u64().unwrap().to_string();
+    let then = proposed.height.unwrap().to_string();
     let old = agora.json("alice.key", &["proof", "params", "--height", &then]);
     assert_eq!(old["verified"], true);
     assert_eq!(old["height"].to_string(), then);
-    let block = agora.json("alice.key", &["block", &then]);
-    let root = block["state_root"].as_str().unwrap();
+    let block: BlockResponse = agora.answer("alice.key", &["block", &then]);
+    let root = block.state_root.to_string();
     let against = agora.json(
         "alice.key",
-        &["proof", "params", "--height", &then, "--root", root],
+        &["proof", "params", "--height", &then, "--root", &root],
     );
     assert_eq!(against["verified"], true);
     let now = agora.json("alice.key", &["proof", "params"]);
@@ -272,12 +297,12 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     assert_ne!(now["value"], old["value"], "the fee changed since");
     let future = agora.run("alice.key", &["proof", "params", "--height", "999999999"]);
     assert_eq!(future.status.code(), Some(3), "a height not reached yet");
-    let validators = agora.json("alice.key", &["validators"]);
-    assert_eq!(validators["validators"].as_array().unwrap().len(), 1);
+    let validators: ValidatorsResponse = agora.answer("alice.key", &["validators"]);
+    assert_eq!(validators.validators.len(), 1);
 
     // The other five kinds of proposal go in the same way.
     let validator_id = AccountId::from_public_key(validator.public_key()).to_string();
-    let newcomer = agora_core::vectors::seeded_key(KeyKind::MlDsa44, "lifecycle-newcomer");
+    let newcomer = agora_testkit::seeded_key(KeyKind::MlDsa44, "lifecycle-newcomer");
     let validator_file = dir.join("newcomer.json");
     let public = serde_json::json!({
         "public_key": newcomer.public_key(),
@@ -306,8 +331,8 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
         let mut args = vec!["propose"];
         args.extend(kind.iter().copied());
         args.extend(["--deposit", "1", "--wait"]);
-        let answer = agora.json("bob.key", &args);
-        assert_eq!(answer["receipt"]["status"], "applied", "{kind:?}");
+        let answer: SubmitResponse = agora.answer("bob.key", &args);
+        assert!(applied(&answer), "{kind:?}");
     }
     let open = agora.text("alice.key", &["proposals", "list", "--status", "voting"]);
     for expected in [
@@ -323,12 +348,13 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
         assert!(open.contains(expected), "{expected} in\n{open}");
     }
 
-    let passed = agora.json("alice.key", &["proposals", "list", "--status", "passed"]);
-    assert_eq!(passed["proposals"][0]["id"], id);
+    let passed: ProposalsResponse =
+        agora.answer("alice.key", &["proposals", "list", "--status", "passed"]);
+    assert_eq!(passed.proposals.first().map(|p| p.id), Some(id));
     // The effect: the next transaction pays the new fee.
-    let paid = agora.json("carol.key", &["transfer", &bob, "1", "--wait"]);
-    assert_eq!(paid["receipt"]["status"], "applied");
-    assert_eq!(paid["receipt"]["fee"], "20");
+    let paid: SubmitResponse = agora.answer("carol.key", &["transfer", &bob, "1", "--wait"]);
+    assert!(applied(&paid));
+    assert_eq!(paid.receipt.map(|r| r.fee), Some(Amount(20)));
 
     // A wrong passphrase opens nothing.
     let refused = Command::new(env!("CARGO_BIN_EXE_agora"))

@@ -25,7 +25,6 @@ pub mod hash;
 pub mod ledger;
 pub mod outcome;
 pub mod params;
-pub mod secret_file;
 pub mod state;
 pub mod state_tree;
 pub mod tx;

@@ -14,12 +14,12 @@ pub const VALIDATOR_PUBLIC_FILE: &str = "validator.json";
 
 /// Writes `bytes` to a new file readable by the owner only. Refuses to overwrite.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(agora_core::secret_file::write(path, bytes)?)
+    Ok(agora_keyfile::write(path, bytes)?)
 }
 
 /// Reads a secret file, refusing it when group or others may read it.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
-    Ok(agora_core::secret_file::read(path)?)
+    Ok(agora_keyfile::read(path)?)
 }
 
 /// Saves an ML-DSA key as JSON (kind and hex seed), mode 0600.
@@ -71,7 +71,7 @@ pub fn generate_ml_dsa(kind: KeyKind) -> SecretKey {
 /// ed25519 key from the same seeded derivation as their ML-DSA keys, so a replay cluster
 /// can run as the validators a vector's genesis names. Never for real networks.
 pub fn seeded_network_key(label: &str) -> libp2p::identity::Keypair {
-    let mut seed = agora_core::vectors::test_seed(&format!("network/{label}"));
+    let mut seed = agora_testkit::test_seed(&format!("network/{label}"));
     libp2p::identity::Keypair::ed25519_from_bytes(&mut seed)
         .expect("32 bytes are an ed25519 secret")
 }
@@ -84,7 +84,7 @@ mod tests {
     /// constants, which must be exactly what the seeded network keys give.
     #[test]
     fn the_vectors_peer_ids_are_the_seeded_network_keys() {
-        for (i, expected) in agora_core::vectors::VALIDATOR_PEER_IDS.iter().enumerate() {
+        for (i, expected) in agora_testkit::VALIDATOR_PEER_IDS.iter().enumerate() {
             let peer = seeded_network_key(&format!("validator-{i}"))
                 .public()
                 .to_peer_id();

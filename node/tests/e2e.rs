@@ -18,7 +18,7 @@ fn three_nodes_commit_transactions_from_any_node_and_agree() {
     for nonce in 0..6u64 {
         let tx = cluster.transfer(nonce, random_account(), 1_000);
         let answer = cluster.submit_and_wait((nonce % 3) as usize, &tx, Duration::from_secs(30));
-        assert_eq!(answer["receipt"]["status"], "applied", "{answer}");
+        assert!(applied(&answer), "{answer:?}");
     }
     let (height, root) = wait_for(
         "all nodes at one height and root",
@@ -27,24 +27,20 @@ fn three_nodes_commit_transactions_from_any_node_and_agree() {
             let statuses: Vec<_> = (0..3)
                 .map(|i| cluster.status(i))
                 .collect::<Option<Vec<_>>>()?;
-            let first = (
-                statuses[0]["height"].clone(),
-                statuses[0]["state_root"].clone(),
-            );
+            let first = (statuses[0].height, statuses[0].state_root);
             statuses
                 .iter()
-                .all(|s| (s["height"].clone(), s["state_root"].clone()) == first)
+                .all(|s| (s.height, s.state_root) == first)
                 .then_some(first)
         },
     );
-    assert!(height.as_u64().unwrap() >= 7);
-    let (status, account) = cluster
-        .get(1, &format!("/v1/accounts/{}", cluster.demo_account()))
+    assert!(height >= 7);
+    let account: AccountResponse = cluster
+        .get_as(1, &format!("/v1/accounts/{}", cluster.demo_account()))
         .unwrap();
-    assert_eq!(status, 200);
-    assert_eq!(account["nonce"], 6);
+    assert_eq!(account.nonce, 6);
     assert_eq!(
-        account["at"]["state_root"], root,
+        account.at.state_root, root,
         "a linearizable read on a follower sees the same state"
     );
 }
@@ -70,28 +66,28 @@ fn a_new_leader_commits_after_the_leader_is_killed() {
         Duration::from_secs(60),
         || {
             let leader = cluster.leader()?;
-            let id = cluster.status(leader)?["node"].as_str()?.to_string();
-            let (_, validators) = cluster.get(leader, "/v1/validators")?;
-            let validators = validators["validators"].as_array()?.clone();
-            let weight = |v: &Value, field: &str| v[field].as_u64().unwrap_or(0);
-            let mine = validators.iter().find(|v| v["validator"] == id.as_str())?;
+            let id = cluster.status(leader)?.node;
+            let answer: ValidatorsResponse = cluster.get_as(leader, "/v1/validators")?;
+            let validators = answer.validators;
+            let consensus = |v: &agora_api::ValidatorInfo| v.consensus_weight.unwrap_or(0);
+            let mine = validators.iter().find(|v| v.validator == id)?;
             let others: u64 = validators
                 .iter()
-                .filter(|v| v["validator"] != id.as_str())
-                .map(|v| weight(v, "weight"))
+                .filter(|v| v.validator != id)
+                .map(|v| v.weight)
                 .sum();
             let others_consensus: u64 = validators
                 .iter()
-                .filter(|v| v["validator"] != id.as_str())
-                .map(|v| weight(v, "consensus_weight"))
+                .filter(|v| v.validator != id)
+                .map(consensus)
                 .sum();
-            (weight(mine, "weight") >= others).then(|| {
+            (mine.weight >= others).then(|| {
                 let weights: Vec<(u64, u64)> = validators
                     .iter()
-                    .map(|v| (weight(v, "weight"), weight(v, "consensus_weight")))
+                    .map(|v| (v.weight, consensus(v)))
                     .collect();
                 assert!(
-                    weight(mine, "consensus_weight") < others_consensus,
+                    consensus(mine) < others_consensus,
                     "(reputation weight, consensus weight) per validator: {weights:?}"
                 );
                 leader
@@ -102,12 +98,7 @@ fn a_new_leader_commits_after_the_leader_is_killed() {
     wait_for(
         "the configuration to settle",
         Duration::from_secs(30),
-        || {
-            cluster
-                .status(leader)
-                .filter(|s| s["joint"] == false)
-                .map(|_| ())
-        },
+        || cluster.status(leader).filter(|s| !s.joint).map(|_| ()),
     );
     let survivor = (leader + 1) % 3;
     let tx = cluster.transfer(1, random_account(), 1);
@@ -119,7 +110,7 @@ fn a_new_leader_commits_after_the_leader_is_killed() {
         "fail-over: a new leader committed a transaction {:.2} s after kill -9 of the old one",
         elapsed.as_secs_f64()
     );
-    assert_eq!(answer["receipt"]["status"], "applied");
+    assert!(applied(&answer));
     let new_leader = wait_for("a new leader", Duration::from_secs(30), || cluster.leader());
     assert_ne!(new_leader, leader);
 }
@@ -157,11 +148,10 @@ fn a_lagging_node_catches_up_by_snapshot() {
         || {
             let a = cluster.status(leader)?;
             let b = cluster.status(lagging)?;
-            (a["height"] == b["height"] && a["state_root"] == b["state_root"])
-                .then_some(a["state_root"].clone())
+            (a.height == b.height && a.state_root == b.state_root).then_some(a.state_root)
         },
     );
-    assert!(leader_root.is_string());
+    assert_ne!(leader_root, agora_core::Hash32::ZERO);
     assert!(
         cluster.log(lagging).contains("installed a snapshot"),
         "caught up through a snapshot, not the log"
@@ -169,16 +159,15 @@ fn a_lagging_node_catches_up_by_snapshot() {
     // Past-height proofs: the leader rebuilds the state at a height from its snapshot or
     // the genesis and its block archive; its root is the one archived for that height.
     // The node that skipped those heights says it cannot serve them.
-    let height = cluster.status(leader).unwrap()["height"].as_u64().unwrap() - 3;
-    let (status, proof) = cluster
-        .get(leader, &format!("/v1/proof?key=globals&height={height}"))
+    let height = cluster.status(leader).unwrap().height - 3;
+    let proof: ProofResponse = cluster
+        .get_as(leader, &format!("/v1/proof?key=globals&height={height}"))
+        .expect("a proof at a past height");
+    assert_eq!(proof.at.height, height);
+    let block: BlockResponse = cluster
+        .get_as(leader, &format!("/v1/blocks/{height}"))
         .unwrap();
-    assert_eq!(status, 200, "{proof}");
-    assert_eq!(proof["at"]["height"], height);
-    let (_, block) = cluster
-        .get(leader, &format!("/v1/blocks/{height}"))
-        .unwrap();
-    assert_eq!(proof["at"]["state_root"], block["state_root"]);
+    assert_eq!(proof.at.state_root, block.state_root);
     let skipped = (1..height)
         .find(|h| cluster.get(lagging, &format!("/v1/blocks/{h}")).unwrap().0 == 404)
         .expect("the snapshot skipped some heights");
@@ -186,7 +175,7 @@ fn a_lagging_node_catches_up_by_snapshot() {
         .get(lagging, &format!("/v1/proof?key=globals&height={skipped}"))
         .unwrap();
     assert_eq!(
-        (status, refused["code"].as_str()),
+        (status, error_code(&refused).as_deref()),
         (404, Some("not_found")),
         "{refused}"
     );
@@ -206,10 +195,7 @@ fn killing_every_node_mid_load_loses_nothing_acknowledged() {
             &cluster.transfer(nonce, random_account(), 7),
             Duration::from_secs(30),
         );
-        acknowledged.push((
-            answer["tx_hash"].clone(),
-            answer["height"].as_u64().unwrap(),
-        ));
+        acknowledged.push((answer.tx_hash, answer.height.unwrap()));
     }
     // One more in flight while everything dies.
     let in_flight = cluster.transfer(15, random_account(), 7);
@@ -225,45 +211,33 @@ fn killing_every_node_mid_load_loses_nothing_acknowledged() {
     cluster.wait_ready(Duration::from_secs(60));
     let mut seen = std::collections::BTreeMap::new();
     let mut blocks = 0u128;
-    let height = cluster.status(0).unwrap()["height"].as_u64().unwrap();
+    let height = cluster.status(0).unwrap().height;
     for h in 1..=height {
         // A node that caught up by snapshot has no archive for the heights it skipped, so
         // read each height from whichever node applied it.
-        let archived = wait_for("an archived height", Duration::from_secs(30), || {
-            (0..3).find_map(|i| {
-                cluster
-                    .get(i, &format!("/v1/blocks/{h}"))
-                    .filter(|(s, _)| *s == 200)
-                    .map(|(_, v)| v)
-            })
-        });
-        if !archived["block"].is_null() {
+        let archived: BlockResponse =
+            wait_for("an archived height", Duration::from_secs(30), || {
+                (0..3).find_map(|i| cluster.get_as(i, &format!("/v1/blocks/{h}")))
+            });
+        if archived.block.is_some() {
             blocks += 1;
         }
-        for receipt in archived["receipts"].as_array().unwrap() {
-            if receipt["status"] == "applied" {
-                *seen.entry(receipt["tx_hash"].to_string()).or_insert(0) += 1;
+        for receipt in &archived.receipts {
+            if receipt.status == agora_core::TxStatus::Applied {
+                *seen.entry(receipt.tx_hash).or_insert(0) += 1;
             }
         }
     }
     for (hash, height) in &acknowledged {
         assert_eq!(
-            seen.get(&hash.to_string()),
+            seen.get(hash),
             Some(&1),
             "acknowledged transaction {hash} (height {height}) applied exactly once"
         );
     }
-    let (_, chain) = cluster.get(0, "/v1/chain").unwrap();
-    let reward = chain["params"]["proposer_reward"]
-        .as_str()
-        .unwrap()
-        .parse::<u128>()
-        .unwrap();
-    let supply = chain["globals"]["total_supply"]
-        .as_str()
-        .unwrap()
-        .parse::<u128>()
-        .unwrap();
+    let chain: ChainResponse = cluster.get_as(0, "/v1/chain").unwrap();
+    let reward = chain.params.proposer_reward.0;
+    let supply = chain.globals.total_supply.0;
     assert_eq!(
         supply,
         1_000_000_000 + blocks * reward,
@@ -279,7 +253,7 @@ fn a_peer_outside_the_validator_configuration_is_ignored() {
     let cluster = Cluster::start("outsider", 3, 1_000);
     cluster.wait_ready(Duration::from_secs(60));
     let leader = wait_for("a leader", Duration::from_secs(30), || cluster.leader());
-    let term = cluster.status(leader).unwrap()["term"].clone();
+    let term = cluster.status(leader).unwrap().term;
     // The outsider runs its own genesis in which it is the heaviest validator and the
     // cluster's members are validators too, so it campaigns against them.
     let dir = cluster.dir.join("outsider");
@@ -356,11 +330,8 @@ fn a_peer_outside_the_validator_configuration_is_ignored() {
     assert!(dropped > 0.0);
     std::thread::sleep(Duration::from_secs(2));
     let after = cluster.status(leader).unwrap();
-    assert_eq!(after["role"], "leader");
-    assert_eq!(
-        after["term"], term,
-        "the outsider could not force an election"
-    );
+    assert_eq!(after.role, RoleName::Leader);
+    assert_eq!(after.term, term, "the outsider could not force an election");
     cluster.submit_and_wait(
         leader,
         &cluster.transfer(0, random_account(), 1),
@@ -418,7 +389,8 @@ fn devnet_starts_a_working_cluster() {
         Duration::from_secs(30),
         || http(http_base + 1, "POST", "/v1/tx?wait=commit", &bytes).filter(|(s, _)| *s == 200),
     );
-    assert_eq!(answer.1["receipt"]["status"], "applied");
+    let answer: SubmitResponse = serde_json::from_value(answer.1).unwrap();
+    assert!(applied(&answer), "{answer:?}");
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(devnet.0.id().to_string())
@@ -437,13 +409,13 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let cluster = Cluster::start("badinput", 3, 1_000);
     cluster.wait_ready(Duration::from_secs(60));
     let port = cluster.nodes[0].http_port;
-    let before = cluster.status(0).unwrap()["state_root"].clone();
+    let before = cluster.status(0).unwrap().state_root;
 
     let (status, _) = http(port, "POST", "/v1/tx", &vec![0u8; 64 * 1024]).unwrap();
     assert_eq!(status, 413, "oversized body");
     let (status, body) = http(port, "POST", "/v1/tx", b"definitely not a transaction").unwrap();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (status, error_code(&body).as_deref()),
         (400, Some("malformed_transaction"))
     );
     let mut forged = cluster.transfer(0, random_account(), 5);
@@ -451,7 +423,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     forged[last] ^= 1;
     let (status, body) = http(port, "POST", "/v1/tx", &forged).unwrap();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (status, error_code(&body).as_deref()),
         (400, Some("bad_signature"))
     );
     let (status, body) = http(
@@ -462,15 +434,15 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     )
     .unwrap();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (status, error_code(&body).as_deref()),
         (400, Some("bad_parameter"))
     );
     let (status, body) = http(port, "GET", "/v1/accounts/not-hex", &[]).unwrap();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (status, error_code(&body).as_deref()),
         (400, Some("bad_account_id"))
     );
-    let after = cluster.status(0).unwrap()["state_root"].clone();
+    let after = cluster.status(0).unwrap().state_root;
     assert_eq!(before, after, "nothing changed");
 
     cluster.submit_and_wait(
@@ -492,7 +464,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     )
     .unwrap();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (status, error_code(&body).as_deref()),
         (400, Some("key_already_registered"))
     );
     let (status, body) = http(
@@ -503,18 +475,17 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     )
     .unwrap();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (status, error_code(&body).as_deref()),
         (409, Some("replayed_nonce"))
     );
     let (status, body) = http(port, "GET", "/v1/proof?key=account:0000", &[]).unwrap();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (status, error_code(&body).as_deref()),
         (400, Some("bad_account_id"))
     );
     let key = format!("account:{}", cluster.demo_account());
-    let (status, proof) = http(port, "GET", &format!("/v1/proof?key={key}"), &[]).unwrap();
-    assert_eq!(status, 200, "{proof}");
-    assert!(proof["proof"]["siblings"].is_array());
+    let proof: ProofResponse = cluster.get_as(0, &format!("/v1/proof?key={key}")).unwrap();
+    assert!(!proof.proof.siblings.is_empty());
 }
 
 /// Every file in vectors/, replayed through a live cluster of its validators
@@ -549,7 +520,9 @@ fn every_vector_replays_through_a_live_cluster() {
         let ports: Vec<u16> = (0..3).map(|i| http_base + i).collect();
         let leader = || {
             ports.iter().copied().find(|p| {
-                http(*p, "GET", "/v1/status", &[]).is_some_and(|(_, s)| s["role"] == "leader")
+                http(*p, "GET", "/v1/status", &[])
+                    .and_then(|(_, s)| serde_json::from_value::<StatusResponse>(s).ok())
+                    .is_some_and(|s| s.role == RoleName::Leader)
             })
         };
         let entries = vector["entries"].as_array().unwrap();
@@ -561,6 +534,9 @@ fn every_vector_replays_through_a_live_cluster() {
                 || http(leader()?, "POST", "/v1/replay", &body).filter(|(s, _)| *s == 200),
             );
             let index = expected["entry"]["index"].as_u64().unwrap();
+            let replayed: agora_api::ReplayResponse = serde_json::from_value(answer).unwrap();
+            assert_eq!(replayed.index, index);
+            let answer = serde_json::to_value(&replayed).unwrap();
             for field in ["state_root", "receipts", "events"] {
                 assert_eq!(
                     answer[field],
@@ -575,19 +551,25 @@ fn every_vector_replays_through_a_live_cluster() {
                 let leader = leader().unwrap();
                 let (status, error) = http(leader, "POST", "/v1/replay", &body).unwrap();
                 assert_eq!(
-                    (status, error["code"].as_str()),
+                    (status, error_code(&error).as_deref()),
                     (409, Some("already_applied"))
                 );
                 let mut gap = expected["entry"].clone();
                 gap["index"] = (index + 5).into();
                 let gap = serde_json::to_vec(&gap).unwrap();
                 let (status, error) = http(leader, "POST", "/v1/replay", &gap).unwrap();
-                assert_eq!((status, error["code"].as_str()), (409, Some("gap")));
+                assert_eq!((status, error_code(&error).as_deref()), (409, Some("gap")));
                 let follower = *ports.iter().find(|p| **p != leader).unwrap();
                 let (status, error) = http(follower, "POST", "/v1/replay", &body).unwrap();
-                assert_eq!((status, error["code"].as_str()), (421, Some("not_leader")));
+                assert_eq!(
+                    (status, error_code(&error).as_deref()),
+                    (421, Some("not_leader"))
+                );
                 let (status, error) = http(leader, "POST", "/v1/tx", b"anything").unwrap();
-                assert_eq!((status, error["code"].as_str()), (409, Some("replay_mode")));
+                assert_eq!(
+                    (status, error_code(&error).as_deref()),
+                    (409, Some("replay_mode"))
+                );
             }
         }
         let last = entries.last().unwrap();
@@ -598,8 +580,10 @@ fn every_vector_replays_through_a_live_cluster() {
                 Duration::from_secs(30),
                 || {
                     let (_, status) = http(*port, "GET", "/v1/status", &[])?;
-                    (status["height"] == height
-                        && status["state_root"] == last["expected"]["state_root"])
+                    let status: StatusResponse = serde_json::from_value(status).ok()?;
+                    (status.height == height
+                        && serde_json::to_value(status.state_root).ok()?
+                            == last["expected"]["state_root"])
                         .then_some(())
                 },
             );

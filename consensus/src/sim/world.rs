@@ -21,7 +21,7 @@ use crate::sim::{SimOptions, SimReport};
 use crate::storage::memory::MemoryStore;
 use agora_api::ApiError;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
-use agora_core::vectors::seeded_key;
+use agora_testkit::seeded_key;
 use agora_core::{AccountId, Amount, Hash32, KeyKind, Ledger, Params, SecretKey};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

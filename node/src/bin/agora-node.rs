@@ -1,7 +1,8 @@
 //! `agora-node`: the operator's binary.
 
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
-use agora_core::vectors::{seeded_key, VectorFile, VALIDATOR_PEER_IDS};
+use agora_core::vectors::VectorFile;
+use agora_testkit::{seeded_key, VALIDATOR_PEER_IDS};
 use agora_core::{AccountId, Amount, KeyKind, PublicKey, SecretKey};
 use agora_node::config::NodeConfig;
 use agora_node::{keys, node};

@@ -2,6 +2,11 @@
 
 #![allow(dead_code)]
 
+#[allow(unused_imports)]
+pub use agora_api::{
+    AccountResponse, BlockResponse, ChainResponse, ErrorBody, ProofResponse, RoleName,
+    StatusResponse, SubmitResponse, SubmitStatus, ValidatorsResponse,
+};
 use agora_core::encoding::Canonical;
 use agora_core::tx::{Action, Sender, Transaction};
 use agora_core::{AccountId, Amount, Genesis, SecretKey};
@@ -274,16 +279,22 @@ impl Cluster {
         http(self.nodes[i].http_port, "GET", path, &[])
     }
 
-    pub fn status(&self, i: usize) -> Option<Value> {
-        self.get(i, "/v1/status")
+    /// A successful answer from node `i`, as the API's type for it.
+    pub fn get_as<T: serde::de::DeserializeOwned>(&self, i: usize, path: &str) -> Option<T> {
+        self.get(i, path)
             .filter(|(s, _)| *s == 200)
-            .map(|(_, v)| v)
+            .map(|(_, v)| serde_json::from_value(v).expect("the answer has the API's type"))
+    }
+
+    pub fn status(&self, i: usize) -> Option<StatusResponse> {
+        self.get_as(i, "/v1/status")
     }
 
     /// The index of the node that reports itself leader.
     pub fn leader(&self) -> Option<usize> {
         (0..self.nodes.len()).find(|i| {
-            self.nodes[*i].child.is_some() && self.status(*i).is_some_and(|s| s["role"] == "leader")
+            self.nodes[*i].child.is_some()
+                && self.status(*i).is_some_and(|s| s.role == RoleName::Leader)
         })
     }
 
@@ -323,10 +334,15 @@ impl Cluster {
 
     /// Submits to node `i` and waits for the commit, retrying while the node is busy or
     /// has no leader. Returns the committed answer.
-    pub fn submit_and_wait(&self, i: usize, tx: &[u8], limit: Duration) -> Value {
+    pub fn submit_and_wait(&self, i: usize, tx: &[u8], limit: Duration) -> SubmitResponse {
         wait_for("a committed transaction", limit, || {
             match http(self.nodes[i].http_port, "POST", "/v1/tx?wait=commit", tx) {
-                Some((200, value)) if value["status"] == "committed" => Some(value),
+                Some((200, value)) => {
+                    let answer: SubmitResponse =
+                        serde_json::from_value(value).expect("a submit answer");
+                    assert_eq!(answer.status, SubmitStatus::Committed, "{answer:?}");
+                    Some(answer)
+                }
                 Some((503, _)) | None => None,
                 Some((status, value)) => panic!("submission refused with {status}: {value}"),
             }
@@ -347,6 +363,21 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Whether a committed answer's receipt says the transaction applied.
+pub fn applied(answer: &SubmitResponse) -> bool {
+    answer
+        .receipt
+        .as_ref()
+        .is_some_and(|r| r.status == agora_core::TxStatus::Applied)
+}
+
+/// The stable code of an error body.
+pub fn error_code(body: &Value) -> Option<String> {
+    serde_json::from_value::<ErrorBody>(body.clone())
+        .ok()
+        .map(|e| e.code)
 }
 
 pub fn random_account() -> AccountId {

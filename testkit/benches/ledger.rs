@@ -12,7 +12,7 @@ use agora_core::encoding::Canonical;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
 use agora_core::state_tree::StateTree;
 use agora_core::tx::Action;
-use agora_core::vectors::{seeded_key, Scenario};
+use agora_testkit::vectors::{seeded_key, Scenario};
 use agora_core::{AccountId, Amount, Hash32, Ledger, Params};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 

@@ -4,7 +4,8 @@
 //! To regenerate after an intended change of encoding or rules:
 //! `AGORA_BLESS=1 cargo test -p agora-core --test vectors` (then review the diff).
 
-use agora_core::vectors::{check, generate_all, VectorFile};
+use agora_core::vectors::{check, VectorFile};
+use agora_testkit::generate_all;
 use std::path::PathBuf;
 
 fn vectors_dir() -> PathBuf {
