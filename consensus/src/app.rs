@@ -5,7 +5,8 @@
 use crate::raft::{EntryData, LogEntry, RaftLog};
 use agora_core::block::{Block, Entry, EntryPayload};
 use agora_core::encoding::Canonical;
-use agora_core::{Halt, Ledger, Outcome, SecretKey};
+use agora_core::state::{Proposal, ProposalStatus};
+use agora_core::{AccountId, Halt, Ledger, Outcome, ProposalKind, SecretKey};
 
 /// How far (in entries) a leader's applied state may lag its next proposal: further
 /// behind, its block's `checked_state_root` could fall out of the roots followers keep.
@@ -45,6 +46,23 @@ impl LedgerApp {
         })
     }
 
+    /// Whether a block by `key` at `index` can be valid when it applies: its proposer must
+    /// be a validator then. A leader stays Raft leader for a while after governance removes
+    /// it from the ledger's validators (the configuration follows through joint
+    /// consensus), so it proposes no block at a height past the tally of an open proposal
+    /// to remove it — every node would refuse that block and halt. No-ops and the
+    /// configuration change that removes it still go through.
+    pub fn may_propose_at(&self, key: &SecretKey, index: u64) -> bool {
+        let me = AccountId::from_public_key(key.public_key());
+        let state = self.ledger.state();
+        let removal_tallied_before = |proposal: &Proposal| {
+            proposal.status == ProposalStatus::Voting
+                && proposal.voting_end_height < index
+                && matches!(proposal.kind, ProposalKind::RemoveValidator { validator } if validator == me)
+        };
+        state.validators.contains_key(&me) && !state.proposals.values().any(removal_tallied_before)
+    }
+
     /// Builds the block a leader proposes at `index`, on top of the last block in its log
     /// (or in its applied state), checking the newest root it has applied. `None` when its
     /// applied state lags too far behind to propose.
@@ -57,7 +75,7 @@ impl LedgerApp {
         randomness: [u8; 32],
     ) -> Option<Vec<u8>> {
         let applied = self.ledger.height();
-        if index > applied + MAX_PROPOSAL_APPLY_LAG {
+        if index > applied + MAX_PROPOSAL_APPLY_LAG || !self.may_propose_at(key, index) {
             return None;
         }
         let mut parent = self.ledger.state().globals.last_block_hash;
@@ -82,5 +100,70 @@ impl LedgerApp {
             randomness,
         );
         Some(block.to_canonical_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_core::tx::{Action, VoteChoice};
+    use agora_core::{KeyKind, Params};
+    use agora_testkit::vectors::Scenario;
+
+    /// A validator that governance is removing stops proposing blocks for heights past
+    /// the tally, while it may still lead Raft: every node would refuse such a block
+    /// ("proposer is not a validator") and halt. Found by the simulator with governance.
+    #[test]
+    fn a_validator_being_removed_proposes_no_block_past_the_tally() {
+        let mut s = Scenario::new("removal", "", &[KeyKind::MlDsa44; 2], Params::default());
+        let removed = s.validators[0].clone();
+        let other = s.validators[1].clone();
+        let validator = AccountId::from_public_key(removed.public_key());
+        let propose = s.sign(
+            0,
+            Action::Propose {
+                proposal: ProposalKind::RemoveValidator { validator },
+                deposit: Params::default().min_deposit,
+            },
+        );
+        s.block(1, "propose the removal", vec![propose]);
+        let id = *s.ledger().state().proposals.keys().next_back().unwrap();
+        let end = s.ledger().state().proposals[&id].voting_end_height;
+        let votes = vec![
+            s.sign(
+                0,
+                Action::Vote {
+                    proposal: id,
+                    choice: VoteChoice::Yes,
+                },
+            ),
+            s.sign(
+                1,
+                Action::Vote {
+                    proposal: id,
+                    choice: VoteChoice::Yes,
+                },
+            ),
+        ];
+        s.block(1, "vote", votes);
+        let app = LedgerApp::new(s.ledger().clone());
+        assert!(
+            app.may_propose_at(&removed, end),
+            "its block at the tally height is valid"
+        );
+        assert!(
+            !app.may_propose_at(&removed, end + 1),
+            "after the tally it would not be"
+        );
+        assert!(app.may_propose_at(&other, end + 1));
+        while s.ledger().height() < end {
+            s.block(1, "voting runs out", vec![]);
+        }
+        let app = LedgerApp::new(s.ledger().clone());
+        assert!(
+            !s.ledger().state().validators.contains_key(&validator),
+            "removed"
+        );
+        assert!(!app.may_propose_at(&removed, end + 1));
     }
 }

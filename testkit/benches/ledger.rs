@@ -12,8 +12,8 @@ use agora_core::encoding::Canonical;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
 use agora_core::state_tree::StateTree;
 use agora_core::tx::Action;
-use agora_testkit::vectors::{seeded_key, Scenario};
 use agora_core::{AccountId, Amount, Hash32, Ledger, Params};
+use agora_testkit::vectors::{seeded_key, Scenario};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
 const SENDERS: usize = 1_000;

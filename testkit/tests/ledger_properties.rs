@@ -7,8 +7,8 @@ use agora_core::crypto::{KeyKind, SecretKey};
 use agora_core::encoding::Canonical;
 use agora_core::tx::{Action, ProposalKind, Sender, SignedTransaction, Transaction, VoteChoice};
 use agora_core::vectors::VectorFile;
-use agora_testkit::vectors::{seeded_key, Scenario, MEMBER_FUNDS};
 use agora_core::{AccountId, Amount, Ledger, Params};
+use agora_testkit::vectors::{seeded_key, Scenario, MEMBER_FUNDS};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 

@@ -2,7 +2,7 @@
 //! them replays through the ledger to its recorded roots, receipts and events.
 //!
 //! To regenerate after an intended change of encoding or rules:
-//! `AGORA_BLESS=1 cargo test -p agora-core --test vectors` (then review the diff).
+//! `AGORA_BLESS=1 cargo test -p agora-testkit --test vectors` (then review the diff).
 
 use agora_core::vectors::{check, VectorFile};
 use agora_testkit::generate_all;

@@ -27,6 +27,9 @@ struct Args {
     /// Leaders do not append the election no-op (the replay-cluster mode).
     #[arg(long)]
     no_election_noop: bool,
+    /// Governance votes a spare node in, a validator out and a reputation change.
+    #[arg(long)]
+    governance: bool,
     /// Print only failures and the summary.
     #[arg(long)]
     quiet: bool,
@@ -39,12 +42,13 @@ fn main() -> ExitCode {
         let mut options = SimOptions::standard(seed);
         options.real_crypto = args.real_crypto;
         options.election_noop = !args.no_election_noop;
+        options.governance = args.governance;
         if let Some(t) = args.ticks {
             options.safety_ticks = t;
         }
         match run(&options) {
             Ok(report) if !args.quiet => println!(
-                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} configs {} snapshots {} liveness {} ticks  trace {}",
+                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} configs {} governance {} snapshots {} liveness {} ticks  trace {}",
                 report.nodes,
                 report.committed_index,
                 report.acknowledged,
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
                 report.elections,
                 report.crashes,
                 report.config_changes,
+                report.proposals_passed,
                 report.snapshots_installed,
                 report.liveness_ticks,
                 &report.trace_hash.to_hex()[..16]

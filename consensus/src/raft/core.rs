@@ -385,6 +385,11 @@ impl<C: VoteCrypto> Raft<C> {
         &self.progress
     }
 
+    /// The node leadership is being handed to, if a transfer is under way.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer.map(|(target, _)| target)
+    }
+
     /// Metrics counters.
     pub fn counters(&self) -> &Counters {
         &self.counters

@@ -60,6 +60,13 @@ impl<C: VoteCrypto> Replica<C> {
                 "this node replays test vectors; it takes entries at /v1/replay, not transactions",
             ));
         }
+        if !self.raft.membership().contains(&self.raft.id()) {
+            // A node outside the configuration (not yet added, or removed) hears from no
+            // leader: what it forwarded would never be seen committed here.
+            return Err(ApiError::busy(
+                "this node is not a member of the cluster's configuration; send to a validator",
+            ));
+        }
         let signed = SignedTransaction::from_canonical_bytes(bytes)
             .map_err(|e| ApiError::new(400, "malformed_transaction", e.to_string()))?;
         self.app

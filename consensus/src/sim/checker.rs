@@ -361,6 +361,11 @@ impl Checker {
         ))
     }
 
+    /// How many times transaction `hash` took effect.
+    pub fn took_effect(&self, hash: &Hash32) -> u32 {
+        self.took_effect.get(hash).copied().unwrap_or(0)
+    }
+
     /// Transactions that took effect.
     pub fn transactions_committed(&self) -> u64 {
         self.took_effect.len() as u64

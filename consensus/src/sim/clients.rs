@@ -1,23 +1,35 @@
 //! The simulated clients: accounts that submit transfers to random nodes and wait for the
 //! commit, and linearizable reads. What a node answers them is what the checkers judge.
 
-use super::world::{fail, Input, World};
+use super::world::{fail, Input, World, GOVERNOR};
 use crate::raft::NodeId;
 use crate::replica::{Answer, Query, Request, RequestId};
 use crate::sim::checker::Violation;
 use crate::storage::memory::MemoryStore;
 use agora_api::{ApiError, Consistency, SubmitStatus};
 use agora_core::encoding::Canonical;
-use agora_core::tx::{tx_hash, Action, Sender, Transaction};
-use agora_core::{AccountId, Amount, Hash32, Ledger};
+use agora_core::outcome::TxStatus;
+use agora_core::state::ProposalStatus;
+use agora_core::tx::{tx_hash, Action, Sender, Transaction, VoteChoice};
+use agora_core::{AccountId, Amount, Hash32, Ledger, Params};
 use rand::Rng;
 use std::collections::BTreeMap;
+
+/// What a submitted transaction does, for what the client does next.
+#[derive(Clone, Copy)]
+pub(super) enum Purpose {
+    Transfer,
+    Propose,
+    Vote,
+}
 
 /// What a client asked and is waiting for.
 pub(super) enum Outstanding {
     Submit {
         client: usize,
         tx_hash: Hash32,
+        purpose: Purpose,
+        bytes: Vec<u8>,
     },
     Replay {
         client: usize,
@@ -45,6 +57,16 @@ impl World {
     }
 
     pub(super) fn clients(&mut self) {
+        if !self.busy_clients[GOVERNOR] {
+            if let Some(action) = self.governance_due() {
+                let i = self.rng.random_range(0..self.nodes.len());
+                let purpose = match action {
+                    Action::Vote { .. } => Purpose::Vote,
+                    _ => Purpose::Propose,
+                };
+                self.submit_action(GOVERNOR, i, action, purpose);
+            }
+        }
         if self.rng.random_range(0..4) == 0 {
             let client = self.rng.random_range(0..self.clients.len());
             let i = self.rng.random_range(0..self.nodes.len());
@@ -64,8 +86,23 @@ impl World {
         id
     }
 
-    /// Client `client` signs a transfer with the nonce node `i` believes is next and
-    /// submits it there, waiting for the commit.
+    /// The governor's next transaction, if one is due: the vote it owes, or the next
+    /// planned proposal.
+    fn governance_due(&self) -> Option<Action> {
+        if let Some(proposal) = self.governance.vote_due {
+            return Some(Action::Vote {
+                proposal,
+                choice: VoteChoice::Yes,
+            });
+        }
+        let (at, kind) = self.governance.plan.front()?;
+        (self.now >= *at).then(|| Action::Propose {
+            proposal: kind.clone(),
+            deposit: Params::default().min_deposit,
+        })
+    }
+
+    /// Client `client` sends a transfer to node `i` (or, on a replay cluster, a no-op).
     pub(super) fn submit(&mut self, client: usize, i: usize) {
         let Some(replica) = self.nodes[i].replica.as_ref() else {
             return;
@@ -85,8 +122,22 @@ impl World {
             self.input(i, Input::Request(id, Request::Replay { entry }));
             return;
         }
+        let to = AccountId(Hash32([self.rng.random_range(1..=16); 32]));
+        let transfer = Action::Transfer {
+            to,
+            amount: Amount(1),
+        };
+        self.submit_action(client, i, transfer, Purpose::Transfer);
+    }
+
+    /// Client `client` signs `action` with the nonce node `i` believes is next and submits
+    /// it there, waiting for the commit.
+    fn submit_action(&mut self, client: usize, i: usize, action: Action, purpose: Purpose) {
+        let Some(replica) = self.nodes[i].replica.as_ref() else {
+            return;
+        };
         let randomness: [u8; 32] = self.rng.random();
-        let bytes = self.client_transfer(client, replica.ledger(), randomness);
+        let bytes = self.sign(client, replica.ledger(), action, randomness);
         let id = self.next_request();
         self.outstanding.insert(
             id,
@@ -95,6 +146,8 @@ impl World {
                 Outstanding::Submit {
                     client,
                     tx_hash: tx_hash(&bytes),
+                    purpose,
+                    bytes: bytes.clone(),
                 },
             ),
         );
@@ -103,7 +156,13 @@ impl World {
         self.input(i, Input::Request(id, Request::Submit { bytes, wait: true }));
     }
 
-    fn client_transfer(&self, client: usize, ledger: &Ledger, randomness: [u8; 32]) -> Vec<u8> {
+    fn sign(
+        &self,
+        client: usize,
+        ledger: &Ledger,
+        action: Action,
+        randomness: [u8; 32],
+    ) -> Vec<u8> {
         let key = &self.clients[client];
         let id = AccountId::from_public_key(key.public_key());
         let state = ledger.state();
@@ -113,15 +172,11 @@ impl World {
             Sender::Register(key.public_key().clone())
         };
         let nonce = state.accounts.get(&id).map_or(0, |a| a.nonce);
-        let to = AccountId(Hash32([(randomness[0] % 16) + 1; 32]));
         Transaction {
             chain_id: ledger.chain_id(),
             sender,
             nonce,
-            action: Action::Transfer {
-                to,
-                amount: Amount(1),
-            },
+            action,
         }
         .sign(key, randomness)
         .to_canonical_bytes()
@@ -163,7 +218,15 @@ impl World {
         };
         let id = self.nodes[i].id;
         match (outstanding, result) {
-            (Outstanding::Submit { client, tx_hash }, Ok(Answer::Submitted(submitted))) => {
+            (
+                Outstanding::Submit {
+                    client,
+                    tx_hash,
+                    purpose,
+                    ..
+                },
+                Ok(Answer::Submitted(submitted)),
+            ) => {
                 self.busy_clients[client] = false;
                 if submitted.status != SubmitStatus::Committed {
                     return Err(fail(
@@ -183,6 +246,8 @@ impl World {
                 }
                 self.checker.on_acknowledge_tx(id, height, &receipt)?;
                 self.acknowledged(id, height)?;
+                let applied = receipt.status == TxStatus::Applied;
+                self.governance_progress(i, purpose, applied);
             }
             (Outstanding::Submit { client, .. }, _) => self.busy_clients[client] = false,
             (Outstanding::Replay { client }, Ok(Answer::Replayed(replayed))) => {
@@ -219,5 +284,28 @@ impl World {
         self.latest_ack = Some((self.now, height));
         self.report.acknowledged += 1;
         Ok(())
+    }
+
+    /// The governor's transaction committed: after a proposal, vote on it; after a vote,
+    /// go on with the plan. A proposal that failed is tried again.
+    fn governance_progress(&mut self, i: usize, purpose: Purpose, applied: bool) {
+        match purpose {
+            Purpose::Transfer => {}
+            Purpose::Vote => self.governance.vote_due = None,
+            Purpose::Propose if applied => {
+                let governor = AccountId::from_public_key(self.clients[GOVERNOR].public_key());
+                let replica = self.nodes[i].replica.as_ref().expect("it just answered");
+                self.governance.vote_due = replica
+                    .ledger()
+                    .state()
+                    .proposals
+                    .values()
+                    .filter(|p| p.proposer == governor && p.status == ProposalStatus::Voting)
+                    .map(|p| p.id)
+                    .max();
+                self.governance.plan.pop_front();
+            }
+            Purpose::Propose => {}
+        }
     }
 }

@@ -20,9 +20,10 @@ use crate::sim::network::{Network, NetworkFaults, SimMessage};
 use crate::sim::{SimOptions, SimReport};
 use crate::storage::memory::MemoryStore;
 use agora_api::ApiError;
+use agora_core::encoding::Canonical;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
+use agora_core::{AccountId, Amount, Hash32, KeyKind, Ledger, Params, ProposalKind, SecretKey};
 use agora_testkit::seeded_key;
-use agora_core::{AccountId, Amount, Hash32, KeyKind, Ledger, Params, SecretKey};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,6 +36,8 @@ const SNAPSHOT_INTERVAL_ENTRIES: u64 = 150;
 const OUTSIDER_TERM: u64 = 1_000_000;
 /// Client accounts, each with at most one transaction outstanding.
 const CLIENTS: usize = 4;
+/// The client that holds the stake and makes governance proposals.
+pub(super) const GOVERNOR: usize = 0;
 /// Inputs a node whose disk is busy buffers, at most (a full channel in the shell).
 const MAX_INBOX: usize = 4_096;
 
@@ -65,6 +68,14 @@ pub(super) struct SimNode {
     pub(super) led_term: Option<u64>,
 }
 
+/// The governance changes a run makes, in order, and the vote it owes.
+pub(super) struct Governance {
+    /// (not before this tick, the proposal).
+    pub(super) plan: VecDeque<(u64, ProposalKind)>,
+    /// A proposal of the governor's waiting for its vote.
+    pub(super) vote_due: Option<u64>,
+}
+
 pub(crate) struct World {
     pub(super) opts: SimOptions,
     pub(super) rng: ChaCha8Rng,
@@ -84,6 +95,8 @@ pub(crate) struct World {
     pub(super) outsider: SecretKey,
     pub(super) next_partition_change: u64,
     pub(super) lease_reads: bool,
+    /// Governance changes still to make.
+    pub(super) governance: Governance,
     /// The latest acknowledgement of a commit to a client: (tick, height).
     pub(super) latest_ack: Option<(u64, u64)>,
     pub(crate) report: SimReport,
@@ -107,6 +120,12 @@ impl World {
         let keys: Vec<SecretKey> = (0..count)
             .map(|i| seeded_key(KeyKind::MlDsa44, &format!("sim-{}-{i}", opts.seed)))
             .collect();
+        // With faults on, governance changes the validator set during the run: a spare
+        // node, running from the start but in no configuration, is voted in; a validator
+        // is voted out; a reputation is set.
+        let governance = opts.governance && opts.faults && opts.election_noop;
+        let spare =
+            governance.then(|| seeded_key(KeyKind::MlDsa44, &format!("sim-{}-spare", opts.seed)));
         let clients: Vec<SecretKey> = (0..CLIENTS)
             .map(|i| seeded_key(KeyKind::MlDsa44, &format!("sim-client-{}-{i}", opts.seed)))
             .collect();
@@ -115,10 +134,16 @@ impl World {
             params: Params::default(),
             accounts: clients
                 .iter()
-                .map(|client| GenesisAccount {
+                .enumerate()
+                .map(|(i, client)| GenesisAccount {
                     account: AccountId::from_public_key(client.public_key()),
                     balance: Amount(1 << 60),
-                    staked: Amount::ZERO,
+                    // Client 0 holds all the stake: its proposals pass by its vote alone.
+                    staked: if i == GOVERNOR {
+                        Amount(1 << 40)
+                    } else {
+                        Amount::ZERO
+                    },
                 })
                 .collect(),
             validators: keys
@@ -147,8 +172,37 @@ impl World {
             NetworkFaults::HEALTHY
         };
         let start = genesis_snapshot(&genesis_ledger);
+        let mut plan = VecDeque::new();
+        if let Some(spare) = &spare {
+            let ids: Vec<AccountId> = keys
+                .iter()
+                .map(|k| AccountId::from_public_key(k.public_key()))
+                .collect();
+            plan.push_back((
+                1_500,
+                ProposalKind::AddValidator {
+                    public_key: spare.public_key().clone(),
+                    peer: vec![],
+                    base_reputation: rng.random_range(1..=10),
+                },
+            ));
+            plan.push_back((
+                3_000,
+                ProposalKind::RemoveValidator {
+                    validator: ids[rng.random_range(0..ids.len())],
+                },
+            ));
+            plan.push_back((
+                4_500,
+                ProposalKind::SetReputation {
+                    validator: AccountId::from_public_key(spare.public_key()),
+                    base_reputation: rng.random_range(1..=20),
+                },
+            ));
+        }
         let nodes = keys
             .into_iter()
+            .chain(spare)
             .map(|key| SimNode {
                 id: AccountId::from_public_key(key.public_key()),
                 public_key: borsh::to_vec(key.public_key()).unwrap(),
@@ -172,7 +226,7 @@ impl World {
         let lease_reads = rng.random_bool(0.5);
         let report = SimReport {
             seed: opts.seed,
-            nodes: count,
+            nodes: count + usize::from(governance),
             ..SimReport::default()
         };
         let mut world = World {
@@ -192,6 +246,10 @@ impl World {
             next_partition_change: 300,
             lease_reads,
             latest_ack: None,
+            governance: Governance {
+                plan,
+                vote_due: None,
+            },
             report,
             opts,
         };
@@ -729,7 +787,7 @@ impl World {
                 "no convergence within {} ticks of healing ({waiting} clients still waiting for commits, {} requests unanswered); cluster:\n{}",
                 self.opts.liveness_bound_ticks,
                 self.outstanding.len(),
-                self.describe()
+                self.describe_outstanding()
             ),
         ))
     }
@@ -739,6 +797,47 @@ impl World {
         self.latest_ack
             .filter(|(tick, _)| *tick >= start)
             .map(|(_, height)| height)
+    }
+
+    /// The requests still unanswered, then one line per node, for failure reports.
+    fn describe_outstanding(&self) -> String {
+        let mut out = String::new();
+        for (id, (node, outstanding)) in &self.outstanding {
+            let what = match outstanding {
+                Outstanding::Submit {
+                    client,
+                    tx_hash,
+                    bytes,
+                    ..
+                } => {
+                    let verdict = self
+                        .leader()
+                        .and_then(|l| self.nodes[l].replica.as_ref())
+                        .map(|r| {
+                            let signed =
+                                agora_core::SignedTransaction::from_canonical_bytes(bytes).unwrap();
+                            format!(
+                                "{:?} nonce {}",
+                                r.ledger()
+                                    .authorize(&signed, None, agora_core::NonceRule::AtLeast)
+                                    .map(|_| ()),
+                                signed.tx.nonce
+                            )
+                        });
+                    format!(
+                    "client {client} waits for {tx_hash} (committed: {}) leader says {verdict:?}",
+                    self.checker.took_effect(tx_hash)
+                )
+                }
+                Outstanding::Replay { client } => format!("client {client} waits for a replay"),
+                Outstanding::Read { .. } => "a read".to_string(),
+            };
+            out.push_str(&format!(
+                "  request {id} at {:?}: {what}\n",
+                self.nodes[*node].id
+            ));
+        }
+        out + &self.describe()
     }
 
     /// One line per node, for failure reports.
@@ -765,11 +864,28 @@ impl World {
                         replica.ledger().height(),
                         replica.commit_waiters(),
                     ));
+                    out.push_str(&format!(
+                        "    ledger validator {} mempool {} config {:?} disk busy {} inbox {} {:?} {:?} transfer {:?} entry {:?}\n",
+                        replica.ledger().state().validators.contains_key(&node.id),
+                        replica.mempool_len(),
+                        r.membership().incoming.voters().collect::<Vec<_>>(),
+                        node.disk.is_some(),
+                        node.inbox.len(),
+                        replica.counters(),
+                        r.counters(),
+                        r.transfer_target(),
+                        r.log().entry(r.last_index()).map(|e| (e.term, matches!(e.data, crate::raft::EntryData::Config(_)))),
+                    ));
                     if r.role() == Role::Leader {
                         for (peer, p) in r.progress() {
                             out.push_str(&format!(
-                                "    -> {peer:?}: match {} next {}\n",
-                                p.match_index, p.next_index
+                                "    -> {peer:?}: {:?} match {} next {} probe_sent {} inflight {} active {}\n",
+                                p.state,
+                                p.match_index,
+                                p.next_index,
+                                p.probe_sent,
+                                p.inflight.len(),
+                                p.recent_active
                             ));
                         }
                     }
@@ -810,6 +926,19 @@ impl World {
         self.report.ticks = self.now;
         self.report.messages = self.network.sent;
         self.report.transactions_committed = self.checker.transactions_committed();
+        let furthest = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .max_by_key(|r| r.ledger().height());
+        self.report.proposals_passed = furthest.map_or(0, |r| {
+            r.ledger()
+                .state()
+                .proposals
+                .values()
+                .filter(|p| p.status == agora_core::state::ProposalStatus::Passed)
+                .count() as u64
+        });
     }
 
     pub(crate) fn now(&self) -> u64 {

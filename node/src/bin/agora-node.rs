@@ -2,10 +2,10 @@
 
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
 use agora_core::vectors::VectorFile;
-use agora_testkit::{seeded_key, VALIDATOR_PEER_IDS};
 use agora_core::{AccountId, Amount, KeyKind, PublicKey, SecretKey};
 use agora_node::config::NodeConfig;
 use agora_node::{keys, node};
+use agora_testkit::{seeded_key, VALIDATOR_PEER_IDS};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
