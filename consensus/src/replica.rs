@@ -545,6 +545,8 @@ impl<C: VoteCrypto> Replica<C> {
                 return Err(halt);
             }
         }
+        // After the configuration moved, or a member vouched for a leader we do not know.
+        self.publish_peers();
         Ok(std::mem::take(&mut self.pending))
     }
 
@@ -619,7 +621,6 @@ impl<C: VoteCrypto> Replica<C> {
         if self.raft.role() != Role::Leader {
             self.proposed_blocks.clear();
         }
-        self.publish_peers();
         self.maybe_snapshot();
         Ok(())
     }

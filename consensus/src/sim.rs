@@ -135,6 +135,9 @@ pub struct SimReport {
     pub partitions: u64,
     /// Messages sent.
     pub messages: u64,
+    /// Waiting clients answered 504 (not committed in time) during the faults: clients of
+    /// a node that was cut off, or voted out while cut off and never told.
+    pub commit_timeouts: u64,
     /// Ticks the liveness phase needed.
     pub liveness_ticks: u64,
 }

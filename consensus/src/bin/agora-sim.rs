@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         }
         match run(&options) {
             Ok(report) if !args.quiet => println!(
-                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} configs {} governance {} snapshots {} liveness {} ticks  trace {}",
+                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} configs {} governance {} snapshots {} timeouts {} liveness {} ticks  trace {}",
                 report.nodes,
                 report.committed_index,
                 report.acknowledged,
@@ -58,6 +58,7 @@ fn main() -> ExitCode {
                 report.config_changes,
                 report.proposals_passed,
                 report.snapshots_installed,
+                report.commit_timeouts,
                 report.liveness_ticks,
                 &report.trace_hash.to_hex()[..16]
             ),

@@ -237,10 +237,27 @@ pub struct Raft<C: VoteCrypto> {
     pub(crate) pending_install: Option<Snapshot>,
     pub(crate) messages: Vec<Message>,
     pub(crate) read_states: Vec<ReadState>,
+    /// How the transport authenticates each node (opaque; given by the embedder), named
+    /// in [`MessageBody::LeaderIs`].
+    pub(crate) contacts: BTreeMap<NodeId, Vec<u8>>,
+    /// A leader outside our configuration that a member vouched for: its leader traffic
+    /// (appends, heartbeats, snapshots) of that term or later is accepted.
+    pub(crate) vouched: Option<Vouched>,
     persisted_hard_state: HardState,
     reported_soft_state: SoftState,
     ready_outstanding: bool,
     pub(crate) counters: Counters,
+}
+
+/// A leader outside this node's configuration, vouched for by a member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vouched {
+    /// The term it leads.
+    pub term: Term,
+    /// The leader.
+    pub leader: NodeId,
+    /// Its transport identity.
+    pub contact: Vec<u8>,
 }
 
 impl<C: VoteCrypto> Raft<C> {
@@ -306,6 +323,8 @@ impl<C: VoteCrypto> Raft<C> {
             pending_install: None,
             messages: Vec::new(),
             read_states: Vec::new(),
+            contacts: BTreeMap::new(),
+            vouched: None,
             persisted_hard_state: hard_state,
             reported_soft_state: SoftState {
                 role: Role::Follower,
@@ -353,6 +372,19 @@ impl<C: VoteCrypto> Raft<C> {
     /// The leader this node knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
+    }
+
+    /// How the transport authenticates each node, as the embedder knows it; named to a
+    /// lagging member in [`MessageBody::LeaderIs`].
+    pub fn set_contacts(&mut self, contacts: BTreeMap<NodeId, Vec<u8>>) {
+        self.contacts = contacts;
+    }
+
+    /// A leader outside this node's configuration whose leader traffic it accepts, because
+    /// a member vouched for it (see [`MessageBody::LeaderIs`]); the embedder lets its
+    /// transport accept that peer too.
+    pub fn vouched_leader(&self) -> Option<&Vouched> {
+        self.vouched.as_ref()
     }
 
     /// The configuration in force.
@@ -707,7 +739,7 @@ impl<C: VoteCrypto> Raft<C> {
             self.counters.dropped_malformed += 1;
             return;
         }
-        if !self.membership.contains(&message.from) || message.from == self.cfg.id {
+        if !self.accepts_from(&message) {
             self.counters.dropped_non_member += 1;
             return;
         }
@@ -778,6 +810,31 @@ impl<C: VoteCrypto> Raft<C> {
         }
     }
 
+    /// Whether a message's sender may speak to us: a member of our configuration, or a
+    /// vouched leader sending leader traffic of its term or later.
+    fn accepts_from(&mut self, message: &Message) -> bool {
+        if message.from == self.cfg.id {
+            return false;
+        }
+        if self.vouched.as_ref().is_some_and(|v| self.membership.contains(&v.leader)) {
+            self.vouched = None; // our configuration caught up with it
+        }
+        if self.membership.contains(&message.from) {
+            return true;
+        }
+        let leader_traffic = matches!(
+            message.body,
+            MessageBody::AppendEntries { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+        );
+        leader_traffic
+            && self
+                .vouched
+                .as_ref()
+                .is_some_and(|v| v.leader == message.from && message.term >= v.term)
+    }
+
     fn dispatch(&mut self, message: Message) {
         let from = message.from;
         let term = message.term;
@@ -839,6 +896,16 @@ impl<C: VoteCrypto> Raft<C> {
                     self.read_states.push(ReadState { index, context });
                 }
             }
+            MessageBody::LeaderIs { leader, contact } => {
+                let newer = self.vouched.as_ref().is_none_or(|v| term >= v.term);
+                if leader != self.cfg.id && !self.membership.contains(&leader) && newer {
+                    self.vouched = Some(Vouched {
+                        term,
+                        leader,
+                        contact,
+                    });
+                }
+            }
         }
     }
 }
@@ -850,6 +917,10 @@ pub const MAX_TERM: Term = u64::MAX / 2;
 /// Structural checks on a message before it reaches any handler, so a faulty or hostile
 /// member cannot trip an assertion: a sane term, and appended entries that continue
 /// `prev_index` one by one with terms that never decrease and never exceed the message's.
+/// The longest transport identity a [`MessageBody::LeaderIs`] may carry (a libp2p peer id
+/// is 38 bytes for an ed25519 key, at most a few hundred for an inlined RSA key).
+pub const MAX_CONTACT_BYTES: usize = 1024;
+
 fn is_well_formed(message: &Message) -> bool {
     if message.term >= MAX_TERM {
         return false;
@@ -883,6 +954,7 @@ fn is_well_formed(message: &Message) -> bool {
                     .checked_add(chunk.len() as u64)
                     .is_some_and(|end| end <= *total_bytes)
         }
+        MessageBody::LeaderIs { contact, .. } => contact.len() <= MAX_CONTACT_BYTES,
         _ => true,
     }
 }

@@ -170,6 +170,7 @@ impl<C: VoteCrypto> Raft<C> {
                 self.term,
                 MessageBody::PreVoteResponse { granted: false },
             );
+            self.name_leader_to(from);
             return;
         }
         let unvoted = self.vote.is_none() && (self.leader.is_none() || transfer);
@@ -188,6 +189,9 @@ impl<C: VoteCrypto> Raft<C> {
                 reply_term,
                 MessageBody::PreVoteResponse { granted: grant },
             );
+            if !grant {
+                self.name_leader_to(from);
+            }
             return;
         }
         if grant {
@@ -195,6 +199,18 @@ impl<C: VoteCrypto> Raft<C> {
             self.vote = Some(from);
         }
         self.send(from, MessageBody::RequestVoteResponse { granted: grant });
+    }
+
+    /// A node that tries to elect itself while we follow a live leader may not know that
+    /// leader (its log ends before the change that added it): name it.
+    fn name_leader_to(&mut self, candidate: NodeId) {
+        let Some(leader) = self.leader.filter(|l| *l != candidate) else {
+            return;
+        };
+        let Some(contact) = self.contacts.get(&leader).cloned() else {
+            return;
+        };
+        self.send(candidate, MessageBody::LeaderIs { leader, contact });
     }
 
     pub(crate) fn handle_pre_vote_response(&mut self, from: NodeId, term: Term, granted: bool) {

@@ -103,6 +103,16 @@ pub enum MessageBody {
         /// The read index.
         index: Index,
     },
+    /// A member that refused a pre-vote because it follows a leader names that leader
+    /// (of the message's term) and how the transport authenticates it. A node whose log
+    /// ends before the change that added the leader cannot know it otherwise, and would
+    /// drop its messages forever; the voucher is a member of the receiver's configuration.
+    LeaderIs {
+        /// The leader.
+        leader: NodeId,
+        /// Its transport identity (for agora-node, its libp2p peer id), opaque to Raft.
+        contact: Vec<u8>,
+    },
 }
 
 impl MessageBody {
@@ -133,6 +143,7 @@ impl MessageBody {
             MessageBody::TimeoutNow => "timeout_now",
             MessageBody::ReadIndex { .. } => "read_index",
             MessageBody::ReadIndexResponse { .. } => "read_index_response",
+            MessageBody::LeaderIs { .. } => "leader_is",
         }
     }
 }

@@ -13,20 +13,25 @@ pub(super) struct PeerBook {
     known: BTreeMap<NodeId, Vec<u8>>,
     last_target: Option<TargetConfig>,
     last_members: BTreeSet<NodeId>,
+    last_vouched: Option<crate::raft::Vouched>,
 }
 
 impl<C: VoteCrypto> Replica<C> {
     pub(super) fn publish_peers(&mut self) {
         let target = self.app.ledger().target_config();
         let members = self.raft.membership().all_members();
+        let vouched = self.raft.vouched_leader().cloned();
         let book = &mut self.peers;
-        if book.last_target.as_ref() == Some(target) && members == book.last_members {
+        if book.last_target.as_ref() == Some(target)
+            && members == book.last_members
+            && vouched == book.last_vouched
+        {
             return;
         }
         for member in &target.members {
             book.known.insert(member.validator, member.peer.clone());
         }
-        let allowed = book
+        let mut allowed: BTreeMap<NodeId, Vec<u8>> = book
             .known
             .iter()
             .filter(|(id, _)| {
@@ -34,8 +39,16 @@ impl<C: VoteCrypto> Replica<C> {
             })
             .map(|(id, peer)| (*id, peer.clone()))
             .collect();
+        // Raft names each member's contact to a lagging member (`LeaderIs`), and accepts
+        // a leader a member vouched for: the network must then accept that peer too.
+        let contacts = allowed.clone();
+        if let Some(v) = &vouched {
+            allowed.entry(v.leader).or_insert_with(|| v.contact.clone());
+        }
         book.last_target = Some(target.clone());
         book.last_members = members;
+        book.last_vouched = vouched;
+        self.raft.set_contacts(contacts);
         self.pending.peers = Some(allowed);
     }
 }

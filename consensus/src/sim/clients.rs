@@ -30,6 +30,8 @@ pub(super) enum Outstanding {
         tx_hash: Hash32,
         purpose: Purpose,
         bytes: Vec<u8>,
+        /// The tick it was sent.
+        sent_at: u64,
     },
     Replay {
         client: usize,
@@ -148,6 +150,7 @@ impl World {
                     tx_hash: tx_hash(&bytes),
                     purpose,
                     bytes: bytes.clone(),
+                    sent_at: self.now,
                 },
             ),
         );
@@ -248,6 +251,25 @@ impl World {
                 self.acknowledged(id, height)?;
                 let applied = receipt.status == TxStatus::Applied;
                 self.governance_progress(i, purpose, applied);
+            }
+            (
+                Outstanding::Submit {
+                    client, sent_at, ..
+                },
+                Err(error),
+            ) if error.code == "commit_timeout" => {
+                self.busy_clients[client] = false;
+                // A node gives up on a commit only after a long wait. Once the cluster has
+                // healed, every node that can still be reached is a member that hears the
+                // leader (a node voted out while cut off refuses new submissions: it knows
+                // no leader), so a submission made since must commit in time.
+                if self.healed_at.is_some_and(|healed| sent_at >= healed) {
+                    return Err(fail(
+                        "once the cluster heals, every waiting client is answered with the commit",
+                        format!("{id:?} answered {error:?} to a submission made at tick {sent_at}, after healing"),
+                    ));
+                }
+                self.report.commit_timeouts += 1;
             }
             (Outstanding::Submit { client, .. }, _) => self.busy_clients[client] = false,
             (Outstanding::Replay { client }, Ok(Answer::Replayed(replayed))) => {
