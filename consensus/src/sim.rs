@@ -41,8 +41,7 @@ pub struct SimOptions {
     /// New leaders append the election no-op (off: the replay-cluster mode).
     pub election_noop: bool,
     /// With faults: governance votes a spare node in, a validator out and a reputation
-    /// change during the run. Off in the CI profile while the stall it finds is open
-    /// (see the closing note of 2026-11-30: seed 11 at 6,000 ticks).
+    /// change during the run.
     pub governance: bool,
     /// Deliberate bugs in the Raft core (checker tests only).
     #[cfg(any(test, feature = "inject-bugs"))]
@@ -66,8 +65,8 @@ impl SimOptions {
         if !self.election_noop {
             args.push_str(" --no-election-noop");
         }
-        if self.governance {
-            args.push_str(" --governance");
+        if !self.governance {
+            args.push_str(" --no-governance");
         }
         args
     }
@@ -85,7 +84,7 @@ impl SimOptions {
             real_crypto: false,
             node_count: None,
             election_noop: true,
-            governance: false,
+            governance: true,
             #[cfg(any(test, feature = "inject-bugs"))]
             bugs: Bugs::default(),
             #[cfg(any(test, feature = "inject-bugs"))]
@@ -135,6 +134,8 @@ pub struct SimReport {
     pub partitions: u64,
     /// Messages sent.
     pub messages: u64,
+    /// Leaders outside a node's configuration that a member named to it (`LeaderIs`).
+    pub leaders_vouched: u64,
     /// Waiting clients answered 504 (not committed in time) during the faults: clients of
     /// a node that was cut off, or voted out while cut off and never told.
     pub commit_timeouts: u64,

@@ -56,6 +56,23 @@ struct PreparedTx {
     signature_ok: Option<bool>,
 }
 
+/// Signature verdicts reached before a block applies (at admission, or when its entry
+/// arrived), keyed by transaction hash and the key checked. An implementation returns only
+/// what verifying that transaction under that key returned; `None` makes the ledger verify.
+pub trait SignatureVerdicts {
+    /// The verdict for transaction `tx` under `key`, if one was reached.
+    fn verdict(&self, tx: &Hash32, key: &PublicKey) -> Option<bool>;
+}
+
+/// No verdicts: every signature is verified during prepare.
+pub struct NoVerdicts;
+
+impl SignatureVerdicts for NoVerdicts {
+    fn verdict(&self, _: &Hash32, _: &PublicKey) -> Option<bool> {
+        None
+    }
+}
+
 /// An entry whose stateless checks are done; apply it with [`Ledger::apply_prepared`].
 #[derive(Clone, Debug)]
 pub struct PreparedEntry {
@@ -216,13 +233,35 @@ impl Ledger {
         self.apply_prepared(prepared)
     }
 
+    /// [`Ledger::apply`], reusing signature verdicts reached earlier (a miss verifies).
+    /// Same bytes, same outcome: a verdict is what verifying the same transaction under
+    /// the same key returned.
+    pub fn apply_with(
+        &mut self,
+        entry: &Entry,
+        verdicts: &dyn SignatureVerdicts,
+    ) -> Result<Outcome, Halt> {
+        let prepared = self.prepare_with(entry, verdicts)?;
+        self.apply_prepared(prepared)
+    }
+
     /// Decodes and checks `entry` without changing state: block decoding, transaction root,
     /// proposer signature, and each transaction's signature where the key is known.
     pub fn prepare(&self, entry: &Entry) -> Result<PreparedEntry, Halt> {
+        self.prepare_with(entry, &NoVerdicts)
+    }
+
+    /// [`Ledger::prepare`], taking each transaction's signature verdict from `verdicts`
+    /// when it has one.
+    pub fn prepare_with(
+        &self,
+        entry: &Entry,
+        verdicts: &dyn SignatureVerdicts,
+    ) -> Result<PreparedEntry, Halt> {
         let index = entry.index;
         let block = match &entry.payload {
             EntryPayload::Noop | EntryPayload::Membership(_) => None,
-            EntryPayload::Block(bytes) => Some(self.prepare_block(index, bytes)?),
+            EntryPayload::Block(bytes) => Some(self.prepare_block(index, bytes, verdicts)?),
         };
         Ok(PreparedEntry {
             chain_id: self.chain_id,
@@ -231,7 +270,12 @@ impl Ledger {
         })
     }
 
-    fn prepare_block(&self, index: u64, bytes: &[u8]) -> Result<(Block, Vec<PreparedTx>), Halt> {
+    fn prepare_block(
+        &self,
+        index: u64,
+        bytes: &[u8],
+        verdicts: &dyn SignatureVerdicts,
+    ) -> Result<(Block, Vec<PreparedTx>), Halt> {
         let invalid = |reason: String| Halt::InvalidBlock { index, reason };
         let block = Block::from_canonical_bytes(bytes).map_err(|error| Halt::CorruptBlock {
             index,
@@ -264,29 +308,23 @@ impl Ledger {
         let txs = block
             .txs
             .iter()
-            .map(|bytes| self.prepare_tx(bytes))
+            .map(|bytes| self.prepare_tx(bytes, verdicts))
             .collect();
         Ok((block, txs))
     }
 
-    fn prepare_tx(&self, bytes: &[u8]) -> PreparedTx {
+    fn prepare_tx(&self, bytes: &[u8], verdicts: &dyn SignatureVerdicts) -> PreparedTx {
         let hash = tx_hash(bytes);
         let decoded = SignedTransaction::from_canonical_bytes(bytes)
             .map_err(|_: DecodeError| TxError::Malformed);
         let signature_ok = decoded.as_ref().ok().and_then(|signed| {
             // Registered keys never change, so a check against them now holds at apply.
             // A key registered earlier in this same block is checked during apply.
-            let key = match &signed.tx.sender {
-                Sender::Register(key) => key,
-                Sender::Account(id) => self.state.account_keys.get(id)?,
-            };
+            let key = self.signer_key(signed)?;
             Some(
-                key.verify(
-                    Purpose::Transaction,
-                    &signed.signing_bytes(),
-                    &signed.signature,
-                )
-                .is_ok(),
+                verdicts
+                    .verdict(&hash, key)
+                    .unwrap_or_else(|| signed.signature_verifies(key)),
             )
         });
         PreparedTx {
@@ -501,14 +539,7 @@ impl Ledger {
             (Sender::Account(_), Some(key)) => key,
             (Sender::Account(_), None) => return Err(TxError::UnknownAccount),
         };
-        let signature_ok = signature_ok.unwrap_or_else(|| {
-            key.verify(
-                Purpose::Transaction,
-                &signed.signing_bytes(),
-                &signed.signature,
-            )
-            .is_ok()
-        });
+        let signature_ok = signature_ok.unwrap_or_else(|| signed.signature_verifies(key));
         if !signature_ok {
             return Err(TxError::BadSignature);
         }
@@ -534,6 +565,15 @@ impl Ledger {
             account,
             fee,
         })
+    }
+
+    /// The key `signed`'s signature must verify under, when it is known now: the key it
+    /// registers, or its sender's registered key (which never changes once registered).
+    pub fn signer_key<'a>(&'a self, signed: &'a SignedTransaction) -> Option<&'a PublicKey> {
+        match &signed.tx.sender {
+            Sender::Register(key) => Some(key),
+            Sender::Account(id) => self.state.account_keys.get(id),
+        }
     }
 
     fn account(&self, id: &AccountId) -> Account {

@@ -37,7 +37,9 @@ pub use crypto::{KeyKind, PublicKey, Purpose, SecretKey, Signature};
 pub use encoding::{Canonical, DecodeError};
 pub use genesis::Genesis;
 pub use hash::Hash32;
-pub use ledger::{Authorization, Ledger, NonceRule, PreparedEntry, RestoreError};
+pub use ledger::{
+    Authorization, Ledger, NoVerdicts, NonceRule, PreparedEntry, RestoreError, SignatureVerdicts,
+};
 pub use outcome::{Event, Halt, Outcome, Receipt, TargetConfig, TxError, TxStatus};
 pub use params::{ParamChange, Params};
 pub use state::{Snapshot, State, StateKey};

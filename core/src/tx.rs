@@ -193,6 +193,17 @@ impl SignedTransaction {
         borsh::to_vec(&self.tx).expect("in memory")
     }
 
+    /// Whether the signature verifies under `key` (the sender's registered key, or the key
+    /// the transaction registers).
+    pub fn signature_verifies(&self, key: &PublicKey) -> bool {
+        key.verify(
+            crate::crypto::Purpose::Transaction,
+            &self.signing_bytes(),
+            &self.signature,
+        )
+        .is_ok()
+    }
+
     /// The transaction id: the tagged hash of the canonical signed bytes.
     pub fn hash(&self) -> Hash32 {
         tx_hash(&self.to_canonical_bytes())

@@ -27,9 +27,10 @@ struct Args {
     /// Leaders do not append the election no-op (the replay-cluster mode).
     #[arg(long)]
     no_election_noop: bool,
-    /// Governance votes a spare node in, a validator out and a reputation change.
+    /// No governance (by default it votes a spare node in, a validator out and a
+    /// reputation change while the faults run).
     #[arg(long)]
-    governance: bool,
+    no_governance: bool,
     /// Print only failures and the summary.
     #[arg(long)]
     quiet: bool,
@@ -42,13 +43,13 @@ fn main() -> ExitCode {
         let mut options = SimOptions::standard(seed);
         options.real_crypto = args.real_crypto;
         options.election_noop = !args.no_election_noop;
-        options.governance = args.governance;
+        options.governance = !args.no_governance;
         if let Some(t) = args.ticks {
             options.safety_ticks = t;
         }
         match run(&options) {
             Ok(report) if !args.quiet => println!(
-                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} configs {} governance {} snapshots {} timeouts {} liveness {} ticks  trace {}",
+                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} configs {} governance {} snapshots {} vouched {} timeouts {} liveness {} ticks  trace {}",
                 report.nodes,
                 report.committed_index,
                 report.acknowledged,
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
                 report.config_changes,
                 report.proposals_passed,
                 report.snapshots_installed,
+                report.leaders_vouched,
                 report.commit_timeouts,
                 report.liveness_ticks,
                 &report.trace_hash.to_hex()[..16]

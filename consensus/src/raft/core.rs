@@ -164,6 +164,8 @@ pub struct Counters {
     pub elections: u64,
     /// Leadership transfers started.
     pub transfers: u64,
+    /// Leaders outside the configuration that a member vouched for.
+    pub leaders_vouched: u64,
 }
 
 /// Everything the driver must do, in this order:
@@ -816,7 +818,11 @@ impl<C: VoteCrypto> Raft<C> {
         if message.from == self.cfg.id {
             return false;
         }
-        if self.vouched.as_ref().is_some_and(|v| self.membership.contains(&v.leader)) {
+        if self
+            .vouched
+            .as_ref()
+            .is_some_and(|v| self.membership.contains(&v.leader))
+        {
             self.vouched = None; // our configuration caught up with it
         }
         if self.membership.contains(&message.from) {
@@ -899,6 +905,7 @@ impl<C: VoteCrypto> Raft<C> {
             MessageBody::LeaderIs { leader, contact } => {
                 let newer = self.vouched.as_ref().is_none_or(|v| term >= v.term);
                 if leader != self.cfg.id && !self.membership.contains(&leader) && newer {
+                    self.counters.leaders_vouched += 1;
                     self.vouched = Some(Vouched {
                         term,
                         leader,

@@ -170,7 +170,7 @@ impl<C: VoteCrypto> Raft<C> {
                 self.term,
                 MessageBody::PreVoteResponse { granted: false },
             );
-            self.name_leader_to(from);
+            self.name_leader_to(from, last_index);
             return;
         }
         let unvoted = self.vote.is_none() && (self.leader.is_none() || transfer);
@@ -190,7 +190,7 @@ impl<C: VoteCrypto> Raft<C> {
                 MessageBody::PreVoteResponse { granted: grant },
             );
             if !grant {
-                self.name_leader_to(from);
+                self.name_leader_to(from, last_index);
             }
             return;
         }
@@ -201,16 +201,41 @@ impl<C: VoteCrypto> Raft<C> {
         self.send(from, MessageBody::RequestVoteResponse { granted: grant });
     }
 
-    /// A node that tries to elect itself while we follow a live leader may not know that
-    /// leader (its log ends before the change that added it): name it.
-    fn name_leader_to(&mut self, candidate: NodeId) {
+    /// A node that tries to elect itself while we follow a live leader cannot know that
+    /// leader if its log ends before the configuration entry that added it: name it.
+    fn name_leader_to(&mut self, candidate: NodeId, candidate_last_index: Index) {
         let Some(leader) = self.leader.filter(|l| *l != candidate) else {
             return;
         };
+        if candidate_last_index >= self.member_since(&leader) {
+            return;
+        }
         let Some(contact) = self.contacts.get(&leader).cloned() else {
             return;
         };
         self.send(candidate, MessageBody::LeaderIs { leader, contact });
+    }
+
+    /// The index from which every configuration in our log contains `id`: the entry that
+    /// added it, or our snapshot's index if it was a member then (0 for a genesis member;
+    /// conservative otherwise, since the snapshot forgot when it joined).
+    fn member_since(&self, id: &NodeId) -> Index {
+        let mut since = None;
+        for (index, membership) in self.config_history.iter().rev() {
+            if !membership.contains(id) {
+                break;
+            }
+            since = Some(*index);
+        }
+        let all_history_has_it = since.is_some_and(|s| {
+            self.config_history
+                .first()
+                .is_some_and(|(first, _)| *first == s)
+        }) || self.config_history.is_empty();
+        if all_history_has_it && self.log.snapshot().membership.contains(id) {
+            return self.log.snapshot().index;
+        }
+        since.unwrap_or(Index::MAX)
     }
 
     pub(crate) fn handle_pre_vote_response(&mut self, from: NodeId, term: Term, granted: bool) {

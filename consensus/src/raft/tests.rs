@@ -468,3 +468,108 @@ fn without_the_election_noop_earlier_terms_commit_with_the_next_entry() {
         .propose_config(weighted_config(&[1, 1, 2]))
         .unwrap();
 }
+
+/// Thesis §4.1 ("servers process incoming RPC requests without consulting their current
+/// configurations"), kept permissioned: a member cut off while the cluster added a node
+/// and made it leader drops that leader's messages (it is in no configuration the member
+/// knows) until a member of its configuration, refusing its pre-vote, names the leader
+/// (`LeaderIs`). Then it takes the leader's appends and snapshot and catches up; the
+/// leader's votes are still not accepted from outside the configuration. Found by
+/// `agora-sim` with governance (seed 42).
+#[test]
+fn a_member_that_missed_its_leaders_addition_catches_up_once_a_member_names_it() {
+    use std::collections::BTreeMap;
+    let mut c = Cluster::with_spares(&[1, 1, 1], 1, |_| {});
+    let first = c.elect();
+    let lagger = (first + 1) % 3;
+    let spare = 3;
+    c.isolated.insert(lagger);
+    c.node(first)
+        .propose_config(weighted_config(&[1, 1, 1, 5]))
+        .unwrap();
+    c.tick_until(1_000, |c| c.leader() == Some(spare));
+    for n in 0..20u8 {
+        c.node(spare).propose(vec![n]).unwrap();
+    }
+    c.tick_until(100, |c| payloads(&c.applied[spare]).len() == 20);
+    c.compact_all();
+    let spare_id = node_id(spare);
+    assert!(!c.node(lagger).membership().contains(&spare_id));
+
+    // Healed, but nobody names the leader: the lagger drops it for good.
+    c.isolated.clear();
+    let dropped = c.node(lagger).counters().dropped_non_member;
+    for _ in 0..300 {
+        c.tick();
+    }
+    assert_ne!(c.node(lagger).leader(), Some(spare_id));
+    assert!(c.node(lagger).counters().dropped_non_member > dropped);
+
+    // With contacts known, a member refusing its pre-vote names the leader.
+    let contacts: BTreeMap<_, _> = (0..4).map(|i| (node_id(i), vec![i as u8; 4])).collect();
+    for i in 0..4 {
+        c.node(i).set_contacts(contacts.clone());
+    }
+    c.tick_until(500, |c| {
+        let lagger = c.nodes[lagger].as_ref().unwrap();
+        lagger.leader() == Some(spare_id) && lagger.membership().contains(&spare_id)
+    });
+    let target = c.node(spare).commit_index();
+    c.tick_until(100, |c| {
+        c.nodes[lagger].as_ref().unwrap().applied_index() >= target
+    });
+    assert_eq!(
+        c.node(lagger).vouched_leader(),
+        None,
+        "forgotten once it is a member"
+    );
+
+    // A non-member cannot vouch, and a vouched leader's votes stay unaccepted.
+    let term = c.node(lagger).term();
+    let vouch = |from: usize, leader: usize| Message {
+        from: node_id(from),
+        to: node_id(lagger),
+        term,
+        body: MessageBody::LeaderIs {
+            leader: node_id(leader),
+            contact: vec![9; 4],
+        },
+        signature: vec![],
+    };
+    let mut c = Cluster::with_spares(&[1, 1, 1], 2, |_| {});
+    c.elect();
+    let before = c.node(lagger).counters().dropped_non_member;
+    let term = c.node(lagger).term();
+    c.inject(Message {
+        term,
+        ..vouch(3, 4)
+    });
+    assert_eq!(c.node(lagger).vouched_leader(), None);
+    assert_eq!(c.node(lagger).counters().dropped_non_member, before + 1);
+    let other = (lagger + 1) % 3;
+    c.inject(Message {
+        term,
+        ..vouch(other, 4)
+    });
+    assert_eq!(
+        c.node(lagger).vouched_leader().map(|v| v.leader),
+        Some(node_id(4))
+    );
+    c.inject(Message {
+        from: node_id(4),
+        to: node_id(lagger),
+        term: term + 1,
+        body: MessageBody::RequestVote {
+            last_index: 1_000,
+            last_term: term + 1,
+            transfer: true,
+        },
+        signature: vec![],
+    });
+    assert_eq!(c.node(lagger).counters().dropped_non_member, before + 2);
+    assert_eq!(
+        c.node(lagger).term(),
+        term,
+        "a vouched leader's vote request is dropped"
+    );
+}

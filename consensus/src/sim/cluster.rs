@@ -64,6 +64,16 @@ impl Cluster {
 
     /// Like [`Cluster::new`], adjusting each node's [`RaftConfig`].
     pub fn with(weights: &[u64], adjust: impl Fn(&mut RaftConfig)) -> Cluster {
+        Self::with_spares(weights, 0, adjust)
+    }
+
+    /// Like [`Cluster::with`], plus `spares` running nodes (ids after the members') that
+    /// are in no configuration until one adds them.
+    pub fn with_spares(
+        weights: &[u64],
+        spares: usize,
+        adjust: impl Fn(&mut RaftConfig),
+    ) -> Cluster {
         let membership = Membership::single(weighted_config(weights));
         let genesis = Snapshot {
             meta: SnapshotMeta {
@@ -74,7 +84,7 @@ impl Cluster {
             },
             data: Arc::new(Vec::new()),
         };
-        let count = weights.len();
+        let count = weights.len() + spares;
         let configs: Vec<RaftConfig> = (0..count)
             .map(|i| {
                 let mut cfg = RaftConfig::new(node_id(i));

@@ -929,6 +929,7 @@ impl World {
             self.report.dropped_bad_vote_signature += c.dropped_bad_vote_signature;
             self.report.dropped_non_member += c.dropped_non_member;
             self.report.elections += c.elections;
+            self.report.leaders_vouched += c.leaders_vouched;
         }
         self.report.ticks = self.now;
         self.report.messages = self.network.sent;
