@@ -6,7 +6,7 @@ use crate::raft::{EntryData, LogEntry, RaftLog};
 use agora_core::block::{Block, Entry, EntryPayload};
 use agora_core::encoding::Canonical;
 use agora_core::state::{Proposal, ProposalStatus};
-use agora_core::{AccountId, Halt, Ledger, Outcome, ProposalKind, SecretKey};
+use agora_core::{AccountId, Halt, Ledger, Outcome, ProposalKind, SecretKey, SignatureVerdicts};
 
 /// How far (in entries) a leader's applied state may lag its next proposal: further
 /// behind, its block's `checked_state_root` could fall out of the roots followers keep.
@@ -30,8 +30,13 @@ impl LedgerApp {
         &self.ledger
     }
 
-    /// Applies a committed Raft entry; returns everything it produced.
-    pub fn apply_entry(&mut self, entry: &LogEntry) -> Result<Outcome, Halt> {
+    /// Applies a committed Raft entry, reusing the signature verdicts in `verdicts`;
+    /// returns everything it produced.
+    pub fn apply_entry(
+        &mut self,
+        entry: &LogEntry,
+        verdicts: &dyn SignatureVerdicts,
+    ) -> Result<Outcome, Halt> {
         let payload = match &entry.data {
             EntryData::Noop => EntryPayload::Noop,
             EntryData::Normal(bytes) => EntryPayload::Block(bytes.clone()),
@@ -39,11 +44,12 @@ impl LedgerApp {
                 EntryPayload::Membership(borsh::to_vec(change).expect("in memory"))
             }
         };
-        self.ledger.apply(&Entry {
+        let entry = Entry {
             index: entry.index,
             term: entry.term,
             payload,
-        })
+        };
+        self.ledger.apply_with(&entry, verdicts)
     }
 
     /// Whether a block by `key` at `index` can be valid when it applies: its proposer must

@@ -18,10 +18,12 @@ mod peers;
 mod queries;
 mod reads;
 mod replay;
+mod verify;
 mod waiters;
 
 pub use history::{ArchivedEntry, HistoryJob, MAX_PROOF_REPLAY};
 pub use queries::Query;
+pub use verify::{VerifyId, VerifyJob};
 
 use crate::app::LedgerApp;
 use crate::mempool::Mempool;
@@ -75,6 +77,11 @@ pub struct ReplicaConfig {
     /// With nothing to propose for this long, the leader proposes an empty block, so that
     /// heights advance with time (voting periods close, unbonding releases, epochs turn).
     pub empty_block_interval_ticks: Option<u64>,
+    /// Signature verdicts remembered (by transaction hash and signer), at most.
+    pub verdict_cache_entries: usize,
+    /// Signature checks handed to the executor and not yet answered, at most: past it,
+    /// submissions are refused as busy.
+    pub max_verifying: usize,
     /// Replay mode, for checking test vectors on a live cluster: the leader proposes no
     /// blocks, no configuration changes and no election no-op of its own; its log holds
     /// exactly the entries clients replay, at the heights the vector fixes. Transactions
@@ -101,6 +108,8 @@ impl ReplicaConfig {
             resend_interval_ticks: ticks(1_000),
             commit_wait_limit_ticks: ticks(30_000),
             empty_block_interval_ticks: (empty_block_ms > 0).then(|| ticks(empty_block_ms)),
+            verdict_cache_entries: 65_536,
+            max_verifying: 4_096,
             replay: false,
         }
     }
@@ -287,7 +296,7 @@ pub enum Notice {
 ///    give the replica nothing more (restart it from storage);
 /// 2. only then send `messages` and `forwards` (a vote or an acknowledgement promises
 ///    durability; a reply to a client promises what is committed);
-/// 3. then deliver `replies` and start `jobs`;
+/// 3. then deliver `replies`, start `jobs` and the `verify` checks;
 /// 4. apply `peers` (whose messages the network accepts) and log `notices`.
 ///
 /// Then give the replica its next inputs. Every [`Request`] gets exactly one reply, in
@@ -306,6 +315,10 @@ pub struct Actions {
     /// 3. Past-height proofs to build off the event loop from the block archive (each
     ///    answers its request).
     pub jobs: Vec<(RequestId, HistoryJob)>,
+    /// 3. Signatures to check off the event loop, on any thread, in any order: give each
+    ///    result back with [`Replica::verified`]. Results of a replica that was restarted
+    ///    are dropped (the new one asks again as it needs).
+    pub verify: Vec<(VerifyId, VerifyJob)>,
     /// 4. The peers whose messages to accept, when that changed (validator id -> libp2p
     ///    peer id bytes).
     pub peers: Option<std::collections::BTreeMap<NodeId, Vec<u8>>>,
@@ -321,6 +334,7 @@ impl Actions {
             && self.forwards.is_empty()
             && self.replies.is_empty()
             && self.jobs.is_empty()
+            && self.verify.is_empty()
             && self.peers.is_none()
             && self.notices.is_empty()
     }
@@ -366,6 +380,7 @@ pub struct Replica<C: VoteCrypto> {
     /// Ticks since start.
     now: u64,
     mempool: Mempool,
+    verifier: verify::Verifier,
     waiters: waiters::Waiters,
     reads: reads::Reads,
     replays: replay::Replays,
@@ -449,6 +464,7 @@ impl<C: VoteCrypto> Replica<C> {
             rng,
             now: 0,
             mempool: Mempool::new(config.mempool_capacity),
+            verifier: verify::Verifier::new(config.verdict_cache_entries, config.max_verifying),
             waiters: waiters::Waiters::default(),
             reads: reads::Reads::default(),
             replays: replay::Replays::default(),
@@ -547,6 +563,7 @@ impl<C: VoteCrypto> Replica<C> {
         }
         // After the configuration moved, or a member vouched for a leader we do not know.
         self.publish_peers();
+        self.pending.verify = std::mem::take(&mut self.verifier.jobs);
         Ok(std::mem::take(&mut self.pending))
     }
 
@@ -565,6 +582,18 @@ impl<C: VoteCrypto> Replica<C> {
     /// Transactions waiting for a block.
     pub fn mempool_len(&self) -> usize {
         self.mempool.len()
+    }
+
+    /// Signature work so far: (checks handed to the executor, block applies that found no
+    /// verdict and verified inline, verdicts cached, checks in flight).
+    pub fn signature_work(&self) -> (u64, u64, usize, usize) {
+        let (jobs, misses) = self.verifier.work();
+        (
+            jobs,
+            misses,
+            self.verifier.cached(),
+            self.verifier.in_flight(),
+        )
     }
 
     /// Clients waiting for commits.
@@ -604,6 +633,7 @@ impl<C: VoteCrypto> Replica<C> {
         self.pending
             .messages
             .append(&mut std::mem::take(&mut ready.messages));
+        self.prefetch_verdicts(&ready.entries);
         // 3. Install, then apply.
         if let Some(snapshot) = &ready.snapshot {
             self.install(snapshot)?;
@@ -668,7 +698,7 @@ impl<C: VoteCrypto> Replica<C> {
     fn apply(&mut self, entry: &LogEntry) -> Result<(), NodeHalt> {
         let outcome = self
             .app
-            .apply_entry(entry)
+            .apply_entry(entry, &self.verifier)
             .map_err(|halt| NodeHalt::Ledger {
                 index: entry.index,
                 halt,
@@ -778,7 +808,7 @@ impl<C: VoteCrypto> Replica<C> {
             term: self.raft.term(),
             data: crate::raft::EntryData::Normal(payload),
         };
-        if let Ok(outcome) = copy.apply_entry(&entry) {
+        if let Ok(outcome) = copy.apply_entry(&entry, &self.verifier) {
             self.notify_waiters(index, &outcome.receipts);
         }
     }

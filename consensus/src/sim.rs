@@ -134,6 +134,11 @@ pub struct SimReport {
     pub partitions: u64,
     /// Messages sent.
     pub messages: u64,
+    /// Transaction signatures checked by the nodes alive at the end: handed to their crypto
+    /// threads, and verified inline by a block apply that found no verdict.
+    pub signature_checks: u64,
+    /// Of those, the inline ones.
+    pub inline_checks: u64,
     /// Leaders outside a node's configuration that a member named to it (`LeaderIs`).
     pub leaders_vouched: u64,
     /// Waiting clients answered 504 (not committed in time) during the faults: clients of

@@ -57,18 +57,20 @@ struct PreparedTx {
 }
 
 /// Signature verdicts reached before a block applies (at admission, or when its entry
-/// arrived), keyed by transaction hash and the key checked. An implementation returns only
-/// what verifying that transaction under that key returned; `None` makes the ledger verify.
+/// arrived), keyed by transaction hash and the key checked, named by its account id
+/// (`H(agora/account/v1, key)`, which is also the sender's id). An implementation returns
+/// only what verifying that transaction under that key returned; `None` makes the ledger
+/// verify.
 pub trait SignatureVerdicts {
-    /// The verdict for transaction `tx` under `key`, if one was reached.
-    fn verdict(&self, tx: &Hash32, key: &PublicKey) -> Option<bool>;
+    /// The verdict for transaction `tx` under the key whose account id is `signer`.
+    fn verdict(&self, tx: &Hash32, signer: &AccountId) -> Option<bool>;
 }
 
 /// No verdicts: every signature is verified during prepare.
 pub struct NoVerdicts;
 
 impl SignatureVerdicts for NoVerdicts {
-    fn verdict(&self, _: &Hash32, _: &PublicKey) -> Option<bool> {
+    fn verdict(&self, _: &Hash32, _: &AccountId) -> Option<bool> {
         None
     }
 }
@@ -323,7 +325,7 @@ impl Ledger {
             let key = self.signer_key(signed)?;
             Some(
                 verdicts
-                    .verdict(&hash, key)
+                    .verdict(&hash, &signed.tx.sender.account_id())
                     .unwrap_or_else(|| signed.signature_verifies(key)),
             )
         });

@@ -10,7 +10,7 @@ use agora_api::ApiError;
 use agora_consensus::raft::{MlDsaVotes, RaftConfig, Role};
 use agora_consensus::replica::{
     Actions, Answer, HistoryJob, NodeHalt, Notice, Replica, ReplicaConfig, ReplicaParts, Request,
-    RequestId,
+    RequestId, VerifyId, VerifyJob,
 };
 use agora_consensus::storage::{LogStore, StorageError};
 use agora_core::{AccountId, Ledger, SecretKey};
@@ -110,6 +110,11 @@ struct Shell {
     next_request: RequestId,
     /// One past-height proof at a time.
     proof_slots: Arc<Semaphore>,
+    /// One signature check per core at a time, off the event loop.
+    crypto_slots: Arc<Semaphore>,
+    /// Where finished signature checks come back (bounded by the replica's
+    /// `max_verifying`, which bounds the checks in flight).
+    verified: mpsc::Sender<(VerifyId, bool)>,
     reader: StoreReader,
 }
 
@@ -138,8 +143,12 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         recovered,
         seed: crate::keys::os_random(),
     })?;
+    let (verified, mut verified_rx) = mpsc::channel(config.replica.max_verifying.max(1));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut shell = Shell {
         replica,
+        crypto_slots: Arc::new(Semaphore::new(cores)),
+        verified,
         reader: store.reader(),
         store,
         outbound,
@@ -155,6 +164,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
             _ = ticker.tick() => shell.replica.tick(),
             Some(message) = inbound.recv() => shell.on_inbound(message),
             Some(command) = commands.recv() => shell.on_command(command),
+            Some((id, ok)) = verified_rx.recv() => shell.replica.verified(id, ok),
             _ = shutdown.changed() => {
                 tracing::info!("shutting down: flushing and closing the store");
                 shell.store.close().await;
@@ -162,7 +172,9 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
             }
         }
         for _ in 1..MAX_INPUTS_PER_BATCH {
-            if let Ok(message) = inbound.try_recv() {
+            if let Ok((id, ok)) = verified_rx.try_recv() {
+                shell.replica.verified(id, ok);
+            } else if let Ok(message) = inbound.try_recv() {
                 shell.on_inbound(message);
             } else if let Ok(command) = commands.try_recv() {
                 shell.on_command(command);
@@ -238,6 +250,7 @@ impl Shell {
             forwards,
             replies,
             jobs,
+            verify,
             peers,
             notices,
         } = actions;
@@ -264,6 +277,9 @@ impl Shell {
         }
         for (id, job) in jobs {
             self.start_job(id, job);
+        }
+        for (id, job) in verify {
+            self.start_verify(id, job);
         }
         if let Some(peers) = peers {
             let peers = peers
@@ -303,6 +319,21 @@ impl Shell {
             }
             None => tracing::warn!(id, "a reply for a request with no route"),
         }
+    }
+
+    /// Checks a signature on a blocking thread, one per core at a time; the result comes
+    /// back into the loop as an input.
+    fn start_verify(&self, id: VerifyId, job: VerifyJob) {
+        let slots = self.crypto_slots.clone();
+        let verified = self.verified.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = slots.acquire_owned().await else {
+                return;
+            };
+            if let Ok(ok) = tokio::task::spawn_blocking(move || job.run()).await {
+                let _ = verified.send((id, ok)).await;
+            }
+        });
     }
 
     /// Builds a past-height proof off the event loop, one at a time: the archive read
@@ -349,6 +380,10 @@ impl Shell {
             .set(raft.counters().dropped_bad_vote_signature as i64);
         m.committed_txs
             .set(self.replica.counters().committed_txs as i64);
+        let (checked, inline, _, in_flight) = self.replica.signature_work();
+        m.signatures_checked.set(checked as i64);
+        m.signatures_inline.set(inline as i64);
+        m.signatures_in_flight.set(in_flight as i64);
     }
 }
 

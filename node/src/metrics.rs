@@ -25,6 +25,12 @@ pub struct Metrics {
     pub dropped_bad_vote_signature: Gauge,
     /// Transactions in applied blocks.
     pub committed_txs: Gauge,
+    /// Transaction signatures checked on the crypto threads.
+    pub signatures_checked: Gauge,
+    /// Transaction signatures a block apply checked inline (no verdict cached).
+    pub signatures_inline: Gauge,
+    /// Signature checks in flight.
+    pub signatures_in_flight: Gauge,
     /// Times this node halted (state root divergence, bad snapshot, corrupt entry).
     pub halts: Counter,
     /// Consensus messages dropped because the network queue was full.
@@ -50,6 +56,9 @@ impl Metrics {
             mempool_depth: Gauge::default(),
             dropped_bad_vote_signature: Gauge::default(),
             committed_txs: Gauge::default(),
+            signatures_checked: Gauge::default(),
+            signatures_inline: Gauge::default(),
+            signatures_in_flight: Gauge::default(),
             halts: Counter::default(),
             dropped_outbound: Counter::default(),
             replica_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
@@ -89,6 +98,21 @@ impl Metrics {
             "committed_transactions",
             "Transactions in applied blocks",
             metrics.committed_txs.clone(),
+        );
+        registry.register(
+            "signatures_checked",
+            "Transaction signatures checked on the crypto threads",
+            metrics.signatures_checked.clone(),
+        );
+        registry.register(
+            "signatures_checked_inline",
+            "Transaction signatures a block apply checked inline, finding no verdict",
+            metrics.signatures_inline.clone(),
+        );
+        registry.register(
+            "signatures_in_flight",
+            "Signature checks handed to the crypto threads and not yet back",
+            metrics.signatures_in_flight.clone(),
         );
         registry.register(
             "state_root_divergence_halts",

@@ -5,7 +5,7 @@
 use agora_core::block::{Block, EntryPayload};
 use agora_core::encoding::Canonical;
 use agora_core::tx::tx_hash;
-use agora_core::{Hash32, Ledger, PublicKey, SignatureVerdicts, SignedTransaction, TxStatus};
+use agora_core::{AccountId, Hash32, Ledger, SignatureVerdicts, SignedTransaction, TxStatus};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
@@ -16,7 +16,7 @@ struct Honest {
 }
 
 impl SignatureVerdicts for Honest {
-    fn verdict(&self, tx: &Hash32, _: &PublicKey) -> Option<bool> {
+    fn verdict(&self, tx: &Hash32, _: &AccountId) -> Option<bool> {
         self.consulted.set(self.consulted.get() + 1);
         self.verdicts.get(tx).copied()
     }
@@ -26,7 +26,7 @@ impl SignatureVerdicts for Honest {
 struct AllBad;
 
 impl SignatureVerdicts for AllBad {
-    fn verdict(&self, _: &Hash32, _: &PublicKey) -> Option<bool> {
+    fn verdict(&self, _: &Hash32, _: &AccountId) -> Option<bool> {
         Some(false)
     }
 }

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         }
         match run(&options) {
             Ok(report) if !args.quiet => println!(
-                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} configs {} governance {} snapshots {} vouched {} timeouts {} liveness {} ticks  trace {}",
+                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} liveness {} ticks  trace {}",
                 report.nodes,
                 report.committed_index,
                 report.acknowledged,
@@ -59,6 +59,8 @@ fn main() -> ExitCode {
                 report.config_changes,
                 report.proposals_passed,
                 report.snapshots_installed,
+                report.signature_checks,
+                report.inline_checks,
                 report.leaders_vouched,
                 report.commit_timeouts,
                 report.liveness_ticks,

@@ -1,7 +1,9 @@
 //! Admission: a transaction is checked against the applied state by the ledger's own rules
-//! ([`Ledger::authorize`](agora_core::Ledger::authorize)) and queued (leader) or forwarded
-//! to the leader (follower).
+//! ([`Ledger::authorize`](agora_core::Ledger::authorize)) — its signature once per node,
+//! off the event loop ([`super::verify`]) — and queued (leader) or forwarded to the leader
+//! (follower).
 
+use super::verify::{Then, VerifyJob};
 use super::{Answer, Replica, RequestId};
 use crate::mempool::MempoolError;
 use crate::raft::{Role, VoteCrypto};
@@ -27,12 +29,36 @@ pub(crate) fn refused(error: TxError) -> ApiError {
     ApiError::new(status, code, error.to_string())
 }
 
+/// Where a submission stands after the checks that need no signature verification.
+pub(super) enum Checked {
+    /// Every rule holds, the signature included (its verdict was cached).
+    Admissible(Hash32),
+    /// Every rule but the signature holds; its check is to be done.
+    Unverified(Hash32, Box<VerifyJob>),
+}
+
 impl<C: VoteCrypto> Replica<C> {
     pub(super) fn submit(&mut self, id: RequestId, bytes: Vec<u8>, wait: bool) {
-        let hash = match self.admit(&bytes) {
-            Ok(hash) => hash,
-            Err(error) => return self.reply(id, Err(error)),
-        };
+        match self.check(&bytes) {
+            Err(error) => self.reply(id, Err(error)),
+            Ok(Checked::Admissible(hash)) => self.admitted(id, hash, bytes, wait),
+            Ok(Checked::Unverified(hash, job)) => {
+                let then = Then::Submit { id, bytes, wait };
+                if self.verifier.start(hash, *job, then).is_err() {
+                    let error =
+                        ApiError::busy("too many signatures are being checked; retry shortly");
+                    self.reply(id, Err(error));
+                }
+            }
+        }
+    }
+
+    /// A submission passed every rule: queue or forward it, then answer (now, or once it
+    /// commits).
+    fn admitted(&mut self, id: RequestId, hash: Hash32, bytes: Vec<u8>, wait: bool) {
+        if let Err(error) = self.route(hash, &bytes) {
+            return self.reply(id, Err(error));
+        }
         if !wait {
             let answer = SubmitResponse {
                 tx_hash: hash,
@@ -50,9 +76,23 @@ impl<C: VoteCrypto> Replica<C> {
         self.waiters.add(hash, bytes, id, self.now);
     }
 
-    /// Checks a transaction against the applied state and queues it (leader) or hands it
-    /// to the leader (follower). Returns its hash.
-    pub(super) fn admit(&mut self, bytes: &[u8]) -> Result<Hash32, ApiError> {
+    /// An awaited submission, sent again: checked against the state of now, then queued or
+    /// forwarded. Refusals are the caller's to handle; busy ones are tried again later.
+    pub(super) fn send_again(&mut self, bytes: Vec<u8>) -> Option<ApiError> {
+        match self.check(&bytes) {
+            Err(error) => Some(error),
+            Ok(Checked::Admissible(hash)) => self.route(hash, &bytes).err(),
+            Ok(Checked::Unverified(hash, job)) => {
+                let then = Then::Resend { bytes };
+                let _ = self.verifier.start(hash, *job, then);
+                None
+            }
+        }
+    }
+
+    /// Checks a transaction against the applied state by the ledger's own rules; the
+    /// signature by its cached verdict, or not yet (see [`Checked`]).
+    pub(super) fn check(&self, bytes: &[u8]) -> Result<Checked, ApiError> {
         if self.config.replay {
             return Err(ApiError::new(
                 409,
@@ -69,20 +109,37 @@ impl<C: VoteCrypto> Replica<C> {
         }
         let signed = SignedTransaction::from_canonical_bytes(bytes)
             .map_err(|e| ApiError::new(400, "malformed_transaction", e.to_string()))?;
-        self.app
-            .ledger()
-            .authorize(&signed, None, NonceRule::AtLeast)
-            .map_err(refused)?;
         let hash = tx_hash(bytes);
+        let verdict = self.cached_verdict(&hash, &signed);
+        let ledger = self.app.ledger();
+        // Every other rule first: a stale nonce or an empty account costs no verification.
+        ledger
+            .authorize(&signed, Some(verdict.unwrap_or(true)), NonceRule::AtLeast)
+            .map_err(refused)?;
+        if verdict.is_some() {
+            return Ok(Checked::Admissible(hash));
+        }
+        let key = ledger
+            .signer_key(&signed)
+            .cloned()
+            .expect("authorized, so its key is known");
+        Ok(Checked::Unverified(
+            hash,
+            Box::new(VerifyJob { signed, key }),
+        ))
+    }
+
+    /// Queues an admissible transaction (leader) or hands it to the leader (follower).
+    fn route(&mut self, hash: Hash32, bytes: &[u8]) -> Result<(), ApiError> {
         match (self.raft.role(), self.raft.leader()) {
             (Role::Leader, _) => match self.mempool.push(hash, bytes.to_vec()) {
-                Ok(()) | Err(MempoolError::Duplicate) => Ok(hash),
+                Ok(()) | Err(MempoolError::Duplicate) => Ok(()),
                 Err(MempoolError::Full) => Err(ApiError::busy("the mempool is full; retry later")),
             },
             (_, Some(leader)) => {
                 self.pending.forwards.push((leader, bytes.to_vec()));
                 self.counters.forwarded_txs += 1;
-                Ok(hash)
+                Ok(())
             }
             (_, None) => Err(ApiError::busy("no leader is known yet; retry shortly")),
         }

@@ -12,7 +12,7 @@ use crate::raft::{
 };
 use crate::replica::{
     genesis_snapshot, Actions, Notice, Replica, ReplicaConfig, ReplicaParts, Request, RequestId,
-    Write,
+    VerifyId, Write,
 };
 use crate::sim::checker::{Checker, Violation};
 use crate::sim::clients::Outstanding;
@@ -47,6 +47,7 @@ type SimReplica = Replica<Box<dyn VoteCrypto>>;
 pub(super) enum Input {
     Message(SimMessage),
     Request(RequestId, Request),
+    Verified(VerifyId, bool),
 }
 
 pub(super) struct SimNode {
@@ -62,6 +63,8 @@ pub(super) struct SimNode {
     pub(super) disk: Option<(u64, Actions)>,
     /// Inputs that arrived while the disk was busy.
     pub(super) inbox: VecDeque<Input>,
+    /// Signature checks running on the node's crypto threads: (done at, id, result).
+    pub(super) verifying: Vec<(u64, VerifyId, bool)>,
     pub(super) restart_at: u64,
     pub(super) last_term: u64,
     pub(super) last_commit: u64,
@@ -218,6 +221,7 @@ impl World {
                 store: MemoryStore::new(start.clone()),
                 disk: None,
                 inbox: VecDeque::new(),
+                verifying: Vec::new(),
                 restart_at: 0,
                 last_term: 0,
                 last_commit: 0,
@@ -281,6 +285,9 @@ impl World {
             // bug; before, it is counted in the report.
             commit_wait_limit_ticks: 2_000,
             empty_block_interval_ticks: Some(15),
+            // Small, so that verdicts are evicted and applies also verify inline.
+            verdict_cache_entries: 256,
+            max_verifying: 64,
             replay: false,
         }
     }
@@ -328,6 +335,7 @@ impl World {
         node.led_term = None;
         node.disk = None;
         node.inbox.clear();
+        node.verifying.clear();
     }
 
     /// Node `i` stops: whatever its disk had not finished is lost, and so is everything
@@ -338,6 +346,7 @@ impl World {
         node.replica = None;
         node.disk = None;
         node.inbox.clear();
+        node.verifying.clear();
         node.restart_at = self.now + downtime;
         self.report.crashes += 1;
         self.drop_requests_to(i);
@@ -381,6 +390,16 @@ impl World {
                 self.trace.update(raft.signing_bytes());
             }
             self.input(i, Input::Message(message));
+        }
+        for i in 0..self.nodes.len() {
+            let now = self.now;
+            let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.nodes[i].verifying)
+                .into_iter()
+                .partition(|(at, _, _)| *at <= now);
+            self.nodes[i].verifying = running;
+            for (_, id, ok) in done {
+                self.input(i, Input::Verified(id, ok));
+            }
         }
         self.clients();
         for i in 0..self.nodes.len() {
@@ -426,6 +445,7 @@ impl World {
                 );
             }
             Input::Request(id, request) => replica.request(id, request),
+            Input::Verified(id, ok) => replica.verified(id, ok),
         }
     }
 
@@ -478,6 +498,7 @@ impl World {
             forwards,
             replies,
             jobs,
+            verify,
             peers: _,
             notices,
         } = actions;
@@ -513,6 +534,11 @@ impl World {
         }
         for (request, result) in replies {
             self.on_reply(i, request, result)?;
+        }
+        // Signature checks finish out of order, up to a few ticks later (a busy pool).
+        for (id, job) in verify {
+            let done = self.now + self.rng.random_range(0..=3);
+            self.nodes[i].verifying.push((done, id, job.run()));
         }
         for (request, _) in jobs {
             // No archive reads in the simulator: a past-height proof is refused as busy.
@@ -925,6 +951,11 @@ impl World {
             .iter()
             .filter_map(|n| n.replica.as_ref())
             .map(|r| r.raft().counters().clone());
+        for replica in self.nodes.iter().filter_map(|n| n.replica.as_ref()) {
+            let (jobs, misses, _, _) = replica.signature_work();
+            self.report.signature_checks += jobs + misses;
+            self.report.inline_checks += misses;
+        }
         for c in counters {
             self.report.dropped_bad_vote_signature += c.dropped_bad_vote_signature;
             self.report.dropped_non_member += c.dropped_non_member;

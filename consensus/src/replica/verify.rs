@@ -1,0 +1,226 @@
+//! Signature checks as work the executor does, off the event loop.
+//!
+//! Each node verifies each transaction's signature once. A verification is an output
+//! ([`Actions::verify`](super::Actions)) and its result an input
+//! ([`Replica::verified`](super::Replica::verified)); the verdict lands in a bounded cache
+//! keyed by transaction hash and signer, which admission and block apply consult (a miss
+//! verifies inline, so a lost or slow verification never changes an outcome, only its
+//! cost). Followers start verifying a block's transactions when its entry arrives, before
+//! it commits. At most `max_verifying` checks are in flight: past that, a submission is
+//! refused as busy (503) and a block's pre-check is skipped.
+
+use super::{Replica, RequestId};
+use crate::raft::{EntryData, LogEntry, Role, VoteCrypto};
+use agora_core::block::Block;
+use agora_core::encoding::Canonical;
+use agora_core::tx::tx_hash;
+use agora_core::{AccountId, Hash32, PublicKey, SignatureVerdicts, SignedTransaction};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Names a verification: its result comes back with this id.
+pub type VerifyId = u64;
+
+/// One signature to check. Run it anywhere (it is pure) and hand the result back with
+/// [`Replica::verified`](super::Replica::verified).
+#[derive(Clone, Debug)]
+pub struct VerifyJob {
+    pub(super) signed: SignedTransaction,
+    pub(super) key: PublicKey,
+}
+
+impl VerifyJob {
+    /// Verifies the signature.
+    pub fn run(&self) -> bool {
+        self.signed.signature_verifies(&self.key)
+    }
+}
+
+/// What waits on a verification.
+#[derive(Debug)]
+pub(super) enum Then {
+    /// A client's (or a forwarding follower's) submission, admitted once verified.
+    Submit {
+        id: RequestId,
+        bytes: Vec<u8>,
+        wait: bool,
+    },
+    /// An awaited submission being sent again.
+    Resend { bytes: Vec<u8> },
+    /// A transaction of a block that arrived: only the cache wants the verdict.
+    Prefetch,
+}
+
+type Key = (Hash32, AccountId);
+
+struct InFlight {
+    key: Key,
+    then: Vec<Then>,
+}
+
+/// The verdict cache and the verifications in flight.
+pub(super) struct Verifier {
+    verdicts: BTreeMap<Key, bool>,
+    /// Insertion order, for eviction (oldest first).
+    order: VecDeque<Key>,
+    capacity: usize,
+    in_flight: BTreeMap<VerifyId, InFlight>,
+    by_key: BTreeMap<Key, VerifyId>,
+    max_in_flight: usize,
+    next_id: VerifyId,
+    /// Lookups by block apply that missed.
+    apply_misses: std::cell::Cell<u64>,
+    /// Jobs to hand out with the next actions.
+    pub(super) jobs: Vec<(VerifyId, VerifyJob)>,
+}
+
+/// Why a verification could not start.
+pub(super) struct Full;
+
+impl Verifier {
+    pub(super) fn new(capacity: usize, max_in_flight: usize) -> Verifier {
+        Verifier {
+            verdicts: BTreeMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+            in_flight: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            max_in_flight,
+            next_id: 0,
+            apply_misses: std::cell::Cell::new(0),
+            jobs: Vec::new(),
+        }
+    }
+
+    /// Verifications in flight.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Verdicts cached.
+    pub(super) fn cached(&self) -> usize {
+        self.verdicts.len()
+    }
+
+    /// Verifications handed out, and block applies that found no verdict (and verified
+    /// inline).
+    pub(super) fn work(&self) -> (u64, u64) {
+        (self.next_id, self.apply_misses.get())
+    }
+
+    fn cached_verdict(&self, tx: &Hash32, signer: &AccountId) -> Option<bool> {
+        self.verdicts.get(&(*tx, *signer)).copied()
+    }
+
+    /// Asks for `signed` to be verified under `key`, and `then` done once it is. Joins a
+    /// check of the same transaction already in flight.
+    pub(super) fn start(&mut self, tx: Hash32, job: VerifyJob, then: Then) -> Result<(), Full> {
+        let k = (tx, job.signed.tx.sender.account_id());
+        if let Some(id) = self.by_key.get(&k) {
+            let flight = self.in_flight.get_mut(id).expect("indexed");
+            let resending = matches!(then, Then::Resend { .. });
+            if !(resending && flight.then.iter().any(|t| matches!(t, Then::Resend { .. }))) {
+                flight.then.push(then);
+            }
+            return Ok(());
+        }
+        if self.in_flight.len() >= self.max_in_flight {
+            return Err(Full);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_key.insert(k, id);
+        self.in_flight.insert(
+            id,
+            InFlight {
+                key: k,
+                then: vec![then],
+            },
+        );
+        self.jobs.push((id, job));
+        Ok(())
+    }
+
+    /// Records a result; returns what waited on it (nothing for an unknown id).
+    fn finish(&mut self, id: VerifyId, ok: bool) -> Vec<Then> {
+        let Some(flight) = self.in_flight.remove(&id) else {
+            return Vec::new();
+        };
+        self.by_key.remove(&flight.key);
+        if self.verdicts.insert(flight.key, ok).is_none() {
+            self.order.push_back(flight.key);
+            while self.order.len() > self.capacity {
+                let oldest = self.order.pop_front().expect("non-empty");
+                self.verdicts.remove(&oldest);
+            }
+        }
+        flight.then
+    }
+}
+
+/// Block apply's view: a miss is counted (the ledger then verifies inline).
+impl SignatureVerdicts for Verifier {
+    fn verdict(&self, tx: &Hash32, signer: &AccountId) -> Option<bool> {
+        let verdict = self.cached_verdict(tx, signer);
+        if verdict.is_none() {
+            self.apply_misses.set(self.apply_misses.get() + 1);
+        }
+        verdict
+    }
+}
+
+impl<C: VoteCrypto> Replica<C> {
+    /// The result of a [`VerifyJob`] handed out as `id`.
+    pub fn verified(&mut self, id: VerifyId, ok: bool) {
+        if self.halted.is_some() {
+            return;
+        }
+        for then in self.verifier.finish(id, ok) {
+            match then {
+                Then::Submit { id, bytes, wait } => self.submit(id, bytes, wait),
+                Then::Resend { bytes } => {
+                    let _ = self.send_again(bytes);
+                }
+                Then::Prefetch => {}
+            }
+        }
+    }
+
+    /// The cached verdict on `signed` (hash `tx`), if any.
+    pub(super) fn cached_verdict(&self, tx: &Hash32, signed: &SignedTransaction) -> Option<bool> {
+        self.verifier
+            .cached_verdict(tx, &signed.tx.sender.account_id())
+    }
+
+    /// A follower starts checking the signatures of blocks that just arrived, so that
+    /// applying them finds the verdicts ready. Best effort: a full pipeline skips.
+    pub(super) fn prefetch_verdicts(&mut self, entries: &[LogEntry]) {
+        if self.raft.role() == Role::Leader {
+            return; // its blocks hold what its own admission verified
+        }
+        for entry in entries {
+            let EntryData::Normal(bytes) = &entry.data else {
+                continue;
+            };
+            let Ok(block) = Block::from_canonical_bytes(&bytes[..]) else {
+                continue;
+            };
+            for tx in &block.txs {
+                if self.verifier.in_flight() >= self.verifier.max_in_flight {
+                    return;
+                }
+                let hash = tx_hash(tx);
+                let Ok(signed) = SignedTransaction::from_canonical_bytes(tx) else {
+                    continue;
+                };
+                if self.cached_verdict(&hash, &signed).is_some() {
+                    continue;
+                }
+                let Some(key) = self.app.ledger().signer_key(&signed).cloned() else {
+                    continue;
+                };
+                let job = VerifyJob { signed, key };
+                let _ = self.verifier.start(hash, job, Then::Prefetch);
+            }
+        }
+    }
+}
