@@ -37,9 +37,31 @@ pub(super) enum Checked {
     Unverified(Hash32, Box<VerifyJob>),
 }
 
+/// Refusals (by code) that state fresher than this replica's could undo: the account may
+/// be registered, or funded, in a block it has not applied yet. The others are final: a
+/// used nonce stays used, a key stays registered, bytes stay malformed.
+const STALE_REFUSALS: [&str; 2] = ["unknown_account", "insufficient_funds_for_fee"];
+
 impl<C: VoteCrypto> Replica<C> {
     pub(super) fn submit(&mut self, id: RequestId, bytes: Vec<u8>, wait: bool) {
+        self.submit_checked(id, bytes, wait, false);
+    }
+
+    /// [`Replica::submit`]; `fresh`: the state was just brought up to the leader's commit.
+    pub(super) fn submit_checked(
+        &mut self,
+        id: RequestId,
+        bytes: Vec<u8>,
+        wait: bool,
+        fresh: bool,
+    ) {
         match self.check(&bytes) {
+            // This replica's state may lag the leader's commit (a follower that has not
+            // applied the block registering the account, or funding it): such a refusal
+            // is only given after checking again on state as fresh as the leader's.
+            Err(error) if !fresh && STALE_REFUSALS.contains(&error.code.as_str()) => {
+                self.recheck_when_fresh(id, bytes, wait)
+            }
             Err(error) => self.reply(id, Err(error)),
             Ok(Checked::Admissible(hash)) => self.admitted(id, hash, bytes, wait),
             Ok(Checked::Unverified(hash, job)) => {

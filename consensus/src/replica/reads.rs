@@ -1,13 +1,22 @@
 //! Reads: linearizable ones wait for Raft's ReadIndex and for the ledger to apply that far;
-//! local ones are answered from this replica's state at once.
+//! local ones are answered from this replica's state at once. A submission refused for a
+//! reason fresher state could undo is checked again the same way (see `admission`).
 
 use super::{queries, Query, Replica, RequestId};
 use crate::raft::VoteCrypto;
 use agora_api::{ApiError, Consistency};
 use std::collections::BTreeMap;
 
+/// What waits for a confirmed index.
+enum Waiting {
+    /// A linearizable query.
+    Query(Query),
+    /// A submission to check again on fresh state.
+    Recheck { bytes: Vec<u8>, wait: bool },
+}
+
 struct PendingRead {
-    query: Query,
+    what: Waiting,
     /// The index confirmed by ReadIndex, once it is.
     index: Option<u64>,
     /// The tick after which the client is told to retry.
@@ -49,6 +58,16 @@ impl<C: VoteCrypto> Replica<C> {
             let answer = queries::answer(self.app.ledger(), &query);
             return self.reply(id, answer);
         }
+        self.read_linearizably(id, Waiting::Query(query));
+    }
+
+    /// Checks submission `id` again once this replica has applied everything the leader
+    /// had committed when asked (a linearizable read of the state admission uses).
+    pub(super) fn recheck_when_fresh(&mut self, id: RequestId, bytes: Vec<u8>, wait: bool) {
+        self.read_linearizably(id, Waiting::Recheck { bytes, wait });
+    }
+
+    fn read_linearizably(&mut self, id: RequestId, what: Waiting) {
         if self.reads.pending.len() >= self.config.max_pending_reads {
             return self.reply(
                 id,
@@ -61,7 +80,7 @@ impl<C: VoteCrypto> Replica<C> {
                 self.reads.pending.insert(
                     id,
                     PendingRead {
-                        query,
+                        what,
                         index: None,
                         deadline,
                     },
@@ -83,8 +102,13 @@ impl<C: VoteCrypto> Replica<C> {
             .reads
             .remove_where(|r| r.index.is_none_or(|index| index > applied))
         {
-            let answer = queries::answer(self.app.ledger(), &read.query);
-            self.reply(id, answer);
+            match read.what {
+                Waiting::Query(query) => {
+                    let answer = queries::answer(self.app.ledger(), &query);
+                    self.reply(id, answer);
+                }
+                Waiting::Recheck { bytes, wait } => self.submit_checked(id, bytes, wait, true),
+            }
         }
     }
 

@@ -300,3 +300,93 @@ fn each_node_checks_each_signature_about_once() {
         assert!(report.inline_checks > 0);
     }
 }
+
+/// A follower that has not yet applied the block registering an account does not refuse
+/// the account's next transaction as unknown: it checks again on state as fresh as the
+/// leader's commit (a linearizable read), then admits it. Deterministic: the follower is
+/// asked in the very tick the leader acknowledged the registration.
+#[test]
+fn a_lagging_follower_rechecks_before_refusing_an_account_as_unknown() {
+    use super::clients::{Outstanding, Purpose};
+    use super::world::{Input, World};
+    use crate::replica::Request;
+    use agora_core::encoding::Canonical;
+    use agora_core::tx::{tx_hash, Action, Sender, Transaction};
+    use agora_core::{AccountId, Amount, Hash32};
+
+    let mut world = World::new(SimOptions {
+        faults: false,
+        governance: false,
+        node_count: Some(3),
+        ..SimOptions::standard(3)
+    });
+    let client = 1;
+    world.busy_clients[client] = true; // no random traffic from this client
+    let leader = loop {
+        world.now += 1;
+        world.step().unwrap();
+        if let Some(leader) = world.leader() {
+            if world.now > 100 {
+                break leader;
+            }
+        }
+    };
+    let follower = (leader + 1) % 3;
+    let key = world.clients[client].clone();
+    let account = AccountId::from_public_key(key.public_key());
+    let chain_id = world.genesis_ledger.chain_id();
+    let transfer = |nonce: u64, sender: Sender| {
+        Transaction {
+            chain_id,
+            sender,
+            nonce,
+            action: Action::Transfer {
+                to: AccountId(Hash32([9; 32])),
+                amount: Amount(1),
+            },
+        }
+        .sign(&key, [nonce as u8; 32])
+        .to_canonical_bytes()
+    };
+    // Submits to node `i`, waits for its answer; returns whether it was a commit.
+    let mut submit = |world: &mut World, i: usize, bytes: Vec<u8>| {
+        let id = world.next_request;
+        world.next_request += 1;
+        let acknowledged = world.report.acknowledged;
+        world.outstanding.insert(
+            id,
+            (
+                i,
+                Outstanding::Submit {
+                    client,
+                    tx_hash: tx_hash(&bytes),
+                    purpose: Purpose::Transfer,
+                    bytes: bytes.clone(),
+                    sent_at: world.now,
+                },
+            ),
+        );
+        world.checker.on_sent(tx_hash(&bytes));
+        world.input(i, Input::Request(id, Request::Submit { bytes, wait: true }));
+        while world.outstanding.contains_key(&id) {
+            world.now += 1;
+            world.step().unwrap();
+        }
+        world.busy_clients[client] = true;
+        world.report.acknowledged > acknowledged
+    };
+    assert!(submit(
+        &mut world,
+        leader,
+        transfer(0, Sender::Register(key.public_key().clone()))
+    ));
+    let lagging = world.nodes[follower].replica.as_ref().unwrap();
+    assert!(
+        !lagging.ledger().state().account_keys.contains_key(&account),
+        "the follower has not applied the registration yet"
+    );
+    assert!(
+        submit(&mut world, follower, transfer(1, Sender::Account(account))),
+        "admitted after a fresh check, and committed"
+    );
+}

@@ -365,7 +365,7 @@ impl World {
         self.liveness()
     }
 
-    fn step(&mut self) -> Result<(), Violation> {
+    pub(super) fn step(&mut self) -> Result<(), Violation> {
         // Clocks: each node ticks at its own rate (skew); a node waiting on its disk does
         // not tick (the shell's loop is inside the write).
         for i in 0..self.nodes.len() {
@@ -754,7 +754,7 @@ impl World {
 
     // ---- liveness ---------------------------------------------------------------------
 
-    fn leader(&self) -> Option<usize> {
+    pub(super) fn leader(&self) -> Option<usize> {
         self.nodes.iter().position(|n| {
             n.replica
                 .as_ref()
