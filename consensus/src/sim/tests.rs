@@ -349,7 +349,7 @@ fn a_lagging_follower_rechecks_before_refusing_an_account_as_unknown() {
         .to_canonical_bytes()
     };
     // Submits to node `i`, waits for its answer; returns whether it was a commit.
-    let mut submit = |world: &mut World, i: usize, bytes: Vec<u8>| {
+    let submit = |world: &mut World, i: usize, bytes: Vec<u8>| {
         let id = world.next_request;
         world.next_request += 1;
         let acknowledged = world.report.acknowledged;
