@@ -112,9 +112,11 @@ struct Shell {
     proof_slots: Arc<Semaphore>,
     /// One signature check per core at a time, off the event loop.
     crypto_slots: Arc<Semaphore>,
-    /// Where finished signature checks come back (bounded by the replica's
-    /// `max_verifying`, which bounds the checks in flight).
-    verified: mpsc::Sender<(VerifyId, bool)>,
+    /// Where finished signature checks come back, a batch at a time (bounded by the
+    /// replica's `max_verifying`, which bounds the checks in flight).
+    verified: mpsc::Sender<Vec<(VerifyId, bool)>>,
+    /// Threads that check signatures at once.
+    cores: usize,
     reader: StoreReader,
 }
 
@@ -149,6 +151,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         replica,
         crypto_slots: Arc::new(Semaphore::new(cores)),
         verified,
+        cores,
         reader: store.reader(),
         store,
         outbound,
@@ -164,7 +167,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
             _ = ticker.tick() => shell.replica.tick(),
             Some(message) = inbound.recv() => shell.on_inbound(message),
             Some(command) = commands.recv() => shell.on_command(command),
-            Some((id, ok)) = verified_rx.recv() => shell.replica.verified(id, ok),
+            Some(results) = verified_rx.recv() => shell.on_verified(results),
             _ = shutdown.changed() => {
                 tracing::info!("shutting down: flushing and closing the store");
                 shell.store.close().await;
@@ -172,8 +175,8 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
             }
         }
         for _ in 1..MAX_INPUTS_PER_BATCH {
-            if let Ok((id, ok)) = verified_rx.try_recv() {
-                shell.replica.verified(id, ok);
+            if let Ok(results) = verified_rx.try_recv() {
+                shell.on_verified(results);
             } else if let Ok(message) = inbound.try_recv() {
                 shell.on_inbound(message);
             } else if let Ok(command) = commands.try_recv() {
@@ -278,9 +281,7 @@ impl Shell {
         for (id, job) in jobs {
             self.start_job(id, job);
         }
-        for (id, job) in verify {
-            self.start_verify(id, job);
-        }
+        self.start_verify(verify);
         if let Some(peers) = peers {
             let peers = peers
                 .into_iter()
@@ -321,19 +322,40 @@ impl Shell {
         }
     }
 
-    /// Checks a signature on a blocking thread, one per core at a time; the result comes
-    /// back into the loop as an input.
-    fn start_verify(&self, id: VerifyId, job: VerifyJob) {
-        let slots = self.crypto_slots.clone();
-        let verified = self.verified.clone();
-        tokio::spawn(async move {
-            let Ok(_permit) = slots.acquire_owned().await else {
-                return;
-            };
-            if let Ok(ok) = tokio::task::spawn_blocking(move || job.run()).await {
-                let _ = verified.send((id, ok)).await;
-            }
-        });
+    fn on_verified(&mut self, results: Vec<(VerifyId, bool)>) {
+        for (id, ok) in results {
+            self.replica.verified(id, ok);
+        }
+    }
+
+    /// Checks a batch of signatures on blocking threads, split over the cores (one
+    /// thread per core at a time); each part's results come back into the loop as one
+    /// input.
+    fn start_verify(&self, jobs: Vec<(VerifyId, VerifyJob)>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let per_part = jobs.len().div_ceil(self.cores);
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            let part: Vec<(VerifyId, VerifyJob)> = jobs.by_ref().take(per_part).collect();
+            let slots = self.crypto_slots.clone();
+            let verified = self.verified.clone();
+            tokio::spawn(async move {
+                let Ok(_permit) = slots.acquire_owned().await else {
+                    return;
+                };
+                let checked = tokio::task::spawn_blocking(move || {
+                    part.into_iter()
+                        .map(|(id, job)| (id, job.run()))
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                if let Ok(results) = checked {
+                    let _ = verified.send(results).await;
+                }
+            });
+        }
     }
 
     /// Builds a past-height proof off the event loop, one at a time: the archive read
