@@ -1,11 +1,14 @@
 //! `agora-load`: the cluster load generator. It funds fresh accounts from one funded key,
-//! then runs one closed-loop client per account (sign a transfer, submit it with
-//! `?wait=commit`, repeat) against the given nodes for a fixed time, and reports committed
-//! transactions per second and commit latency percentiles.
+//! signs each account's transfers before the timed window (signing is the clients' cost,
+//! on their own machines), then runs one closed-loop async client per account (submit a
+//! transfer with `?wait=commit`, take the next) against the given nodes for a fixed time.
+//! It reports committed transactions per second, commit latency percentiles, and, for
+//! each process named with `--cpu-pid`, the CPU time it spent per committed transaction.
 //!
-//! Example, with `agora-node devnet` running:
+//! Example, with `agora-node devnet` running (its pid in $DEVNET):
 //!   agora-load --funder devnet/demo.key --node http://127.0.0.1:8100 \
-//!       --node http://127.0.0.1:8101 --node http://127.0.0.1:8102 --clients 64 --seconds 30
+//!       --node http://127.0.0.1:8101 --node http://127.0.0.1:8102 --clients 256 \
+//!       --seconds 20 --cpu-pid $DEVNET
 
 use agora_cli::client::{sign, Failure, Node};
 use agora_cli::keyfile;
@@ -16,7 +19,7 @@ use clap::Parser;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Loads an Agora cluster with transfers and measures committed throughput and latency.
@@ -35,9 +38,18 @@ struct Args {
     /// How long to run.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// Transfers each client signs before the timed window (default: 10 per second of
+    /// the run). A client that runs out signs the rest inside the window; the report
+    /// says how many.
+    #[arg(long)]
+    per_client: Option<usize>,
     /// ML-DSA parameter set of the client accounts.
-    #[arg(long, default_value = "ml-dsa-44")]
+    #[arg(long, default_value = "ml-dsa-65")]
     kind: String,
+    /// A process whose CPU time per committed transaction to report (repeat; e.g. the
+    /// devnet's pid, which runs every node).
+    #[arg(long = "cpu-pid")]
+    cpu_pids: Vec<u32>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -48,6 +60,7 @@ struct Args {
 struct Tally {
     latencies: Vec<Duration>,
     errors: BTreeMap<String, u64>,
+    signed_in_window: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +83,13 @@ fn failure(f: Failure) -> anyhow::Error {
     }
 }
 
+/// One client's account and its transfers, signed ahead.
+struct Client {
+    key: SecretKey,
+    to: AccountId,
+    signed: Vec<Vec<u8>>,
+}
+
 fn run(args: &Args) -> Result<()> {
     if args.clients == 0 {
         bail!("--clients must be at least 1");
@@ -78,7 +98,7 @@ fn run(args: &Args) -> Result<()> {
     let nodes: Vec<Node> = args.nodes.iter().map(|n| Node::new(n)).collect();
     let funder = keyfile::load(&args.funder)?;
     let chain_id = nodes[0].chain_id().map_err(failure)?;
-    let clients: Vec<SecretKey> = (0..args.clients)
+    let keys: Vec<SecretKey> = (0..args.clients)
         .map(|_| {
             let mut seed = [0u8; 32];
             rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut seed)
@@ -86,26 +106,46 @@ fn run(args: &Args) -> Result<()> {
             Ok(SecretKey::from_seed(kind, seed))
         })
         .collect::<Result<_>>()?;
-    fund(&nodes[0], &funder, &clients)?;
+    fund(&nodes[0], &funder, &keys)?;
+    let per_client = args
+        .per_client
+        .unwrap_or_else(|| (args.seconds as usize).saturating_mul(10).max(1));
+    let signing = Instant::now();
+    let clients = presign(&keys, chain_id, per_client)?;
     eprintln!(
-        "funded {} clients; loading for {} s",
+        "funded {} clients and signed {} transfers each ({}) in {:.1} s; loading for {} s",
         clients.len(),
+        per_client,
+        args.kind,
+        signing.elapsed().as_secs_f64(),
         args.seconds
     );
 
-    let tally = Mutex::new(Tally::default());
+    let cpu_before: Vec<Option<f64>> = args.cpu_pids.iter().map(|p| cpu_seconds(*p)).collect();
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.seconds);
-    std::thread::scope(|scope| {
-        for (i, key) in clients.iter().enumerate() {
-            let node = &nodes[i % nodes.len()];
-            let tally = &tally;
-            let to = AccountId::from_public_key(clients[(i + 1) % clients.len()].public_key());
-            scope.spawn(move || client_loop(node, key, chain_id, to, deadline, tally));
-        }
-    });
+    let tally = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(load(args, chain_id, clients, started))?;
     let elapsed = started.elapsed();
-    let mut tally = tally.into_inner().expect("no client panicked");
+    let cpu: Vec<serde_json::Value> = args
+        .cpu_pids
+        .iter()
+        .zip(cpu_before)
+        .map(|(pid, before)| {
+            let spent = cpu_seconds(*pid).zip(before).map(|(after, b)| after - b);
+            json!({ "pid": pid, "cpu_seconds": spent })
+        })
+        .collect();
+    report(args, tally, elapsed, cpu)
+}
+
+fn report(
+    args: &Args,
+    mut tally: Tally,
+    elapsed: Duration,
+    cpu: Vec<serde_json::Value>,
+) -> Result<()> {
     tally.latencies.sort();
     let committed = tally.latencies.len();
     let percentile = |p: usize| -> f64 {
@@ -114,30 +154,45 @@ fn run(args: &Args) -> Result<()> {
         }
         tally.latencies[((committed - 1) * p) / 100].as_secs_f64() * 1_000.0
     };
+    let per_tx_us = |seconds: f64| seconds * 1e6 / committed.max(1) as f64;
     let report = json!({
         "clients": args.clients,
+        "kind": args.kind,
         "nodes": args.nodes,
         "seconds": elapsed.as_secs_f64(),
         "committed": committed,
         "committed_per_second": committed as f64 / elapsed.as_secs_f64(),
         "latency_ms": { "p50": percentile(50), "p90": percentile(90), "p99": percentile(99), "max": percentile(100) },
+        "signed_in_window": tally.signed_in_window,
+        "cpu": cpu,
         "errors": tally.errors,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "{committed} transfers committed in {:.1} s by {} clients over {} node(s): {:.0} tx/s\ncommit latency ms: p50 {:.0}  p90 {:.0}  p99 {:.0}  max {:.0}\nerrors: {:?}",
-            elapsed.as_secs_f64(),
-            args.clients,
-            args.nodes.len(),
-            committed as f64 / elapsed.as_secs_f64(),
-            percentile(50),
-            percentile(90),
-            percentile(99),
-            percentile(100),
-            tally.errors
-        );
+        return Ok(());
+    }
+    println!(
+        "{committed} transfers committed in {:.1} s by {} clients over {} node(s): {:.0} tx/s\ncommit latency ms: p50 {:.0}  p90 {:.0}  p99 {:.0}  max {:.0}\nsigned inside the window: {}\nerrors: {:?}",
+        elapsed.as_secs_f64(),
+        args.clients,
+        args.nodes.len(),
+        committed as f64 / elapsed.as_secs_f64(),
+        percentile(50),
+        percentile(90),
+        percentile(99),
+        percentile(100),
+        tally.signed_in_window,
+        tally.errors
+    );
+    for entry in &cpu {
+        match entry["cpu_seconds"].as_f64() {
+            Some(seconds) => println!(
+                "pid {}: {seconds:.1} CPU s, {:.0} µs per committed transaction",
+                entry["pid"],
+                per_tx_us(seconds)
+            ),
+            None => println!("pid {}: CPU time unreadable", entry["pid"]),
+        }
     }
     Ok(())
 }
@@ -157,48 +212,147 @@ fn fund(node: &Node, funder: &SecretKey, clients: &[SecretKey]) -> Result<()> {
     Ok(())
 }
 
-/// One client: transfer, wait for the commit, repeat until the deadline.
-fn client_loop(
-    node: &Node,
-    key: &SecretKey,
+/// Signs `per_client` transfers for every client (nonces 0.., each to the next client),
+/// on every core.
+fn presign(keys: &[SecretKey], chain_id: Hash32, per_client: usize) -> Result<Vec<Client>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = keys.len().div_ceil(threads);
+    let indexes: Vec<usize> = (0..keys.len()).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = indexes
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&i| {
+                            let key = keys[i].clone();
+                            let to =
+                                AccountId::from_public_key(keys[(i + 1) % keys.len()].public_key());
+                            let signed = (0..per_client as u64)
+                                .map(|nonce| sign(&key, chain_id, nonce, nonce > 0, transfer(to)))
+                                .collect::<Result<Vec<_>>>()?;
+                            Ok(Client { key, to, signed })
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut clients = Vec::new();
+        for handle in handles {
+            clients.extend(handle.join().map_err(|_| anyhow!("a signer panicked"))??);
+        }
+        Ok(clients)
+    })
+}
+
+fn transfer(to: AccountId) -> Action {
+    Action::Transfer {
+        to,
+        amount: Amount(1),
+    }
+}
+
+/// The timed window: one async closed-loop client per account.
+async fn load(
+    args: &Args,
     chain_id: Hash32,
-    to: AccountId,
+    clients: Vec<Client>,
+    started: Instant,
+) -> Result<Tally> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(40))
+        .pool_max_idle_per_host(args.clients)
+        .build()?;
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, client) in clients.into_iter().enumerate() {
+        let url = format!(
+            "{}/v1/tx?wait=commit",
+            args.nodes[i % args.nodes.len()].trim_end_matches('/')
+        );
+        tasks.spawn(client_loop(
+            http.clone(),
+            url,
+            client,
+            chain_id,
+            deadline,
+            tally.clone(),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+    let tally = Arc::try_unwrap(tally)
+        .map_err(|_| anyhow!("a client outlived the window"))?
+        .into_inner()
+        .map_err(|_| anyhow!("a client panicked"))?;
+    Ok(tally)
+}
+
+/// One client: submit its next transfer, wait for the commit, repeat until the deadline.
+async fn client_loop(
+    http: reqwest::Client,
+    url: String,
+    client: Client,
+    chain_id: Hash32,
     deadline: Instant,
-    tally: &Mutex<Tally>,
+    tally: Arc<Mutex<Tally>>,
 ) {
-    let mut nonce = 0;
+    let Client { key, to, signed } = client;
+    let mut signed = signed.into_iter();
+    let mut nonce = 0u64;
+    let mut next = signed.next();
     while Instant::now() < deadline {
-        let action = Action::Transfer {
-            to,
-            amount: Amount(1),
-        };
-        let Ok(bytes) = sign(key, chain_id, nonce, nonce > 0, action) else {
-            return;
+        let bytes = match next.take() {
+            Some(bytes) => bytes,
+            None => match sign(&key, chain_id, nonce, nonce > 0, transfer(to)) {
+                Ok(bytes) => {
+                    tally.lock().expect("no client panicked").signed_in_window += 1;
+                    bytes
+                }
+                Err(_) => return,
+            },
         };
         let sent = Instant::now();
-        let outcome = node.post_tx(bytes, true);
-        let mut tally = tally.lock().expect("no client panicked");
-        match outcome {
-            Ok(answer) if answer.status == 200 => {
+        let outcome = http.post(&url).body(bytes.clone()).send().await;
+        let status = outcome.as_ref().map(|r| r.status().as_u16()).ok();
+        let code = match outcome {
+            Ok(response) if response.status().as_u16() != 200 => response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["code"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "unreadable".into()),
+            Ok(_) => String::new(),
+            Err(_) => "unreachable".into(),
+        };
+        let advance = {
+            let mut tally = tally.lock().expect("no client panicked");
+            if status == Some(200) {
                 tally.latencies.push(sent.elapsed());
-                nonce += 1;
-            }
-            Ok(answer) => {
-                let code = answer.code().to_string();
+                true
+            } else {
                 *tally.errors.entry(code.clone()).or_default() += 1;
-                drop(tally);
-                if code == "replayed_nonce" {
-                    // An earlier attempt did commit after all: move on.
-                    nonce += 1;
-                } else {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                // An earlier attempt did commit after all: move on.
+                code == "replayed_nonce"
             }
-            Err(_) => {
-                *tally.errors.entry("unreachable".into()).or_default() += 1;
-                drop(tally);
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        };
+        if advance {
+            nonce += 1;
+            next = signed.next();
+        } else {
+            next = Some(bytes);
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The CPU time (user + system) process `pid` has used, from `/proc/PID/stat` (in
+/// `USER_HZ`, which is 100 on Linux's supported architectures).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: the fields start after its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / 100.0)
 }
