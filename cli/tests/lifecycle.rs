@@ -452,3 +452,79 @@ fn vectors_check_through_a_live_cluster_finds_a_divergence() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `agora-load` as a process against a live node: it funds its clients, signs their
+/// transfers before the timed window (none inside it), commits them, and reports the CPU
+/// time per committed transaction of the process it is pointed at (this one, which runs
+/// the node).
+#[test]
+fn the_load_generator_commits_presigned_transfers_and_reports_cpu() {
+    let dir = std::env::temp_dir().join(format!("agora-cli-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let agora = Agora {
+        node: String::new(),
+        dir: dir.clone(),
+    };
+    let created = agora.json("funder.key", &["keys", "new", "--kind", "ml-dsa-44"]);
+    let funder = AccountId(Hash32::from_hex(created["account"].as_str().unwrap()).unwrap());
+    let validator = agora_testkit::seeded_key(KeyKind::MlDsa44, "load-validator");
+    let genesis = Genesis {
+        chain_name: "cli-load".into(),
+        params: Params::default(),
+        accounts: vec![GenesisAccount {
+            account: funder,
+            balance: Amount(1_000_000_000_000),
+            staked: Amount(0),
+        }],
+        validators: vec![GenesisValidator {
+            public_key: validator.public_key().clone(),
+            peer: agora_node::keys::seeded_network_key("load-validator")
+                .public()
+                .to_peer_id()
+                .to_bytes(),
+            base_reputation: 10,
+        }],
+        treasury: Amount(0),
+    }
+    .normalized()
+    .unwrap();
+    let node = TestNode::new("load-validator");
+    let (url, stop) = start_node(&dir, &genesis, &node, vec![], false);
+    let started = Instant::now();
+    while !Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["--node", &url, "status"])
+        .env("AGORA_CONFIG", dir.join("no-config.toml"))
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "{url} up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_agora-load"))
+        .args(["--node", &url, "--funder"])
+        .arg(dir.join("funder.key"))
+        .args(["--clients", "3", "--seconds", "2", "--per-client", "1000"])
+        .args(["--kind", "ml-dsa-44", "--json", "--cpu-pid"])
+        .arg(std::process::id().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let committed = report["committed"].as_u64().unwrap();
+    assert!(committed > 0, "{report}");
+    assert_eq!(report["signed_in_window"], 0, "{report}");
+    assert_eq!(report["kind"], "ml-dsa-44");
+    let cpu = report["cpu"][0]["cpu_seconds"]
+        .as_f64()
+        .expect("this process's CPU time");
+    assert!(cpu > 0.0, "the node did work: {report}");
+    let _ = stop.send(());
+    let _ = std::fs::remove_dir_all(dir);
+}
