@@ -82,12 +82,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state)
 }
 
 async fn no_route() -> Failure {
     Failure(ApiError::not_found(
         "no such route; the API is described in the README (GET /v1/status, POST /v1/tx, …)",
+    ))
+}
+
+async fn wrong_method(method: axum::http::Method) -> Failure {
+    Failure(ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("this route does not take {method}; the API is described in the README"),
     ))
 }
 
@@ -189,10 +198,25 @@ async fn proposals(
 
 async fn proposal(
     State(state): State<ApiState>,
-    Path(id): Path<u64>,
+    Path(id): Path<String>,
     UrlQuery(params): UrlQuery<ReadParams>,
 ) -> Answered {
+    let id = number("proposal id", &id)?;
     read(&state, &params, Query::Proposal(id)).await
+}
+
+/// A number in a path, or the API's error form (not axum's plain-text rejection).
+fn number(what: &str, text: &str) -> Result<u64, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::new(
+            400,
+            "bad_request",
+            format!(
+                "{what} must be a whole number from 0 to {}, not {text:?}",
+                u64::MAX
+            ),
+        )
+    })
 }
 
 async fn state_root(
@@ -223,8 +247,9 @@ async fn proof(State(state): State<ApiState>, UrlQuery(params): UrlQuery<ReadPar
 /// the height recorded.
 async fn block(
     State(state): State<ApiState>,
-    Path(height): Path<u64>,
+    Path(height): Path<String>,
 ) -> Result<Json<BlockResponse>, Failure> {
+    let height = number("height", &height)?;
     let block = state
         .reader
         .block(height)

@@ -520,8 +520,11 @@ impl StoreReader {
         height: u64,
     ) -> Result<Option<(Option<Vec<u8>>, Vec<Receipt>, Hash32)>, StorageError> {
         let error = |e| classify(&self.path, e);
+        let Ok(height) = i64::try_from(height) else {
+            return Ok(None); // no chain gets that high
+        };
         let row = sqlx::query("SELECT block, receipts, state_root FROM blocks WHERE height = ?")
-            .bind(to_i64(height, "height")?)
+            .bind(height)
             .fetch_optional(&self.pool)
             .await
             .map_err(error)?;

@@ -483,6 +483,30 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         (status, error_code(&body).as_deref()),
         (400, Some("bad_account_id"))
     );
+    // Path numbers out of range or not numbers at all: the documented JSON error form,
+    // never a 500 or axum's plain text.
+    for (path, expected) in [
+        ("/v1/blocks/18446744073709551615", (404, "not_found")),
+        ("/v1/blocks/-1", (400, "bad_request")),
+        ("/v1/blocks/18446744073709551616", (400, "bad_request")),
+        ("/v1/proposals/x", (400, "bad_request")),
+    ] {
+        let (status, body) = http(port, "GET", path, &[]).unwrap();
+        assert_eq!(
+            (status, error_code(&body).as_deref()),
+            (expected.0, Some(expected.1)),
+            "{path}"
+        );
+    }
+    for (method, path) in [("DELETE", "/v1/status"), ("GET", "/v1/tx")] {
+        let (status, body) = http(port, method, path, &[]).unwrap();
+        let expected = (405, "method_not_allowed");
+        assert_eq!(
+            (status, error_code(&body).as_deref()),
+            (expected.0, Some(expected.1)),
+            "{path}"
+        );
+    }
     let key = format!("account:{}", cluster.demo_account());
     let proof: ProofResponse = cluster.get_as(0, &format!("/v1/proof?key={key}")).unwrap();
     assert!(!proof.proof.siblings.is_empty());
