@@ -102,6 +102,37 @@ impl TestNode {
     }
 }
 
+/// The genesis record of the seeded validator `label` (its ML-DSA-44 key and the peer id
+/// of its seeded network key), with base reputation 10.
+fn seeded_validator(label: &str) -> GenesisValidator {
+    GenesisValidator {
+        public_key: agora_testkit::seeded_key(KeyKind::MlDsa44, label)
+            .public_key()
+            .clone(),
+        peer: agora_node::keys::seeded_network_key(label)
+            .public()
+            .to_peer_id()
+            .to_bytes(),
+        base_reputation: 10,
+    }
+}
+
+/// Waits until `agora status` answers from `url`.
+fn wait_up(url: &str, dir: &Path) {
+    let started = Instant::now();
+    while !Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["--node", url, "status"])
+        .env("AGORA_CONFIG", dir.join("no-config.toml"))
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "{url} up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Starts `node` on `genesis` (with `peers`, in replay mode or not) in a thread of its
 /// own; returns its HTTP base URL and a sender that stops it.
 fn start_node(
@@ -187,14 +218,7 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
                 staked: Amount(stake * 1_000_000),
             })
             .collect(),
-        validators: vec![GenesisValidator {
-            public_key: validator.public_key().clone(),
-            peer: agora_node::keys::seeded_network_key("lifecycle-validator")
-                .public()
-                .to_peer_id()
-                .to_bytes(),
-            base_reputation: 10,
-        }],
+        validators: vec![seeded_validator("lifecycle-validator")],
         treasury: Amount(0),
     }
     .normalized()
@@ -411,18 +435,8 @@ fn vectors_check_through_a_live_cluster_finds_a_divergence() {
         }
         command.output().unwrap()
     };
-    let started = Instant::now();
     for url in &urls {
-        while !Command::new(env!("CARGO_BIN_EXE_agora"))
-            .args(["--node", url, "status"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
-            assert!(started.elapsed() < Duration::from_secs(30), "{url} up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_up(url, &dir);
     }
     // Given the whole directory, the cluster checks the one vector of its chain.
     let passed = check(vector_path.parent().unwrap(), true);
@@ -468,7 +482,6 @@ fn the_load_generator_commits_presigned_transfers_and_reports_cpu() {
     };
     let created = agora.json("funder.key", &["keys", "new", "--kind", "ml-dsa-44"]);
     let funder = AccountId(Hash32::from_hex(created["account"].as_str().unwrap()).unwrap());
-    let validator = agora_testkit::seeded_key(KeyKind::MlDsa44, "load-validator");
     let genesis = Genesis {
         chain_name: "cli-load".into(),
         params: Params::default(),
@@ -477,32 +490,14 @@ fn the_load_generator_commits_presigned_transfers_and_reports_cpu() {
             balance: Amount(1_000_000_000_000),
             staked: Amount(0),
         }],
-        validators: vec![GenesisValidator {
-            public_key: validator.public_key().clone(),
-            peer: agora_node::keys::seeded_network_key("load-validator")
-                .public()
-                .to_peer_id()
-                .to_bytes(),
-            base_reputation: 10,
-        }],
+        validators: vec![seeded_validator("load-validator")],
         treasury: Amount(0),
     }
     .normalized()
     .unwrap();
     let node = TestNode::new("load-validator");
     let (url, stop) = start_node(&dir, &genesis, &node, vec![], false);
-    let started = Instant::now();
-    while !Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["--node", &url, "status"])
-        .env("AGORA_CONFIG", dir.join("no-config.toml"))
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        assert!(started.elapsed() < Duration::from_secs(30), "{url} up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_up(&url, &dir);
     let output = Command::new(env!("CARGO_BIN_EXE_agora-load"))
         .args(["--node", &url, "--funder"])
         .arg(dir.join("funder.key"))
