@@ -554,7 +554,9 @@ impl<C: VoteCrypto> Replica<C> {
         {
             self.propose_block();
         }
+        let mut moved = false;
         while self.raft.has_ready() {
+            moved = true;
             let ready = self.raft.ready();
             if let Err(halt) = self.handle_ready(ready) {
                 self.halted = Some(halt.clone());
@@ -562,7 +564,9 @@ impl<C: VoteCrypto> Replica<C> {
             }
         }
         // After the configuration moved, or a member vouched for a leader we do not know.
-        self.publish_peers();
+        if moved || self.raft.vouched_leader() != self.peers.last_vouched() {
+            self.publish_peers();
+        }
         self.pending.verify = std::mem::take(&mut self.verifier.jobs);
         Ok(std::mem::take(&mut self.pending))
     }

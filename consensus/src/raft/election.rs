@@ -223,17 +223,13 @@ impl<C: VoteCrypto> Raft<C> {
         let mut since = None;
         for (index, membership) in self.config_history.iter().rev() {
             if !membership.contains(id) {
-                break;
+                return since.unwrap_or(Index::MAX);
             }
             since = Some(*index);
         }
-        let all_history_has_it = since.is_some_and(|s| {
-            self.config_history
-                .first()
-                .is_some_and(|(first, _)| *first == s)
-        }) || self.config_history.is_empty();
-        if all_history_has_it && self.log.snapshot().membership.contains(id) {
-            return self.log.snapshot().index;
+        let snapshot = self.log.snapshot();
+        if snapshot.membership.contains(id) {
+            return snapshot.index;
         }
         since.unwrap_or(Index::MAX)
     }

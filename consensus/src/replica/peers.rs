@@ -16,6 +16,13 @@ pub(super) struct PeerBook {
     last_vouched: Option<crate::raft::Vouched>,
 }
 
+impl PeerBook {
+    /// The vouched leader the network was last told about.
+    pub(super) fn last_vouched(&self) -> Option<&crate::raft::Vouched> {
+        self.last_vouched.as_ref()
+    }
+}
+
 impl<C: VoteCrypto> Replica<C> {
     pub(super) fn publish_peers(&mut self) {
         let target = self.app.ledger().target_config();
