@@ -1,9 +1,10 @@
 //! Talking to a node's HTTP API, and the failures (with exit codes) that can come of it.
 
+use crate::format::tokens;
 use agora_api::{AccountResponse, ChainResponse, ErrorBody, SubmitResponse};
 use agora_core::encoding::Canonical;
 use agora_core::tx::{Action, Sender, Transaction};
-use agora_core::{AccountId, Hash32, SecretKey};
+use agora_core::{AccountId, Amount, Hash32, SecretKey};
 use anyhow::anyhow;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -154,16 +155,30 @@ impl Node {
 
     /// Signs `action` with the account's next nonce (fetched from the node) and submits
     /// it; with `wait`, answers once committed, showing a spinner meanwhile.
+    ///
+    /// Unless `force`, an action the account cannot cover as the node reports it (the
+    /// amount or deposit plus the fee above its balance, an unstake above its stake) is
+    /// refused here, before signing: on chain it would cost the fee and do nothing.
     pub fn submit(
         &self,
         key: &SecretKey,
         action: Action,
         wait: bool,
+        force: bool,
     ) -> Result<SubmitResponse, Failure> {
         let account_id = AccountId::from_public_key(key.public_key());
-        let chain_id = self.chain_id()?;
+        let chain: ChainResponse = self.get("/v1/chain")?;
         let account: AccountResponse = self.get(&format!("/v1/accounts/{account_id}"))?;
-        let bytes = sign(key, chain_id, account.nonce, account.key_registered, action)?;
+        if !force {
+            covers(&action, &account, chain.params.fee)?;
+        }
+        let bytes = sign(
+            key,
+            chain.chain_id,
+            account.nonce,
+            account.key_registered,
+            action,
+        )?;
         let spinner = wait.then(|| spinner("waiting for the commit"));
         let answer = self.post_tx(bytes, wait);
         if let Some(spinner) = spinner {
@@ -171,6 +186,36 @@ impl Node {
         }
         answer?.into_result()
     }
+}
+
+/// Whether `account` can pay for `action` and its `fee` (see [`Node::submit`]); the
+/// refusal names what it holds and what is needed.
+pub fn covers(action: &Action, account: &AccountResponse, fee: Amount) -> Result<(), Failure> {
+    let spend = match action {
+        Action::Transfer { amount, .. } | Action::Stake { amount } => *amount,
+        Action::Propose { deposit, .. } => *deposit,
+        Action::Unstake { amount } if *amount > account.staked => {
+            return Err(Failure::Rejected(format!(
+                "the account has {} staked, less than the {} to unstake; nothing was signed or \
+                 sent (--force sends it anyway)",
+                tokens(account.staked),
+                tokens(*amount)
+            )));
+        }
+        Action::Unstake { .. } | Action::Vote { .. } => Amount::ZERO,
+    };
+    let needed = spend.0.checked_add(fee.0);
+    if needed.is_none_or(|needed| needed > account.balance.0) {
+        let needed = needed.map_or_else(|| "more than can exist".into(), |n| tokens(Amount(n)));
+        return Err(Failure::Rejected(format!(
+            "the account's balance is {}; this needs {needed} ({} and the fee {}); nothing was \
+             signed or sent (--force sends it anyway)",
+            tokens(account.balance),
+            tokens(spend),
+            tokens(fee)
+        )));
+    }
+    Ok(())
 }
 
 /// The canonical bytes of `action` signed by `key` with `nonce`; the sender names the

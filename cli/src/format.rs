@@ -28,6 +28,21 @@ pub fn parse_tokens(text: &str) -> Result<Amount> {
         .ok_or_else(|| anyhow!("{text}: too large"))
 }
 
+/// Parses a token amount for a command-line flag: anything but a positive amount is a
+/// usage error (clap prints it and exits 2), before a key is read or a node asked.
+pub fn positive_tokens(text: &str) -> std::result::Result<Amount, String> {
+    match parse_tokens(text) {
+        Ok(Amount(0)) => Err(format!("{text}: the amount must be more than zero")),
+        Ok(amount) => Ok(amount),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// [`parse_tokens`] for a command-line flag (zero allowed): a bad one is a usage error.
+pub fn tokens_arg(text: &str) -> std::result::Result<Amount, String> {
+    parse_tokens(text).map_err(|error| error.to_string())
+}
+
 /// Formats base units as tokens.
 pub fn tokens(amount: Amount) -> String {
     let units = amount.0;
@@ -91,6 +106,10 @@ mod tests {
         assert!(parse_tokens("0.0000001").is_err());
         assert!(parse_tokens("1e3").is_err());
         assert!(parse_tokens("").is_err());
+        assert!(positive_tokens("0").is_err());
+        assert!(positive_tokens("0.000000").is_err());
+        assert!(positive_tokens("340282366920938463463374607431768211455").is_err());
+        assert_eq!(positive_tokens("0.000001"), Ok(Amount(1)));
         assert_eq!(tokens(Amount(12_500_000)), "12.5");
         assert_eq!(tokens(Amount(7_000_000)), "7");
     }

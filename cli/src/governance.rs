@@ -1,11 +1,11 @@
 //! `agora propose …` and `agora proposals list|show`.
 
-use crate::format::{parse_ratio, parse_tokens, ratio, tokens};
+use crate::format::{parse_ratio, parse_tokens, positive_tokens, ratio, tokens, tokens_arg};
 use agora_api::{ProposalResponse, ProposalsResponse};
 use agora_core::params::ParamChange;
 use agora_core::state::{Decision, Proposal, ProposalStatus, Tally};
 use agora_core::tx::{Action, ProposalKind};
-use agora_core::{AccountId, Hash32, PublicKey};
+use agora_core::{AccountId, Amount, Hash32, PublicKey};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
@@ -15,8 +15,8 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct ProposeArgs {
     /// Deposit in tokens (refunded unless vetoed; at least the chain's min_deposit).
-    #[arg(long)]
-    pub deposit: String,
+    #[arg(long, value_parser = tokens_arg)]
+    pub deposit: Amount,
     /// Wait for the commit and print the receipt.
     #[arg(long)]
     pub wait: bool,
@@ -60,8 +60,8 @@ pub enum ProposeCommand {
         #[arg(long)]
         to: String,
         /// Amount in tokens.
-        #[arg(long)]
-        amount: String,
+        #[arg(long, value_parser = positive_tokens)]
+        amount: Amount,
         #[command(flatten)]
         args: ProposeArgs,
     },
@@ -163,7 +163,7 @@ pub fn action(command: &ProposeCommand) -> Result<(Action, bool)> {
         ProposeCommand::Spend { to, amount, args } => (
             ProposalKind::TreasurySpend {
                 to: account(to)?,
-                amount: parse_tokens(amount)?,
+                amount: *amount,
             },
             args,
         ),
@@ -206,7 +206,7 @@ pub fn action(command: &ProposeCommand) -> Result<(Action, bool)> {
             args,
         ),
     };
-    let deposit = parse_tokens(&args.deposit)?;
+    let deposit = args.deposit;
     Ok((Action::Propose { proposal, deposit }, args.wait))
 }
 

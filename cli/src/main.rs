@@ -12,11 +12,11 @@ use agora_api::{
 };
 use agora_core::outcome::TxStatus;
 use agora_core::tx::{Action, VoteChoice};
-use agora_core::{AccountId, Hash32, KeyKind, SecretKey};
+use agora_core::{AccountId, Amount, Hash32, KeyKind, SecretKey};
 use anyhow::{anyhow, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use client::{Failure, Node};
-use format::{parse_tokens, print, tokens};
+use format::{positive_tokens, print, tokens};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +38,10 @@ struct Cli {
     /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Sign and send even when the account, as the node reports it, cannot cover the
+    /// amount and the fee (without it such a command exits 3 before signing).
+    #[arg(long, global = true)]
+    force: bool,
     #[command(subcommand)]
     command: Commands,
 }
@@ -61,7 +65,8 @@ enum Commands {
         /// Recipient account id (hex).
         to: String,
         /// Amount in tokens, e.g. 12.5 (6 decimals).
-        amount: String,
+        #[arg(value_parser = positive_tokens)]
+        amount: Amount,
         /// Wait for the commit and print the receipt.
         #[arg(long)]
         wait: bool,
@@ -71,7 +76,8 @@ enum Commands {
     /// Example: agora stake 100 --wait
     Stake {
         /// Amount in tokens.
-        amount: String,
+        #[arg(value_parser = positive_tokens)]
+        amount: Amount,
         /// Wait for the commit.
         #[arg(long)]
         wait: bool,
@@ -81,7 +87,8 @@ enum Commands {
     /// Example: agora unstake 40 --wait
     Unstake {
         /// Amount in tokens.
-        amount: String,
+        #[arg(value_parser = positive_tokens)]
+        amount: Amount,
         /// Wait for the commit.
         #[arg(long)]
         wait: bool,
@@ -278,6 +285,7 @@ struct Cx {
     nodes_given: bool,
     key: PathBuf,
     json: bool,
+    force: bool,
 }
 
 impl Cx {
@@ -295,7 +303,7 @@ impl Cx {
 
     fn submit(&self, action: Action, wait: bool) -> Result<(), Failure> {
         let key = self.load_key()?;
-        let answer = self.node().submit(&key, action, wait)?;
+        let answer = self.node().submit(&key, action, wait, self.force)?;
         let status = answer
             .receipt
             .as_ref()
@@ -336,6 +344,7 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
             .or(settings.key)
             .unwrap_or_else(|| "agora.key".into()),
         json: cli.json,
+        force: cli.force,
     };
     match &cli.command {
         Commands::Keys(command) => keys(&cx, command)?,
@@ -358,15 +367,15 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
         }
         Commands::Transfer { to, amount, wait } => {
             let to = AccountId(Hash32::from_hex(to).map_err(|e| anyhow!("{to}: {e}"))?);
-            let amount = parse_tokens(amount)?;
+            let amount = *amount;
             cx.submit(Action::Transfer { to, amount }, *wait)?;
         }
         Commands::Stake { amount, wait } => {
-            let amount = parse_tokens(amount)?;
+            let amount = *amount;
             cx.submit(Action::Stake { amount }, *wait)?;
         }
         Commands::Unstake { amount, wait } => {
-            let amount = parse_tokens(amount)?;
+            let amount = *amount;
             cx.submit(Action::Unstake { amount }, *wait)?;
         }
         Commands::Propose(command) => {

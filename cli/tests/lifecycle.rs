@@ -4,8 +4,8 @@
 //! the running tally, the close, and the new fee taking effect.
 
 use agora_api::{
-    BlockResponse, ProposalResponse, ProposalsResponse, RoleName, StatusResponse, SubmitResponse,
-    ValidatorsResponse,
+    AccountResponse, BlockResponse, ProposalResponse, ProposalsResponse, RoleName, StatusResponse,
+    SubmitResponse, ValidatorsResponse,
 };
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
 use agora_core::outcome::TxStatus;
@@ -323,6 +323,46 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     assert_eq!(future.status.code(), Some(3), "a height not reached yet");
     let validators: ValidatorsResponse = agora.answer("alice.key", &["validators"]);
     assert_eq!(validators.validators.len(), 1);
+
+    // What the CLI can refuse it refuses before signing (issue #16, item 6): zero,
+    // unparsable and overflowing amounts are usage errors (2); amounts the account cannot
+    // cover are refused (3) with the balance, and nothing reaches the chain. --force sends.
+    let nonce = |agora: &Agora| {
+        agora
+            .answer::<AccountResponse>("alice.key", &["account"])
+            .nonce
+    };
+    let before = nonce(&agora);
+    for amount in [
+        "0",
+        "0.0",
+        "twelve",
+        "1.0000001",
+        "340282366920938463463374607431768211456",
+    ] {
+        let refused = agora.run("alice.key", &["transfer", &bob, amount]);
+        assert_eq!(refused.status.code(), Some(2), "transfer of {amount}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(amount), "names the bad amount: {stderr}");
+    }
+    let too_much = agora.run("alice.key", &["transfer", &bob, "5000", "--wait"]);
+    assert_eq!(too_much.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&too_much.stderr);
+    assert!(
+        stderr.contains("balance is ") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    let unstake = agora.run("alice.key", &["unstake", "500", "--wait"]);
+    assert_eq!(unstake.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&unstake.stderr).contains("100 staked"));
+    assert_eq!(nonce(&agora), before, "nothing was sent");
+    let forced = agora.run(
+        "alice.key",
+        &["transfer", &bob, "5000", "--wait", "--force"],
+    );
+    assert_eq!(forced.status.code(), Some(3), "sent, and failed on chain");
+    assert!(String::from_utf8_lossy(&forced.stderr).contains("the transaction failed"));
+    assert_eq!(nonce(&agora), before + 1, "forced: on chain, fee paid");
 
     // The other five kinds of proposal go in the same way.
     let validator_id = AccountId::from_public_key(validator.public_key()).to_string();

@@ -1,9 +1,21 @@
 //! The bounded mempool: transactions checked against the ledger, waiting for a block.
-//! When full it refuses (the API answers 503 with Retry-After); it never grows past its
-//! capacity.
+//!
+//! Its rules (ARCHITECTURE.md, "The mempool"):
+//! - at most `capacity` transactions; when full it refuses (the API answers 503 with
+//!   Retry-After), it never grows past it;
+//! - one transaction per (sender, nonce): a second one for a nonce already queued, or
+//!   already in a block being committed, is refused (first come, first kept; there is no
+//!   replacement);
+//! - a block takes a sender's transactions only in nonce order with no gap, starting at
+//!   the sender's next nonce (the ledger's, or past those already in blocks in flight). A
+//!   transaction whose predecessor has not arrived is held, not included: it could not
+//!   apply and would fill a block for free. A held transaction is dropped after
+//!   `hold_ticks`; one whose nonce the chain has passed is dropped when met;
+//! - admission bounds how far ahead of its account's nonce a transaction may be (the
+//!   window), so a sender holds at most a window's worth of transactions here.
 
-use agora_core::Hash32;
-use std::collections::{BTreeSet, VecDeque};
+use agora_core::{AccountId, Hash32};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Why a transaction was not queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,75 +24,258 @@ pub enum MempoolError {
     Full,
     /// Already queued.
     Duplicate,
+    /// Another transaction of the sender with this nonce is queued or in a block in
+    /// flight.
+    NonceTaken,
+    /// The sender has as many transactions pending as its limit allows.
+    SenderFull,
+}
+
+/// How many transactions one sender may have pending (queued here or in blocks in
+/// flight), from the applied ledger: admission sets it from the account's balance and the
+/// nonce window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderLimit {
+    /// The sender's next nonce in the applied ledger.
+    pub ledger_nonce: u64,
+    /// Transactions it may have pending.
+    pub max_pending: u64,
+}
+
+impl SenderLimit {
+    /// No limit but the mempool's capacity (tests).
+    pub const NONE: SenderLimit = SenderLimit {
+        ledger_nonce: 0,
+        max_pending: u64::MAX,
+    };
+}
+
+/// A checked transaction, with what the mempool orders it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTx {
+    pub hash: Hash32,
+    pub bytes: Vec<u8>,
+    pub sender: AccountId,
+    pub nonce: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    next: u64,
+    index: u64,
+}
+
+#[derive(Debug)]
+struct Queued {
+    tx: PendingTx,
+    /// The tick it arrived at.
+    since: u64,
 }
 
 /// The mempool.
 #[derive(Debug)]
 pub struct Mempool {
-    queue: VecDeque<(Hash32, Vec<u8>)>,
-    hashes: BTreeSet<Hash32>,
+    /// Arrival order. May name transactions already taken or dropped (skipped when met).
+    arrivals: VecDeque<Hash32>,
+    queued: BTreeMap<Hash32, Queued>,
+    by_nonce: BTreeMap<(AccountId, u64), Hash32>,
+    /// For each sender with transactions in blocks proposed and not yet applied, the next
+    /// nonce after them, and the log index of the last such block.
+    in_flight: BTreeMap<AccountId, InFlight>,
     capacity: usize,
+    hold_ticks: u64,
 }
 
 impl Mempool {
-    /// An empty mempool holding at most `capacity` transactions.
-    pub fn new(capacity: usize) -> Mempool {
+    /// An empty mempool holding at most `capacity` transactions, holding one that waits
+    /// for its predecessor for at most `hold_ticks`.
+    pub fn new(capacity: usize, hold_ticks: u64) -> Mempool {
         Mempool {
-            queue: VecDeque::new(),
-            hashes: BTreeSet::new(),
+            arrivals: VecDeque::new(),
+            queued: BTreeMap::new(),
+            by_nonce: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
             capacity,
+            hold_ticks,
         }
     }
 
-    /// Queues a checked transaction.
-    pub fn push(&mut self, hash: Hash32, bytes: Vec<u8>) -> Result<(), MempoolError> {
-        if self.hashes.contains(&hash) {
+    /// Queues a checked transaction at tick `now`, within its sender's limit.
+    pub fn push(
+        &mut self,
+        tx: PendingTx,
+        now: u64,
+        limit: SenderLimit,
+    ) -> Result<(), MempoolError> {
+        if self.queued.contains_key(&tx.hash) {
             return Err(MempoolError::Duplicate);
         }
-        if self.queue.len() >= self.capacity {
+        if self.by_nonce.contains_key(&(tx.sender, tx.nonce))
+            || self
+                .in_flight
+                .get(&tx.sender)
+                .is_some_and(|flight| tx.nonce < flight.next)
+        {
+            return Err(MempoolError::NonceTaken);
+        }
+        if self.pending_for(&tx.sender, limit.ledger_nonce) >= limit.max_pending {
+            return Err(MempoolError::SenderFull);
+        }
+        if self.queued.len() >= self.capacity {
             return Err(MempoolError::Full);
         }
-        self.hashes.insert(hash);
-        self.queue.push_back((hash, bytes));
+        self.by_nonce.insert((tx.sender, tx.nonce), tx.hash);
+        self.arrivals.push_back(tx.hash);
+        self.queued.insert(tx.hash, Queued { tx, since: now });
         Ok(())
     }
 
-    /// Takes up to `max_count` transactions and `max_bytes` bytes, oldest first.
-    pub fn take(&mut self, max_count: usize, max_bytes: usize) -> Vec<(Hash32, Vec<u8>)> {
+    /// How many of `sender`'s transactions are queued here or in blocks in flight, given
+    /// its nonce in the applied ledger.
+    pub fn pending_for(&self, sender: &AccountId, ledger_nonce: u64) -> u64 {
+        let queued = self
+            .by_nonce
+            .range((*sender, 0)..=(*sender, u64::MAX))
+            .count() as u64;
+        let in_flight = self
+            .in_flight
+            .get(sender)
+            .map_or(0, |flight| flight.next.saturating_sub(ledger_nonce));
+        queued + in_flight
+    }
+
+    /// Takes up to `max_count` transactions and `max_bytes` bytes (always at least one
+    /// when one is ready) for the block at log index `index`: oldest first, each sender's
+    /// in nonce order from its next nonce (`ledger_nonce` gives the applied ledger's).
+    /// Drops what the chain has passed and what was held past `hold_ticks`.
+    pub fn take(
+        &mut self,
+        max_count: usize,
+        max_bytes: usize,
+        now: u64,
+        index: u64,
+        ledger_nonce: impl Fn(&AccountId) -> u64,
+    ) -> Vec<PendingTx> {
         let mut out = Vec::new();
-        let mut bytes = 0;
-        while out.len() < max_count {
-            let Some((_, tx)) = self.queue.front() else {
-                break;
-            };
-            if !out.is_empty() && bytes + tx.len() > max_bytes {
-                break;
+        let mut bytes = 0usize;
+        let mut kept = VecDeque::with_capacity(self.arrivals.len());
+        let mut full = false;
+        while let Some(hash) = self.arrivals.pop_front() {
+            if full {
+                kept.push_back(hash);
+                continue;
             }
-            let (hash, tx) = self.queue.pop_front().expect("front exists");
-            self.hashes.remove(&hash);
-            bytes += tx.len();
-            out.push((hash, tx));
+            let Some(queued) = self.queued.get(&hash) else {
+                continue; // taken with its predecessor, or dropped
+            };
+            let sender = queued.tx.sender;
+            let next = self.next_nonce(&sender, &ledger_nonce);
+            if queued.tx.nonce < next {
+                self.remove(&hash);
+                continue;
+            }
+            if queued.tx.nonce > next {
+                if now.saturating_sub(queued.since) > self.hold_ticks {
+                    self.remove(&hash);
+                } else {
+                    kept.push_back(hash);
+                }
+                continue;
+            }
+            // Ready: take it and whatever of the sender's follows it without a gap.
+            let mut nonce = next;
+            while let Some(&ready) = self.by_nonce.get(&(sender, nonce)) {
+                let size = self.queued[&ready].tx.bytes.len();
+                if out.len() >= max_count || (!out.is_empty() && bytes + size > max_bytes) {
+                    full = true;
+                    break;
+                }
+                let tx = self.remove(&ready).expect("indexed, so queued");
+                bytes += size;
+                out.push(tx);
+                nonce += 1;
+                self.in_flight
+                    .insert(sender, InFlight { next: nonce, index });
+            }
+            if self.queued.contains_key(&hash) {
+                kept.push_back(hash);
+            }
         }
+        self.arrivals = kept;
         out
     }
 
-    /// Puts transactions back at the front (a proposal was refused).
-    pub fn restore(&mut self, txs: Vec<(Hash32, Vec<u8>)>) {
-        for (hash, tx) in txs.into_iter().rev() {
-            if self.hashes.insert(hash) {
-                self.queue.push_front((hash, tx));
+    /// Puts transactions back (the block they were taken for was not proposed), ahead of
+    /// the others; their senders' next nonces go back to before them.
+    pub fn restore(&mut self, txs: Vec<PendingTx>, now: u64) {
+        for tx in txs.into_iter().rev() {
+            if let Some(flight) = self.in_flight.get_mut(&tx.sender) {
+                flight.next = flight.next.min(tx.nonce);
             }
+            if self.queued.contains_key(&tx.hash)
+                || self.by_nonce.contains_key(&(tx.sender, tx.nonce))
+            {
+                continue;
+            }
+            self.by_nonce.insert((tx.sender, tx.nonce), tx.hash);
+            self.arrivals.push_front(tx.hash);
+            self.queued.insert(tx.hash, Queued { tx, since: now });
         }
+    }
+
+    /// The entry at `index` applied: what was taken for blocks up to it is in the
+    /// ledger's nonces now (or, were a block replaced, never will be: the ledger decides).
+    pub fn applied_through(&mut self, index: u64) {
+        self.in_flight.retain(|_, flight| flight.index > index);
+    }
+
+    /// Drops what the chain has passed (`ledger_nonce` gives the applied ledger's next
+    /// nonce) and what was kept past `hold_ticks`. A follower keeps the transactions it
+    /// forwarded in a mempool of its own, to apply the same per-sender rules, and prunes
+    /// it so as it applies blocks.
+    pub fn prune(&mut self, now: u64, ledger_nonce: impl Fn(&AccountId) -> u64) {
+        let hold = self.hold_ticks;
+        let stale: Vec<Hash32> = self
+            .queued
+            .iter()
+            .filter(|(_, q)| {
+                q.tx.nonce < ledger_nonce(&q.tx.sender) || now.saturating_sub(q.since) > hold
+            })
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in &stale {
+            self.remove(hash);
+        }
+        let queued = &self.queued;
+        self.arrivals.retain(|hash| queued.contains_key(hash));
+    }
+
+    /// This node stopped leading: none of its blocks is in flight any more.
+    pub fn nothing_in_flight(&mut self) {
+        self.in_flight.clear();
     }
 
     /// Queued transactions.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.queued.len()
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.queued.is_empty()
+    }
+
+    fn next_nonce(&self, sender: &AccountId, ledger_nonce: &impl Fn(&AccountId) -> u64) -> u64 {
+        let ledger = ledger_nonce(sender);
+        self.in_flight
+            .get(sender)
+            .map_or(ledger, |flight| flight.next.max(ledger))
+    }
+
+    fn remove(&mut self, hash: &Hash32) -> Option<PendingTx> {
+        let queued = self.queued.remove(hash)?;
+        self.by_nonce.remove(&(queued.tx.sender, queued.tx.nonce));
+        Some(queued.tx)
     }
 }
 
@@ -88,27 +283,167 @@ impl Mempool {
 mod tests {
     use super::*;
 
+    fn tx(sender: u8, nonce: u64, tag: u8) -> PendingTx {
+        PendingTx {
+            hash: Hash32([sender ^ (nonce as u8).wrapping_mul(31) ^ tag.wrapping_mul(7); 32]),
+            bytes: vec![sender, nonce as u8, tag],
+            sender: AccountId(Hash32([sender; 32])),
+            nonce,
+        }
+    }
+
+    fn nonces(txs: &[PendingTx]) -> Vec<(u8, u64)> {
+        txs.iter().map(|t| (t.bytes[0], t.nonce)).collect()
+    }
+
     #[test]
-    fn bounded_deduplicated_and_fifo() {
-        let mut pool = Mempool::new(2);
-        pool.push(Hash32([1; 32]), vec![1]).unwrap();
+    fn bounded_deduplicated_and_oldest_first() {
+        let mut pool = Mempool::new(2, 100);
+        pool.push(tx(1, 0, 0), 0, SenderLimit::NONE).unwrap();
         assert_eq!(
-            pool.push(Hash32([1; 32]), vec![1]),
+            pool.push(tx(1, 0, 0), 0, SenderLimit::NONE),
             Err(MempoolError::Duplicate)
         );
-        pool.push(Hash32([2; 32]), vec![2]).unwrap();
-        assert_eq!(pool.push(Hash32([3; 32]), vec![3]), Err(MempoolError::Full));
-        let taken = pool.take(10, 1);
-        assert_eq!(taken.len(), 1, "byte budget, but always at least one");
-        assert_eq!(taken[0].1, vec![1]);
-        pool.restore(taken);
+        pool.push(tx(2, 0, 0), 0, SenderLimit::NONE).unwrap();
         assert_eq!(
-            pool.take(10, 100)
-                .iter()
-                .map(|t| t.1[0])
-                .collect::<Vec<_>>(),
-            vec![1, 2]
+            pool.push(tx(3, 0, 0), 0, SenderLimit::NONE),
+            Err(MempoolError::Full)
+        );
+        let taken = pool.take(10, 1, 0, 1, |_| 0);
+        assert_eq!(
+            nonces(&taken),
+            vec![(1, 0)],
+            "byte budget, but always at least one"
+        );
+        pool.restore(taken, 0);
+        assert_eq!(
+            nonces(&pool.take(10, 100, 0, 1, |_| 0)),
+            vec![(1, 0), (2, 0)]
         );
         assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn one_transaction_per_sender_and_nonce_including_those_in_flight() {
+        let mut pool = Mempool::new(100, 100);
+        pool.push(tx(1, 5, 0), 0, SenderLimit::NONE).unwrap();
+        assert_eq!(
+            pool.push(tx(1, 5, 1), 0, SenderLimit::NONE),
+            Err(MempoolError::NonceTaken)
+        );
+        pool.push(tx(2, 5, 1), 0, SenderLimit::NONE)
+            .expect("another sender's nonce 5");
+        assert_eq!(pool.take(10, 100, 0, 1, |_| 5).len(), 2);
+        // Taken into a block that has not applied: the ledger still says 5.
+        assert_eq!(
+            pool.push(tx(1, 5, 2), 0, SenderLimit::NONE),
+            Err(MempoolError::NonceTaken)
+        );
+        assert_eq!(pool.pending_for(&tx(1, 0, 0).sender, 5), 1);
+        pool.push(tx(1, 6, 0), 0, SenderLimit::NONE)
+            .expect("the next one");
+        assert_eq!(pool.pending_for(&tx(1, 0, 0).sender, 5), 2);
+        pool.applied_through(0);
+        assert_eq!(
+            pool.push(tx(1, 5, 2), 0, SenderLimit::NONE),
+            Err(MempoolError::NonceTaken),
+            "an earlier entry applying leaves the block at index 1 in flight"
+        );
+        pool.applied_through(1);
+        // The block applied: the ledger is at 6 now.
+        assert_eq!(nonces(&pool.take(10, 100, 0, 1, |_| 6)), vec![(1, 6)]);
+    }
+
+    #[test]
+    fn a_sender_holds_at_most_its_limit_counting_blocks_in_flight() {
+        let mut pool = Mempool::new(100, 100);
+        let limit = SenderLimit {
+            ledger_nonce: 0,
+            max_pending: 2,
+        };
+        pool.push(tx(1, 0, 0), 0, limit).unwrap();
+        pool.push(tx(1, 1, 0), 0, limit).unwrap();
+        assert_eq!(
+            pool.push(tx(1, 2, 0), 0, limit),
+            Err(MempoolError::SenderFull)
+        );
+        pool.push(tx(2, 0, 0), 0, limit)
+            .expect("another sender has its own limit");
+        assert_eq!(pool.take(1, 100, 0, 1, |_| 0).len(), 1);
+        assert_eq!(
+            pool.push(tx(1, 2, 0), 0, limit),
+            Err(MempoolError::SenderFull),
+            "a transaction in a block in flight still counts"
+        );
+        pool.applied_through(1);
+        let applied = SenderLimit {
+            ledger_nonce: 1,
+            ..limit
+        };
+        pool.push(tx(1, 2, 0), 0, applied)
+            .expect("applied, so no longer pending");
+    }
+
+    #[test]
+    fn a_gap_is_held_not_included_and_a_held_transaction_expires() {
+        let mut pool = Mempool::new(100, 10);
+        pool.push(tx(1, 2, 0), 0, SenderLimit::NONE).unwrap();
+        pool.push(tx(1, 1, 0), 0, SenderLimit::NONE).unwrap();
+        assert!(
+            pool.take(10, 100, 0, 1, |_| 0).is_empty(),
+            "nonce 0 is missing"
+        );
+        assert_eq!(pool.len(), 2, "held");
+        pool.push(tx(1, 0, 0), 1, SenderLimit::NONE).unwrap();
+        assert_eq!(
+            nonces(&pool.take(10, 100, 1, 1, |_| 0)),
+            vec![(1, 0), (1, 1), (1, 2)],
+            "the predecessor arriving last releases the others, in nonce order"
+        );
+        pool.push(tx(1, 9, 0), 2, SenderLimit::NONE).unwrap();
+        assert!(pool.take(10, 100, 12, 1, |_| 0).is_empty());
+        assert_eq!(pool.len(), 1, "not yet past the hold");
+        assert!(pool.take(10, 100, 13, 1, |_| 0).is_empty());
+        assert!(pool.is_empty(), "held past hold_ticks: dropped");
+    }
+
+    #[test]
+    fn pruning_drops_what_the_chain_passed_and_what_was_held_too_long() {
+        let mut pool = Mempool::new(100, 10);
+        pool.push(tx(1, 3, 0), 0, SenderLimit::NONE).unwrap();
+        pool.push(tx(1, 4, 0), 5, SenderLimit::NONE).unwrap();
+        pool.push(tx(2, 0, 0), 0, SenderLimit::NONE).unwrap();
+        pool.prune(10, |sender| if sender.0 .0[0] == 1 { 4 } else { 0 });
+        assert_eq!(pool.len(), 2, "sender 1's nonce 3 is passed");
+        pool.prune(11, |_| 0);
+        assert_eq!(pool.len(), 1, "sender 2's, kept 11 ticks, is dropped");
+        assert_eq!(pool.arrivals.len(), 1, "arrival order forgets them too");
+        pool.push(tx(1, 3, 1), 11, SenderLimit::NONE)
+            .expect("nonce 3 is free again");
+    }
+
+    #[test]
+    fn what_the_chain_passed_is_dropped_and_count_limits_cut_a_sender_run() {
+        let mut pool = Mempool::new(100, 100);
+        for nonce in 3..8 {
+            pool.push(tx(1, nonce, 0), 0, SenderLimit::NONE).unwrap();
+        }
+        let taken = pool.take(2, 1_000, 0, 1, |_| 4);
+        assert_eq!(
+            nonces(&taken),
+            vec![(1, 4), (1, 5)],
+            "3 was passed by the chain"
+        );
+        assert_eq!(pool.len(), 2, "3 dropped, 6 and 7 wait for the next block");
+        assert_eq!(
+            nonces(&pool.take(10, 1_000, 0, 1, |_| 4)),
+            vec![(1, 6), (1, 7)]
+        );
+        // Restoring puts the sender's next nonce back.
+        pool.restore(vec![tx(1, 6, 0), tx(1, 7, 0)], 0);
+        assert_eq!(
+            nonces(&pool.take(10, 1_000, 0, 1, |_| 4)),
+            vec![(1, 6), (1, 7)]
+        );
     }
 }

@@ -54,6 +54,11 @@ pub struct ReplicaConfig {
     pub snapshot_interval_entries: u64,
     /// Transactions the mempool holds at most.
     pub mempool_capacity: usize,
+    /// The nonce window: a transaction's nonce must be below its account's next nonce
+    /// plus this, and an account has at most this many transactions pending.
+    pub max_nonce_ahead: u64,
+    /// How long the mempool holds a transaction whose predecessor nonce has not arrived.
+    pub mempool_hold_ticks: u64,
     /// Transactions per block at most.
     pub max_block_txs: usize,
     /// Transaction bytes per block at most.
@@ -98,6 +103,8 @@ impl ReplicaConfig {
         ReplicaConfig {
             snapshot_interval_entries: 1_000,
             mempool_capacity: 10_000,
+            max_nonce_ahead: 32,
+            mempool_hold_ticks: ticks(60_000),
             max_block_txs: 1_000,
             max_block_bytes: 8 << 20,
             max_uncommitted_blocks: 8,
@@ -380,6 +387,8 @@ pub struct Replica<C: VoteCrypto> {
     /// Ticks since start.
     now: u64,
     mempool: Mempool,
+    /// A follower's record of what it forwarded (bytes dropped), under the same rules.
+    forwarded: Mempool,
     verifier: verify::Verifier,
     waiters: waiters::Waiters,
     reads: reads::Reads,
@@ -463,7 +472,8 @@ impl<C: VoteCrypto> Replica<C> {
             key,
             rng,
             now: 0,
-            mempool: Mempool::new(config.mempool_capacity),
+            mempool: Mempool::new(config.mempool_capacity, config.mempool_hold_ticks),
+            forwarded: Mempool::new(config.mempool_capacity, config.mempool_hold_ticks),
             verifier: verify::Verifier::new(config.verdict_cache_entries, config.max_verifying),
             waiters: waiters::Waiters::default(),
             reads: reads::Reads::default(),
@@ -654,6 +664,7 @@ impl<C: VoteCrypto> Replica<C> {
         self.serve_reads();
         if self.raft.role() != Role::Leader {
             self.proposed_blocks.clear();
+            self.mempool.nothing_in_flight();
         }
         self.maybe_snapshot();
         Ok(())
@@ -711,6 +722,10 @@ impl<C: VoteCrypto> Replica<C> {
         self.counters.committed_txs += outcome.receipts.len() as u64;
         self.notify_waiters(entry.index, &outcome.receipts);
         self.answer_replays(entry, &outcome);
+        self.mempool.applied_through(entry.index);
+        let ledger = self.app.ledger();
+        self.forwarded
+            .prune(self.now, |sender| ledger.next_nonce(sender));
         while self
             .proposed_blocks
             .front()
@@ -771,16 +786,21 @@ impl<C: VoteCrypto> Replica<C> {
         let Some(index) = self.raft.next_proposal_index() else {
             return;
         };
-        let txs = self
-            .mempool
-            .take(self.config.max_block_txs, self.config.max_block_bytes);
-        let bytes: Vec<Vec<u8>> = txs.iter().map(|(_, tx)| tx.clone()).collect();
+        let ledger = self.app.ledger();
+        let txs = self.mempool.take(
+            self.config.max_block_txs,
+            self.config.max_block_bytes,
+            self.now,
+            index,
+            |sender| ledger.next_nonce(sender),
+        );
+        let bytes: Vec<Vec<u8>> = txs.iter().map(|tx| tx.bytes.clone()).collect();
         let randomness: [u8; 32] = self.rng.random();
         let Some(payload) =
             self.app
                 .build_block(self.raft.log(), index, &self.key, bytes, randomness)
         else {
-            self.mempool.restore(txs);
+            self.mempool.restore(txs, self.now);
             return;
         };
         #[cfg(any(test, feature = "inject-bugs"))]
@@ -795,7 +815,7 @@ impl<C: VoteCrypto> Replica<C> {
                     self.acknowledge_speculatively(index, speculative);
                 }
             }
-            Err(_) => self.mempool.restore(txs),
+            Err(_) => self.mempool.restore(txs, self.now),
         }
     }
 

@@ -162,6 +162,12 @@ impl Ledger {
         &self.state
     }
 
+    /// The nonce `account`'s next transaction must carry (0 for an account not yet
+    /// registered).
+    pub fn next_nonce(&self, account: &AccountId) -> u64 {
+        self.state.accounts.get(account).map_or(0, |a| a.nonce)
+    }
+
     /// The state root at the current height.
     pub fn state_root(&self) -> Hash32 {
         *self

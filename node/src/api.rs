@@ -2,7 +2,8 @@
 //! `agora-api`'s; every answer but a block read comes from the replica.
 //!
 //! Errors are JSON `{"code": "...", "message": "..."}` with a stable code. A full mempool
-//! or request queue answers 503 with `Retry-After`; bodies over the size limit answer 413
+//! or request queue answers 503 with `Retry-After`, as does a sender with too many
+//! transactions pending (429); bodies over the size limit answer 413
 //! and malformed ones 400, changing nothing. Reads are linearizable (ReadIndex) unless
 //! `?consistency=local`.
 
@@ -48,7 +49,7 @@ impl IntoResponse for Failure {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = Json(self.0.body());
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             (status, [(header::RETRY_AFTER, "1")], body).into_response()
         } else {
             (status, body).into_response()

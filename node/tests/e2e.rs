@@ -211,7 +211,21 @@ fn killing_every_node_mid_load_loses_nothing_acknowledged() {
     cluster.wait_ready(Duration::from_secs(60));
     let mut seen = std::collections::BTreeMap::new();
     let mut blocks = 0u128;
-    let height = cluster.status(0).unwrap().height;
+    // `/ready` says a node serves, not that it has caught up: right after a restart of
+    // every node, node 0 may not yet have applied the heights its peers acknowledged
+    // before the kill. Read up to the highest acknowledged height at least, once node 0
+    // has applied it (it can only get there by committing what was acknowledged).
+    let acknowledged_height = acknowledged.iter().map(|(_, h)| *h).max().unwrap();
+    let height = wait_for(
+        "node 0 past every acknowledged height",
+        Duration::from_secs(60),
+        || {
+            cluster
+                .status(0)
+                .map(|s| s.height)
+                .filter(|h| *h >= acknowledged_height)
+        },
+    );
     for h in 1..=height {
         // A node that caught up by snapshot has no archive for the heights it skipped, so
         // read each height from whichever node applied it.
@@ -228,11 +242,13 @@ fn killing_every_node_mid_load_loses_nothing_acknowledged() {
             }
         }
     }
-    for (hash, height) in &acknowledged {
+    for (hash, at) in &acknowledged {
         assert_eq!(
             seen.get(hash),
             Some(&1),
-            "acknowledged transaction {hash} (height {height}) applied exactly once"
+            "acknowledged transaction {hash} (height {at}) applied exactly once; \
+             applied counts over heights 1..={height}: {seen:?}; logs in {dir}",
+            dir = cluster.dir.display(),
         );
     }
     let chain: ChainResponse = cluster.get_as(0, "/v1/chain").unwrap();
@@ -398,6 +414,114 @@ fn devnet_starts_a_working_cluster() {
     let exit = devnet.0.wait().unwrap();
     assert!(exit.success());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Spam that could not apply gets no block space (issue #16, item 3): re-signatures of
+/// one nonce and nonces past a gap, sent to the leader and to a follower. Each node admits
+/// one transaction per nonce and nonces inside the window only (32 past the account's);
+/// a block never carries a transaction that cannot pay its fee; what waits behind a gap
+/// is released in order once the gap is filled.
+#[test]
+fn spam_of_one_nonce_and_of_future_nonces_gets_no_block_space() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = Cluster::start("spam", 3, 1_000);
+    cluster.wait_ready(Duration::from_secs(60));
+    let leader = wait_for("a leader", Duration::from_secs(30), || cluster.leader());
+    let follower = (leader + 1) % 3;
+    // Nonce 0 registers the demo account's key.
+    cluster.submit_and_wait(
+        leader,
+        &cluster.transfer(0, random_account(), 1),
+        Duration::from_secs(30),
+    );
+    let account = cluster.demo_account();
+    let nonce_of = |i: usize| {
+        cluster
+            .get_as::<AccountResponse>(i, &format!("/v1/accounts/{account}"))
+            .map(|a| a.nonce)
+    };
+    let answer = |i: usize, tx: &[u8]| {
+        let (status, body) = http(cluster.nodes[i].http_port, "POST", "/v1/tx", tx).unwrap();
+        (status, error_code(&body))
+    };
+    // 50 re-signatures of nonce 1 (other recipients), half to each node: one per node.
+    let mut same_nonce_admitted = [0usize; 2];
+    for k in 0..50 {
+        let (node, slot) = if k % 2 == 0 {
+            (leader, 0)
+        } else {
+            (follower, 1)
+        };
+        match answer(node, &cluster.transfer(1, random_account(), 1)) {
+            (200, _) => same_nonce_admitted[slot] += 1,
+            (409, Some(code)) if code == "nonce_pending" || code == "replayed_nonce" => {}
+            other => panic!("re-signed nonce 1: {other:?}"),
+        }
+    }
+    assert_eq!(
+        same_nonce_admitted,
+        [1, 1],
+        "the first one at each node, no other"
+    );
+    // Nonces 3..=52 (2 is missing), alternately to each node.
+    for nonce in 3..=52u64 {
+        let node = if nonce % 2 == 0 { leader } else { follower };
+        let got = answer(node, &cluster.transfer(nonce, random_account(), 1));
+        match nonce {
+            // Inside the window of the account's nonce (1, or 2 once nonce 1 committed).
+            3..=32 => assert_eq!(got, (200, None), "nonce {nonce}"),
+            33 => assert!(
+                got == (200, None) || got == (400, Some("nonce_too_far_ahead".into())),
+                "nonce 33: {got:?}"
+            ),
+            _ => assert_eq!(
+                got,
+                (400, Some("nonce_too_far_ahead".into())),
+                "nonce {nonce}"
+            ),
+        }
+    }
+    // Blocks go by: only nonce 1 applies; the rest waits behind the gap.
+    let height = cluster.status(leader).unwrap().height;
+    wait_for("three more blocks", Duration::from_secs(30), || {
+        cluster.status(leader).filter(|s| s.height >= height + 3)
+    });
+    assert_eq!(nonce_of(leader), Some(2), "nothing past the gap applied");
+    // Filling the gap releases everything admitted behind it, in nonce order.
+    cluster.submit_and_wait(
+        follower,
+        &cluster.transfer(2, random_account(), 1),
+        Duration::from_secs(30),
+    );
+    let released = wait_for("the held nonces applied", Duration::from_secs(30), || {
+        nonce_of(leader).filter(|n| *n >= 33)
+    });
+    assert!(
+        released <= 34,
+        "only nonces inside the window were admitted: {released}"
+    );
+    // Not one receipt in the chain is a transaction that could not pay its fee.
+    let top = cluster.status(leader).unwrap().height;
+    let mut receipts = 0u64;
+    for h in 1..=top {
+        let block: BlockResponse = cluster.get_as(leader, &format!("/v1/blocks/{h}")).unwrap();
+        for receipt in &block.receipts {
+            assert_eq!(
+                receipt.status,
+                agora_core::TxStatus::Applied,
+                "height {h}: {receipt:?}"
+            );
+            assert!(
+                receipt.fee.0 > 0,
+                "height {h}: included for free: {receipt:?}"
+            );
+            receipts += 1;
+        }
+    }
+    assert_eq!(
+        receipts, released,
+        "one receipt per nonce used: nonces 0..{released}"
+    );
 }
 
 /// Bad input gets a clear error and changes nothing: an oversized body (413), bytes that

@@ -205,7 +205,7 @@ fn fund(node: &Node, funder: &SecretKey, clients: &[SecretKey]) -> Result<()> {
             to: AccountId::from_public_key(client.public_key()),
             amount: Amount(100_000_000),
         };
-        node.submit(funder, action, true)
+        node.submit(funder, action, true, false)
             .map_err(failure)
             .context("funding a client")?;
     }

@@ -5,12 +5,12 @@
 
 use super::verify::{Then, VerifyJob};
 use super::{Answer, Replica, RequestId};
-use crate::mempool::MempoolError;
+use crate::mempool::{MempoolError, PendingTx, SenderLimit};
 use crate::raft::{Role, VoteCrypto};
 use agora_api::{ApiError, SubmitResponse, SubmitStatus};
 use agora_core::encoding::Canonical;
 use agora_core::tx::{tx_hash, SignedTransaction};
-use agora_core::{Hash32, NonceRule, TxError};
+use agora_core::{AccountId, Hash32, NonceRule, TxError};
 
 /// The API's answer to a transaction the ledger's rules refuse: 409 for a used nonce
 /// (resubmitting cannot help), 400 for the rest; the code names the rule.
@@ -32,9 +32,17 @@ pub(crate) fn refused(error: TxError) -> ApiError {
 /// Where a submission stands after the checks that need no signature verification.
 pub(super) enum Checked {
     /// Every rule holds, the signature included (its verdict was cached).
-    Admissible(Hash32),
+    Admissible(Admit),
     /// Every rule but the signature holds; its check is to be done.
     Unverified(Hash32, Box<VerifyJob>),
+}
+
+/// An admissible transaction: what the mempool needs to order and bound it.
+pub(super) struct Admit {
+    hash: Hash32,
+    sender: AccountId,
+    nonce: u64,
+    limit: SenderLimit,
 }
 
 /// Refusals (by code) that state fresher than this replica's could undo: the account may
@@ -63,7 +71,7 @@ impl<C: VoteCrypto> Replica<C> {
                 self.recheck_when_fresh(id, bytes, wait)
             }
             Err(error) => self.reply(id, Err(error)),
-            Ok(Checked::Admissible(hash)) => self.admitted(id, hash, bytes, wait),
+            Ok(Checked::Admissible(admit)) => self.admitted(id, admit, bytes, wait),
             Ok(Checked::Unverified(hash, job)) => {
                 let then = Then::Submit { id, bytes, wait };
                 if self.verifier.start(hash, *job, then).is_err() {
@@ -77,8 +85,9 @@ impl<C: VoteCrypto> Replica<C> {
 
     /// A submission passed every rule: queue or forward it, then answer (now, or once it
     /// commits).
-    fn admitted(&mut self, id: RequestId, hash: Hash32, bytes: Vec<u8>, wait: bool) {
-        if let Err(error) = self.route(hash, &bytes) {
+    fn admitted(&mut self, id: RequestId, admit: Admit, bytes: Vec<u8>, wait: bool) {
+        let hash = admit.hash;
+        if let Err(error) = self.route(admit, &bytes) {
             return self.reply(id, Err(error));
         }
         if !wait {
@@ -103,7 +112,7 @@ impl<C: VoteCrypto> Replica<C> {
     pub(super) fn send_again(&mut self, bytes: Vec<u8>) -> Option<ApiError> {
         match self.check(&bytes) {
             Err(error) => Some(error),
-            Ok(Checked::Admissible(hash)) => self.route(hash, &bytes).err(),
+            Ok(Checked::Admissible(admit)) => self.route(admit, &bytes).err(),
             Ok(Checked::Unverified(hash, job)) => {
                 let then = Then::Resend { bytes };
                 let _ = self.verifier.start(hash, *job, then);
@@ -135,11 +144,43 @@ impl<C: VoteCrypto> Replica<C> {
         let verdict = self.cached_verdict(&hash, &signed);
         let ledger = self.app.ledger();
         // Every other rule first: a stale nonce or an empty account costs no verification.
-        ledger
+        let authorized = ledger
             .authorize(&signed, Some(verdict.unwrap_or(true)), NonceRule::AtLeast)
             .map_err(refused)?;
+        let (nonce, next) = (signed.tx.nonce, authorized.account.nonce);
+        let window = self.config.max_nonce_ahead;
+        if nonce - next >= window {
+            return Err(ApiError::new(
+                400,
+                "nonce_too_far_ahead",
+                format!(
+                    "nonce {nonce} is {} past the account's next nonce {next}; \
+                     a node takes nonces below {} only",
+                    nonce - next,
+                    next + window
+                ),
+            ));
+        }
         if verdict.is_some() {
-            return Ok(Checked::Admissible(hash));
+            // As many transactions may wait as the balance pays fees for (a fee-less
+            // ledger: the window's worth).
+            let fee = authorized.fee.0;
+            let affordable = authorized
+                .account
+                .balance
+                .0
+                .checked_div(fee)
+                .unwrap_or(u128::MAX);
+            let limit = SenderLimit {
+                ledger_nonce: next,
+                max_pending: u64::try_from(affordable).unwrap_or(u64::MAX).min(window),
+            };
+            return Ok(Checked::Admissible(Admit {
+                hash,
+                sender: authorized.sender,
+                nonce,
+                limit,
+            }));
         }
         let key = ledger
             .signer_key(&signed)
@@ -152,18 +193,75 @@ impl<C: VoteCrypto> Replica<C> {
     }
 
     /// Queues an admissible transaction (leader) or hands it to the leader (follower).
-    fn route(&mut self, hash: Hash32, bytes: &[u8]) -> Result<(), ApiError> {
+    fn route(&mut self, admit: Admit, bytes: &[u8]) -> Result<(), ApiError> {
         match (self.raft.role(), self.raft.leader()) {
-            (Role::Leader, _) => match self.mempool.push(hash, bytes.to_vec()) {
-                Ok(()) | Err(MempoolError::Duplicate) => Ok(()),
-                Err(MempoolError::Full) => Err(ApiError::busy("the mempool is full; retry later")),
-            },
+            (Role::Leader, _) => {
+                let tx = PendingTx {
+                    hash: admit.hash,
+                    bytes: bytes.to_vec(),
+                    sender: admit.sender,
+                    nonce: admit.nonce,
+                };
+                match self.mempool.push(tx, self.now, admit.limit) {
+                    Ok(()) | Err(MempoolError::Duplicate) => Ok(()),
+                    Err(error) => Err(self.mempool_refusal(error, &admit)),
+                }
+            }
             (_, Some(leader)) => {
+                // The leader applies the mempool's rules; a follower applies them to what
+                // it forwarded, so that it too answers a second transaction for a pending
+                // nonce, or one past the sender's limit, with a refusal and not a 200.
+                let tx = PendingTx {
+                    hash: admit.hash,
+                    bytes: Vec::new(),
+                    sender: admit.sender,
+                    nonce: admit.nonce,
+                };
+                let mut pushed = self.forwarded.push(tx.clone(), self.now, admit.limit);
+                if pushed == Err(MempoolError::Full) {
+                    // Pruned as blocks apply; an idle chain may have let it fill.
+                    let ledger = self.app.ledger();
+                    self.forwarded
+                        .prune(self.now, |sender| ledger.next_nonce(sender));
+                    pushed = self.forwarded.push(tx, self.now, admit.limit);
+                }
+                match pushed {
+                    Ok(()) | Err(MempoolError::Duplicate) => {}
+                    Err(error) => return Err(self.mempool_refusal(error, &admit)),
+                }
                 self.pending.forwards.push((leader, bytes.to_vec()));
                 self.counters.forwarded_txs += 1;
                 Ok(())
             }
             (_, None) => Err(ApiError::busy("no leader is known yet; retry shortly")),
+        }
+    }
+
+    /// The API's answer to a transaction the mempool's rules refuse.
+    fn mempool_refusal(&self, error: MempoolError, admit: &Admit) -> ApiError {
+        match error {
+            MempoolError::Full | MempoolError::Duplicate => {
+                ApiError::busy("the mempool is full; retry later")
+            }
+            MempoolError::NonceTaken => ApiError::new(
+                409,
+                "nonce_pending",
+                format!(
+                    "another transaction with nonce {} from this account is pending; \
+                     the first one is kept",
+                    admit.nonce
+                ),
+            ),
+            MempoolError::SenderFull => ApiError::new(
+                429,
+                "too_many_pending",
+                format!(
+                    "this account has {} transactions pending, as many as it may (its \
+                     balance pays the fees of that many, and at most {} wait); retry once \
+                     some commit",
+                    admit.limit.max_pending, self.config.max_nonce_ahead
+                ),
+            ),
         }
     }
 }

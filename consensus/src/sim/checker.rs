@@ -24,6 +24,21 @@ impl std::fmt::Display for Violation {
     }
 }
 
+/// The properties that say something did not happen in time (progress), as opposed to
+/// something wrong that happened (safety).
+pub const LIVENESS_PROPERTIES: [&str; 3] = [
+    "liveness",
+    "every waiting client is answered once the cluster heals",
+    "once the cluster heals, every waiting client is answered with the commit",
+];
+
+impl Violation {
+    /// Whether this is a progress property (see [`LIVENESS_PROPERTIES`]).
+    pub fn is_liveness(&self) -> bool {
+        LIVENESS_PROPERTIES.contains(&self.property)
+    }
+}
+
 fn violation(property: &'static str, detail: String) -> Violation {
     Violation { property, detail }
 }

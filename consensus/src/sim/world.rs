@@ -270,6 +270,10 @@ impl World {
         ReplicaConfig {
             snapshot_interval_entries: SNAPSHOT_INTERVAL_ENTRIES,
             mempool_capacity: 1_000,
+            // Scaled down with the mempool. (Clients here sign the nonce their node
+            // believes is next, so two may meet on one nonce: `nonce_pending`.)
+            max_nonce_ahead: 8,
+            mempool_hold_ticks: 600,
             max_block_txs: 64,
             max_block_bytes: 1 << 20,
             max_uncommitted_blocks: 8,
