@@ -59,17 +59,35 @@ impl IntoResponse for Failure {
 
 type Answered = Result<Json<Answer>, Failure>;
 
+/// Which write route a node serves: a chain takes transactions, a replay node takes
+/// replayed entries. The other route is not served: it answers 404 with a code that names
+/// the mode, from a handler that never reads the body, so a 30 MiB replay body sent to a
+/// chain node costs nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `POST /v1/tx` (bodies up to `MAX_TX_BYTES`).
+    Chain,
+    /// `POST /v1/replay` (bodies up to `MAX_REPLAY_BODY_BYTES`).
+    Replay,
+}
+
 /// The router.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route(
-            "/v1/tx",
-            post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BYTES)),
-        )
-        .route(
-            "/v1/replay",
-            post(replay).layer(DefaultBodyLimit::max(MAX_REPLAY_BODY_BYTES)),
-        )
+pub fn router(state: ApiState, mode: Mode) -> Router {
+    let writes = match mode {
+        Mode::Chain => Router::new()
+            .route(
+                "/v1/tx",
+                post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BYTES)),
+            )
+            .route("/v1/replay", post(replay_not_served)),
+        Mode::Replay => Router::new()
+            .route(
+                "/v1/replay",
+                post(replay).layer(DefaultBodyLimit::max(MAX_REPLAY_BODY_BYTES)),
+            )
+            .route("/v1/tx", post(tx_not_served)),
+    };
+    writes
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/validators", get(validators))
         .route("/v1/proposals", get(proposals))
@@ -85,6 +103,22 @@ pub fn router(state: ApiState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
+}
+
+async fn replay_not_served() -> Failure {
+    Failure(ApiError::new(
+        404,
+        "not_replay_mode",
+        "this node is not a replay node: start it with replay = true (agora-node devnet --vector FILE)",
+    ))
+}
+
+async fn tx_not_served() -> Failure {
+    Failure(ApiError::new(
+        404,
+        "replay_mode",
+        "this node replays test vectors; it takes entries at /v1/replay, not transactions",
+    ))
 }
 
 async fn no_route() -> Failure {

@@ -80,11 +80,19 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     let listener = tokio::net::TcpListener::bind(&http)
         .await
         .with_context(|| format!("binding the HTTP API to {http}"))?;
-    let router = api::router(ApiState {
-        commands: command_tx,
-        metrics: metrics.clone(),
-        reader: store.reader(),
-    });
+    let mode = if config.replay.unwrap_or(false) {
+        api::Mode::Replay
+    } else {
+        api::Mode::Chain
+    };
+    let router = api::router(
+        ApiState {
+            commands: command_tx,
+            metrics: metrics.clone(),
+            reader: store.reader(),
+        },
+        mode,
+    );
     let mut http_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router)
