@@ -43,6 +43,32 @@ fn entry_checksum(index: i64, term: i64, data: &[u8]) -> Vec<u8> {
     checksum(&[&index.to_le_bytes(), &term.to_le_bytes(), data])
 }
 
+/// An archived height's checksum: every column, each length-prefixed (a missing block is
+/// told apart from an empty one).
+fn archive_checksum(height: i64, block: Option<&[u8]>, receipts: &str, root: &[u8]) -> Vec<u8> {
+    let block_part = block.map_or_else(
+        || vec![0],
+        |b| [&[1u8][..], &(b.len() as u64).to_le_bytes(), b].concat(),
+    );
+    checksum(&[
+        b"archive",
+        &height.to_le_bytes(),
+        &block_part,
+        &(receipts.len() as u64).to_le_bytes(),
+        receipts.as_bytes(),
+        root,
+    ])
+}
+
+fn meta_checksum(key: &str, value: &[u8]) -> Vec<u8> {
+    checksum(&[
+        b"meta",
+        &(key.len() as u64).to_le_bytes(),
+        key.as_bytes(),
+        value,
+    ])
+}
+
 fn to_i64(value: u64, what: &str) -> Result<i64, StorageError> {
     i64::try_from(value).map_err(|_| StorageError::Misuse(format!("{what} {value} exceeds 2^63")))
 }
@@ -74,7 +100,7 @@ impl SqliteStore {
         if check != "ok" {
             return Err(StorageError::Corrupt {
                 path: store.path_string(),
-                detail: format!("integrity check: {check}"),
+                detail: integrity_summary(&check),
             });
         }
         sqlx::migrate!("./migrations")
@@ -84,7 +110,45 @@ impl SqliteStore {
                 path: store.path_string(),
                 detail: format!("schema migration failed: {e}"),
             })?;
+        store.checksum_unsummed_rows().await?;
         Ok(store)
+    }
+
+    /// Rows archived before schema 3 have no checksum: they get one now, once.
+    async fn checksum_unsummed_rows(&self) -> Result<(), StorageError> {
+        let rows = sqlx::query(
+            "SELECT height, block, receipts, state_root FROM blocks WHERE checksum IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.error(e))?;
+        for row in rows {
+            let height: i64 = row.try_get("height").map_err(|e| self.error(e))?;
+            let block: Option<Vec<u8>> = row.try_get("block").map_err(|e| self.error(e))?;
+            let receipts: String = row.try_get("receipts").map_err(|e| self.error(e))?;
+            let root: Vec<u8> = row.try_get("state_root").map_err(|e| self.error(e))?;
+            sqlx::query("UPDATE blocks SET checksum = ? WHERE height = ?")
+                .bind(archive_checksum(height, block.as_deref(), &receipts, &root))
+                .bind(height)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        let rows = sqlx::query("SELECT key, value FROM node_meta WHERE checksum IS NULL")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let key: String = row.try_get("key").map_err(|e| self.error(e))?;
+            let value: Vec<u8> = row.try_get("value").map_err(|e| self.error(e))?;
+            sqlx::query("UPDATE node_meta SET checksum = ? WHERE key = ?")
+                .bind(meta_checksum(&key, &value))
+                .bind(&key)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(())
     }
 
     fn path_string(&self) -> String {
@@ -131,11 +195,14 @@ impl SqliteStore {
                         _ => None,
                     };
                     let receipts = serde_json::to_string(receipts).expect("receipts serialize");
-                    sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root) VALUES (?, ?, ?, ?)")
-                        .bind(to_i64(entry.index, "height")?)
+                    let height = to_i64(entry.index, "height")?;
+                    let sum = archive_checksum(height, block, &receipts, &state_root.0);
+                    sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root, checksum) VALUES (?, ?, ?, ?, ?)")
+                        .bind(height)
                         .bind(block)
                         .bind(receipts)
                         .bind(&state_root.0[..])
+                        .bind(sum)
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| self.error(e))?;
@@ -433,22 +500,45 @@ impl LogStore for SqliteStore {
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        sqlx::query_scalar("SELECT value FROM node_meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.error(e))
+        let row: Option<(Vec<u8>, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT value, checksum FROM node_meta WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
+        match row {
+            None => Ok(None),
+            Some((value, Some(sum))) if sum == meta_checksum(key, &value) => Ok(Some(value)),
+            Some(_) => Err(self.corrupt(format!("node record {key:?} fails its checksum"))),
+        }
     }
 
     async fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        sqlx::query("INSERT OR REPLACE INTO node_meta (key, value) VALUES (?, ?)")
+        sqlx::query("INSERT OR REPLACE INTO node_meta (key, value, checksum) VALUES (?, ?, ?)")
             .bind(key)
             .bind(value)
+            .bind(meta_checksum(key, value))
             .execute(&self.pool)
             .await
             .map(|_| ())
             .map_err(|e| self.error(e))
     }
+}
+
+/// SQLite's integrity report, for an operator: how many problems, and the first one (the
+/// report lists every damaged page, which says nothing more to a person).
+fn integrity_summary(report: &str) -> String {
+    let problems: Vec<&str> = report
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("***"))
+        .collect();
+    let first = problems.first().copied().unwrap_or(report);
+    let first: String = first.chars().take(120).collect();
+    format!(
+        "SQLite's integrity check found {} damaged page(s) or record(s) (first: {first})",
+        problems.len().max(1)
+    )
 }
 
 /// Tells corruption (which needs an operator) from other failures.
@@ -523,17 +613,25 @@ impl StoreReader {
         let Ok(height) = i64::try_from(height) else {
             return Ok(None); // no chain gets that high
         };
-        let row = sqlx::query("SELECT block, receipts, state_root FROM blocks WHERE height = ?")
-            .bind(height)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(error)?;
+        let row = sqlx::query(
+            "SELECT block, receipts, state_root, checksum FROM blocks WHERE height = ?",
+        )
+        .bind(height)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error)?;
         let Some(row) = row else {
             return Ok(None);
         };
         let block: Option<Vec<u8>> = row.try_get("block").map_err(error)?;
         let receipts: String = row.try_get("receipts").map_err(error)?;
         let root: Vec<u8> = row.try_get("state_root").map_err(error)?;
+        let sum: Option<Vec<u8>> = row.try_get("checksum").map_err(error)?;
+        if sum != Some(archive_checksum(height, block.as_deref(), &receipts, &root)) {
+            return Err(self.corrupt(format!(
+                "archived height {height} fails its checksum (its block, receipts or state root changed on disk)"
+            )));
+        }
         let receipts = serde_json::from_str(&receipts)
             .map_err(|e| self.corrupt(format!("archived receipts of height {height}: {e}")))?;
         let root = <[u8; 32]>::try_from(root.as_slice())
@@ -650,6 +748,106 @@ mod conformance_tests {
             "the message says what to do"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Every archived height is checked on read: a changed receipt, block or root is an
+    /// error naming the height, never an answer (issue #16, item 2). So is a node record.
+    #[tokio::test]
+    async fn a_changed_archive_row_is_refused_naming_its_height() {
+        let dir = temp_dir("archive-flip");
+        let path = dir.join("node.db");
+        let mut store = SqliteStore::open(&path).await.unwrap();
+        let archive = |index: u64, data: EntryData| Write::Archive {
+            entry: LogEntry {
+                index,
+                term: 1,
+                data,
+            },
+            receipts: Vec::new(),
+            state_root: Hash32([index as u8; 32]),
+        };
+        store
+            .write(&[
+                archive(1, EntryData::Noop),
+                archive(2, EntryData::Noop),
+                archive(3, EntryData::Noop),
+            ])
+            .await
+            .unwrap();
+        store.set_meta("identity", b"node-a").await.unwrap();
+        let reader = store.reader();
+        assert_eq!(
+            reader.block(2).await.unwrap().unwrap().state_root,
+            Hash32([2; 32])
+        );
+        let pool = store.pool_for_tests();
+        for (height, tamper) in [
+            (1, "UPDATE blocks SET receipts = '[ ]' WHERE height = 1"),
+            (
+                2,
+                "UPDATE blocks SET state_root = zeroblob(32) WHERE height = 2",
+            ),
+            (3, "UPDATE blocks SET block = X'00' WHERE height = 3"),
+        ] {
+            sqlx::query(tamper).execute(&pool).await.unwrap();
+            let error = reader.block(height).await.unwrap_err();
+            assert!(
+                matches!(&error, StorageError::Corrupt { detail, .. } if detail.contains(&format!("archived height {height} "))),
+                "{error}"
+            );
+        }
+        sqlx::query("UPDATE node_meta SET value = X'00'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let error = store.get_meta("identity").await.unwrap_err();
+        assert!(error.to_string().contains("\"identity\""), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Rows of a store written before checksums existed get one when it first opens.
+    #[tokio::test]
+    async fn rows_from_before_checksums_are_summed_at_upgrade() {
+        let dir = temp_dir("archive-upgrade");
+        let path = dir.join("node.db");
+        let mut store = SqliteStore::open(&path).await.unwrap();
+        store
+            .write(&[Write::Archive {
+                entry: LogEntry {
+                    index: 1,
+                    term: 1,
+                    data: EntryData::Noop,
+                },
+                receipts: Vec::new(),
+                state_root: Hash32([7; 32]),
+            }])
+            .await
+            .unwrap();
+        sqlx::query("UPDATE blocks SET checksum = NULL")
+            .execute(&store.pool_for_tests())
+            .await
+            .unwrap();
+        assert!(
+            store.reader().block(1).await.is_err(),
+            "no checksum: refused"
+        );
+        store.close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        let row = store.reader().block(1).await.expect("summed at open");
+        assert_eq!(row.unwrap().state_root, Hash32([7; 32]));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_integrity_report_is_summarized_for_an_operator() {
+        let report = "*** in database main ***\nPage 5: btree page 5 has bad magic\nPage 6: never used\nPage 7: never used";
+        let summary = integrity_summary(report);
+        assert!(summary.contains("3 damaged"), "{summary}");
+        assert!(
+            summary.contains("Page 5: btree page 5 has bad magic"),
+            "{summary}"
+        );
+        assert!(!summary.contains("Page 7"), "{summary}");
     }
 
     /// A file that is not a database (or was truncated to garbage) is a clear error.
