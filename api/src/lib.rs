@@ -281,6 +281,10 @@ pub struct StatusResponse {
     pub commit_index: u64,
     /// Highest index applied.
     pub applied_index: u64,
+    /// How far the cluster has committed as far as this node knows (its own commit index
+    /// when it leads; else what its leader has told it).
+    #[serde(default)]
+    pub leader_commit_index: u64,
     /// Last index in its log.
     pub last_index: u64,
     /// Ledger height.
@@ -299,10 +303,35 @@ pub struct StatusResponse {
     pub replay: bool,
 }
 
+/// A node more than this many entries behind its leader's commit is catching up, not
+/// ready.
+pub const CATCH_UP_BOUND: u64 = 32;
+
 impl StatusResponse {
-    /// Ready: a leader is known and everything known committed is applied.
+    /// Ready: a leader is known, everything known committed is applied, and that is
+    /// within [`CATCH_UP_BOUND`] entries of the leader's commit.
     pub fn is_ready(&self) -> bool {
-        self.leader.is_some() && self.applied_index == self.commit_index
+        self.not_ready().is_none()
+    }
+
+    /// Why the node is not ready, if it is not.
+    pub fn not_ready(&self) -> Option<String> {
+        if self.leader.is_none() {
+            return Some("no leader known yet".into());
+        }
+        if self.applied_index < self.commit_index {
+            return Some(format!(
+                "applying the log: {} of {} committed entries applied",
+                self.applied_index, self.commit_index
+            ));
+        }
+        let behind = self.leader_commit_index.saturating_sub(self.applied_index);
+        (behind > CATCH_UP_BOUND).then(|| {
+            format!(
+                "catching up: applied {} of the leader's {} committed entries ({behind} behind, ready within {CATCH_UP_BOUND})",
+                self.applied_index, self.leader_commit_index
+            )
+        })
     }
 }
 

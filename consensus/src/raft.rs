@@ -25,7 +25,9 @@ pub mod types;
 
 #[cfg(any(test, feature = "inject-bugs"))]
 pub use self::core::Bugs;
-pub use self::core::{Counters, ProposeError, Raft, RaftConfig, Ready, Recovered, Vouched};
+pub use self::core::{
+    Counters, ProposeError, Raft, RaftConfig, Ready, Recovered, Regression, Vouched,
+};
 pub use config::{Config, Member, Membership};
 pub use crypto::{MlDsaVotes, StubVotes, VoteCrypto};
 pub use log::RaftLog;

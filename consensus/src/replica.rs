@@ -293,6 +293,9 @@ pub enum Notice {
         /// The entry's index.
         index: u64,
     },
+    /// Leader: a follower's log is behind what it had acknowledged: it lost durable
+    /// state (a wiped or restored data directory). Replication to it starts over.
+    FollowerRegressed(crate::raft::Regression),
 }
 
 /// What the replica asks its executor to do, in this order:
@@ -572,6 +575,11 @@ impl<C: VoteCrypto> Replica<C> {
                 self.halted = Some(halt.clone());
                 return Err(halt);
             }
+        }
+        for regression in self.raft.take_regressions() {
+            self.pending
+                .notices
+                .push(Notice::FollowerRegressed(regression));
         }
         // After the configuration moved, or a member vouched for a leader we do not know.
         if moved || self.raft.vouched_leader() != self.peers.last_vouched() {
@@ -865,6 +873,7 @@ impl<C: VoteCrypto> Replica<C> {
             leader: self.raft.leader(),
             commit_index: self.raft.commit_index(),
             applied_index: self.raft.applied_index(),
+            leader_commit_index: self.raft.leader_commit(),
             last_index: self.raft.last_index(),
             height: ledger.height(),
             state_root: ledger.state_root(),

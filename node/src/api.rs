@@ -318,9 +318,10 @@ async fn health(State(state): State<ApiState>) -> Result<&'static str, Failure> 
 /// Ready when a leader is known and this replica has applied what it knows committed.
 async fn ready(State(state): State<ApiState>) -> Result<&'static str, Failure> {
     match ask(&state, Request::Status).await? {
-        Answer::Status(status) if status.is_ready() => Ok("ready"),
-        _ => {
-            Err(ApiError::busy("not ready: no leader known yet, or still applying the log").into())
-        }
+        Answer::Status(status) => match status.not_ready() {
+            None => Ok("ready"),
+            Some(why) => Err(ApiError::busy(format!("not ready: {why}")).into()),
+        },
+        _ => Err(ApiError::busy("not ready").into()),
     }
 }

@@ -402,6 +402,8 @@ impl Shell {
             .set(raft.counters().dropped_bad_vote_signature as i64);
         m.committed_txs
             .set(self.replica.counters().committed_txs as i64);
+        m.follower_regressions
+            .set(raft.counters().follower_regressions as i64);
         let (checked, inline, _, in_flight) = self.replica.signature_work();
         m.signatures_checked.set(checked as i64);
         m.signatures_inline.set(inline as i64);
@@ -423,5 +425,14 @@ fn log_notice(notice: &Notice) {
         Notice::Reconfiguring { index } => {
             tracing::info!(index, "proposed the ledger's validator configuration")
         }
+        Notice::FollowerRegressed(r) => tracing::warn!(
+            node = %r.node,
+            acknowledged = r.acknowledged,
+            has_before = r.has_before,
+            "follower {} lost durable state: it had acknowledged index {} and now has nothing matching from {} on; replicating to it again",
+            r.node,
+            r.acknowledged,
+            r.has_before
+        ),
     }
 }

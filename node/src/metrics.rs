@@ -23,6 +23,8 @@ pub struct Metrics {
     pub mempool_depth: Gauge,
     /// Votes dropped for a missing or bad signature.
     pub dropped_bad_vote_signature: Gauge,
+    /// Followers this node, leading, found behind what they had acknowledged.
+    pub follower_regressions: Gauge,
     /// Transactions in applied blocks.
     pub committed_txs: Gauge,
     /// Transaction signatures checked on the crypto threads.
@@ -55,6 +57,7 @@ impl Metrics {
             applied_index: Gauge::default(),
             mempool_depth: Gauge::default(),
             dropped_bad_vote_signature: Gauge::default(),
+            follower_regressions: Gauge::default(),
             committed_txs: Gauge::default(),
             signatures_checked: Gauge::default(),
             signatures_inline: Gauge::default(),
@@ -88,6 +91,11 @@ impl Metrics {
             "mempool_depth",
             "Transactions waiting in the mempool",
             metrics.mempool_depth.clone(),
+        );
+        registry.register(
+            "raft_follower_regressions",
+            "Followers found behind what they had acknowledged (they lost durable state); each is also logged, naming the node",
+            metrics.follower_regressions.clone(),
         );
         registry.register(
             "raft_dropped_bad_vote_signature",

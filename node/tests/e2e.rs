@@ -181,6 +181,93 @@ fn a_lagging_node_catches_up_by_snapshot() {
     );
 }
 
+/// A follower whose database is deleted (the operator's path for a corrupt one: keep the
+/// keys, move `node.db` aside) re-joins and reaches the leader's root (issue #16, item 1).
+/// The leader finds its log behind what it had acknowledged, says so in its log naming the
+/// node and counts it; until the node has caught up, `/ready` does not answer 200.
+#[test]
+fn a_follower_that_lost_its_database_rejoins_and_is_not_ready_until_caught_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cluster = Cluster::start("wiped", 3, 20);
+    cluster.wait_ready(Duration::from_secs(60));
+    let leader = wait_for("a leader", Duration::from_secs(30), || cluster.leader());
+    let wiped = (leader + 1) % 3;
+    for nonce in 0..40u64 {
+        cluster.submit_and_wait(
+            leader,
+            &cluster.transfer(nonce, random_account(), 3),
+            Duration::from_secs(30),
+        );
+    }
+    cluster.kill9(wiped);
+    for file in ["node.db", "node.db-wal", "node.db-shm"] {
+        let _ = std::fs::remove_file(cluster.nodes[wiped].dir.join(file));
+    }
+    for nonce in 40..45u64 {
+        cluster.submit_and_wait(
+            leader,
+            &cluster.transfer(nonce, random_account(), 3),
+            Duration::from_secs(30),
+        );
+    }
+    cluster.launch(wiped);
+    // Until its state matches the leader's, a 200 from /ready is only allowed within the
+    // stated bound of the leader's commit.
+    let mut not_ready_seen = 0;
+    let root = wait_for(
+        "the wiped node at the leader's root",
+        Duration::from_secs(60),
+        || {
+            let leader_commit = cluster.status(leader)?.commit_index;
+            match cluster.get(wiped, "/ready") {
+                Some((200, _)) => {
+                    let applied = cluster.status(wiped)?.applied_index;
+                    assert!(
+                    applied + agora_api::CATCH_UP_BOUND >= leader_commit,
+                    "ready at applied index {applied} while the leader has committed {leader_commit}"
+                );
+                }
+                Some((503, body)) => {
+                    not_ready_seen += 1;
+                    assert_eq!(error_code(&body).as_deref(), Some("unavailable"), "{body}");
+                }
+                _ => {}
+            }
+            let (a, b) = (cluster.status(leader)?, cluster.status(wiped)?);
+            (a.height == b.height && a.state_root == b.state_root && a.height >= 45)
+                .then_some(a.state_root)
+        },
+    );
+    assert_ne!(root, agora_core::Hash32::ZERO);
+    eprintln!("the wiped node answered /ready 503 {not_ready_seen} times while catching up");
+    let node_id = cluster.status(wiped).unwrap().node.to_string();
+    let leader_log = cluster.log(leader);
+    assert!(
+        leader_log
+            .lines()
+            .any(|l| l.contains("lost durable state") && l.contains(&node_id)),
+        "the leader names the node that lost its state"
+    );
+    let (_, metrics) = cluster.get(leader, "/metrics").unwrap();
+    let metrics = metrics.as_str().unwrap().to_string();
+    let regressions = metrics
+        .lines()
+        .find(|l| l.starts_with("agora_raft_follower_regressions"))
+        .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok());
+    assert!(
+        regressions.is_some_and(|n| n >= 1),
+        "counted: {regressions:?}"
+    );
+    // It serves what it now holds: the transfers before the wipe are in its state.
+    let account: AccountResponse = cluster
+        .get_as(
+            wiped,
+            &format!("/v1/accounts/{}?consistency=local", cluster.demo_account()),
+        )
+        .unwrap();
+    assert_eq!(account.nonce, 45);
+}
+
 /// kill -9 of every node in the middle of a load, then restart: every transaction that
 /// was acknowledged as committed is present exactly once, and the supply is conserved.
 #[test]

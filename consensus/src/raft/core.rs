@@ -166,6 +166,19 @@ pub struct Counters {
     pub transfers: u64,
     /// Leaders outside the configuration that a member vouched for.
     pub leaders_vouched: u64,
+    /// Followers whose log was found behind what they had acknowledged (lost state).
+    pub follower_regressions: u64,
+}
+
+/// A follower found behind what it acknowledged: it lost durable state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Regression {
+    /// The follower.
+    pub node: NodeId,
+    /// What it had acknowledged.
+    pub acknowledged: Index,
+    /// Its log now holds nothing matching from this index on.
+    pub has_before: Index,
 }
 
 /// Everything the driver must do, in this order:
@@ -212,6 +225,12 @@ pub struct Raft<C: VoteCrypto> {
     pub(crate) cfg: RaftConfig,
     pub(crate) crypto: C,
     pub(crate) rng: ChaCha8Rng,
+    /// This process's boot id (see `AppendEntriesResponse::boot`).
+    pub(crate) boot: u64,
+    /// Followers found behind what they acknowledged, not yet taken by the caller.
+    pub(crate) regressions: Vec<Regression>,
+    /// The highest commit index the current leader has sent this follower: (term, index).
+    pub(crate) leader_commit: (Term, Index),
     pub(crate) term: Term,
     pub(crate) vote: Option<NodeId>,
     pub(crate) role: Role,
@@ -302,8 +321,13 @@ impl<C: VoteCrypto> Raft<C> {
             commit: log.committed(),
             ..recovered.hard_state
         };
+        let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
+        let boot = rand::Rng::random::<u64>(&mut rng);
         let mut raft = Raft {
-            rng: ChaCha8Rng::seed_from_u64(rng_seed),
+            rng,
+            boot,
+            regressions: Vec::new(),
+            leader_commit: (0, 0),
             term: hard_state.term,
             vote: hard_state.vote,
             role: Role::Follower,
@@ -427,6 +451,27 @@ impl<C: VoteCrypto> Raft<C> {
     /// Metrics counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// How far the cluster has committed, as far as this node knows: its own commit index
+    /// when it leads, else the highest one the leader of its term has sent it (appends,
+    /// heartbeats, snapshots). A node that lost its state learns the leader's real commit
+    /// index only once the leader has found its log behind and starts replicating to it.
+    pub fn leader_commit(&self) -> Index {
+        if self.role == Role::Leader {
+            return self.log.committed();
+        }
+        let (term, index) = self.leader_commit;
+        if term == self.term {
+            index.max(self.log.committed())
+        } else {
+            self.log.committed()
+        }
+    }
+
+    /// Followers found behind what they had acknowledged since the last call (leader).
+    pub fn take_regressions(&mut self) -> Vec<Regression> {
+        std::mem::take(&mut self.regressions)
     }
 
     /// The hard state as it stands in memory.
@@ -797,6 +842,7 @@ impl<C: VoteCrypto> Raft<C> {
                         match_index: 0,
                         conflict_index: 0,
                         conflict_term: None,
+                        boot: self.boot,
                     },
                 );
             }
@@ -871,12 +917,14 @@ impl<C: VoteCrypto> Raft<C> {
                 match_index,
                 conflict_index,
                 conflict_term,
+                boot,
             } => self.handle_append_response(
                 from,
                 success,
                 match_index,
                 conflict_index,
                 conflict_term,
+                boot,
             ),
             MessageBody::Heartbeat { commit, read_seq } => {
                 self.handle_heartbeat(from, commit, read_seq)

@@ -56,6 +56,10 @@ pub enum MessageBody {
         conflict_index: Index,
         /// On rejection, the term of the follower's entry at `prev_index`, if it has one.
         conflict_term: Option<Term>,
+        /// The answering process's boot id (drawn at start): tells the leader that a
+        /// rejection comes from a process other than the one that acknowledged its match,
+        /// so it is news, not a reordered old answer.
+        boot: u64,
     },
     /// Leader heartbeat; `read_seq` confirms leadership for pending ReadIndex requests.
     Heartbeat {

@@ -40,6 +40,8 @@ pub struct Progress {
     pub healthy: bool,
     /// The send tick of the newest heartbeat it acknowledged (for the leader lease).
     pub acked_heartbeat_tick: u64,
+    /// The boot id of the follower process that last acknowledged entries.
+    pub match_boot: Option<u64>,
 }
 
 impl Progress {
@@ -55,6 +57,7 @@ impl Progress {
             last_progress_tick: 0,
             healthy: false,
             acked_heartbeat_tick: 0,
+            match_boot: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! fast backtracking on conflicts, heartbeats, commitment by weighted quorum of the
 //! current term only (§5.4.2), and snapshots sent in bounded chunks (§7).
 
-use crate::raft::core::Raft;
+use crate::raft::core::{Raft, Regression};
 use crate::raft::crypto::VoteCrypto;
 use crate::raft::message::MessageBody;
 use crate::raft::progress::ProgressState;
@@ -91,12 +91,15 @@ impl<C: VoteCrypto> Raft<C> {
         commit: Index,
     ) {
         self.accept_leader(from);
+        self.heard_commit(commit);
+        let boot = self.boot;
         let reply = |success, match_index, conflict_index, conflict_term| {
             MessageBody::AppendEntriesResponse {
                 success,
                 match_index,
                 conflict_index,
                 conflict_term,
+                boot,
             }
         };
         if prev_index < self.log.committed() {
@@ -146,6 +149,13 @@ impl<C: VoteCrypto> Raft<C> {
         self.send(from, reply(true, last_new, 0, None));
     }
 
+    /// The leader of this term has committed at least `index`.
+    fn heard_commit(&mut self, index: Index) {
+        let (term, known) = self.leader_commit;
+        let known = if term == self.term { known } else { 0 };
+        self.leader_commit = (self.term, known.max(index));
+    }
+
     fn accept_leader(&mut self, from: NodeId) {
         if self.role != Role::Follower {
             self.become_follower(self.term, Some(from));
@@ -161,6 +171,7 @@ impl<C: VoteCrypto> Raft<C> {
         match_index: Index,
         conflict_index: Index,
         conflict_term: Option<Term>,
+        boot: u64,
     ) {
         if self.role != Role::Leader {
             return;
@@ -170,6 +181,29 @@ impl<C: VoteCrypto> Raft<C> {
             return;
         };
         progress.recent_active = true;
+        if !success
+            && conflict_index <= progress.match_index
+            && progress.match_boot.is_some_and(|acked_by| acked_by != boot)
+        {
+            // Another process than the one that acknowledged `match_index` says its log
+            // ends (or differs) before it: the follower lost durable state (a wiped or
+            // restored data directory). No reordering explains it, so it is not ignored as
+            // stale: replication starts over from what it says it has, by snapshot if the
+            // log no longer reaches back that far.
+            let acknowledged = progress.match_index;
+            progress.match_index = 0;
+            progress.match_boot = None;
+            progress.become_probe();
+            progress.next_index = conflict_index.max(1);
+            self.counters.follower_regressions += 1;
+            self.regressions.push(Regression {
+                node: from,
+                acknowledged,
+                has_before: conflict_index,
+            });
+            self.send_append(from);
+            return;
+        }
         if !success {
             // `match_index` carries the rejected prev_index. Fast backtracking: skip the
             // follower's whole conflicting term, or to its log's end, in one step.
@@ -191,6 +225,7 @@ impl<C: VoteCrypto> Raft<C> {
         if match_index > last_index {
             return; // from a log we no longer have (impossible unless messages are forged)
         }
+        progress.match_boot = Some(boot);
         let advanced = progress.update_match(match_index);
         if advanced {
             progress.last_progress_tick = self.now;
@@ -289,6 +324,7 @@ impl<C: VoteCrypto> Raft<C> {
 
     pub(crate) fn handle_heartbeat(&mut self, from: NodeId, commit: Index, read_seq: u64) {
         self.accept_leader(from);
+        self.heard_commit(commit);
         self.log.commit_to(commit.min(self.log.last_index()));
         self.send(from, MessageBody::HeartbeatResponse { read_seq });
     }
@@ -382,6 +418,7 @@ impl<C: VoteCrypto> Raft<C> {
         chunk: Vec<u8>,
     ) {
         self.accept_leader(from);
+        self.heard_commit(meta.index);
         let index = meta.index;
         let reply = |next_offset, done| MessageBody::InstallSnapshotResponse {
             index,
