@@ -301,6 +301,10 @@ pub struct StatusResponse {
     pub joint: bool,
     /// Replay mode (vectors through a live cluster).
     pub replay: bool,
+    /// Rejoining after lost state: it follows the leader but votes only under the rejoin
+    /// rule until every member has answered and its log holds everything committed.
+    #[serde(default)]
+    pub rejoining: bool,
 }
 
 /// A node more than this many entries behind its leader's commit is catching up, not
@@ -316,6 +320,12 @@ impl StatusResponse {
 
     /// Why the node is not ready, if it is not.
     pub fn not_ready(&self) -> Option<String> {
+        if self.rejoining {
+            return Some(
+                "rejoining after lost state: waiting to hear from every member and to hold everything committed"
+                    .into(),
+            );
+        }
         if self.leader.is_none() {
             return Some("no leader known yet".into());
         }

@@ -20,6 +20,7 @@ pub mod message;
 pub mod progress;
 pub mod quorum;
 mod read_index;
+mod rejoin;
 mod replication;
 pub mod types;
 

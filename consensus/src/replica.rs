@@ -892,6 +892,7 @@ impl<C: VoteCrypto> Replica<C> {
                 .collect(),
             joint: self.raft.membership().is_joint(),
             replay: self.config.replay,
+            rejoining: self.raft.is_rejoining(),
         }
     }
 

@@ -130,6 +130,12 @@ pub struct SimReport {
     pub config_changes: u64,
     /// Node crashes.
     pub crashes: u64,
+    /// Crashes that also lost the node's whole disk (it restarts from an empty store).
+    pub disks_lost: u64,
+    /// Crashes after which an older copy of the node's disk was restored.
+    pub older_copies_restored: u64,
+    /// Rejoins completed by nodes that started without a promise record (alive at the end).
+    pub rejoins: u64,
     /// Partition changes.
     pub partitions: u64,
     /// Messages sent.

@@ -36,7 +36,7 @@ pub enum StorageError {
         detail: String,
     },
     /// Stored data fails its checks.
-    #[error("storage at {path} is corrupt: {detail}. Stop this node, move the data directory aside, and restore it from a backup or re-join the cluster with a fresh data directory (it will catch up by snapshot)")]
+    #[error("storage at {path} is corrupt: {detail}. Stop this node, move {path} and its -wal and -shm files aside (keep the key files next to them), and start the node again: it re-joins the cluster, catches up from its peers, and votes again once it has heard from every member (a backup copy of the file may be restored instead; it re-joins the same way)")]
     Corrupt {
         /// The database file.
         path: String,

@@ -136,6 +136,11 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
     } = parts;
     let id = AccountId::from_public_key(key.public_key());
     let recovered = store.load().await?;
+    if !recovered.hard_state.proven {
+        tracing::warn!(
+            "the database holds no promise record (it was deleted, restored from a copy, or never initialized by `agora-node init`): this node rejoins before it votes — it asks every member for its term and log, and votes only for logs that hold everything committed until its own does"
+        );
+    }
     let replica = Replica::new(ReplicaParts {
         raft: RaftConfig::new(id),
         config: config.replica.clone(),
@@ -404,6 +409,7 @@ impl Shell {
             .set(self.replica.counters().committed_txs as i64);
         m.follower_regressions
             .set(raft.counters().follower_regressions as i64);
+        m.rejoins.set(raft.counters().rejoins as i64);
         let (checked, inline, _, in_flight) = self.replica.signature_work();
         m.signatures_checked.set(checked as i64);
         m.signatures_inline.set(inline as i64);

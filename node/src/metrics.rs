@@ -25,6 +25,8 @@ pub struct Metrics {
     pub dropped_bad_vote_signature: Gauge,
     /// Followers this node, leading, found behind what they had acknowledged.
     pub follower_regressions: Gauge,
+    /// Rejoins this node completed after starting without its promise record.
+    pub rejoins: Gauge,
     /// Transactions in applied blocks.
     pub committed_txs: Gauge,
     /// Transaction signatures checked on the crypto threads.
@@ -58,6 +60,7 @@ impl Metrics {
             mempool_depth: Gauge::default(),
             dropped_bad_vote_signature: Gauge::default(),
             follower_regressions: Gauge::default(),
+            rejoins: Gauge::default(),
             committed_txs: Gauge::default(),
             signatures_checked: Gauge::default(),
             signatures_inline: Gauge::default(),
@@ -91,6 +94,11 @@ impl Metrics {
             "mempool_depth",
             "Transactions waiting in the mempool",
             metrics.mempool_depth.clone(),
+        );
+        registry.register(
+            "raft_rejoins",
+            "Rejoins this node completed after starting without its promise record (a lost or restored database)",
+            metrics.rejoins.clone(),
         );
         registry.register(
             "raft_follower_regressions",

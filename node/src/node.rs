@@ -35,7 +35,7 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     let key = keys::load_ml_dsa(&data_dir.join(keys::VALIDATOR_KEY_FILE))?;
     let network_key = keys::load_network_key(&data_dir.join(keys::NETWORK_KEY_FILE))?;
     let genesis_ledger = Ledger::from_genesis(&genesis);
-    let store = SqliteStore::open(&data_dir.join("node.db")).await?;
+    let store = SqliteStore::open(&data_dir.join(crate::sqlite::STORE_FILE)).await?;
     let listen: libp2p::Multiaddr = config
         .listen
         .as_deref()

@@ -26,6 +26,9 @@ use std::time::Duration;
 
 /// Bytes per stored snapshot chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// The database's file name inside a node's data directory.
+pub const STORE_FILE: &str = "node.db";
 /// Entries per INSERT statement (each binds 4 values; SQLite allows 32,766).
 const ENTRIES_PER_INSERT: usize = 500;
 
@@ -33,6 +36,31 @@ const ENTRIES_PER_INSERT: usize = 500;
 pub struct SqliteStore {
     pool: SqlitePool,
     path: PathBuf,
+    /// The database file's identity (device, inode), which a proven hard state is bound to.
+    file_id: Vec<u8>,
+}
+
+/// The identity of the file at `path`: a copy restored from elsewhere has another.
+fn file_identity(path: &Path) -> Result<Vec<u8>, StorageError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| StorageError::Io {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok([meta.dev().to_le_bytes(), meta.ino().to_le_bytes()].concat())
+}
+
+fn hard_state_checksum(term: i64, vote: &[u8], commit: i64, promise: Option<&[u8]>) -> Vec<u8> {
+    match promise {
+        None => checksum(&[&term.to_le_bytes(), vote, &commit.to_le_bytes()]),
+        Some(promise) => checksum(&[
+            &term.to_le_bytes(),
+            vote,
+            &commit.to_le_bytes(),
+            b"promise",
+            promise,
+        ]),
+    }
 }
 
 fn checksum(parts: &[&[u8]]) -> Vec<u8> {
@@ -74,6 +102,28 @@ fn to_i64(value: u64, what: &str) -> Result<i64, StorageError> {
 }
 
 impl SqliteStore {
+    /// Creates a new node's database holding the promise record of a node that has voted
+    /// nowhere and acknowledged nothing (`agora-node init`): it starts as an ordinary
+    /// voter. A database that lost this record — deleted, or replaced by a copy from
+    /// elsewhere — makes the node rejoin before it votes (`raft::rejoin`). Refuses a file
+    /// that already exists.
+    pub async fn create_new(path: &Path) -> Result<(), StorageError> {
+        if path.exists() {
+            return Err(StorageError::Io {
+                path: path.display().to_string(),
+                detail: "already exists; a new node's database is created once".into(),
+            });
+        }
+        let mut store = SqliteStore::open(path).await?;
+        let promise = HardState {
+            proven: true,
+            ..HardState::default()
+        };
+        store.save(Some(promise), None, &[]).await?;
+        store.close().await;
+        Ok(())
+    }
+
     /// Opens (creating if missing) the database at `path`, applies migrations and checks
     /// the file's integrity.
     pub async fn open(path: &Path) -> Result<SqliteStore, StorageError> {
@@ -92,6 +142,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             path: path.to_path_buf(),
+            file_id: file_identity(path)?,
         };
         let check: String = sqlx::query_scalar("PRAGMA quick_check")
             .fetch_one(&store.pool)
@@ -230,16 +281,15 @@ impl SqliteStore {
             let vote = hard_state
                 .vote
                 .map(|v| borsh::to_vec(&v).expect("in memory"));
-            let sum = checksum(&[
-                &term.to_le_bytes(),
-                vote.as_deref().unwrap_or_default(),
-                &commit.to_le_bytes(),
-            ]);
-            sqlx::query("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index, checksum) VALUES (0, ?, ?, ?, ?)")
+            let promise = hard_state.proven.then_some(self.file_id.as_slice());
+            let sum =
+                hard_state_checksum(term, vote.as_deref().unwrap_or_default(), commit, promise);
+            sqlx::query("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index, checksum, promise) VALUES (0, ?, ?, ?, ?, ?)")
                 .bind(term)
                 .bind(vote)
                 .bind(commit)
                 .bind(sum)
+                .bind(promise)
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| self.error(e))?;
@@ -418,7 +468,7 @@ impl SqliteStore {
 impl LogStore for SqliteStore {
     async fn load(&self) -> Result<Recovered, StorageError> {
         let hard_state = match sqlx::query(
-            "SELECT term, vote, commit_index, checksum FROM hard_state WHERE id = 0",
+            "SELECT term, vote, commit_index, checksum, promise FROM hard_state WHERE id = 0",
         )
         .fetch_optional(&self.pool)
         .await
@@ -430,8 +480,9 @@ impl LogStore for SqliteStore {
                 let vote: Option<Vec<u8>> = row.try_get("vote").map_err(|e| self.error(e))?;
                 let commit: i64 = row.try_get("commit_index").map_err(|e| self.error(e))?;
                 let sum: Vec<u8> = row.try_get("checksum").map_err(|e| self.error(e))?;
+                let promise: Option<Vec<u8>> = row.try_get("promise").map_err(|e| self.error(e))?;
                 let vote_bytes = vote.clone().unwrap_or_default();
-                if checksum(&[&term.to_le_bytes(), &vote_bytes, &commit.to_le_bytes()]) != sum {
+                if hard_state_checksum(term, &vote_bytes, commit, promise.as_deref()) != sum {
                     return Err(self.corrupt("hard state fails its checksum"));
                 }
                 let vote = match vote {
@@ -445,6 +496,8 @@ impl LogStore for SqliteStore {
                     term: term as u64,
                     vote,
                     commit: commit as u64,
+                    // Made in this very file: a restored copy is another file.
+                    proven: promise.as_deref() == Some(self.file_id.as_slice()),
                 }
             }
         };

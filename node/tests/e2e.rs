@@ -258,6 +258,20 @@ fn a_follower_that_lost_its_database_rejoins_and_is_not_ready_until_caught_up() 
         regressions.is_some_and(|n| n >= 1),
         "counted: {regressions:?}"
     );
+    // It came back without its promise record, so it rejoined before voting.
+    assert!(
+        cluster.log(wiped).contains("holds no promise record"),
+        "the node says it rejoins"
+    );
+    let (_, metrics) = cluster.get(wiped, "/metrics").unwrap();
+    let rejoins = metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("agora_raft_rejoins"))
+        .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok());
+    assert_eq!(rejoins, Some(1), "rejoined once");
+    assert!(!cluster.status(wiped).unwrap().rejoining);
     // It serves what it now holds: the transfers before the wipe are in its state.
     let account: AccountResponse = cluster
         .get_as(

@@ -49,13 +49,16 @@ fn main() -> ExitCode {
         }
         match run(&options) {
             Ok(report) if !args.quiet => println!(
-                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} liveness {} ticks  trace {}",
+                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} liveness {} ticks  trace {}",
                 report.nodes,
                 report.committed_index,
                 report.acknowledged,
                 report.reads_served,
                 report.elections,
                 report.crashes,
+                report.disks_lost,
+                report.older_copies_restored,
+                report.rejoins,
                 report.config_changes,
                 report.proposals_passed,
                 report.snapshots_installed,

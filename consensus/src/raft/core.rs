@@ -9,6 +9,7 @@ use crate::raft::log::RaftLog;
 use crate::raft::message::{Message, MessageBody};
 use crate::raft::progress::Progress;
 use crate::raft::read_index::ReadQueue;
+use crate::raft::rejoin::Rejoin;
 use crate::raft::types::{
     ConfigChange, EntryData, HardState, Index, LogEntry, NodeId, ReadState, Role, Snapshot,
     SnapshotMeta, SoftState, Term,
@@ -168,6 +169,8 @@ pub struct Counters {
     pub leaders_vouched: u64,
     /// Followers whose log was found behind what they had acknowledged (lost state).
     pub follower_regressions: u64,
+    /// Rejoins completed after starting without a promise record (see `rejoin`).
+    pub rejoins: u64,
 }
 
 /// A follower found behind what it acknowledged: it lost durable state.
@@ -229,6 +232,8 @@ pub struct Raft<C: VoteCrypto> {
     pub(crate) boot: u64,
     /// Followers found behind what they acknowledged, not yet taken by the caller.
     pub(crate) regressions: Vec<Regression>,
+    /// Set while rejoining after lost state.
+    pub(crate) rejoin: Option<Rejoin>,
     /// The highest commit index the current leader has sent this follower: (term, index).
     pub(crate) leader_commit: (Term, Index),
     pub(crate) term: Term,
@@ -298,7 +303,10 @@ impl<C: VoteCrypto> Raft<C> {
             crypto,
             rng_seed,
             Recovered {
-                hard_state: HardState::default(),
+                hard_state: HardState {
+                    proven: true,
+                    ..HardState::default()
+                },
                 snapshot: Some(snapshot),
                 entries: vec![],
             },
@@ -327,6 +335,7 @@ impl<C: VoteCrypto> Raft<C> {
             rng,
             boot,
             regressions: Vec::new(),
+            rejoin: (!hard_state.proven).then(Rejoin::default),
             leader_commit: (0, 0),
             term: hard_state.term,
             vote: hard_state.vote,
@@ -469,6 +478,13 @@ impl<C: VoteCrypto> Raft<C> {
         }
     }
 
+    /// The index of the entry (or snapshot) the configuration in force comes from.
+    pub(crate) fn membership_index(&self) -> Index {
+        self.config_history
+            .last()
+            .map_or(self.log.snapshot().index, |(index, _)| *index)
+    }
+
     /// Followers found behind what they had acknowledged since the last call (leader).
     pub fn take_regressions(&mut self) -> Vec<Regression> {
         std::mem::take(&mut self.regressions)
@@ -480,6 +496,7 @@ impl<C: VoteCrypto> Raft<C> {
             term: self.term,
             vote: self.vote,
             commit: self.log.committed(),
+            proven: self.rejoin.is_none(),
         }
     }
 
@@ -786,6 +803,26 @@ impl<C: VoteCrypto> Raft<C> {
             self.counters.dropped_malformed += 1;
             return;
         }
+        // Rejoin traffic is looked at before membership: a node whose configuration is
+        // out of date (or ours is) must still be answered, and may have to hear from
+        // members it does not know yet (see the `rejoin` module).
+        match message.body {
+            MessageBody::RecoveryProbe { last_index } => {
+                self.answer_recovery_probe(message.from, last_index);
+                return;
+            }
+            MessageBody::RecoveryReport {
+                last_term,
+                last_index,
+                members,
+                config_index,
+            } => {
+                let report = (message.term, last_term, last_index);
+                self.handle_recovery_report(message.from, report, (config_index, members));
+                return;
+            }
+            _ => {}
+        }
         if !self.accepts_from(&message) {
             self.counters.dropped_non_member += 1;
             return;
@@ -826,6 +863,7 @@ impl<C: VoteCrypto> Raft<C> {
             return;
         }
         self.dispatch(message);
+        self.check_rejoined();
     }
 
     /// A message from an older term: tell stale leaders and pre-candidates the new term so
@@ -950,6 +988,8 @@ impl<C: VoteCrypto> Raft<C> {
                     self.read_states.push(ReadState { index, context });
                 }
             }
+            // Handled in `step`, before terms are looked at.
+            MessageBody::RecoveryProbe { .. } | MessageBody::RecoveryReport { .. } => {}
             MessageBody::LeaderIs { leader, contact } => {
                 let newer = self.vouched.as_ref().is_none_or(|v| term >= v.term);
                 if leader != self.cfg.id && !self.membership.contains(&leader) && newer {
@@ -969,13 +1009,17 @@ impl<C: VoteCrypto> Raft<C> {
 /// large from a faulty peer would overflow on the next election.
 pub const MAX_TERM: Term = u64::MAX / 2;
 
-/// Structural checks on a message before it reaches any handler, so a faulty or hostile
-/// member cannot trip an assertion: a sane term, and appended entries that continue
-/// `prev_index` one by one with terms that never decrease and never exceed the message's.
 /// The longest transport identity a [`MessageBody::LeaderIs`] may carry (a libp2p peer id
 /// is 38 bytes for an ed25519 key, at most a few hundred for an inlined RSA key).
 pub const MAX_CONTACT_BYTES: usize = 1024;
 
+/// The most members a recovery report may name (a configuration far larger than any a
+/// ledger runs).
+pub const MAX_REPORTED_MEMBERS: usize = 1024;
+
+/// Structural checks on a message before it reaches any handler, so a faulty or hostile
+/// member cannot trip an assertion: a sane term, and appended entries that continue
+/// `prev_index` one by one with terms that never decrease and never exceed the message's.
 fn is_well_formed(message: &Message) -> bool {
     if message.term >= MAX_TERM {
         return false;
@@ -1010,6 +1054,9 @@ fn is_well_formed(message: &Message) -> bool {
                     .is_some_and(|end| end <= *total_bytes)
         }
         MessageBody::LeaderIs { contact, .. } => contact.len() <= MAX_CONTACT_BYTES,
+        MessageBody::RecoveryReport {
+            last_term, members, ..
+        } => *last_term <= message.term && members.len() <= MAX_REPORTED_MEMBERS,
         _ => true,
     }
 }

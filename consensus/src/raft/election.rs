@@ -12,6 +12,20 @@ use rand::Rng;
 
 impl<C: VoteCrypto> Raft<C> {
     pub(crate) fn tick_election(&mut self) {
+        if self.rejoin.is_some() {
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.randomized_timeout {
+                // Not heard from a leader for an election timeout: forget it (a follower
+                // would campaign); a member that is asked names the leader it follows.
+                self.leader = None;
+                self.election_elapsed = 0;
+            }
+            if self.rejoin_probe_due() {
+                self.probe_for_rejoin();
+            }
+            self.check_rejoined();
+            return;
+        }
         self.election_elapsed += 1;
         if self.election_elapsed >= self.randomized_timeout && self.can_campaign() {
             self.election_elapsed = 0;
@@ -46,7 +60,9 @@ impl<C: VoteCrypto> Raft<C> {
     }
 
     fn can_campaign(&self) -> bool {
-        self.membership.is_voter(&self.cfg.id) && self.pending_install.is_none()
+        self.membership.is_voter(&self.cfg.id)
+            && self.pending_install.is_none()
+            && self.rejoin.is_none()
     }
 
     /// Whether this follower heard from a leader within the minimum election timeout, or
@@ -175,6 +191,9 @@ impl<C: VoteCrypto> Raft<C> {
         }
         let unvoted = self.vote.is_none() && (self.leader.is_none() || transfer);
         let can_vote = self.vote == Some(from) || unvoted || (pre_vote && term > self.term);
+        // A node rejoining after lost state votes only for a log that holds everything
+        // committed (see the `rejoin` module).
+        let can_vote = can_vote && self.rejoin_allows_vote(last_term, last_index);
         #[cfg(any(test, feature = "inject-bugs"))]
         let can_vote = can_vote || (self.cfg.bugs.grant_two_votes && !pre_vote);
         // Whether the candidate votes in *our* view of the configuration does not matter:
@@ -203,7 +222,7 @@ impl<C: VoteCrypto> Raft<C> {
 
     /// A node that tries to elect itself while we follow a live leader cannot know that
     /// leader if its log ends before the configuration entry that added it: name it.
-    fn name_leader_to(&mut self, candidate: NodeId, candidate_last_index: Index) {
+    pub(crate) fn name_leader_to(&mut self, candidate: NodeId, candidate_last_index: Index) {
         let Some(leader) = self.leader.filter(|l| *l != candidate) else {
             return;
         };

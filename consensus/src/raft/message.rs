@@ -117,6 +117,25 @@ pub enum MessageBody {
         /// Its transport identity (for agora-node, its libp2p peer id), opaque to Raft.
         contact: Vec<u8>,
     },
+    /// A node rejoining after lost state asks for the sender's term and log end (see the
+    /// `rejoin` module). Answered whatever the terms; changes nothing at the answerer, which
+    /// also names its leader if the prober's log ends before that leader was added.
+    RecoveryProbe {
+        /// The prober's last index.
+        last_index: Index,
+    },
+    /// The answer: the message's term is the answerer's, and its log ends here.
+    RecoveryReport {
+        /// The term of its last entry.
+        last_term: Term,
+        /// Its last index.
+        last_index: Index,
+        /// The members of its configuration (both halves, if joint).
+        members: Vec<NodeId>,
+        /// The index of the entry (or snapshot) that configuration comes from: the prober
+        /// must hear from every member of the newest configuration it learns of.
+        config_index: Index,
+    },
 }
 
 impl MessageBody {
@@ -148,6 +167,8 @@ impl MessageBody {
             MessageBody::ReadIndex { .. } => "read_index",
             MessageBody::ReadIndexResponse { .. } => "read_index_response",
             MessageBody::LeaderIs { .. } => "leader_is",
+            MessageBody::RecoveryProbe { .. } => "recovery_probe",
+            MessageBody::RecoveryReport { .. } => "recovery_report",
         }
     }
 }

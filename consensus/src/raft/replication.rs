@@ -325,7 +325,23 @@ impl<C: VoteCrypto> Raft<C> {
     pub(crate) fn handle_heartbeat(&mut self, from: NodeId, commit: Index, read_seq: u64) {
         self.accept_leader(from);
         self.heard_commit(commit);
-        self.log.commit_to(commit.min(self.log.last_index()));
+        let last_index = self.log.last_index();
+        if commit > last_index {
+            // The leader sends a commit index capped at what we acknowledged: our log is
+            // shorter than that only if we lost state. Say so, or an idle leader, which
+            // sends nothing else, would never repair us.
+            self.send(
+                from,
+                MessageBody::AppendEntriesResponse {
+                    success: false,
+                    match_index: commit,
+                    conflict_index: last_index + 1,
+                    conflict_term: None,
+                    boot: self.boot,
+                },
+            );
+        }
+        self.log.commit_to(commit.min(last_index));
         self.send(from, MessageBody::HeartbeatResponse { read_seq });
     }
 

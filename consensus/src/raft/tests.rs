@@ -573,3 +573,125 @@ fn a_member_that_missed_its_leaders_addition_catches_up_once_a_member_names_it()
         "a vouched leader's vote request is dropped"
     );
 }
+
+/// A node that lost its storage rejoins before it votes (see `raft::rejoin`): until every
+/// other member has answered it votes for no one; then only for a log that holds
+/// everything committed, in a term past any it may have voted in; once its own log holds
+/// everything committed it is an ordinary voter again, and its hard state says so.
+#[test]
+fn a_node_that_lost_its_storage_votes_only_for_complete_logs_until_it_rejoins() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    for n in 0..5u8 {
+        c.node(leader).propose(vec![n]).unwrap();
+    }
+    c.tick_until(100, |c| payloads(&c.applied[leader]).len() == 5);
+    let (wiped, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let term = c.node(leader).term();
+    let (last_term, last_index) = (
+        c.node(leader).log().last_term(),
+        c.node(leader).log().last_index(),
+    );
+    c.stop(wiped);
+    c.lose_storage(wiped);
+    c.isolated.insert(other);
+    c.start(wiped);
+    assert!(c.node(wiped).is_rejoining());
+    assert!(!c.node(wiped).hard_state().proven);
+    for _ in 0..200 {
+        c.tick();
+    }
+    // One member has not answered: no vote for anyone, not even a complete log.
+    assert!(c.node(wiped).is_rejoining());
+    assert_eq!(c.node(wiped).rejoin_target(), None);
+    assert!(!c
+        .node(wiped)
+        .rejoin_allows_vote(last_term + 1, last_index + 10));
+    // The leader keeps committing with the rejoining node's acknowledgements.
+    c.node(leader).propose(vec![9]).unwrap();
+    c.tick_until(100, |c| payloads(&c.applied[leader]).len() == 6);
+    // The last member answers; from then on only complete logs get its vote.
+    c.isolated.clear();
+    let mut saw_target = false;
+    for _ in 0..300 {
+        c.tick();
+        let node = c.node(wiped);
+        if !node.is_rejoining() {
+            break;
+        }
+        if let Some((t, i)) = node.rejoin_target() {
+            saw_target = true;
+            assert!(node.rejoin_allows_vote(t, i));
+            assert!(
+                !node.rejoin_allows_vote(t, i - 1),
+                "a log short of the target"
+            );
+            assert!(!node.rejoin_allows_vote(0, 0));
+        }
+    }
+    let node = c.node(wiped);
+    assert!(!saw_target || !node.is_rejoining());
+    assert!(
+        node.term() >= term,
+        "moved past every term it may have voted in"
+    );
+    assert!(node.hard_state().proven, "the promise is recorded");
+    assert_eq!(node.counters().rejoins, 1);
+    assert!(
+        node.log().last_index() > last_index,
+        "holds everything committed"
+    );
+    assert!(node.rejoin_allows_vote(0, 0), "an ordinary voter again");
+}
+
+/// The rejoin rule on its own: a node without its promise record that hears from every
+/// other member moves to the highest term reported with its vote in it spent, and votes
+/// only for a log at least as up to date as the most up-to-date one reported.
+#[test]
+fn a_rejoining_node_skips_the_reported_terms_and_votes_only_for_complete_logs() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    for i in 0..3 {
+        c.stop(i);
+    }
+    c.lose_storage(0);
+    c.start(0);
+    let members: Vec<_> = (0..3).map(node_id).collect();
+    let report = |from: usize, term: u64, last_term: u64, last_index: u64| Message {
+        from: node_id(from),
+        to: node_id(0),
+        term,
+        body: MessageBody::RecoveryReport {
+            last_term,
+            last_index,
+            members: members.clone(),
+            config_index: 0,
+        },
+        signature: Vec::new(),
+    };
+    c.inject(report(1, 7, 6, 40));
+    assert_eq!(c.node(0).rejoin_target(), None, "node 2 has not answered");
+    assert!(!c.node(0).rejoin_allows_vote(6, 40));
+    // A report from outside every configuration known is not counted.
+    let mut outsider = report(2, 99, 99, 99);
+    outsider.from = node_id(9);
+    c.inject(outsider);
+    assert_eq!(c.node(0).rejoin_target(), None);
+    c.inject(report(2, 5, 5, 55));
+    let node = c.node(0);
+    assert_eq!(
+        node.rejoin_target(),
+        Some((6, 40)),
+        "the most up-to-date log"
+    );
+    assert_eq!(node.term(), 7, "the highest term reported");
+    assert_eq!(
+        node.hard_state().vote,
+        Some(node_id(0)),
+        "its vote in term 7 is spent"
+    );
+    assert!(node.rejoin_allows_vote(6, 40));
+    assert!(node.rejoin_allows_vote(7, 1));
+    assert!(!node.rejoin_allows_vote(5, 55), "an older last term");
+    assert!(!node.rejoin_allows_vote(6, 39), "shorter");
+    assert!(node.is_rejoining() && !node.hard_state().proven);
+}

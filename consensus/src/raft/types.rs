@@ -81,6 +81,11 @@ pub struct HardState {
     pub vote: Option<NodeId>,
     /// The highest index known committed.
     pub commit: Index,
+    /// The node's promises are intact: it rejoined after any loss of state (see the
+    /// `rejoin` module), so `term` and `vote` cover every vote it ever cast and its log
+    /// every entry it acknowledged. A store that lost its state (or a copy made elsewhere)
+    /// reports `false`.
+    pub proven: bool,
 }
 
 /// A node's role.

@@ -331,7 +331,10 @@ impl Checker {
     /// counted in a configuration that may have committed it: the one in force for the
     /// entry (the newest committed configuration entry at or before it), or one appended
     /// after it (once a joint configuration commits, a leader decides with the new one
-    /// alone, from the moment it appends it).
+    /// alone, from the moment it appends it). A node that lost its disk since (its store
+    /// has no promise record) counts with the holders: it votes for no one until its log
+    /// is at least as up to date as every other member's, so it cannot help elect a
+    /// leader that lacks the entry (see `raft::rejoin`).
     pub fn check_durable_on_quorum(
         &mut self,
         node: NodeId,
@@ -347,7 +350,7 @@ impl Checker {
         };
         let holders: BTreeSet<NodeId> = stores
             .iter()
-            .filter(|(_, store)| store.holds(height, term))
+            .filter(|(_, store)| store.holds(height, term) || !store.hard_state().proven)
             .map(|(id, _)| *id)
             .collect();
         let in_force = self

@@ -3,8 +3,8 @@
 //! to persist is kept in memory as "durable", so a node can be restarted from it.
 
 use crate::raft::{
-    Config, LogEntry, Member, Membership, Message, NodeId, Raft, RaftConfig, Recovered, Role,
-    Snapshot, SnapshotMeta, StubVotes,
+    Config, HardState, LogEntry, Member, Membership, Message, NodeId, Raft, RaftConfig, Recovered,
+    Role, Snapshot, SnapshotMeta, StubVotes,
 };
 use agora_core::{AccountId, Hash32};
 use std::collections::{BTreeSet, VecDeque};
@@ -49,6 +49,7 @@ pub struct Cluster {
     pub reads: Vec<Vec<(u64, Vec<u8>)>>,
     durable: Vec<Recovered>,
     configs: Vec<RaftConfig>,
+    genesis: Snapshot,
     queue: VecDeque<Message>,
     /// Nodes whose messages are dropped in both directions.
     pub isolated: BTreeSet<usize>,
@@ -94,6 +95,11 @@ impl Cluster {
             .collect();
         let durable: Vec<Recovered> = (0..count)
             .map(|_| Recovered {
+                // As `agora-node init` leaves a new node: it has voted nowhere.
+                hard_state: HardState {
+                    proven: true,
+                    ..HardState::default()
+                },
                 snapshot: Some(genesis.clone()),
                 ..Recovered::default()
             })
@@ -104,6 +110,7 @@ impl Cluster {
             reads: vec![Vec::new(); count],
             durable,
             configs,
+            genesis: genesis.clone(),
             queue: VecDeque::new(),
             isolated: BTreeSet::new(),
             delivered: 0,
@@ -119,11 +126,21 @@ impl Cluster {
         let raft = Raft::restart(
             self.configs[i].clone(),
             StubVotes::new(node_key(i)),
-            7 + i as u64,
+            // A new seed per start, as a real process draws one (its boot id with it).
+            7 + i as u64 + self.delivered.wrapping_mul(1_000_003),
             self.durable[i].clone(),
         );
         self.applied[i].retain(|e| e.index <= raft.applied_index());
         self.nodes[i] = Some(raft);
+    }
+
+    /// Node `i` loses its storage: it will restart from the genesis snapshot alone, with
+    /// no promise record.
+    pub fn lose_storage(&mut self, i: usize) {
+        self.durable[i] = Recovered {
+            snapshot: Some(self.genesis.clone()),
+            ..Recovered::default()
+        };
     }
 
     /// Stops node `i` (its durable state stays).

@@ -51,6 +51,10 @@ fn three_hundred_seeds_with_faults_are_clean() {
     // snapshots, corrupted votes, outsiders, reads, clients waiting for commits.
     let total = |f: fn(&SimReport) -> u64| reports.iter().map(f).sum::<u64>();
     assert!(total(|r| r.crashes) > 500);
+    // Lost disks and restored older copies, each followed by a rejoin before voting.
+    assert!(total(|r| r.disks_lost) > 30);
+    assert!(total(|r| r.older_copies_restored) > 10);
+    assert!(total(|r| r.rejoins) > 10);
     assert!(total(|r| r.config_changes) > 1_000);
     assert!(total(|r| r.snapshots_installed) > 100);
     assert!(total(|r| r.dropped_bad_vote_signature) > 0);

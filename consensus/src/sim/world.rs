@@ -59,6 +59,8 @@ pub(super) struct SimNode {
     pub(super) replica: Option<SimReplica>,
     /// What survives a crash.
     pub(super) store: MemoryStore,
+    /// A copy of `store` taken earlier, which an operator may restore after a disk loss.
+    pub(super) backup: Option<MemoryStore>,
     /// A batch whose writes the disk is still carrying out, and when it finishes.
     pub(super) disk: Option<(u64, Actions)>,
     /// Inputs that arrived while the disk was busy.
@@ -87,6 +89,8 @@ pub(crate) struct World {
     pub(super) network: Network,
     pub(super) checker: Checker,
     pub(super) genesis_ledger: Ledger,
+    /// What a node that lost its disk starts from: the genesis snapshot, no promise.
+    pub(super) empty_store: MemoryStore,
     pub(super) clients: Vec<SecretKey>,
     /// Clients with a submission outstanding.
     pub(super) busy_clients: Vec<bool>,
@@ -218,7 +222,8 @@ impl World {
                 },
                 local_ticks: 0,
                 replica: None,
-                store: MemoryStore::new(start.clone()),
+                store: MemoryStore::initialized(start.clone()),
+                backup: None,
                 disk: None,
                 inbox: VecDeque::new(),
                 verifying: Vec::new(),
@@ -242,6 +247,7 @@ impl World {
             network: Network::new(faults),
             checker: Checker::new(Membership::single(start.meta.membership.incoming.clone())),
             genesis_ledger,
+            empty_store: MemoryStore::new(start.clone()),
             busy_clients: vec![false; clients.len()],
             clients,
             outstanding: BTreeMap::new(),
@@ -346,6 +352,28 @@ impl World {
     /// in memory.
     fn crash(&mut self, i: usize) {
         let downtime = self.rng.random_range(20..=400);
+        // Sometimes the disk goes with it: the node comes back with an empty store, or
+        // with an older copy of it that an operator restored. Either way it has no promise
+        // record and rejoins before it votes. One disk at a time: while another node is
+        // still rejoining, a second loss could take every copy of a committed entry (two
+        // holders of a two-node quorum), which no protocol survives.
+        let others_proven = (0..self.nodes.len())
+            .filter(|j| *j != i)
+            .all(|j| self.nodes[j].store.hard_state().proven);
+        match self.rng.random_range(0..8) {
+            _ if !others_proven => {}
+            0 => {
+                self.nodes[i].store = self.empty_store.clone();
+                self.report.disks_lost += 1;
+            }
+            1 => {
+                if let Some(backup) = &self.nodes[i].backup {
+                    self.nodes[i].store = backup.restored_copy();
+                    self.report.older_copies_restored += 1;
+                }
+            }
+            _ => {}
+        }
         let node = &mut self.nodes[i];
         node.replica = None;
         node.disk = None;
@@ -664,6 +692,11 @@ impl World {
                 self.crash(i);
             }
         }
+        if self.rng.random_range(0..1_000) == 0 {
+            // An operator's backup: a copy of a node's disk as it stands.
+            let i = self.rng.random_range(0..count);
+            self.nodes[i].backup = Some(self.nodes[i].store.clone());
+        }
         if self.now >= self.next_partition_change {
             self.next_partition_change = self.now + self.rng.random_range(200..=1_500);
             self.change_partitions();
@@ -965,6 +998,7 @@ impl World {
             self.report.dropped_non_member += c.dropped_non_member;
             self.report.elections += c.elections;
             self.report.leaders_vouched += c.leaders_vouched;
+            self.report.rejoins += c.rejoins;
         }
         self.report.ticks = self.now;
         self.report.messages = self.network.sent;

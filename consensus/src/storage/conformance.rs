@@ -58,6 +58,7 @@ pub async fn run<F: StoreFactory>(factory: &mut F) {
         term: 3,
         vote: Some(AccountId(Hash32([9; 32]))),
         commit: 4,
+        proven: true,
     };
     store
         .save(Some(hard), None, &entries(1..=5, 3))
@@ -87,7 +88,8 @@ pub async fn run<F: StoreFactory>(factory: &mut F) {
                 Some(HardState {
                     term: 9,
                     vote: None,
-                    commit: 0
+                    commit: 0,
+                    proven: false,
                 }),
                 None,
                 &entries(9..=9, 2)
@@ -156,6 +158,7 @@ pub async fn run<F: StoreFactory>(factory: &mut F) {
                 term: 1,
                 vote: None,
                 commit: 0,
+                proven: false,
             }),
             None,
             &entries(1..=2_000, 1),

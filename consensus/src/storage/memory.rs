@@ -15,11 +15,36 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    /// Storage holding only `genesis` as its snapshot.
+    /// Storage holding only `genesis` as its snapshot, and no promise record: what a node
+    /// that lost its storage finds (it rejoins before it votes).
     pub fn new(genesis: Snapshot) -> MemoryStore {
         MemoryStore {
             snapshot: Some(genesis),
             ..MemoryStore::default()
+        }
+    }
+
+    /// A new node's storage, as `agora-node init` creates it: the genesis snapshot and the
+    /// promise record of a node that has voted nowhere yet.
+    pub fn initialized(genesis: Snapshot) -> MemoryStore {
+        MemoryStore {
+            hard_state: HardState {
+                proven: true,
+                ..HardState::default()
+            },
+            ..MemoryStore::new(genesis)
+        }
+    }
+
+    /// This storage copied elsewhere and restored (an operator's older backup): the copy
+    /// holds everything but the promise record, which is bound to the original.
+    pub fn restored_copy(&self) -> MemoryStore {
+        MemoryStore {
+            hard_state: HardState {
+                proven: false,
+                ..self.hard_state
+            },
+            ..self.clone()
         }
     }
 

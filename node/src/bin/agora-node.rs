@@ -208,6 +208,14 @@ fn init(
     let network = libp2p::identity::Keypair::generate_ed25519();
     keys::save_network_key(&data_dir.join(keys::NETWORK_KEY_FILE), &network)?;
     let peer_id = network.public().to_peer_id();
+    // The database, with the record that this node has voted nowhere yet.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("a tokio runtime")?
+        .block_on(agora_node::sqlite::SqliteStore::create_new(
+            &data_dir.join(agora_node::sqlite::STORE_FILE),
+        ))?;
     let public = ValidatorPublic {
         account: AccountId::from_public_key(key.public_key()),
         public_key: key.public_key().clone(),
