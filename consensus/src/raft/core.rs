@@ -234,6 +234,9 @@ pub struct Raft<C: VoteCrypto> {
     pub(crate) regressions: Vec<Regression>,
     /// Set while rejoining after lost state.
     pub(crate) rejoin: Option<Rejoin>,
+    /// The last index an append or snapshot of the leader of that term matched: (term,
+    /// index).
+    pub(crate) verified: (Term, Index),
     /// The highest commit index the current leader has sent this follower: (term, index).
     pub(crate) leader_commit: (Term, Index),
     pub(crate) term: Term,
@@ -336,6 +339,7 @@ impl<C: VoteCrypto> Raft<C> {
             boot,
             regressions: Vec::new(),
             rejoin: (!hard_state.proven).then(Rejoin::default),
+            verified: (0, 0),
             leader_commit: (0, 0),
             term: hard_state.term,
             vote: hard_state.vote,

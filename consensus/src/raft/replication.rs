@@ -145,6 +145,7 @@ impl<C: VoteCrypto> Raft<C> {
             self.track_config(&fresh);
             self.log.append(fresh);
         }
+        self.verified = (self.term, last_new);
         self.log.commit_to(commit.min(last_new));
         self.send(from, reply(true, last_new, 0, None));
     }
@@ -325,11 +326,19 @@ impl<C: VoteCrypto> Raft<C> {
     pub(crate) fn handle_heartbeat(&mut self, from: NodeId, commit: Index, read_seq: u64) {
         self.accept_leader(from);
         self.heard_commit(commit);
-        let last_index = self.log.last_index();
+        let mut last_index = self.log.last_index();
+        if self.rejoin.is_some() {
+            // The leader caps the commit index at what we acknowledged — in a life we may
+            // have forgotten: a restored older log can hold other entries at those
+            // indexes. Only what this leader's appends checked in this life counts.
+            let (term, verified) = self.verified;
+            let verified = if term == self.term { verified } else { 0 };
+            last_index = last_index.min(verified.max(self.log.committed()));
+        }
         if commit > last_index {
             // The leader sends a commit index capped at what we acknowledged: our log is
-            // shorter than that only if we lost state. Say so, or an idle leader, which
-            // sends nothing else, would never repair us.
+            // shorter than that (or not checked that far, rejoining) only if we lost state.
+            // Say so, or an idle leader, which sends nothing else, would never repair us.
             self.send(
                 from,
                 MessageBody::AppendEntriesResponse {
@@ -492,6 +501,7 @@ impl<C: VoteCrypto> Raft<C> {
 
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let meta = snapshot.meta.clone();
+        self.verified = (self.term, meta.index);
         self.log.restore(meta.clone());
         self.config_history.clear();
         self.set_membership(meta.membership.clone());
