@@ -796,9 +796,10 @@ mod conformance_tests {
             matches!(&error, StorageError::Corrupt { path: p, detail } if p.contains("node.db") && detail.contains("entry 2")),
             "{error}"
         );
+        let message = error.to_string();
         assert!(
-            error.to_string().contains("re-join the cluster"),
-            "the message says what to do"
+            message.contains("re-joins the cluster") && message.contains("-wal and -shm"),
+            "the message says what to do: {message}"
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
