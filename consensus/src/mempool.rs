@@ -234,6 +234,9 @@ impl Mempool {
     /// forwarded in a mempool of its own, to apply the same per-sender rules, and prunes
     /// it so as it applies blocks.
     pub fn prune(&mut self, now: u64, ledger_nonce: impl Fn(&AccountId) -> u64) {
+        if self.queued.is_empty() && self.arrivals.is_empty() {
+            return; // the leader's record of forwards, every block
+        }
         let hold = self.hold_ticks;
         let stale: Vec<Hash32> = self
             .queued

@@ -192,24 +192,18 @@ fn a_follower_that_lost_its_database_rejoins_and_is_not_ready_until_caught_up() 
     cluster.wait_ready(Duration::from_secs(60));
     let leader = wait_for("a leader", Duration::from_secs(30), || cluster.leader());
     let wiped = (leader + 1) % 3;
-    for nonce in 0..40u64 {
-        cluster.submit_and_wait(
-            leader,
-            &cluster.transfer(nonce, random_account(), 3),
-            Duration::from_secs(30),
-        );
-    }
+    let commit_transfers = |cluster: &Cluster, nonces: std::ops::Range<u64>| {
+        for nonce in nonces {
+            let tx = cluster.transfer(nonce, random_account(), 3);
+            cluster.submit_and_wait(leader, &tx, Duration::from_secs(30));
+        }
+    };
+    commit_transfers(&cluster, 0..40);
     cluster.kill9(wiped);
     for file in ["node.db", "node.db-wal", "node.db-shm"] {
         let _ = std::fs::remove_file(cluster.nodes[wiped].dir.join(file));
     }
-    for nonce in 40..45u64 {
-        cluster.submit_and_wait(
-            leader,
-            &cluster.transfer(nonce, random_account(), 3),
-            Duration::from_secs(30),
-        );
-    }
+    commit_transfers(&cluster, 40..45);
     cluster.launch(wiped);
     // Until its state matches the leader's, a 200 from /ready is only allowed within the
     // stated bound of the leader's commit.

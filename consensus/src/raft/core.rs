@@ -474,11 +474,16 @@ impl<C: VoteCrypto> Raft<C> {
         if self.role == Role::Leader {
             return self.log.committed();
         }
-        let (term, index) = self.leader_commit;
+        self.of_this_term(self.leader_commit)
+            .max(self.log.committed())
+    }
+
+    /// An index recorded with the term it was learned in: it holds only in that term.
+    pub(crate) fn of_this_term(&self, (term, index): (Term, Index)) -> Index {
         if term == self.term {
-            index.max(self.log.committed())
+            index
         } else {
-            self.log.committed()
+            0
         }
     }
 

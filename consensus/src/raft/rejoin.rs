@@ -64,16 +64,18 @@ impl<C: VoteCrypto> Raft<C> {
         let Some(rejoin) = self.rejoin.as_ref() else {
             return;
         };
-        let me = self.cfg.id;
         let concluded = rejoin.target.is_some();
         if concluded && self.leader.is_some() {
             return;
         }
-        let ask: Vec<NodeId> = self
-            .required_reporters()
-            .into_iter()
-            .filter(|id| *id != me && (concluded || !rejoin.reports.contains_key(id)))
-            .collect();
+        let me = self.cfg.id;
+        let ask: Vec<NodeId> = if concluded {
+            let mut all = self.required_reporters();
+            all.remove(&me);
+            all.into_iter().collect()
+        } else {
+            self.unreported()
+        };
         if ask.is_empty() {
             self.conclude_reports();
             return;
@@ -82,6 +84,20 @@ impl<C: VoteCrypto> Raft<C> {
         for id in ask {
             self.send(id, MessageBody::RecoveryProbe { last_index });
         }
+    }
+
+    /// The required members (but us) that have not reported yet.
+    fn unreported(&self) -> Vec<NodeId> {
+        let me = self.cfg.id;
+        let reported = |id: &NodeId| {
+            self.rejoin
+                .as_ref()
+                .is_some_and(|r| r.reports.contains_key(id))
+        };
+        self.required_reporters()
+            .into_iter()
+            .filter(|id| *id != me && !reported(id))
+            .collect()
     }
 
     /// Answered for any sender the transport let through: a report tells little, and the
@@ -109,10 +125,7 @@ impl<C: VoteCrypto> Raft<C> {
         report: Report,
         config: (Index, Vec<NodeId>),
     ) {
-        let Some(rejoin) = self.rejoin.as_mut() else {
-            return;
-        };
-        if rejoin.target.is_some() {
+        if self.rejoin.as_ref().is_none_or(|r| r.target.is_some()) {
             return;
         }
         // Only members of our configuration, or of the newest one they reported, count:
@@ -123,13 +136,7 @@ impl<C: VoteCrypto> Raft<C> {
         }
         let rejoin = self.rejoin.as_mut().expect("rejoining");
         rejoin.reports.insert(from, (report, config));
-        let me = self.cfg.id;
-        let reports = &self.rejoin.as_ref().expect("rejoining").reports;
-        if self
-            .required_reporters()
-            .iter()
-            .all(|id| *id == me || reports.contains_key(id))
-        {
+        if self.unreported().is_empty() {
             self.conclude_reports();
         }
     }

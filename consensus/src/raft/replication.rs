@@ -152,8 +152,7 @@ impl<C: VoteCrypto> Raft<C> {
 
     /// The leader of this term has committed at least `index`.
     fn heard_commit(&mut self, index: Index) {
-        let (term, known) = self.leader_commit;
-        let known = if term == self.term { known } else { 0 };
+        let known = self.of_this_term(self.leader_commit);
         self.leader_commit = (self.term, known.max(index));
     }
 
@@ -331,8 +330,7 @@ impl<C: VoteCrypto> Raft<C> {
             // The leader caps the commit index at what we acknowledged — in a life we may
             // have forgotten: a restored older log can hold other entries at those
             // indexes. Only what this leader's appends checked in this life counts.
-            let (term, verified) = self.verified;
-            let verified = if term == self.term { verified } else { 0 };
+            let verified = self.of_this_term(self.verified);
             last_index = last_index.min(verified.max(self.log.committed()));
         }
         if commit > last_index {
