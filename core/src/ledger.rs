@@ -14,7 +14,7 @@ use crate::encoding::{Canonical, DecodeError};
 use crate::genesis::Genesis;
 use crate::hash::Hash32;
 use crate::outcome::{
-    ConfigMember, Event, Halt, Outcome, Receipt, TargetConfig, TxError, TxStatus,
+    ConfigMember, Event, Halt, Outcome, ProposalError, Receipt, TargetConfig, TxError, TxStatus,
 };
 use crate::params::MAX_BASE_REPUTATION;
 use crate::state::{
@@ -763,23 +763,37 @@ impl Ledger {
     }
 
     /// Refuses at submission a proposal that could never execute.
-    fn check_proposal(&self, proposal: &ProposalKind) -> Result<(), String> {
+    fn check_proposal(&self, proposal: &ProposalKind) -> Result<(), ProposalError> {
         let validators = &self.state.validators;
+        let known = |id: &ValidatorId| {
+            if validators.contains_key(id) {
+                Ok(())
+            } else {
+                Err(ProposalError::UnknownValidator)
+            }
+        };
+        let base_allowed = |base: u64| {
+            if base > MAX_BASE_REPUTATION {
+                Err(ProposalError::BaseReputationTooHigh)
+            } else {
+                Ok(())
+            }
+        };
         match proposal {
             ProposalKind::Text { .. } => Ok(()),
             ProposalKind::ParameterChange { changes } => {
                 if changes.is_empty() {
-                    return Err("a parameter change must change something".into());
+                    return Err(ProposalError::EmptyChange);
                 }
                 self.state
                     .params
                     .with_changes(changes)
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map_err(|_| ProposalError::InvalidParameters)
             }
             ProposalKind::TreasurySpend { amount, .. } => {
                 if amount.is_zero() {
-                    Err("a treasury spend must be positive".into())
+                    Err(ProposalError::ZeroSpend)
                 } else {
                     Ok(())
                 }
@@ -790,32 +804,16 @@ impl Ledger {
                 ..
             } => {
                 if validators.contains_key(&ValidatorId::from_public_key(public_key)) {
-                    Err("that key is a validator already".into())
-                } else if *base_reputation > MAX_BASE_REPUTATION {
-                    Err(format!("base reputation above {MAX_BASE_REPUTATION}"))
+                    Err(ProposalError::AlreadyValidator)
                 } else {
-                    Ok(())
+                    base_allowed(*base_reputation)
                 }
             }
-            ProposalKind::RemoveValidator { validator } => {
-                if validators.contains_key(validator) {
-                    Ok(())
-                } else {
-                    Err("no such validator".into())
-                }
-            }
+            ProposalKind::RemoveValidator { validator } => known(validator),
             ProposalKind::SetReputation {
                 validator,
                 base_reputation,
-            } => {
-                if !validators.contains_key(validator) {
-                    Err("no such validator".into())
-                } else if *base_reputation > MAX_BASE_REPUTATION {
-                    Err(format!("base reputation above {MAX_BASE_REPUTATION}"))
-                } else {
-                    Ok(())
-                }
-            }
+            } => known(validator).and_then(|()| base_allowed(*base_reputation)),
         }
     }
 
@@ -958,7 +956,7 @@ impl Ledger {
         &mut self,
         kind: &ProposalKind,
         events: &mut Vec<Event>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProposalError> {
         self.check_proposal(kind)?;
         match kind {
             ProposalKind::Text { .. } => {}
@@ -967,7 +965,7 @@ impl Ledger {
                     .state
                     .params
                     .with_changes(changes)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|_| ProposalError::InvalidParameters)?;
                 self.state.params = next;
                 self.dirty.insert(StateKey::Params);
                 events.push(Event::ParamsChanged);
@@ -978,13 +976,10 @@ impl Ledger {
                     .globals
                     .treasury
                     .checked_sub(*amount)
-                    .ok_or("the treasury holds less than the spend")?;
-                self.account(to)
-                    .balance
-                    .checked_add(*amount)
-                    .ok_or("recipient balance would overflow")?;
+                    .ok_or(ProposalError::TreasuryTooSmall)?;
                 self.state.globals.treasury = treasury;
-                self.credit(*to, *amount).expect("checked above");
+                // The treasury is part of the supply, so no balance can overflow by it.
+                self.credit(*to, *amount).expect("within the supply");
                 events.push(Event::TreasurySpent {
                     to: *to,
                     amount: *amount,
@@ -1017,7 +1012,7 @@ impl Ledger {
                     .map(|(_, v)| v.weight)
                     .sum();
                 if remaining_weight == 0 {
-                    return Err("removing it would leave no validator with weight".into());
+                    return Err(ProposalError::NoValidatorWithWeight);
                 }
                 self.state.validators.remove(validator);
                 self.dirty.insert(StateKey::Validator(*validator));
@@ -1039,7 +1034,7 @@ impl Ledger {
                     .map(|(_, v)| v.weight)
                     .sum();
                 if others == 0 && new_weight == 0 {
-                    return Err("it would leave no validator with weight".into());
+                    return Err(ProposalError::NoValidatorWithWeight);
                 }
                 let stored = self.state.validators.get_mut(validator).expect("checked");
                 stored.base_reputation = *base_reputation;

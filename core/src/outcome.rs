@@ -9,6 +9,8 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 /// Why a transaction failed. Identical on every node; never a reason to halt.
+///
+/// [`TxErrorKind`] names each variant (snake_case, as in the vectors) and can list them all.
 #[derive(
     Clone,
     Debug,
@@ -19,8 +21,14 @@ use serde::{Deserialize, Serialize};
     BorshDeserialize,
     Serialize,
     Deserialize,
+    strum::EnumDiscriminants,
 )]
 #[serde(rename_all = "snake_case")]
+#[strum_discriminants(
+    name(TxErrorKind),
+    derive(strum::EnumIter, strum::IntoStaticStr),
+    strum(serialize_all = "snake_case")
+)]
 pub enum TxError {
     /// The bytes are not a canonical signed transaction.
     #[error("transaction bytes are malformed or not canonical")]
@@ -79,10 +87,57 @@ pub enum TxError {
     VotingClosed,
     /// The proposal could never execute.
     #[error("invalid proposal: {0}")]
-    InvalidProposal(String),
+    InvalidProposal(ProposalError),
     /// An amount would overflow.
     #[error("amount overflow")]
     Overflow,
+}
+
+/// Why a proposal is refused at submission (receipt error `invalid_proposal`) or why a
+/// passed proposal did not execute (status `execution_failed`). A code, not a text: it is
+/// stored in the state, so every implementation must reach the same bytes.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    thiserror::Error,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ProposalError {
+    /// A parameter change with no changes.
+    #[error("a parameter change must change something")]
+    EmptyChange,
+    /// The parameters after the change would break a parameter rule (ratios, periods,
+    /// unbonding longer than voting, block size).
+    #[error("the parameters after the change would be invalid (ratios must be fractions, periods at least 1 block, unbonding longer than voting, 1 <= max_block_txs <= 10000)")]
+    InvalidParameters,
+    /// A treasury spend of zero.
+    #[error("a treasury spend must be positive")]
+    ZeroSpend,
+    /// The key to add is a validator already.
+    #[error("that key is a validator already")]
+    AlreadyValidator,
+    /// A base reputation above the maximum.
+    #[error("base reputation above 1000000")]
+    BaseReputationTooHigh,
+    /// The validator to remove or re-rate does not exist.
+    #[error("no such validator")]
+    UnknownValidator,
+    /// The treasury holds less than the spend.
+    #[error("the treasury holds less than the spend")]
+    TreasuryTooSmall,
+    /// Executing it would leave no validator with weight above 0.
+    #[error("it would leave no validator with weight")]
+    NoValidatorWithWeight,
 }
 
 /// Whether a transaction took effect.
@@ -107,8 +162,25 @@ pub struct Receipt {
 }
 
 /// Something that happened while applying an entry.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+///
+/// [`EventKind`] names each variant (snake_case, the `event` tag) and can list them all.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+    strum::EnumDiscriminants,
+)]
 #[serde(rename_all = "snake_case", tag = "event")]
+#[strum_discriminants(
+    name(EventKind),
+    derive(strum::EnumIter, strum::IntoStaticStr),
+    strum(serialize_all = "snake_case")
+)]
 pub enum Event {
     /// A first transaction registered an account's key.
     KeyRegistered {

@@ -71,8 +71,8 @@ pub enum ProposalStatus {
     Voting,
     /// Passed and executed.
     Passed,
-    /// Passed, but executing it failed (the reason says why); the deposit is refunded.
-    ExecutionFailed(String),
+    /// Passed, but executing it failed (the code says why); the deposit is refunded.
+    ExecutionFailed(crate::outcome::ProposalError),
     /// Not enough Yes.
     Rejected,
     /// Enough Veto: the deposit went to the treasury.

@@ -10,7 +10,8 @@ use crate::block::Entry;
 use crate::genesis::Genesis;
 use crate::hash::Hash32;
 use crate::ledger::Ledger;
-use crate::outcome::{Event, Receipt};
+use crate::outcome::{Event, Receipt, TargetConfig};
+use crate::types::ValidatorId;
 use serde::{Deserialize, Serialize};
 
 /// The format tag every vector file carries.
@@ -25,6 +26,34 @@ pub struct Expected {
     pub receipts: Vec<Receipt>,
     /// Events, in order.
     pub events: Vec<Event>,
+    /// Present exactly when the entry ends with a `config_changed` event: the consensus
+    /// (Raft) weight of every validator, in validator-id order, that the ledger now asks
+    /// for (vectors/README.md §5, "Consensus weights").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Vec<ConfigWeight>>,
+}
+
+/// One validator's consensus weight in a target configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigWeight {
+    /// The validator.
+    pub validator: ValidatorId,
+    /// Its consensus weight (after the cap).
+    pub weight: u64,
+}
+
+impl ConfigWeight {
+    /// The weights of a target configuration.
+    pub fn of(config: &TargetConfig) -> Vec<ConfigWeight> {
+        config
+            .members
+            .iter()
+            .map(|member| ConfigWeight {
+                validator: member.validator,
+                weight: member.weight,
+            })
+            .collect()
+    }
 }
 
 impl Expected {
@@ -167,6 +196,8 @@ pub fn check(file: &VectorFile) -> Result<usize, Divergence> {
             &outcome.receipts,
             Some(&outcome.events),
         )?;
+        let config = outcome.config_changed.as_ref().map(ConfigWeight::of);
+        compare(index, "configuration", &vector.expected.config, &config)?;
         ledger
             .state()
             .check_invariants()

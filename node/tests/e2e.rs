@@ -790,7 +790,23 @@ fn every_vector_replays_through_a_live_cluster() {
                     .is_some_and(|s| s.role == RoleName::Leader)
             })
         };
-        let entries = vector["entries"].as_array().unwrap();
+        let mut entries = vector["entries"].as_array().unwrap().clone();
+        if entries.last().unwrap()["entry"]["payload"]
+            .get("membership")
+            .is_some()
+        {
+            // A configuration entry (edge_cases.json ends with one) is the ledger's no-op
+            // but not a live cluster's to take: refused, changing nothing.
+            let membership = entries.pop().unwrap();
+            let body = serde_json::to_vec(&membership["entry"]).unwrap();
+            let (status, error) = wait_for("a leader", Duration::from_secs(60), || {
+                http(leader()?, "POST", "/v1/replay", &body)
+            });
+            assert_eq!(
+                (status, error_code(&error).as_deref()),
+                (400, Some("membership_entry"))
+            );
+        }
         for (n, expected) in entries.iter().enumerate() {
             let body = serde_json::to_vec(&expected["entry"]).unwrap();
             let (_, answer) = wait_for(

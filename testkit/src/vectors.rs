@@ -13,12 +13,12 @@ use agora_core::encoding::Canonical;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
 use agora_core::hash::{tagged_hash, Hash32};
 use agora_core::ledger::Ledger;
-use agora_core::outcome::{Event, Outcome, TxError, TxStatus};
+use agora_core::outcome::{Event, Outcome, ProposalError, TxError, TxStatus};
 use agora_core::params::{ParamChange, Params};
 use agora_core::state::ProposalStatus;
 use agora_core::tx::{Action, ProposalKind, Sender, Transaction, VoteChoice};
 use agora_core::types::{AccountId, Amount, Ratio, ValidatorId};
-use agora_core::vectors::{Expected, VectorEntry, VectorFile, FORMAT};
+use agora_core::vectors::{ConfigWeight, Expected, VectorEntry, VectorFile, FORMAT};
 
 /// 32 bytes from a label, the same on every run: the seed of every test key.
 pub fn test_seed(label: &str) -> [u8; 32] {
@@ -76,6 +76,17 @@ impl Scenario {
         member_kinds: &[KeyKind],
         params: Params,
     ) -> Scenario {
+        Scenario::with_bases(name, description, member_kinds, params, [10, 20, 30])
+    }
+
+    /// [`Scenario::new`] with the three validators' base reputations given.
+    pub fn with_bases(
+        name: &str,
+        description: &str,
+        member_kinds: &[KeyKind],
+        params: Params,
+        bases: [u64; 3],
+    ) -> Scenario {
         let members: Vec<SecretKey> = member_kinds
             .iter()
             .enumerate()
@@ -101,7 +112,7 @@ impl Scenario {
                 .map(|(i, key)| GenesisValidator {
                     public_key: key.public_key().clone(),
                     peer: validator_peer(i),
-                    base_reputation: 10 * (i as u64 + 1),
+                    base_reputation: bases[i],
                 })
                 .collect(),
             treasury: Amount(50_000),
@@ -185,8 +196,20 @@ impl Scenario {
     /// Commits a block by validator `proposer`. Its checked root lags one height behind
     /// (as a pipelining leader's would) except right after genesis.
     pub fn block(&mut self, proposer: usize, note: &str, txs: Vec<Vec<u8>>) -> Outcome {
-        let height = self.ledger.height() + 1;
         let checked_height = self.ledger.height().saturating_sub(1);
+        self.block_checking(proposer, checked_height, note, txs)
+    }
+
+    /// [`Scenario::block`] with the checked height chosen (any recorded height below the
+    /// block is valid).
+    pub fn block_checking(
+        &mut self,
+        proposer: usize,
+        checked_height: u64,
+        note: &str,
+        txs: Vec<Vec<u8>>,
+    ) -> Outcome {
+        let height = self.ledger.height() + 1;
         let block = Block::build(
             self.ledger.chain_id(),
             height,
@@ -204,6 +227,12 @@ impl Scenario {
     pub fn noop(&mut self, note: &str) -> Outcome {
         self.term += 1;
         self.commit(EntryPayload::Noop, note)
+    }
+
+    /// Commits a Raft configuration-change entry carrying `change` (its canonical bytes):
+    /// to the ledger an entry like a no-op.
+    pub fn membership(&mut self, note: &str, change: Vec<u8>) -> Outcome {
+        self.commit(EntryPayload::Membership(change), note)
     }
 
     /// Commits `count` empty blocks, rotating proposers.
@@ -235,6 +264,7 @@ impl Scenario {
                 state_root: outcome.state_root,
                 receipts: outcome.receipts.clone(),
                 events: outcome.events.clone(),
+                config: outcome.config_changed.as_ref().map(ConfigWeight::of),
             },
         });
         outcome
@@ -340,6 +370,9 @@ pub fn generate_all() -> Vec<VectorFile> {
         governance_validators(),
         governance_vote_changed(),
         reputation_epochs(),
+        governance_failures(),
+        consensus_weights(),
+        edge_cases(),
     ]
 }
 
@@ -835,6 +868,332 @@ fn reputation_epochs() -> VectorFile {
         s.block(1, "validator 1 proposes two epochs", vec![]);
     }
     assert!(weight(&s, 1) > weight(&s, 2));
+    s.finish()
+}
+
+fn propose_with(proposal: ProposalKind, deposit: u128) -> Action {
+    Action::Propose {
+        proposal,
+        deposit: Amount(deposit),
+    }
+}
+
+fn invalid(error: ProposalError) -> TxStatus {
+    failed(TxError::InvalidProposal(error))
+}
+
+/// Every member votes Yes on every proposal in `ids`, in one block by `proposer`.
+fn all_vote_yes(s: &mut Scenario, proposer: usize, ids: std::ops::Range<u64>, note: &str) {
+    let mut votes = Vec::new();
+    for id in ids {
+        for i in 0..s.members.len() {
+            votes.push(s.sign(i, vote(id, VoteChoice::Yes)));
+        }
+    }
+    let out = s.block(proposer, note, votes);
+    assert!(statuses(&out).iter().all(|status| *status == OK));
+}
+
+/// Empty blocks by `proposer` until proposal `id`'s voting period is over.
+fn close_voting_by(s: &mut Scenario, proposer: usize, id: u64) -> Outcome {
+    let end = s.ledger().state().proposals[&id].voting_end_height;
+    let mut last = None;
+    while s.ledger().height() < end {
+        last = Some(s.block(proposer, "voting period runs", vec![]));
+    }
+    last.expect("the voting period was still running")
+}
+
+/// The canonical bytes of the Raft entry `ConfigChange::Final(Config)` for `members`
+/// (vectors/README.md §1): variant 1, then a map from validator id to
+/// `Member { weight: u64, public_key: Vec<u8> }` in increasing id order. Built by hand
+/// because the consensus crate sits above this one; a test there decodes these bytes.
+pub fn final_config_bytes(members: &[(ValidatorId, u64, &agora_core::crypto::PublicKey)]) -> Vec<u8> {
+    let mut members = members.to_vec();
+    members.sort_by_key(|(id, _, _)| *id);
+    let mut bytes = vec![1u8];
+    bytes.extend_from_slice(&(members.len() as u32).to_le_bytes());
+    for (id, weight, key) in members {
+        bytes.extend_from_slice(&id.0 .0);
+        bytes.extend_from_slice(&weight.to_le_bytes());
+        let key = borsh::to_vec(key).expect("in memory");
+        bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&key);
+    }
+    bytes
+}
+
+fn governance_failures() -> VectorFile {
+    let mut s = Scenario::new(
+        "governance_failures",
+        "Every way governance refuses: a deposit below the minimum, each invalid_proposal code at submission, a vote on an unknown proposal and on a closed one; and passed proposals that fail to execute because an earlier proposal at the same tally changed the state (validator gone, key already added, parameters invalid together, no validator left with weight). No reputation from proposing, so weights are the bases.",
+        &[KeyKind::MlDsa44; 3],
+        Params {
+            reputation_per_block: 0,
+            ..Params::default()
+        },
+    );
+    let min = Params::default().min_deposit.0;
+    let stranger = AccountId(tagged_hash(b"agora/test-seed/v1", &[b"no such validator"]));
+    let newcomer = seeded_key(KeyKind::MlDsa44, "validator-3");
+    let add = |base| ProposalKind::AddValidator {
+        public_key: newcomer.public_key().clone(),
+        peer: validator_peer(3),
+        base_reputation: base,
+    };
+    let params = |changes| ProposalKind::ParameterChange { changes };
+    let txs = vec![
+        s.sign(
+            0,
+            propose_with(
+                ProposalKind::Text {
+                    title: "Too cheap".into(),
+                    body: String::new(),
+                },
+                min - 1,
+            ),
+        ),
+        s.sign(0, propose(params(vec![]))),
+        s.sign(0, propose(params(vec![ParamChange::VotingPeriodBlocks(20)]))),
+        s.sign(
+            0,
+            propose(ProposalKind::TreasurySpend {
+                to: s.member(1),
+                amount: Amount(0),
+            }),
+        ),
+        s.sign(
+            1,
+            propose(ProposalKind::AddValidator {
+                public_key: s.validators[1].public_key().clone(),
+                peer: validator_peer(1),
+                base_reputation: 5,
+            }),
+        ),
+        s.sign(1, propose(add(1_000_001))),
+        s.sign(
+            1,
+            propose(ProposalKind::RemoveValidator {
+                validator: stranger,
+            }),
+        ),
+        s.sign(
+            2,
+            propose(ProposalKind::SetReputation {
+                validator: s.validator(0),
+                base_reputation: 2_000_000,
+            }),
+        ),
+        s.sign(
+            2,
+            propose(ProposalKind::SetReputation {
+                validator: stranger,
+                base_reputation: 1,
+            }),
+        ),
+        s.sign(2, vote(7, VoteChoice::Yes)),
+    ];
+    let out = s.block(
+        0,
+        "refused at submission: each pays the fee and uses its nonce, no deposit is taken",
+        txs,
+    );
+    assert_eq!(
+        statuses(&out),
+        vec![
+            failed(TxError::DepositTooLow {
+                minimum: Amount(min)
+            }),
+            invalid(ProposalError::EmptyChange),
+            invalid(ProposalError::InvalidParameters),
+            invalid(ProposalError::ZeroSpend),
+            invalid(ProposalError::AlreadyValidator),
+            invalid(ProposalError::BaseReputationTooHigh),
+            invalid(ProposalError::UnknownValidator),
+            invalid(ProposalError::BaseReputationTooHigh),
+            invalid(ProposalError::UnknownValidator),
+            failed(TxError::UnknownProposal),
+        ]
+    );
+    assert_eq!(s.ledger().state().globals.next_proposal_id, 0);
+
+    let remove = |s: &Scenario, i| ProposalKind::RemoveValidator {
+        validator: s.validator(i),
+    };
+    let proposals = vec![
+        (0, remove(&s, 0)),
+        (0, remove(&s, 0)),
+        (0, remove(&s, 1)),
+        (1, ProposalKind::SetReputation {
+            validator: s.validator(2),
+            base_reputation: 0,
+        }),
+        (1, remove(&s, 2)),
+        (1, add(5)),
+        (2, add(7)),
+        (2, params(vec![ParamChange::VotingPeriodBlocks(15)])),
+        (2, params(vec![ParamChange::UnbondingBlocks(12)])),
+    ];
+    let count = proposals.len() as u64;
+    let txs = proposals
+        .into_iter()
+        .map(|(member, kind)| s.sign(member, propose(kind)))
+        .collect();
+    let out = s.block(
+        1,
+        "nine proposals, each valid on its own now; they all end at the same height",
+        txs,
+    );
+    assert!(statuses(&out).iter().all(|status| *status == OK));
+    all_vote_yes(&mut s, 2, 0..count, "every member votes yes on all nine");
+    let out = close_voting_by(&mut s, 2, 0);
+    let expected = [
+        ProposalStatus::Passed,
+        ProposalStatus::ExecutionFailed(ProposalError::UnknownValidator),
+        ProposalStatus::Passed,
+        ProposalStatus::ExecutionFailed(ProposalError::NoValidatorWithWeight),
+        ProposalStatus::ExecutionFailed(ProposalError::NoValidatorWithWeight),
+        ProposalStatus::Passed,
+        ProposalStatus::ExecutionFailed(ProposalError::AlreadyValidator),
+        ProposalStatus::Passed,
+        ProposalStatus::ExecutionFailed(ProposalError::InvalidParameters),
+    ];
+    for (id, status) in expected.into_iter().enumerate() {
+        assert_eq!(status_of(&s, id as u64), status, "proposal {id}");
+    }
+    assert!(out.events.contains(&Event::ConfigChanged));
+    assert_eq!(s.ledger().state().validators.len(), 2);
+    let late = s.sign(0, vote(0, VoteChoice::No));
+    let out = s.block(2, "a vote after the tally", vec![late]);
+    assert_eq!(statuses(&out), vec![failed(TxError::VotingClosed)]);
+    s.finish()
+}
+
+fn consensus_weights() -> VectorFile {
+    let params = Params {
+        reputation_per_block: 0,
+        ..Params::default()
+    };
+    let mut s = Scenario::new(
+        "consensus_weights",
+        "The consensus weight cap and when config_changed fires: validator 2's weight (30 of 60) is capped to 29 from genesis; raising it to 31 changes the stored weight but not the capped configuration (no config_changed); two re-ratings tallied at one height emit one config_changed, where validator 1 (20 of 36) is now the capped one. No reputation from proposing, so only governance moves weights.",
+        &[KeyKind::MlDsa44; 3],
+        params,
+    );
+    let rate = |s: &Scenario, i: usize, base: u64| {
+        propose(ProposalKind::SetReputation {
+            validator: s.validator(i),
+            base_reputation: base,
+        })
+    };
+    let capped = |s: &Scenario| -> Vec<u64> {
+        s.ledger()
+            .target_config()
+            .members
+            .iter()
+            .map(|m| m.weight)
+            .collect()
+    };
+    let by_id = |s: &Scenario, weights: [u64; 3]| -> Vec<u64> {
+        let mut pairs: Vec<(ValidatorId, u64)> =
+            (0..3).map(|i| (s.validator(i), weights[i])).collect();
+        pairs.sort();
+        pairs.into_iter().map(|(_, w)| w).collect()
+    };
+    assert_eq!(capped(&s), by_id(&s, [10, 20, 29]));
+    let tx = s.sign(0, rate(&s, 2, 31));
+    s.block(0, "proposal 0: validator 2's base to 31", vec![tx]);
+    let txs = vec![s.sign(1, rate(&s, 2, 5)), s.sign(2, rate(&s, 0, 11))];
+    s.block(1, "proposals 1 and 2: validator 2's base to 5, validator 0's to 11", txs);
+    all_vote_yes(&mut s, 0, 0..3, "every member votes yes on all three");
+    let out = close_voting_by(&mut s, 1, 0);
+    assert_eq!(status_of(&s, 0), ProposalStatus::Passed);
+    assert_eq!(s.ledger().state().validators[&s.validator(2)].weight, 31);
+    assert_eq!(out.config_changed, None, "capped weights unchanged");
+    assert_eq!(capped(&s), by_id(&s, [10, 20, 29]));
+    let out = close_voting_by(&mut s, 0, 1);
+    assert_eq!(status_of(&s, 1), ProposalStatus::Passed);
+    assert_eq!(status_of(&s, 2), ProposalStatus::Passed);
+    let changes = out
+        .events
+        .iter()
+        .filter(|e| **e == Event::ConfigChanged)
+        .count();
+    assert_eq!(changes, 1, "once per height");
+    assert_eq!(capped(&s), by_id(&s, [11, 15, 5]));
+    s.block(2, "validator 2 still proposes with its low weight", vec![]);
+    s.finish()
+}
+
+fn edge_cases() -> VectorFile {
+    let params = Params {
+        epoch_blocks: 2,
+        reputation_per_block: 1,
+        reputation_decay: Ratio::new(1, 2),
+        voting_period_blocks: 4,
+        unbonding_blocks: u64::MAX,
+        ..Params::default()
+    };
+    let mut s = Scenario::with_bases(
+        "edge_cases",
+        "Rules no other vector reaches: an unstake whose release height overflows u64 (overflow, fee charged); blocks checking older heights than h-1 and h-2; a Raft configuration entry (membership payload, a no-op to the ledger); and an epoch at which every derived weight would be 0, so the weights stay as they were. Validators' bases are 1, 0 and 0; 2-block epochs, 1 point per block, halved each epoch.",
+        &[KeyKind::MlDsa44; 3],
+        params,
+        [1, 0, 0],
+    );
+    let tx = s.sign(
+        0,
+        Action::Unstake {
+            amount: Amount(1),
+        },
+    );
+    let out = s.block(1, "an unstake released at h + 2^64 - 1 overflows", vec![tx]);
+    assert_eq!(statuses(&out), vec![failed(TxError::Overflow)]);
+    assert_eq!(out.receipts[0].fee, Params::default().fee);
+    let tx = s.sign(
+        0,
+        propose(ProposalKind::SetReputation {
+            validator: s.validator(0),
+            base_reputation: 0,
+        }),
+    );
+    let out = s.block(1, "proposal 0: validator 0's base to 0; epoch 1 ends", vec![tx]);
+    assert!(out.config_changed.is_some(), "validator 1 earned weight");
+    all_vote_yes(&mut s, 1, 0..1, "every member votes yes");
+    s.block_checking(1, 0, "a block checking the genesis root (h-4)", vec![]);
+    s.block_checking(1, 2, "a block checking h-3", vec![]);
+    let out = s.block(1, "tally: validator 0's weight drops to 0 at once", vec![]);
+    assert_eq!(status_of(&s, 0), ProposalStatus::Passed);
+    assert!(out.config_changed.is_some());
+    let weight = |s: &Scenario, i: usize| s.ledger().state().validators[&s.validator(i)].weight;
+    assert_eq!(weight(&s, 0), 0);
+    // No blocks from here: validator 1's points halve each epoch until none is whole.
+    loop {
+        let out = s.noop("a no-op entry: no proposer, no points");
+        let earned = s.ledger().state().validators[&s.validator(1)].points_bits >> 64;
+        if earned == 0 && out.events.iter().any(|e| matches!(e, Event::EpochEnded { .. })) {
+            break;
+        }
+    }
+    assert!(weight(&s, 1) > 0, "every weight would be 0: the old ones stay");
+    assert_eq!(weight(&s, 0) + weight(&s, 2), 0);
+    s.block(1, "validator 1 proposes on its kept weight", vec![]);
+    let members: Vec<(ValidatorId, u64, &agora_core::crypto::PublicKey)> = s
+        .ledger()
+        .target_config()
+        .members
+        .iter()
+        .map(|m| (m.validator, m.weight, &m.public_key))
+        .collect();
+    let change = final_config_bytes(&members);
+    let out = s.membership("last: a Raft configuration entry for the configuration the ledger asks for (agora-node devnet --vector refuses it: a cluster's configuration is its own)", change);
+    assert!(out.receipts.is_empty());
+    assert!(
+        out.events
+            .iter()
+            .all(|e| matches!(e, Event::EpochEnded { .. })),
+        "only what every height does"
+    );
     s.finish()
 }
 

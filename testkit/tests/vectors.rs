@@ -4,9 +4,13 @@
 //! To regenerate after an intended change of encoding or rules:
 //! `AGORA_BLESS=1 cargo test -p agora-testkit --test vectors` (then review the diff).
 
+use agora_core::outcome::{EventKind, ProposalError, TxErrorKind};
 use agora_core::vectors::{check, VectorFile};
 use agora_testkit::generate_all;
+use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use strum::IntoEnumIterator;
 
 fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors")
@@ -56,4 +60,85 @@ fn every_committed_vector_replays() {
     }
     assert!(checked >= 11, "found only {checked} vector files");
     assert!(entries > 100, "vectors hold only {entries} entries");
+}
+
+/// The kinds the committed vectors show: receipt errors, event tags, and proposal error
+/// codes (as `invalid_proposal` receipts or `execution_failed` statuses).
+#[derive(Default)]
+struct Shown {
+    errors: BTreeSet<String>,
+    events: BTreeSet<String>,
+    proposal_errors: BTreeSet<String>,
+}
+
+/// The name of a one-key JSON object's key or a bare string, and the value under the key.
+fn tag_of(value: &Value) -> (String, Option<&Value>) {
+    match value {
+        Value::String(name) => (name.clone(), None),
+        Value::Object(map) if map.len() == 1 => {
+            let (name, inner) = map.iter().next().unwrap();
+            (name.clone(), Some(inner))
+        }
+        other => panic!("not an enum in JSON: {other}"),
+    }
+}
+
+fn shown_in_committed_vectors() -> Shown {
+    let mut shown = Shown::default();
+    for entry in std::fs::read_dir(vectors_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for entry in file["entries"].as_array().unwrap() {
+            let expected = &entry["expected"];
+            for receipt in expected["receipts"].as_array().unwrap() {
+                let (status, error) = tag_of(&receipt["status"]);
+                let Some(error) = error else { continue };
+                assert_eq!(status, "failed");
+                let (kind, detail) = tag_of(error);
+                if kind == "invalid_proposal" {
+                    let (code, _) = tag_of(detail.unwrap());
+                    shown.proposal_errors.insert(code);
+                }
+                shown.errors.insert(kind);
+            }
+            for event in expected["events"].as_array().unwrap() {
+                shown
+                    .events
+                    .insert(event["event"].as_str().unwrap().to_string());
+                if event["event"] == "proposal_tallied" {
+                    let (status, code) = tag_of(&event["status"]);
+                    if status == "execution_failed" {
+                        shown.proposal_errors.insert(tag_of(code.unwrap()).0);
+                    }
+                }
+            }
+        }
+    }
+    shown
+}
+
+fn missing(all: Vec<&'static str>, shown: &BTreeSet<String>) -> Vec<&'static str> {
+    all.into_iter().filter(|kind| !shown.contains(*kind)).collect()
+}
+
+#[test]
+fn every_error_event_and_proposal_error_kind_appears_in_a_committed_vector() {
+    let shown = shown_in_committed_vectors();
+    let errors: Vec<&'static str> = TxErrorKind::iter().map(Into::into).collect();
+    let events: Vec<&'static str> = EventKind::iter().map(Into::into).collect();
+    let codes: Vec<&'static str> = ProposalError::iter().map(Into::into).collect();
+    assert!(errors.len() >= 16 && events.len() >= 18 && codes.len() >= 8);
+    assert_eq!(missing(errors.clone(), &shown.errors), Vec::<&str>::new(), "receipt errors no vector shows");
+    assert_eq!(missing(events.clone(), &shown.events), Vec::<&str>::new(), "events no vector shows");
+    assert_eq!(missing(codes.clone(), &shown.proposal_errors), Vec::<&str>::new(), "proposal error codes no vector shows");
+    // And the other way: every name the vectors use is a kind (the JSON names and the
+    // enumerated names agree).
+    for (name, all) in [(&shown.errors, &errors), (&shown.events, &events), (&shown.proposal_errors, &codes)] {
+        for kind in name {
+            assert!(all.contains(&kind.as_str()), "{kind} is not a known kind");
+        }
+    }
 }

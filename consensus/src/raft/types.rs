@@ -140,3 +140,48 @@ pub struct ReadState {
     /// The caller's context, returned unchanged.
     pub context: Vec<u8>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_core::block::EntryPayload;
+    use agora_core::vectors::VectorFile;
+
+    /// The spec (vectors/README.md §1) gives the `membership` payload's bytes as the
+    /// canonical `ConfigChange`; the vector that carries one was built by hand in the test
+    /// kit. The bytes must decode here, strictly, to the configuration the ledger asked for.
+    #[test]
+    fn the_membership_payload_in_the_vectors_is_a_canonical_config_change() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/edge_cases.json");
+        let file = VectorFile::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut found = 0;
+        let mut last_config = None;
+        for vector in &file.entries {
+            if let Some(config) = &vector.expected.config {
+                last_config = Some(config.clone());
+            }
+            let EntryPayload::Membership(bytes) = &vector.entry.payload else {
+                continue;
+            };
+            let change: ConfigChange = borsh::from_slice(bytes).expect("decodes");
+            assert_eq!(&borsh::to_vec(&change).unwrap(), bytes, "canonical");
+            let ConfigChange::Final(config) = change else {
+                panic!("expected a final configuration");
+            };
+            let weights: Vec<(NodeId, u64)> = config
+                .members
+                .iter()
+                .map(|(id, member)| (*id, member.weight))
+                .collect();
+            let expected: Vec<(NodeId, u64)> = last_config
+                .as_ref()
+                .expect("a configuration change precedes it")
+                .iter()
+                .map(|c| (c.validator, c.weight))
+                .collect();
+            assert_eq!(weights, expected);
+            found += 1;
+        }
+        assert_eq!(found, 1);
+    }
+}
