@@ -908,7 +908,9 @@ fn close_voting_by(s: &mut Scenario, proposer: usize, id: u64) -> Outcome {
 /// (vectors/README.md §1): variant 1, then a map from validator id to
 /// `Member { weight: u64, public_key: Vec<u8> }` in increasing id order. Built by hand
 /// because the consensus crate sits above this one; a test there decodes these bytes.
-pub fn final_config_bytes(members: &[(ValidatorId, u64, &agora_core::crypto::PublicKey)]) -> Vec<u8> {
+pub fn final_config_bytes(
+    members: &[(ValidatorId, u64, &agora_core::crypto::PublicKey)],
+) -> Vec<u8> {
     let mut members = members.to_vec();
     members.sort_by_key(|(id, _, _)| *id);
     let mut bytes = vec![1u8];
@@ -954,7 +956,10 @@ fn governance_failures() -> VectorFile {
             ),
         ),
         s.sign(0, propose(params(vec![]))),
-        s.sign(0, propose(params(vec![ParamChange::VotingPeriodBlocks(20)]))),
+        s.sign(
+            0,
+            propose(params(vec![ParamChange::VotingPeriodBlocks(20)])),
+        ),
         s.sign(
             0,
             propose(ProposalKind::TreasurySpend {
@@ -1024,10 +1029,13 @@ fn governance_failures() -> VectorFile {
         (0, remove(&s, 0)),
         (0, remove(&s, 0)),
         (0, remove(&s, 1)),
-        (1, ProposalKind::SetReputation {
-            validator: s.validator(2),
-            base_reputation: 0,
-        }),
+        (
+            1,
+            ProposalKind::SetReputation {
+                validator: s.validator(2),
+                base_reputation: 0,
+            },
+        ),
         (1, remove(&s, 2)),
         (1, add(5)),
         (2, add(7)),
@@ -1104,7 +1112,11 @@ fn consensus_weights() -> VectorFile {
     let tx = s.sign(0, rate(&s, 2, 31));
     s.block(0, "proposal 0: validator 2's base to 31", vec![tx]);
     let txs = vec![s.sign(1, rate(&s, 2, 5)), s.sign(2, rate(&s, 0, 11))];
-    s.block(1, "proposals 1 and 2: validator 2's base to 5, validator 0's to 11", txs);
+    s.block(
+        1,
+        "proposals 1 and 2: validator 2's base to 5, validator 0's to 11",
+        txs,
+    );
     all_vote_yes(&mut s, 0, 0..3, "every member votes yes on all three");
     let out = close_voting_by(&mut s, 1, 0);
     assert_eq!(status_of(&s, 0), ProposalStatus::Passed);
@@ -1141,12 +1153,7 @@ fn edge_cases() -> VectorFile {
         params,
         [1, 0, 0],
     );
-    let tx = s.sign(
-        0,
-        Action::Unstake {
-            amount: Amount(1),
-        },
-    );
+    let tx = s.sign(0, Action::Unstake { amount: Amount(1) });
     let out = s.block(1, "an unstake released at h + 2^64 - 1 overflows", vec![tx]);
     assert_eq!(statuses(&out), vec![failed(TxError::Overflow)]);
     assert_eq!(out.receipts[0].fee, Params::default().fee);
@@ -1157,7 +1164,11 @@ fn edge_cases() -> VectorFile {
             base_reputation: 0,
         }),
     );
-    let out = s.block(1, "proposal 0: validator 0's base to 0; epoch 1 ends", vec![tx]);
+    let out = s.block(
+        1,
+        "proposal 0: validator 0's base to 0; epoch 1 ends",
+        vec![tx],
+    );
     assert!(out.config_changed.is_some(), "validator 1 earned weight");
     all_vote_yes(&mut s, 1, 0..1, "every member votes yes");
     s.block_checking(1, 0, "a block checking the genesis root (h-4)", vec![]);
@@ -1171,11 +1182,19 @@ fn edge_cases() -> VectorFile {
     loop {
         let out = s.noop("a no-op entry: no proposer, no points");
         let earned = s.ledger().state().validators[&s.validator(1)].points_bits >> 64;
-        if earned == 0 && out.events.iter().any(|e| matches!(e, Event::EpochEnded { .. })) {
+        if earned == 0
+            && out
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::EpochEnded { .. }))
+        {
             break;
         }
     }
-    assert!(weight(&s, 1) > 0, "every weight would be 0: the old ones stay");
+    assert!(
+        weight(&s, 1) > 0,
+        "every weight would be 0: the old ones stay"
+    );
     assert_eq!(weight(&s, 0) + weight(&s, 2), 0);
     s.block(1, "validator 1 proposes on its kept weight", vec![]);
     let members: Vec<(ValidatorId, u64, &agora_core::crypto::PublicKey)> = s

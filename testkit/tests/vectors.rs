@@ -121,7 +121,9 @@ fn shown_in_committed_vectors() -> Shown {
 }
 
 fn missing(all: Vec<&'static str>, shown: &BTreeSet<String>) -> Vec<&'static str> {
-    all.into_iter().filter(|kind| !shown.contains(*kind)).collect()
+    all.into_iter()
+        .filter(|kind| !shown.contains(*kind))
+        .collect()
 }
 
 #[test]
@@ -131,12 +133,28 @@ fn every_error_event_and_proposal_error_kind_appears_in_a_committed_vector() {
     let events: Vec<&'static str> = EventKind::iter().map(Into::into).collect();
     let codes: Vec<&'static str> = ProposalError::iter().map(Into::into).collect();
     assert!(errors.len() >= 16 && events.len() >= 18 && codes.len() >= 8);
-    assert_eq!(missing(errors.clone(), &shown.errors), Vec::<&str>::new(), "receipt errors no vector shows");
-    assert_eq!(missing(events.clone(), &shown.events), Vec::<&str>::new(), "events no vector shows");
-    assert_eq!(missing(codes.clone(), &shown.proposal_errors), Vec::<&str>::new(), "proposal error codes no vector shows");
+    assert_eq!(
+        missing(errors.clone(), &shown.errors),
+        Vec::<&str>::new(),
+        "receipt errors no vector shows"
+    );
+    assert_eq!(
+        missing(events.clone(), &shown.events),
+        Vec::<&str>::new(),
+        "events no vector shows"
+    );
+    assert_eq!(
+        missing(codes.clone(), &shown.proposal_errors),
+        Vec::<&str>::new(),
+        "proposal error codes no vector shows"
+    );
     // And the other way: every name the vectors use is a kind (the JSON names and the
     // enumerated names agree).
-    for (name, all) in [(&shown.errors, &errors), (&shown.events, &events), (&shown.proposal_errors, &codes)] {
+    for (name, all) in [
+        (&shown.errors, &errors),
+        (&shown.events, &events),
+        (&shown.proposal_errors, &codes),
+    ] {
         for kind in name {
             assert!(all.contains(&kind.as_str()), "{kind} is not a known kind");
         }
