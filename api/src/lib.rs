@@ -102,6 +102,53 @@ pub struct SubmitResponse {
     pub receipt: Option<Receipt>,
 }
 
+/// The most transactions one `POST /v1/txs` may carry.
+pub const MAX_BATCH_TXS: usize = 128;
+
+/// `POST /v1/txs`: several signed transactions, each the hex of its canonical bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitBatchRequest {
+    /// At most [`MAX_BATCH_TXS`].
+    pub txs: Vec<String>,
+}
+
+/// One transaction's answer in a batch: what `POST /v1/tx` would have answered for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchItem {
+    /// Accepted (or, with `?wait=commit`, committed).
+    Submitted(SubmitResponse),
+    /// Refused, with the status, code and message a single submission would get.
+    Failed {
+        /// HTTP status a single submission would have had.
+        status: u16,
+        /// Stable code.
+        code: String,
+        /// What happened and what to do.
+        message: String,
+    },
+}
+
+impl From<Result<SubmitResponse, ApiError>> for BatchItem {
+    fn from(result: Result<SubmitResponse, ApiError>) -> BatchItem {
+        match result {
+            Ok(response) => BatchItem::Submitted(response),
+            Err(error) => BatchItem::Failed {
+                status: error.status,
+                code: error.code,
+                message: error.message,
+            },
+        }
+    }
+}
+
+/// The answer to `POST /v1/txs`: one item per transaction, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitBatchResponse {
+    /// In the order of the request.
+    pub results: Vec<BatchItem>,
+}
+
 /// `GET /v1/accounts/{id}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountResponse {

@@ -10,7 +10,10 @@
 use crate::driver::Command;
 use crate::metrics::Metrics;
 use crate::sqlite::StoreReader;
-use agora_api::{parse_account, parse_consistency, parse_state_key, ApiError, BlockResponse};
+use agora_api::{
+    parse_account, parse_consistency, parse_state_key, ApiError, BatchItem, BlockResponse,
+    SubmitBatchRequest, SubmitBatchResponse, MAX_BATCH_TXS,
+};
 use agora_consensus::replica::{Answer, Query, Request};
 use agora_core::tx::MAX_TX_BYTES;
 use axum::body::Bytes;
@@ -79,13 +82,18 @@ pub fn router(state: ApiState, mode: Mode) -> Router {
                 "/v1/tx",
                 post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BYTES)),
             )
+            .route(
+                "/v1/txs",
+                post(submit_txs).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+            )
             .route("/v1/replay", post(replay_not_served)),
         Mode::Replay => Router::new()
             .route(
                 "/v1/replay",
                 post(replay).layer(DefaultBodyLimit::max(MAX_REPLAY_BODY_BYTES)),
             )
-            .route("/v1/tx", post(tx_not_served)),
+            .route("/v1/tx", post(tx_not_served))
+            .route("/v1/txs", post(tx_not_served)),
     };
     writes
         .route("/v1/accounts/{id}", get(account))
@@ -173,28 +181,84 @@ struct SubmitParams {
     wait: Option<String>,
 }
 
+impl SubmitParams {
+    fn wait(&self) -> Result<bool, ApiError> {
+        match self.wait.as_deref() {
+            None => Ok(false),
+            Some("commit") => Ok(true),
+            Some(other) => Err(ApiError::new(
+                400,
+                "bad_parameter",
+                format!("wait={other}: the only value is 'commit'"),
+            )),
+        }
+    }
+}
+
 async fn submit_tx(
     State(state): State<ApiState>,
     UrlQuery(params): UrlQuery<SubmitParams>,
     body: Bytes,
 ) -> Answered {
-    let wait = match params.wait.as_deref() {
-        None => false,
-        Some("commit") => true,
-        Some(other) => {
-            return Err(ApiError::new(
-                400,
-                "bad_parameter",
-                format!("wait={other}: the only value is 'commit'"),
-            )
-            .into())
-        }
-    };
     let request = Request::Submit {
         bytes: body.to_vec(),
-        wait,
+        wait: params.wait()?,
     };
     answer(&state, request).await
+}
+
+/// A batch's JSON: [`MAX_BATCH_TXS`] transactions of at most `MAX_TX_BYTES`, in hex, with
+/// room for the quoting.
+const MAX_BATCH_BODY_BYTES: usize = MAX_BATCH_TXS * (2 * MAX_TX_BYTES + 8) + (4 << 10);
+
+/// `POST /v1/txs`: each transaction is handed to the replica on its own, as `POST /v1/tx`
+/// would, and answered on its own, in order; the batch is 200 unless the body itself is
+/// wrong. A transaction that does not fit the node's queues gets its own 503 item.
+async fn submit_txs(
+    State(state): State<ApiState>,
+    UrlQuery(params): UrlQuery<SubmitParams>,
+    body: Bytes,
+) -> Result<Json<SubmitBatchResponse>, Failure> {
+    let wait = params.wait()?;
+    let batch: SubmitBatchRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            400,
+            "malformed_batch",
+            format!("expected {{\"txs\": [\"<hex of a signed transaction>\", …]}}: {e}"),
+        )
+    })?;
+    if batch.txs.is_empty() || batch.txs.len() > MAX_BATCH_TXS {
+        return Err(ApiError::new(
+            400,
+            "batch_size",
+            format!(
+                "a batch holds 1 to {MAX_BATCH_TXS} transactions, not {}",
+                batch.txs.len()
+            ),
+        )
+        .into());
+    }
+    let items = batch.txs.into_iter().map(|tx| {
+        let state = state.clone();
+        async move {
+            let bytes = hex::decode(&tx)
+                .map_err(|e| ApiError::new(400, "malformed", format!("not hex: {e}")))?;
+            match ask(&state, Request::Submit { bytes, wait }).await? {
+                Answer::Submitted(response) => Ok(response),
+                other => Err(ApiError::new(
+                    500,
+                    "internal",
+                    format!("unexpected answer to a submission: {other:?}"),
+                )),
+            }
+        }
+    });
+    let results = futures::future::join_all(items)
+        .await
+        .into_iter()
+        .map(BatchItem::from)
+        .collect();
+    Ok(Json(SubmitBatchResponse { results }))
 }
 
 #[derive(Deserialize)]

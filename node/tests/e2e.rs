@@ -753,6 +753,82 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert!(!proof.proof.siblings.is_empty());
 }
 
+/// `POST /v1/txs` answers each transaction on its own, in order, as `POST /v1/tx` would:
+/// the good ones commit (through a follower, with `?wait=commit`), the bad ones get their
+/// own codes and change nothing; a batch that is not one is refused whole.
+#[test]
+fn a_batch_is_answered_item_by_item() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = Cluster::start("batch", 3, 1_000);
+    cluster.wait_ready(Duration::from_secs(60));
+    let port = cluster.nodes[1].http_port;
+    // The first transaction registers the key; the batch sends by account id.
+    cluster.submit_and_wait(
+        0,
+        &cluster.transfer(0, random_account(), 5),
+        Duration::from_secs(30),
+    );
+    let mut forged = cluster.transfer(2, random_account(), 5);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let txs = [
+        hex::encode(cluster.transfer(1, random_account(), 5)),
+        "not hex".to_string(),
+        hex::encode(&forged),
+        hex::encode(b"not a transaction"),
+        hex::encode(cluster.transfer(2, random_account(), 7)),
+    ];
+    let body = serde_json::to_vec(&serde_json::json!({ "txs": txs })).unwrap();
+    let (status, answer) = http(port, "POST", "/v1/txs?wait=commit", &body).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let answer: SubmitBatchResponse = serde_json::from_value(answer).unwrap();
+    let outcome: Vec<String> = answer
+        .results
+        .iter()
+        .map(|item| match item {
+            BatchItem::Submitted(response) => {
+                assert!(response.height.is_some(), "waited for the commit");
+                format!("{:?}", response.receipt.as_ref().unwrap().status)
+            }
+            BatchItem::Failed { status, code, .. } => format!("{status} {code}"),
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            "Applied",
+            "400 malformed",
+            "400 bad_signature",
+            "400 malformed_transaction",
+            "Applied"
+        ]
+    );
+    let account: AccountResponse = cluster
+        .get_as(1, &format!("/v1/accounts/{}", cluster.demo_account()))
+        .unwrap();
+    assert_eq!(
+        account.nonce, 3,
+        "exactly the registration and the two good transactions took effect"
+    );
+
+    let too_many = vec![hex::encode(b"x"); MAX_BATCH_TXS + 1];
+    for (body, code) in [
+        (serde_json::json!({ "txs": [] }).to_string(), "batch_size"),
+        (
+            serde_json::json!({ "txs": too_many }).to_string(),
+            "batch_size",
+        ),
+        ("[1, 2]".to_string(), "malformed_batch"),
+    ] {
+        let (status, answer) = http(port, "POST", "/v1/txs", body.as_bytes()).unwrap();
+        assert_eq!((status, error_code(&answer).as_deref()), (400, Some(code)));
+    }
+    // One byte over the limit (128 transactions of 16 KiB in hex, and room for the JSON).
+    let limit = MAX_BATCH_TXS * (2 * (16 << 10) + 8) + (4 << 10);
+    let (status, _) = http(port, "POST", "/v1/txs", &vec![b' '; limit + 1]).unwrap();
+    assert_eq!(status, 413, "oversized batch body");
+}
+
 /// Every file in vectors/, replayed through a live cluster of its validators
 /// (`agora-node devnet --vector`), reaches the vector's root, receipts and events at every
 /// height, on every node; a gap, a follower and a repeat are refused and change nothing.

@@ -4,8 +4,9 @@
 
 #[allow(unused_imports)]
 pub use agora_api::{
-    AccountResponse, BlockResponse, ChainResponse, ErrorBody, ProofResponse, RoleName,
-    StatusResponse, SubmitResponse, SubmitStatus, ValidatorsResponse,
+    AccountResponse, BatchItem, BlockResponse, ChainResponse, ErrorBody, ProofResponse, RoleName,
+    StatusResponse, SubmitBatchResponse, SubmitResponse, SubmitStatus, ValidatorsResponse,
+    MAX_BATCH_TXS,
 };
 use agora_core::encoding::Canonical;
 use agora_core::tx::{Action, Sender, Transaction};
