@@ -4,7 +4,7 @@
 //! such decision is the replica's, which the simulator runs unchanged.
 
 use crate::metrics::Metrics;
-use crate::network::{Inbound, Outbound, Response};
+use crate::network::{Inbound, Outbound, Response, TxAnswer, MAX_FORWARD_BATCH};
 use crate::sqlite::{SqliteStore, StoreReader};
 use agora_api::ApiError;
 use agora_consensus::raft::{MlDsaVotes, RaftConfig, Role};
@@ -97,8 +97,21 @@ const MAX_OPEN_REQUESTS: usize = 32_768;
 enum Route {
     /// An HTTP client, and when it asked.
     Client { reply: Reply, since: Instant },
-    /// A validator that forwarded a transaction.
-    Peer(oneshot::Sender<Response>),
+    /// One transaction of a batch a validator forwarded.
+    Peer {
+        /// The batch, in [`Shell::forwarded`].
+        batch: u64,
+        /// The transaction's place in it.
+        slot: usize,
+    },
+}
+
+/// A batch of forwarded transactions whose answers are being gathered.
+struct ForwardedBatch {
+    answers: Vec<TxAnswer>,
+    /// Transactions not answered yet.
+    open: usize,
+    reply: oneshot::Sender<Response>,
 }
 
 struct Shell {
@@ -108,6 +121,10 @@ struct Shell {
     metrics: Arc<Metrics>,
     routes: BTreeMap<RequestId, Route>,
     next_request: RequestId,
+    /// Forwarded batches awaiting their answers (each transaction holds a route, so the
+    /// route limit bounds these too).
+    forwarded: BTreeMap<u64, ForwardedBatch>,
+    next_batch: u64,
     /// One past-height proof at a time.
     proof_slots: Arc<Semaphore>,
     /// One signature check per core at a time, off the event loop.
@@ -163,6 +180,8 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         metrics,
         routes: BTreeMap::new(),
         next_request: 0,
+        forwarded: BTreeMap::new(),
+        next_batch: 0,
         proof_slots: Arc::new(Semaphore::new(1)),
     };
     let mut ticker = tokio::time::interval(config.tick);
@@ -207,6 +226,24 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
     }
 }
 
+/// One request per leader for what one batch of inputs forwards, at most
+/// [`MAX_FORWARD_BATCH`] transactions each, in the order they came: a libp2p request (a
+/// stream, its framing, its answer) costs more than a transaction's bytes.
+fn forward_batches(forwards: Vec<(AccountId, Vec<u8>)>) -> Vec<(AccountId, Vec<Vec<u8>>)> {
+    let mut by_leader: BTreeMap<AccountId, Vec<Vec<u8>>> = BTreeMap::new();
+    for (leader, tx) in forwards {
+        by_leader.entry(leader).or_default().push(tx);
+    }
+    let mut batches = Vec::new();
+    for (leader, txs) in by_leader {
+        let mut txs = txs.into_iter().peekable();
+        while txs.peek().is_some() {
+            batches.push((leader, txs.by_ref().take(MAX_FORWARD_BATCH).collect()));
+        }
+    }
+    batches
+}
+
 impl Shell {
     fn open_route(&mut self, route: Route) -> Option<RequestId> {
         if self.routes.len() >= MAX_OPEN_REQUESTS {
@@ -215,9 +252,7 @@ impl Shell {
                 Route::Client { reply, .. } => {
                     let _ = reply.send(Err(busy));
                 }
-                Route::Peer(reply) => {
-                    let _ = reply.send(Response::Busy);
-                }
+                Route::Peer { batch, slot } => self.answer_forward(batch, slot, TxAnswer::Busy),
             }
             return None;
         }
@@ -230,10 +265,26 @@ impl Shell {
     fn on_inbound(&mut self, message: Inbound) {
         match message {
             Inbound::Raft(message) => self.replica.receive(message),
-            Inbound::SubmitTx(bytes, reply) => {
-                if let Some(id) = self.open_route(Route::Peer(reply)) {
-                    let request = Request::Submit { bytes, wait: false };
-                    self.replica.request(id, request);
+            Inbound::SubmitTxs(txs, reply) => {
+                if txs.is_empty() {
+                    let _ = reply.send(Response::Txs(Vec::new()));
+                    return;
+                }
+                let batch = self.next_batch;
+                self.next_batch += 1;
+                self.forwarded.insert(
+                    batch,
+                    ForwardedBatch {
+                        answers: vec![TxAnswer::Busy; txs.len()],
+                        open: txs.len(),
+                        reply,
+                    },
+                );
+                for (slot, bytes) in txs.into_iter().enumerate() {
+                    if let Some(id) = self.open_route(Route::Peer { batch, slot }) {
+                        let request = Request::Submit { bytes, wait: false };
+                        self.replica.request(id, request);
+                    }
                 }
             }
         }
@@ -271,10 +322,11 @@ impl Shell {
                 self.metrics.dropped_outbound.inc();
             }
         }
-        for (leader, tx) in forwards {
+        for (leader, txs) in forward_batches(forwards) {
+            self.metrics.forward_batch_size.observe(txs.len() as f64);
             if self
                 .outbound
-                .try_send(Outbound::Forward { leader, tx })
+                .try_send(Outbound::Forward { leader, txs })
                 .is_err()
             {
                 self.metrics.dropped_outbound.inc();
@@ -314,16 +366,29 @@ impl Shell {
                 }
                 let _ = reply.send(result);
             }
-            Some(Route::Peer(reply)) => {
-                let response = match result {
-                    Ok(Answer::Submitted(submitted)) => Response::TxAccepted(submitted.tx_hash),
-                    Err(error) if error.status == 503 => Response::Busy,
-                    Err(error) => Response::TxRejected(error.message),
-                    Ok(_) => Response::TxRejected("unexpected answer".into()),
+            Some(Route::Peer { batch, slot }) => {
+                let answer = match result {
+                    Ok(Answer::Submitted(submitted)) => TxAnswer::Accepted(submitted.tx_hash),
+                    Err(error) if error.status == 503 => TxAnswer::Busy,
+                    Err(error) => TxAnswer::Rejected(error.message),
+                    Ok(_) => TxAnswer::Rejected("unexpected answer".into()),
                 };
-                let _ = reply.send(response);
+                self.answer_forward(batch, slot, answer);
             }
             None => tracing::warn!(id, "a reply for a request with no route"),
+        }
+    }
+
+    /// Records one forwarded transaction's answer; the batch is answered once all are.
+    fn answer_forward(&mut self, batch: u64, slot: usize, answer: TxAnswer) {
+        let Some(pending) = self.forwarded.get_mut(&batch) else {
+            return;
+        };
+        pending.answers[slot] = answer;
+        pending.open -= 1;
+        if pending.open == 0 {
+            let done = self.forwarded.remove(&batch).expect("present");
+            let _ = done.reply.send(Response::Txs(done.answers));
         }
     }
 
@@ -440,5 +505,36 @@ fn log_notice(notice: &Notice) {
             r.acknowledged,
             r.has_before
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_core::Hash32;
+
+    #[test]
+    fn forwards_go_in_bounded_batches_per_leader_in_order() {
+        let (a, b) = (AccountId(Hash32([1; 32])), AccountId(Hash32([2; 32])));
+        let mut forwards = Vec::new();
+        for i in 0..600u32 {
+            let leader = if i % 3 == 0 { b } else { a };
+            forwards.push((leader, i.to_le_bytes().to_vec()));
+        }
+        let batches = forward_batches(forwards);
+        let sizes: Vec<(AccountId, usize)> =
+            batches.iter().map(|(l, txs)| (*l, txs.len())).collect();
+        assert_eq!(sizes, vec![(a, 256), (a, 144), (b, 200)]);
+        let to_a: Vec<u32> = batches
+            .iter()
+            .filter(|(l, _)| *l == a)
+            .flat_map(|(_, txs)| {
+                txs.iter()
+                    .map(|t| u32::from_le_bytes(t[..4].try_into().unwrap()))
+            })
+            .collect();
+        let expected: Vec<u32> = (0..600).filter(|i| i % 3 != 0).collect();
+        assert_eq!(to_a, expected, "in the order they came");
+        assert!(forward_batches(Vec::new()).is_empty());
     }
 }

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub replica_seconds: Histogram,
     /// Seconds from submission to commit, for clients that waited.
     pub commit_seconds: Histogram,
+    /// Transactions per request forwarded to the leader.
+    pub forward_batch_size: Histogram,
     peers: Gauge,
     unauthorized: Gauge,
     network: Arc<NetworkCounters>,
@@ -69,6 +71,7 @@ impl Metrics {
             dropped_outbound: Counter::default(),
             replica_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            forward_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             peers: Gauge::default(),
             unauthorized: Gauge::default(),
             network,
@@ -149,6 +152,11 @@ impl Metrics {
             "commit_seconds",
             "Time from submission to commit",
             metrics.commit_seconds.clone(),
+        );
+        registry.register(
+            "forward_batch_size",
+            "Transactions per request a follower forwarded to the leader",
+            metrics.forward_batch_size.clone(),
         );
         registry.register(
             "network_connected_peers",

@@ -40,8 +40,22 @@ const PROTOCOL: &str = "/agora/consensus/1";
 pub enum Request {
     /// A Raft message.
     Raft(Message),
-    /// A client transaction forwarded to the leader.
-    SubmitTx(Vec<u8>),
+    /// Client transactions forwarded to the leader, at most [`MAX_FORWARD_BATCH`].
+    SubmitTxs(Vec<Vec<u8>>),
+}
+
+/// The most transactions one forward carries (4 MiB at the 16 KiB transaction limit).
+pub const MAX_FORWARD_BATCH: usize = 256;
+
+/// The leader's answer to one forwarded transaction.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum TxAnswer {
+    /// It entered the leader's mempool.
+    Accepted(Hash32),
+    /// It was refused; the reason says why.
+    Rejected(String),
+    /// The leader had no room for it: its fate is learned from the re-send.
+    Busy,
 }
 
 /// The answer to a [`Request`].
@@ -49,12 +63,12 @@ pub enum Request {
 pub enum Response {
     /// Received.
     Ack,
-    /// The transaction entered the leader's mempool.
-    TxAccepted(Hash32),
-    /// The transaction was refused; the reason says why.
-    TxRejected(String),
-    /// The leader's mempool is full: retry later.
+    /// One answer per forwarded transaction, in order.
+    Txs(Vec<TxAnswer>),
+    /// The leader took none of the batch: retry later.
     Busy,
+    /// The request was refused whole; the reason says why.
+    Refused(String),
 }
 
 /// The length-prefixed borsh codec: a `u32` little-endian length, then the bytes.
@@ -144,8 +158,9 @@ struct Behaviour {
 pub enum Inbound {
     /// An authenticated Raft message.
     Raft(Message),
-    /// A transaction forwarded by another validator; answer on the channel.
-    SubmitTx(Vec<u8>, oneshot::Sender<Response>),
+    /// Transactions forwarded by another validator (at most [`MAX_FORWARD_BATCH`]);
+    /// answer on the channel.
+    SubmitTxs(Vec<Vec<u8>>, oneshot::Sender<Response>),
 }
 
 /// Something the driver asks the network to do.
@@ -158,8 +173,8 @@ pub enum Outbound {
     Forward {
         /// The leader.
         leader: NodeId,
-        /// The transaction bytes.
-        tx: Vec<u8>,
+        /// The transactions' bytes, at most [`MAX_FORWARD_BATCH`].
+        txs: Vec<Vec<u8>>,
     },
     /// The validator configuration changed: node -> libp2p peer.
     Validators(BTreeMap<NodeId, PeerId>),
@@ -328,7 +343,7 @@ impl State {
                 );
                 self.in_flight.started(id, peer, Kind::Raft);
             }
-            Outbound::Forward { leader, tx } => {
+            Outbound::Forward { leader, txs } => {
                 let Some(peer) = self.validators.get(&leader).copied() else {
                     return;
                 };
@@ -340,7 +355,7 @@ impl State {
                 }
                 let id = swarm.behaviour_mut().consensus.send_request_with_addresses(
                     &peer,
-                    Request::SubmitTx(tx),
+                    Request::SubmitTxs(txs),
                     self.address_of(&peer),
                 );
                 self.in_flight.started(id, peer, Kind::Forward);
@@ -443,7 +458,7 @@ impl State {
             } => {
                 let claimed = match &request {
                     Request::Raft(message) => Some(message.from),
-                    Request::SubmitTx(_) => None,
+                    Request::SubmitTxs(_) => None,
                 };
                 let Some(sender) = self.node_of(&peer) else {
                     self.counters
@@ -452,7 +467,7 @@ impl State {
                     let _ = swarm
                         .behaviour_mut()
                         .consensus
-                        .send_response(channel, Response::TxRejected("not a validator".into()));
+                        .send_response(channel, Response::Refused("not a validator".into()));
                     return;
                 };
                 match request {
@@ -471,10 +486,17 @@ impl State {
                             .consensus
                             .send_response(channel, Response::Ack);
                     }
-                    Request::SubmitTx(tx) => {
+                    Request::SubmitTxs(txs) => {
                         let (reply, answer) = oneshot::channel();
-                        if self.answers.len() >= MAX_PENDING_FORWARDS
-                            || inbound.try_send(Inbound::SubmitTx(tx, reply)).is_err()
+                        if txs.len() > MAX_FORWARD_BATCH {
+                            // A validator that breaks the protocol; nothing is queued.
+                            self.counters
+                                .dropped_malformed
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        if txs.len() > MAX_FORWARD_BATCH
+                            || self.answers.len() >= MAX_PENDING_FORWARDS
+                            || inbound.try_send(Inbound::SubmitTxs(txs, reply)).is_err()
                         {
                             let _ = swarm
                                 .behaviour_mut()
@@ -505,8 +527,12 @@ impl State {
             } => {
                 let _ = peer;
                 if self.in_flight.finished(&request_id) == Some(Kind::Forward) {
-                    if let Response::TxRejected(reason) = response {
-                        tracing::debug!(%reason, "the leader refused a forwarded transaction");
+                    if let Response::Txs(answers) = response {
+                        for answer in answers {
+                            if let TxAnswer::Rejected(reason) = answer {
+                                tracing::debug!(%reason, "the leader refused a forwarded transaction");
+                            }
+                        }
                     }
                 }
             }

@@ -242,14 +242,9 @@ fn a_follower_that_lost_its_database_rejoins_and_is_not_ready_until_caught_up() 
             .any(|l| l.contains("lost durable state") && l.contains(&node_id)),
         "the leader names the node that lost its state"
     );
-    let (_, metrics) = cluster.get(leader, "/metrics").unwrap();
-    let metrics = metrics.as_str().unwrap().to_string();
-    let regressions = metrics
-        .lines()
-        .find(|l| l.starts_with("agora_raft_follower_regressions"))
-        .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok());
+    let regressions = cluster.metric(leader, "agora_raft_follower_regressions");
     assert!(
-        regressions.is_some_and(|n| n >= 1),
+        regressions.is_some_and(|n| n >= 1.0),
         "counted: {regressions:?}"
     );
     // It came back without its promise record, so it rejoined before voting.
@@ -257,14 +252,8 @@ fn a_follower_that_lost_its_database_rejoins_and_is_not_ready_until_caught_up() 
         cluster.log(wiped).contains("holds no promise record"),
         "the node says it rejoins"
     );
-    let (_, metrics) = cluster.get(wiped, "/metrics").unwrap();
-    let rejoins = metrics
-        .as_str()
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("agora_raft_rejoins"))
-        .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok());
-    assert_eq!(rejoins, Some(1), "rejoined once");
+    let rejoins = cluster.metric(wiped, "agora_raft_rejoins");
+    assert_eq!(rejoins, Some(1.0), "rejoined once");
     assert!(!cluster.status(wiped).unwrap().rejoining);
     // It serves what it now holds: the transfers before the wipe are in its state.
     let account: AccountResponse = cluster
@@ -429,12 +418,7 @@ fn a_peer_outside_the_validator_configuration_is_ignored() {
         "the cluster to drop the outsider's messages",
         Duration::from_secs(30),
         || {
-            let (_, metrics) = cluster.get(leader, "/metrics")?;
-            let text = metrics.as_str()?.to_string();
-            let line = text
-                .lines()
-                .find(|l| l.starts_with("agora_network_dropped_unauthorized"))?;
-            let count: f64 = line.split_whitespace().last()?.parse().ok()?;
+            let count = cluster.metric(leader, "agora_network_dropped_unauthorized")?;
             (count > 0.0).then_some(count)
         },
     );
@@ -761,7 +745,9 @@ fn a_batch_is_answered_item_by_item() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cluster = Cluster::start("batch", 3, 1_000);
     cluster.wait_ready(Duration::from_secs(60));
-    let port = cluster.nodes[1].http_port;
+    let leader = cluster.leader().unwrap();
+    let follower = (leader + 1) % 3;
+    let port = cluster.nodes[follower].http_port;
     // The first transaction registers the key; the batch sends by account id.
     cluster.submit_and_wait(
         0,
@@ -804,13 +790,24 @@ fn a_batch_is_answered_item_by_item() {
         ]
     );
     let account: AccountResponse = cluster
-        .get_as(1, &format!("/v1/accounts/{}", cluster.demo_account()))
+        .get_as(
+            follower,
+            &format!("/v1/accounts/{}", cluster.demo_account()),
+        )
         .unwrap();
     assert_eq!(
         account.nonce, 3,
         "exactly the registration and the two good transactions took effect"
     );
 
+    // The follower forwarded the two it admitted to the leader, in one request or two.
+    let forwarded = cluster.metric(follower, "agora_forward_batch_size_sum");
+    let requests = cluster.metric(follower, "agora_forward_batch_size_count");
+    assert!(
+        forwarded.is_some_and(|n| n >= 2.0)
+            && requests.is_some_and(|n| (1.0..=forwarded.unwrap()).contains(&n)),
+        "forwarded {forwarded:?} in {requests:?} requests"
+    );
     let too_many = vec![hex::encode(b"x"); MAX_BATCH_TXS + 1];
     for (body, code) in [
         (serde_json::json!({ "txs": [] }).to_string(), "batch_size"),

@@ -306,6 +306,20 @@ impl Cluster {
             .map(|(_, v)| serde_json::from_value(v).expect("the answer has the API's type"))
     }
 
+    /// The value of the Prometheus sample `name` (the whole name, labels included) on
+    /// node `i`.
+    pub fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let (_, metrics) = self.get(i, "/metrics")?;
+        metrics
+            .as_str()?
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))?
+            .split_whitespace()
+            .last()?
+            .parse()
+            .ok()
+    }
+
     pub fn status(&self, i: usize) -> Option<StatusResponse> {
         self.get_as(i, "/v1/status")
     }
