@@ -23,7 +23,7 @@ use crate::state::{
 };
 use crate::state_tree::{StateProof, StateTree};
 use crate::tx::{tx_hash, Action, ProposalKind, Sender, SignedTransaction};
-use crate::tx_root::tx_root;
+use crate::tx_root::tx_root_of_ids;
 use crate::types::{AccountId, Amount, ValidatorId};
 use fixed::types::U64F64;
 use std::collections::{BTreeMap, BTreeSet};
@@ -299,7 +299,10 @@ impl Ledger {
                 header.height
             )));
         }
-        if header.tx_root != tx_root(&block.txs) {
+        // Each transaction's bytes are hashed once here: its id, which the root's leaf
+        // and the receipt both use.
+        let ids: Vec<Hash32> = block.txs.iter().map(|bytes| tx_hash(bytes)).collect();
+        if header.tx_root != tx_root_of_ids(&ids) {
             return Err(invalid(
                 "transaction root does not match the transactions".into(),
             ));
@@ -316,13 +319,18 @@ impl Ledger {
         let txs = block
             .txs
             .iter()
-            .map(|bytes| self.prepare_tx(bytes, verdicts))
+            .zip(ids)
+            .map(|(bytes, hash)| self.prepare_tx(bytes, hash, verdicts))
             .collect();
         Ok((block, txs))
     }
 
-    fn prepare_tx(&self, bytes: &[u8], verdicts: &dyn SignatureVerdicts) -> PreparedTx {
-        let hash = tx_hash(bytes);
+    fn prepare_tx(
+        &self,
+        bytes: &[u8],
+        hash: Hash32,
+        verdicts: &dyn SignatureVerdicts,
+    ) -> PreparedTx {
         let decoded = SignedTransaction::from_canonical_bytes(bytes)
             .map_err(|_: DecodeError| TxError::Malformed);
         let signature_ok = decoded.as_ref().ok().and_then(|signed| {

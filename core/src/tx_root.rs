@@ -1,5 +1,9 @@
 //! The per-block transaction root, built with `rs_merkle` over SHA3-256.
 //!
+//! A leaf is the tagged hash of the transaction's id (itself the hash of its bytes), not of
+//! the bytes again: a node hashes each transaction's bytes once, for its id, and the root
+//! costs only 32-byte hashes on top.
+//!
 //! rs_merkle's `Hasher::hash` is used for inner nodes only (rs_merkle calls it on the
 //! concatenation of two children); leaves are hashed by us under a different tag before
 //! they reach rs_merkle. Without that split an inner node would pass as a leaf. rs_merkle
@@ -9,6 +13,7 @@
 //! indices before rs_merkle sees them.
 
 use crate::hash::{tagged_hash, tags, Hash32};
+use crate::tx::tx_hash;
 use rs_merkle::{Hasher, MerkleProof, MerkleTree};
 
 /// rs_merkle hasher for inner nodes of the transaction tree.
@@ -25,7 +30,12 @@ impl Hasher for TxNodeHasher {
 
 /// The leaf for one transaction's bytes (as carried in the block, decodable or not).
 pub fn tx_leaf(tx_bytes: &[u8]) -> [u8; 32] {
-    tagged_hash(tags::TX_LEAF, &[tx_bytes]).0
+    tx_leaf_of_id(&tx_hash(tx_bytes))
+}
+
+/// The leaf for a transaction whose id ([`tx_hash`]) is `id`.
+pub fn tx_leaf_of_id(id: &Hash32) -> [u8; 32] {
+    tagged_hash(tags::TX_LEAF, &[id.as_bytes()]).0
 }
 
 fn bind_count(tree_root: [u8; 32], count: u64) -> Hash32 {
@@ -34,9 +44,15 @@ fn bind_count(tree_root: [u8; 32], count: u64) -> Hash32 {
 
 /// The transaction root of a block: the rs_merkle root bound to the transaction count.
 pub fn tx_root<T: AsRef<[u8]>>(txs: &[T]) -> Hash32 {
-    let leaves: Vec<[u8; 32]> = txs.iter().map(|tx| tx_leaf(tx.as_ref())).collect();
+    let ids: Vec<Hash32> = txs.iter().map(|tx| tx_hash(tx.as_ref())).collect();
+    tx_root_of_ids(&ids)
+}
+
+/// [`tx_root`] from the transactions' ids, in block order.
+pub fn tx_root_of_ids(ids: &[Hash32]) -> Hash32 {
+    let leaves: Vec<[u8; 32]> = ids.iter().map(tx_leaf_of_id).collect();
     let tree = MerkleTree::<TxNodeHasher>::from_leaves(&leaves);
-    bind_count(tree.root().unwrap_or([0u8; 32]), txs.len() as u64)
+    bind_count(tree.root().unwrap_or([0u8; 32]), ids.len() as u64)
 }
 
 /// A proof that some transactions are in a block.
