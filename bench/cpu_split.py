@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Splits sampled CPU time of Agora nodes into components, from `perf script` output.
 
-Each sample is charged to the component of the innermost frame of its call stack that
-belongs to one (walking from the leaf toward main): a memcpy called by SQLite is storage,
-a syscall made by libp2p is network. Samples with no recognizable frame are "other"
-(the async runtime's own scheduling, allocator work reached only through it).
+Each sample is charged to the first component, in the order listed below, that any frame
+of its call stack belongs to: a SHA3 called by the SQLite store's checksums is storage, a
+memcpy under the ledger's apply is apply, a syscall made by libp2p is network. Samples
+with no recognizable frame are "other" (the async runtime's own scheduling, allocator
+work reached only through it).
 
 Usage: perf script -F comm,tid,ip,sym,dso | python3 bench/cpu_split.py CPU_SECONDS COMMITTED
 (the nodes' CPU seconds and the transactions committed in the sampled window, from
@@ -14,12 +15,12 @@ import re
 import sys
 from collections import Counter
 
-# First match wins, per frame, innermost frame first.
+# In priority order: the first component with a matching frame anywhere in the stack wins.
 COMPONENTS = [
-    ("verification", re.compile(r"libcrux_ml_dsa|ml_dsa|signature_verifies|verify_job|VerifyJob|Purpose.*verify")),
+    ("verification", re.compile(r"libcrux_ml_dsa|ml_dsa|signature_verifies|verify_job|VerifyJob|prefetch_verdicts")),
     ("storage", re.compile(r"sqlite3|sqlx|agora_node::sqlite|SqliteStore|StoreReader")),
-    ("apply", re.compile(r"agora_core::|Ledger|state_tree|StateTree|apply_prepared|prepare_with")),
-    ("consensus", re.compile(r"agora_consensus::|Replica|raft::")),
+    ("apply", re.compile(r"agora_core::ledger|agora_core::state_tree|agora_core::tx_root|apply_prepared|prepare_with|apply_entry")),
+    ("consensus", re.compile(r"agora_consensus::|agora_core::")),
     ("network", re.compile(r"libp2p|yamux|snow::|noise|multistream|quinn|agora_node::network")),
     ("http", re.compile(r"hyper|axum|agora_node::api|serde_json|h2::|http_body")),
 ]
@@ -27,8 +28,8 @@ COMPONENTS = [
 
 def classify(frames):
     """The component and the frame that decided it."""
-    for frame in frames:
-        for name, pattern in COMPONENTS:
+    for name, pattern in COMPONENTS:
+        for frame in frames:
             if pattern.search(frame):
                 return name, frame
     return "other", frames[0] if frames else "?"

@@ -50,51 +50,107 @@ fn file_identity(path: &Path) -> Result<Vec<u8>, StorageError> {
     Ok([meta.dev().to_le_bytes(), meta.ino().to_le_bytes()].concat())
 }
 
-fn hard_state_checksum(term: i64, vote: &[u8], commit: i64, promise: Option<&[u8]>) -> Vec<u8> {
+fn hard_state_checksum(
+    alg: Sum,
+    term: i64,
+    vote: &[u8],
+    commit: i64,
+    promise: Option<&[u8]>,
+) -> Vec<u8> {
     match promise {
-        None => checksum(&[&term.to_le_bytes(), vote, &commit.to_le_bytes()]),
-        Some(promise) => checksum(&[
-            &term.to_le_bytes(),
-            vote,
-            &commit.to_le_bytes(),
-            b"promise",
-            promise,
-        ]),
+        None => checksum(alg, &[&term.to_le_bytes(), vote, &commit.to_le_bytes()]),
+        Some(promise) => checksum(
+            alg,
+            &[
+                &term.to_le_bytes(),
+                vote,
+                &commit.to_le_bytes(),
+                b"promise",
+                promise,
+            ],
+        ),
     }
 }
 
-fn checksum(parts: &[&[u8]]) -> Vec<u8> {
-    tagged_hash(b"agora/store-row/v1", parts).0[..16].to_vec()
+/// How a row's checksum is computed. Rows are written with [`Sum::CURRENT`]; a row reads
+/// as intact if its checksum matches under any of [`Sum::READ`] (rows written before
+/// schema 5 carry SHA3 sums). BLAKE3 because every block is summed twice on its way to
+/// disk (log entry and archive row): SHA3 over those bytes was 8% of a node's CPU under
+/// load (BENCHMARKS.md). Both are cryptographic, so a corrupted row matching either is
+/// out of reach.
+#[derive(Clone, Copy, Debug)]
+enum Sum {
+    Blake3,
+    Sha3,
 }
 
-fn entry_checksum(index: i64, term: i64, data: &[u8]) -> Vec<u8> {
-    checksum(&[&index.to_le_bytes(), &term.to_le_bytes(), data])
+impl Sum {
+    const CURRENT: Sum = Sum::Blake3;
+    const READ: [Sum; 2] = [Sum::Blake3, Sum::Sha3];
+}
+
+/// Whether `sum` is the checksum `of` computes under any algorithm rows may carry.
+fn sum_matches(sum: &[u8], of: impl Fn(Sum) -> Vec<u8>) -> bool {
+    Sum::READ.iter().any(|alg| of(*alg) == sum)
+}
+
+fn checksum(alg: Sum, parts: &[&[u8]]) -> Vec<u8> {
+    match alg {
+        Sum::Blake3 => {
+            let mut hasher = blake3::Hasher::new_derive_key("agora/store-row/v2");
+            for part in parts {
+                hasher.update(part);
+            }
+            hasher.finalize().as_bytes()[..16].to_vec()
+        }
+        Sum::Sha3 => tagged_hash(b"agora/store-row/v1", parts).0[..16].to_vec(),
+    }
+}
+
+fn entry_checksum(alg: Sum, index: i64, term: i64, data: &[u8]) -> Vec<u8> {
+    checksum(alg, &[&index.to_le_bytes(), &term.to_le_bytes(), data])
 }
 
 /// An archived height's checksum: every column, each length-prefixed (a missing block is
 /// told apart from an empty one).
-fn archive_checksum(height: i64, block: Option<&[u8]>, receipts: &str, root: &[u8]) -> Vec<u8> {
-    let block_part = block.map_or_else(
-        || vec![0],
-        |b| [&[1u8][..], &(b.len() as u64).to_le_bytes(), b].concat(),
-    );
-    checksum(&[
-        b"archive",
-        &height.to_le_bytes(),
-        &block_part,
-        &(receipts.len() as u64).to_le_bytes(),
-        receipts.as_bytes(),
-        root,
-    ])
+fn archive_checksum(
+    alg: Sum,
+    height: i64,
+    block: Option<&[u8]>,
+    receipts: &str,
+    root: &[u8],
+) -> Vec<u8> {
+    // A missing block is the single byte 0; a present one is 1, its length, its bytes.
+    let length = block.map(|b| (b.len() as u64).to_le_bytes());
+    let (present, length, bytes): (&[u8], &[u8], &[u8]) = match (block, &length) {
+        (Some(b), Some(length)) => (&[1], length, b),
+        _ => (&[0], &[], &[]),
+    };
+    checksum(
+        alg,
+        &[
+            b"archive",
+            &height.to_le_bytes(),
+            present,
+            length,
+            bytes,
+            &(receipts.len() as u64).to_le_bytes(),
+            receipts.as_bytes(),
+            root,
+        ],
+    )
 }
 
-fn meta_checksum(key: &str, value: &[u8]) -> Vec<u8> {
-    checksum(&[
-        b"meta",
-        &(key.len() as u64).to_le_bytes(),
-        key.as_bytes(),
-        value,
-    ])
+fn meta_checksum(alg: Sum, key: &str, value: &[u8]) -> Vec<u8> {
+    checksum(
+        alg,
+        &[
+            b"meta",
+            &(key.len() as u64).to_le_bytes(),
+            key.as_bytes(),
+            value,
+        ],
+    )
 }
 
 fn to_i64(value: u64, what: &str) -> Result<i64, StorageError> {
@@ -179,7 +235,13 @@ impl SqliteStore {
             let receipts: String = row.try_get("receipts").map_err(|e| self.error(e))?;
             let root: Vec<u8> = row.try_get("state_root").map_err(|e| self.error(e))?;
             sqlx::query("UPDATE blocks SET checksum = ? WHERE height = ?")
-                .bind(archive_checksum(height, block.as_deref(), &receipts, &root))
+                .bind(archive_checksum(
+                    Sum::CURRENT,
+                    height,
+                    block.as_deref(),
+                    &receipts,
+                    &root,
+                ))
                 .bind(height)
                 .execute(&self.pool)
                 .await
@@ -193,7 +255,7 @@ impl SqliteStore {
             let key: String = row.try_get("key").map_err(|e| self.error(e))?;
             let value: Vec<u8> = row.try_get("value").map_err(|e| self.error(e))?;
             sqlx::query("UPDATE node_meta SET checksum = ? WHERE key = ?")
-                .bind(meta_checksum(&key, &value))
+                .bind(meta_checksum(Sum::CURRENT, &key, &value))
                 .bind(&key)
                 .execute(&self.pool)
                 .await
@@ -247,7 +309,8 @@ impl SqliteStore {
                     };
                     let receipts = serde_json::to_string(receipts).expect("receipts serialize");
                     let height = to_i64(entry.index, "height")?;
-                    let sum = archive_checksum(height, block, &receipts, &state_root.0);
+                    let sum =
+                        archive_checksum(Sum::CURRENT, height, block, &receipts, &state_root.0);
                     sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root, checksum) VALUES (?, ?, ?, ?, ?)")
                         .bind(height)
                         .bind(block)
@@ -282,8 +345,13 @@ impl SqliteStore {
                 .vote
                 .map(|v| borsh::to_vec(&v).expect("in memory"));
             let promise = hard_state.proven.then_some(self.file_id.as_slice());
-            let sum =
-                hard_state_checksum(term, vote.as_deref().unwrap_or_default(), commit, promise);
+            let sum = hard_state_checksum(
+                Sum::CURRENT,
+                term,
+                vote.as_deref().unwrap_or_default(),
+                commit,
+                promise,
+            );
             sqlx::query("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index, checksum, promise) VALUES (0, ?, ?, ?, ?, ?)")
                 .bind(term)
                 .bind(vote)
@@ -334,7 +402,9 @@ impl SqliteStore {
             let bytes: Vec<u8> = chunk.try_get("data").map_err(|e| self.error(e))?;
             data.extend_from_slice(&bytes);
         }
-        if data.len() as i64 != total || checksum(&[&meta_bytes, &data]) != digest {
+        if data.len() as i64 != total
+            || !sum_matches(&digest, |alg| checksum(alg, &[&meta_bytes, &data]))
+        {
             return Err(self.corrupt(format!(
                 "snapshot at index {} fails its digest ({} of {total} bytes)",
                 meta.index,
@@ -385,7 +455,7 @@ impl SqliteStore {
             .await
             .map_err(|e| self.error(e))?;
         let meta_bytes = borsh::to_vec(&snapshot.meta).expect("in memory");
-        let digest = checksum(&[&meta_bytes, &snapshot.data]);
+        let digest = checksum(Sum::CURRENT, &[&meta_bytes, &snapshot.data]);
         sqlx::query("DELETE FROM snapshot_chunks")
             .execute(&mut **tx)
             .await
@@ -456,7 +526,7 @@ impl SqliteStore {
                 let index = to_i64(entry.index, "entry index")?;
                 let term = to_i64(entry.term, "entry term")?;
                 let data = borsh::to_vec(&entry.data).expect("in memory");
-                let sum = entry_checksum(index, term, &data);
+                let sum = entry_checksum(Sum::CURRENT, index, term, &data);
                 query = query.bind(index).bind(term).bind(data).bind(sum);
             }
             query.execute(&mut **tx).await.map_err(|e| self.error(e))?;
@@ -482,7 +552,9 @@ impl LogStore for SqliteStore {
                 let sum: Vec<u8> = row.try_get("checksum").map_err(|e| self.error(e))?;
                 let promise: Option<Vec<u8>> = row.try_get("promise").map_err(|e| self.error(e))?;
                 let vote_bytes = vote.clone().unwrap_or_default();
-                if hard_state_checksum(term, &vote_bytes, commit, promise.as_deref()) != sum {
+                if !sum_matches(&sum, |alg| {
+                    hard_state_checksum(alg, term, &vote_bytes, commit, promise.as_deref())
+                }) {
                     return Err(self.corrupt("hard state fails its checksum"));
                 }
                 let vote = match vote {
@@ -513,7 +585,7 @@ impl LogStore for SqliteStore {
             let term: i64 = row.try_get("term").map_err(|e| self.error(e))?;
             let data: Vec<u8> = row.try_get("data").map_err(|e| self.error(e))?;
             let sum: Vec<u8> = row.try_get("checksum").map_err(|e| self.error(e))?;
-            if entry_checksum(index, term, &data) != sum {
+            if !sum_matches(&sum, |alg| entry_checksum(alg, index, term, &data)) {
                 return Err(self.corrupt(format!("log entry {index} fails its checksum")));
             }
             let expected = snapshot_index + entries.len() as u64 + 1;
@@ -561,7 +633,11 @@ impl LogStore for SqliteStore {
                 .map_err(|e| self.error(e))?;
         match row {
             None => Ok(None),
-            Some((value, Some(sum))) if sum == meta_checksum(key, &value) => Ok(Some(value)),
+            Some((value, Some(sum)))
+                if sum_matches(&sum, |alg| meta_checksum(alg, key, &value)) =>
+            {
+                Ok(Some(value))
+            }
             Some(_) => Err(self.corrupt(format!("node record {key:?} fails its checksum"))),
         }
     }
@@ -570,7 +646,7 @@ impl LogStore for SqliteStore {
         sqlx::query("INSERT OR REPLACE INTO node_meta (key, value, checksum) VALUES (?, ?, ?)")
             .bind(key)
             .bind(value)
-            .bind(meta_checksum(key, value))
+            .bind(meta_checksum(Sum::CURRENT, key, value))
             .execute(&self.pool)
             .await
             .map(|_| ())
@@ -680,7 +756,12 @@ impl StoreReader {
         let receipts: String = row.try_get("receipts").map_err(error)?;
         let root: Vec<u8> = row.try_get("state_root").map_err(error)?;
         let sum: Option<Vec<u8>> = row.try_get("checksum").map_err(error)?;
-        if sum != Some(archive_checksum(height, block.as_deref(), &receipts, &root)) {
+        let intact = sum.is_some_and(|sum| {
+            sum_matches(&sum, |alg| {
+                archive_checksum(alg, height, block.as_deref(), &receipts, &root)
+            })
+        });
+        if !intact {
             return Err(self.corrupt(format!(
                 "archived height {height} fails its checksum (its block, receipts or state root changed on disk)"
             )));
@@ -889,6 +970,106 @@ mod conformance_tests {
         let store = SqliteStore::open(&path).await.unwrap();
         let row = store.reader().block(1).await.expect("summed at open");
         assert_eq!(row.unwrap().state_root, Hash32([7; 32]));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Rows written before schema 5 carry SHA3 checksums: they still read (a database
+    /// upgraded in place keeps working), and a changed byte in one is still refused.
+    #[tokio::test]
+    async fn rows_summed_with_sha3_before_blake3_still_read() {
+        // The legacy archive sum, as it was computed before: the block part concatenated.
+        for block in [None, Some(&b"block bytes"[..])] {
+            let block_part = block.map_or_else(
+                || vec![0],
+                |b| [&[1u8][..], &(b.len() as u64).to_le_bytes(), b].concat(),
+            );
+            let legacy = tagged_hash(
+                b"agora/store-row/v1",
+                &[
+                    b"archive",
+                    &5i64.to_le_bytes(),
+                    &block_part,
+                    &2u64.to_le_bytes(),
+                    b"[]",
+                    &[9; 32],
+                ],
+            )
+            .0[..16]
+                .to_vec();
+            assert_eq!(
+                archive_checksum(Sum::Sha3, 5, block, "[]", &[9; 32]),
+                legacy
+            );
+            assert_ne!(
+                archive_checksum(Sum::Blake3, 5, block, "[]", &[9; 32]),
+                legacy
+            );
+        }
+        let dir = temp_dir("legacy-sums");
+        let path = dir.join("node.db");
+        let mut store = SqliteStore::open(&path).await.unwrap();
+        let entry = |index: u64| LogEntry {
+            index,
+            term: 1,
+            data: EntryData::Normal(format!("entry {index}").into_bytes()),
+        };
+        store.save(None, None, &[entry(1), entry(2)]).await.unwrap();
+        store
+            .write(&[Write::Archive {
+                entry: LogEntry {
+                    index: 1,
+                    term: 1,
+                    data: EntryData::Noop,
+                },
+                receipts: Vec::new(),
+                state_root: Hash32([7; 32]),
+            }])
+            .await
+            .unwrap();
+        let pool = store.pool_for_tests();
+        let rows = sqlx::query("SELECT idx, term, data FROM entries")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        for row in rows {
+            let (index, term, data): (i64, i64, Vec<u8>) =
+                (row.get("idx"), row.get("term"), row.get("data"));
+            sqlx::query("UPDATE entries SET checksum = ? WHERE idx = ?")
+                .bind(entry_checksum(Sum::Sha3, index, term, &data))
+                .bind(index)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let row = sqlx::query("SELECT block, receipts FROM blocks WHERE height = 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let (block, receipts): (Option<Vec<u8>>, String) = (row.get("block"), row.get("receipts"));
+        sqlx::query("UPDATE blocks SET checksum = ? WHERE height = 1")
+            .bind(archive_checksum(
+                Sum::Sha3,
+                1,
+                block.as_deref(),
+                &receipts,
+                &[7; 32],
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+        store.close().await;
+        let mut store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.load().await.unwrap().entries.len(), 2);
+        let archived = store.reader().block(1).await.unwrap().unwrap();
+        assert_eq!(archived.state_root, Hash32([7; 32]));
+        sqlx::query("UPDATE entries SET data = X'00' || substr(data, 2) WHERE idx = 2")
+            .execute(&store.pool_for_tests())
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.load().await,
+            Err(StorageError::Corrupt { .. })
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
