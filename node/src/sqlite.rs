@@ -1058,7 +1058,7 @@ mod conformance_tests {
             .await
             .unwrap();
         store.close().await;
-        let mut store = SqliteStore::open(&path).await.unwrap();
+        let store = SqliteStore::open(&path).await.unwrap();
         assert_eq!(store.load().await.unwrap().entries.len(), 2);
         let archived = store.reader().block(1).await.unwrap().unwrap();
         assert_eq!(archived.state_root, Hash32([7; 32]));
