@@ -8,6 +8,7 @@
 #
 # --warmup (default 40 s) lets the first leader earn reputation first, as a long-running
 # leader would have. Ports are on loopback, below the kernel's ephemeral range.
+# AGORA_BIN_DIR=dir uses the agora-node and agora found there instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +27,8 @@ base=$(( low > 24000 ? 21100 : low - 2900 ))
 p2p=$base
 http=$((base + 10))
 
-cargo build --release --locked -q -p agora-node -p agora-cli
-bin=target/release
+bin=${AGORA_BIN_DIR:-target/release}
+[ -n "${AGORA_BIN_DIR:-}" ] || cargo build --release --locked -q -p agora-node -p agora-cli
 work=$(mktemp -d -t agora-failover.XXXXXX)
 pids=()
 cleanup() {

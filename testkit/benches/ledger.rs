@@ -157,6 +157,32 @@ fn verify(c: &mut Criterion) {
         });
     }
     group.finish();
+    // One node's verification throughput on 1 and 2 threads (a node checks signatures on
+    // one thread per core): 64 ML-DSA-65 checks split over the threads.
+    let mut group = c.benchmark_group("verify_threads_ml-dsa-65");
+    const CHECKS: usize = 64;
+    group.throughput(Throughput::Elements(CHECKS as u64));
+    let key = seeded_key(KeyKind::MlDsa65, "verify");
+    let message = vec![7u8; 200];
+    let signature = key.sign(Purpose::Transaction, &message, [1; 32]);
+    for threads in [1usize, 2] {
+        group.bench_function(BenchmarkId::from_parameter(threads), |b| {
+            b.iter(|| {
+                std::thread::scope(|scope| {
+                    for _ in 0..threads {
+                        scope.spawn(|| {
+                            for _ in 0..CHECKS / threads {
+                                key.public_key()
+                                    .verify(Purpose::Transaction, &message, &signature)
+                                    .unwrap();
+                            }
+                        });
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
 }
 
 fn state_root(c: &mut Criterion) {
