@@ -22,6 +22,7 @@ pub mod quorum;
 mod read_index;
 mod rejoin;
 mod replication;
+mod step;
 pub mod types;
 
 #[cfg(any(test, feature = "inject-bugs"))]
