@@ -2,7 +2,7 @@
 # Agora against etcd, side by side in one run on this machine (issue #10).
 #
 #   bash bench/compare-etcd.sh [--clients N] [--seconds S] [--kind ml-dsa-65] [--agora-only]
-#                              [--cpu-split]
+#                              [--cpu-split] [--batch N]
 #
 # --cpu-split samples the three node processes with `perf` (call graphs) during the
 # timed window and splits their CPU per committed transaction into verification,
@@ -27,6 +27,7 @@ seconds=20
 kind=ml-dsa-65
 agora_only=0
 cpu_split=0
+batch=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) clients="$2"; shift 2 ;;
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --kind) kind="$2"; shift 2 ;;
     --agora-only) agora_only=1; shift ;;
     --cpu-split) cpu_split=1; shift ;;
+    --batch) batch="$2"; shift 2 ;;
     *) echo "usage: $0 [--clients N] [--seconds S] [--kind ml-dsa-44|ml-dsa-65|ml-dsa-87] [--agora-only]" >&2; exit 2 ;;
   esac
 done
@@ -136,9 +138,9 @@ done
 cpu=()
 children=$(pgrep -P "$devnet" || true)
 for pid in ${children:-$devnet}; do cpu+=(--cpu-pid "$pid"); done
-echo "== Agora devnet (3 nodes), agora-load --clients $clients --seconds $seconds --kind $kind"
+echo "== Agora devnet (3 nodes), agora-load --clients $clients --seconds $seconds --kind $kind --batch $batch"
 "$bin/agora-load" --funder "$work/devnet/demo.key" "${nodes[@]}" \
-  --clients "$clients" --seconds "$seconds" --kind "$kind" "${cpu[@]}" --json \
+  --clients "$clients" --seconds "$seconds" --kind "$kind" --batch "$batch" "${cpu[@]}" --json \
   >"$work/load.json" 2>"$work/load.err" &
 load=$!
 if [ "$cpu_split" = 1 ]; then
@@ -159,7 +161,7 @@ etcd = float(sys.argv[2]) if sys.argv[2] else None
 agora = report["committed_per_second"]
 lat = report["latency_ms"]
 print(f"agora: {report['committed']} committed in {report['seconds']:.1f} s = {agora:.0f} tx/s "
-      f"({report['kind']}, {report['clients']} clients); latency ms p50 {lat['p50']:.0f} "
+      f"({report['kind']}, {report['clients']} clients, batch {report['batch']}); latency ms p50 {lat['p50']:.0f} "
       f"p99 {lat['p99']:.0f} max {lat['max']:.0f}; errors {report['errors']}")
 for entry in report["cpu"]:
     if entry["cpu_seconds"] is not None and report["committed"]:

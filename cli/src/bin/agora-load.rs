@@ -50,6 +50,10 @@ struct Args {
     /// devnet's pid, which runs every node).
     #[arg(long = "cpu-pid")]
     cpu_pids: Vec<u32>,
+    /// Transfers a client sends per request: 1 posts each to `/v1/tx`, more post that many
+    /// consecutive nonces at once to `/v1/txs` (at most 128), each waiting for its commit.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=128))]
+    batch: u16,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -157,6 +161,7 @@ fn report(
     let per_tx_us = |seconds: f64| seconds * 1e6 / committed.max(1) as f64;
     let report = json!({
         "clients": args.clients,
+        "batch": args.batch,
         "kind": args.kind,
         "nodes": args.nodes,
         "seconds": elapsed.as_secs_f64(),
@@ -267,18 +272,16 @@ async fn load(
     let deadline = started + Duration::from_secs(args.seconds);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, client) in clients.into_iter().enumerate() {
-        let url = format!(
-            "{}/v1/tx?wait=commit",
-            args.nodes[i % args.nodes.len()].trim_end_matches('/')
-        );
-        tasks.spawn(client_loop(
-            http.clone(),
-            url,
-            client,
+        let node = args.nodes[i % args.nodes.len()].trim_end_matches('/');
+        let client_loop = ClientLoop {
+            http: http.clone(),
+            node: node.to_string(),
+            batch: usize::from(args.batch),
             chain_id,
             deadline,
-            tally.clone(),
-        ));
+            tally: tally.clone(),
+        };
+        tasks.spawn(client_loop.run(client));
     }
     while tasks.join_next().await.is_some() {}
     let tally = Arc::try_unwrap(tally)
@@ -288,60 +291,110 @@ async fn load(
     Ok(tally)
 }
 
-/// One client: submit its next transfer, wait for the commit, repeat until the deadline.
-async fn client_loop(
+/// One client's connection to the cluster and where it reports.
+struct ClientLoop {
     http: reqwest::Client,
-    url: String,
-    client: Client,
+    node: String,
+    batch: usize,
     chain_id: Hash32,
     deadline: Instant,
     tally: Arc<Mutex<Tally>>,
-) {
-    let Client { key, to, signed } = client;
-    let mut signed = signed.into_iter();
-    let mut nonce = 0u64;
-    let mut next = signed.next();
-    while Instant::now() < deadline {
-        let bytes = match next.take() {
-            Some(bytes) => bytes,
-            None => match sign(&key, chain_id, nonce, nonce > 0, transfer(to)) {
-                Ok(bytes) => {
-                    tally.lock().expect("no client panicked").signed_in_window += 1;
-                    bytes
+}
+
+/// What one submitted transfer came to: committed (after how long) or an error code.
+type ItemOutcome = Result<Duration, String>;
+
+impl ClientLoop {
+    /// Submit the next transfers (one, or a batch of consecutive nonces), wait for their
+    /// commits, repeat until the deadline. A transfer refused for a passing reason (a full
+    /// queue) is sent again; one whose nonce was used already committed after all.
+    async fn run(self, client: Client) {
+        let Client { key, to, signed } = client;
+        let mut pending: std::collections::VecDeque<Vec<u8>> = signed.into_iter().collect();
+        let mut nonce = 0u64;
+        while Instant::now() < self.deadline {
+            while pending.len() < self.batch {
+                let next = nonce + pending.len() as u64;
+                match sign(&key, self.chain_id, next, next > 0, transfer(to)) {
+                    Ok(bytes) => {
+                        self.tally
+                            .lock()
+                            .expect("no client panicked")
+                            .signed_in_window += 1;
+                        pending.push_back(bytes);
+                    }
+                    Err(_) => return,
                 }
-                Err(_) => return,
-            },
-        };
-        let sent = Instant::now();
-        let outcome = http.post(&url).body(bytes.clone()).send().await;
-        let status = outcome.as_ref().map(|r| r.status().as_u16()).ok();
-        let code = match outcome {
-            Ok(response) if response.status().as_u16() != 200 => response
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-                .and_then(|v| v["code"].as_str().map(str::to_string))
-                .unwrap_or_else(|| "unreadable".into()),
-            Ok(_) => String::new(),
-            Err(_) => "unreachable".into(),
-        };
-        let advance = {
-            let mut tally = tally.lock().expect("no client panicked");
-            if status == Some(200) {
-                tally.latencies.push(sent.elapsed());
-                true
-            } else {
-                *tally.errors.entry(code.clone()).or_default() += 1;
-                // An earlier attempt did commit after all: move on.
-                code == "replayed_nonce"
             }
-        };
-        if advance {
-            nonce += 1;
-            next = signed.next();
+            let sending: Vec<Vec<u8>> = pending.iter().take(self.batch).cloned().collect();
+            let outcomes = self.submit(&sending).await;
+            let mut advanced = 0;
+            {
+                let mut tally = self.tally.lock().expect("no client panicked");
+                for outcome in &outcomes {
+                    match outcome {
+                        Ok(latency) => tally.latencies.push(*latency),
+                        Err(code) => *tally.errors.entry(code.clone()).or_default() += 1,
+                    }
+                }
+            }
+            for outcome in &outcomes {
+                match outcome {
+                    Ok(_) => advanced += 1,
+                    Err(code) if code == "replayed_nonce" => advanced += 1,
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..advanced {
+                pending.pop_front();
+            }
+            nonce += advanced as u64;
+            if advanced < outcomes.len() || outcomes.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Posts `txs` (one to `/v1/tx`, several to `/v1/txs`) with `?wait=commit`.
+    async fn submit(&self, txs: &[Vec<u8>]) -> Vec<ItemOutcome> {
+        let sent = Instant::now();
+        let request = if txs.len() == 1 {
+            let url = format!("{}/v1/tx?wait=commit", self.node);
+            self.http.post(url).body(txs[0].clone())
         } else {
-            next = Some(bytes);
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let url = format!("{}/v1/txs?wait=commit", self.node);
+            let body = agora_api::SubmitBatchRequest {
+                txs: txs.iter().map(hex::encode).collect(),
+            };
+            self.http.post(url).json(&body)
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(_) => return vec![Err("unreachable".into())],
+        };
+        let status = response.status().as_u16();
+        let body: serde_json::Value = match response.json().await {
+            Ok(body) => body,
+            Err(_) => return vec![Err("unreadable".into())],
+        };
+        let latency = sent.elapsed();
+        if status != 200 {
+            let code = body["code"].as_str().unwrap_or("unreadable").to_string();
+            return vec![Err(code)];
+        }
+        if txs.len() == 1 {
+            return vec![Ok(latency)];
+        }
+        match serde_json::from_value::<agora_api::SubmitBatchResponse>(body) {
+            Ok(answer) => answer
+                .results
+                .into_iter()
+                .map(|item| match item {
+                    agora_api::BatchItem::Submitted(_) => Ok(latency),
+                    agora_api::BatchItem::Failed { code, .. } => Err(code),
+                })
+                .collect(),
+            Err(_) => vec![Err("unreadable".into())],
         }
     }
 }
