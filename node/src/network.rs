@@ -31,7 +31,9 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest pause between reconnection attempts.
 pub const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
 
-const PROTOCOL: &str = "/agora/consensus/1";
+/// Version 2: forwarded transactions travel in batches (`Request::SubmitTxs`); a node of
+/// version 1 and one of version 2 do not negotiate, rather than misread each other.
+const PROTOCOL: &str = "/agora/consensus/2";
 
 /// What peers send each other.
 // Each message is moved once per hop; boxing the large variant would only add an allocation.
