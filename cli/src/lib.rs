@@ -10,4 +10,5 @@ pub mod format;
 pub mod governance;
 pub mod keyfile;
 pub mod settings;
+pub mod state_value;
 pub mod vectors;

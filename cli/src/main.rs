@@ -451,14 +451,19 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
                 Some(root) => Hash32::from_hex(root).map_err(|e| anyhow!("--root {root}: {e}"))?,
                 None => answer.at.state_root,
             };
-            let verified = verify_proof(&answer, &root);
-            let report = json!({ "key": key, "value": answer.value, "root": root, "height": answer.at.height, "verified": verified.is_ok(), "reason": verified.as_ref().err().map(|e| e.to_string()) });
+            // Decoded only once verified: what is shown is what the root vouches for, and
+            // a value that does not decode as its key's type is not accepted either.
+            let verified = verify_proof(&answer, &root).and_then(|()| {
+                let (key_bytes, value) = answer.decode().context("the key or value is not hex")?;
+                agora_cli::state_value::describe(&key_bytes, &value)
+            });
+            let report = json!({ "key": key, "value": answer.value, "decoded": verified.as_ref().ok().map(|d| &d.0), "root": root, "height": answer.at.height, "verified": verified.is_ok(), "reason": verified.as_ref().err().map(|e| e.to_string()) });
             cx.print(&report, || match &verified {
-                Ok(()) => format!(
-                    "VERIFIED: {key} holds {} under root {root} (height {})",
-                    answer.value, answer.at.height
+                Ok((_, text)) => format!(
+                    "VERIFIED: {key} under root {root} (height {})\n{text}",
+                    answer.at.height
                 ),
-                Err(error) => format!("NOT VERIFIED: {error}"),
+                Err(error) => format!("NOT VERIFIED: {error:#}"),
             });
             if verified.is_err() {
                 return Err(Failure::NotVerified);

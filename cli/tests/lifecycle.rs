@@ -319,6 +319,20 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     let now = agora.json("alice.key", &["proof", "params"]);
     assert_eq!(now["verified"], true);
     assert_ne!(now["value"], old["value"], "the fee changed since");
+    // The verified value, decoded by its key's type (issue #12): the fee as it was then and
+    // as it is now; an account as balances and a nonce.
+    assert_ne!(now["decoded"]["fee"], old["decoded"]["fee"], "{now} {old}");
+    let alice = agora.answer::<AccountResponse>("alice.key", &["account"]);
+    let proved = agora.text(
+        "alice.key",
+        &["proof", &format!("account:{}", alice.account)],
+    );
+    assert!(
+        proved.starts_with("VERIFIED")
+            && proved.contains(&format!("nonce {}", alice.nonce))
+            && proved.contains("balance "),
+        "{proved}"
+    );
     let future = agora.run("alice.key", &["proof", "params", "--height", "999999999"]);
     assert_eq!(future.status.code(), Some(3), "a height not reached yet");
     let validators: ValidatorsResponse = agora.answer("alice.key", &["validators"]);
