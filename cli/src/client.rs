@@ -26,6 +26,16 @@ pub enum Failure {
     Other(anyhow::Error),
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::NotVerified => write!(f, "not verified"),
+            Failure::Rejected(message) | Failure::Unreachable(message) => write!(f, "{message}"),
+            Failure::Other(error) => write!(f, "{error:#}"),
+        }
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
         Failure::Other(error)

@@ -94,9 +94,152 @@ pub fn print(json: bool, value: &impl serde::Serialize, human: impl FnOnce() -> 
     }
 }
 
+/// A table for a terminal: a header row and aligned columns, numbers to the right.
+fn table(header: &[&str], right: &[usize], rows: Vec<Vec<String>>) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    for index in right {
+        if let Some(column) = table.column_mut(*index) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    table
+        .lines()
+        .map(|line| line.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `agora validators`: one aligned row per validator.
+pub fn validators_table(answer: &agora_api::ValidatorsResponse) -> String {
+    let rows = answer
+        .validators
+        .iter()
+        .map(|v| {
+            vec![
+                v.validator.to_string(),
+                v.weight.to_string(),
+                v.consensus_weight
+                    .map_or_else(|| "-".to_string(), |w| w.to_string()),
+                v.base_reputation.to_string(),
+                v.blocks_proposed.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["validator", "weight", "consensus", "base", "blocks"],
+        &[1, 2, 3, 4],
+        rows,
+    )
+}
+
+/// `agora status --cluster`: one aligned row per node asked, reachable or not.
+pub fn cluster_table<E: std::fmt::Display>(
+    rows: &[(String, std::result::Result<agora_api::StatusResponse, E>)],
+) -> String {
+    let short = |text: String| text.chars().take(12).collect::<String>();
+    let rows = rows
+        .iter()
+        .map(|(url, status)| match status {
+            Ok(s) => {
+                let role = serde_json::to_value(s.role).expect("serializes");
+                vec![
+                    url.clone(),
+                    short(s.node.to_string()),
+                    role.as_str().unwrap_or_default().to_string(),
+                    s.term.to_string(),
+                    s.height.to_string(),
+                    s.applied_index.to_string(),
+                    short(s.state_root.to_string()),
+                    s.mempool.to_string(),
+                    "yes".to_string(),
+                ]
+            }
+            Err(error) => {
+                let mut row = vec![url.clone()];
+                row.extend(std::iter::repeat_n("-".to_string(), 7));
+                row.push(format!("no: {error}"));
+                row
+            }
+        })
+        .collect();
+    table(
+        &[
+            "node",
+            "id",
+            "role",
+            "term",
+            "height",
+            "applied",
+            "state root",
+            "mempool",
+            "reachable",
+        ],
+        &[3, 4, 5, 7],
+        rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validator_rows_line_up_with_their_header() {
+        use agora_api::{At, ValidatorInfo, ValidatorsResponse};
+        use agora_core::crypto::KeyKind;
+        let key = agora_testkit::vectors::seeded_key(KeyKind::MlDsa44, "table");
+        let info = |weight: u64, consensus: Option<u64>| ValidatorInfo {
+            validator: agora_core::AccountId::from_public_key(key.public_key()),
+            weight,
+            consensus_weight: consensus,
+            base_reputation: 10,
+            blocks_proposed: 123_456,
+            peer: String::new(),
+            public_key: key.public_key().clone(),
+        };
+        let answer = ValidatorsResponse {
+            validators: vec![info(7, Some(7)), info(1_000_000, None)],
+            at: At {
+                height: 1,
+                state_root: agora_core::Hash32::ZERO,
+            },
+        };
+        let text = validators_table(&answer);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        // Right-aligned numbers end where their header ends.
+        for header in ["weight", "blocks"] {
+            let end = lines[0].find(header).unwrap() + header.len();
+            for row in &lines[1..] {
+                assert!(row[..end].ends_with(char::is_numeric), "{header}:\n{text}");
+            }
+        }
+        assert!(
+            lines[2].contains(" - "),
+            "no consensus weight shows as -:\n{text}"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_node_gets_a_row_of_its_own() {
+        let rows: Vec<(
+            String,
+            std::result::Result<agora_api::StatusResponse, String>,
+        )> = vec![(
+            "http://127.0.0.1:9".into(),
+            Err("connection refused".into()),
+        )];
+        let text = cluster_table(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[1].ends_with("no: connection refused"), "{text}");
+    }
 
     #[test]
     fn token_amounts_round_trip_in_base_units() {

@@ -137,10 +137,16 @@ enum Commands {
         #[arg(long)]
         root: Option<String>,
     },
-    /// The node's view of the cluster: role, term, leader, heights, state root.
+    /// The node's view of the cluster: role, term, leader, heights, state root. With
+    /// --cluster, one row per node given with --node (repeat it), each asked itself.
     ///
-    /// Example: agora --node http://127.0.0.1:8101 status
-    Status,
+    /// Examples: agora --node http://127.0.0.1:8101 status
+    ///           agora --node http://127.0.0.1:8100 --node http://127.0.0.1:8101 status --cluster
+    Status {
+        /// Ask every --node and print one aligned row each.
+        #[arg(long)]
+        cluster: bool,
+    },
     /// Regenerate or check the test vectors.
     #[command(subcommand)]
     Vectors(VectorsCommand),
@@ -408,22 +414,7 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
         }
         Commands::Validators => {
             let answer: ValidatorsResponse = cx.node().get("/v1/validators")?;
-            cx.print(&answer, || {
-                let mut text = format!(
-                    "{:<66} {:>8} {:>10} {:>8}\n",
-                    "validator", "weight", "reputation", "blocks"
-                );
-                for v in &answer.validators {
-                    text.push_str(&format!(
-                        "{:<66} {:>8} {:>10} {:>8}\n",
-                        v.validator.to_string(),
-                        v.weight,
-                        v.base_reputation,
-                        v.blocks_proposed
-                    ));
-                }
-                text.trim_end().to_string()
-            });
+            cx.print(&answer, || agora_cli::format::validators_table(&answer));
         }
         Commands::Block { height } => {
             let answer: BlockResponse = cx.node().get(&format!("/v1/blocks/{height}"))?;
@@ -469,7 +460,29 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
                 return Err(Failure::NotVerified);
             }
         }
-        Commands::Status => {
+        Commands::Status { cluster: true } => {
+            let rows: Vec<(String, Result<StatusResponse, Failure>)> = cx
+                .nodes
+                .iter()
+                .map(|url| {
+                    (
+                        url.clone(),
+                        Node::new(url).get::<StatusResponse>("/v1/status"),
+                    )
+                })
+                .collect();
+            let json: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(url, status)| match status {
+                    Ok(status) => json!({ "url": url, "reachable": true, "status": status }),
+                    Err(error) => {
+                        json!({ "url": url, "reachable": false, "error": error.to_string() })
+                    }
+                })
+                .collect();
+            cx.print(&json, || agora_cli::format::cluster_table(&rows));
+        }
+        Commands::Status { cluster: false } => {
             let status: StatusResponse = cx.node().get("/v1/status")?;
             cx.print(&status, || {
                 let role = serde_json::to_value(status.role).expect("serializes");

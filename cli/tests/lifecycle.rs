@@ -337,6 +337,33 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     assert_eq!(future.status.code(), Some(3), "a height not reached yet");
     let validators: ValidatorsResponse = agora.answer("alice.key", &["validators"]);
     assert_eq!(validators.validators.len(), 1);
+    // The cluster at a glance (issue #12): the node, and a port where nothing listens,
+    // each on its own aligned row.
+    let cluster = agora.text(
+        "alice.key",
+        &["--node", "http://127.0.0.1:9", "status", "--cluster"],
+    );
+    let lines: Vec<&str> = cluster.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two rows:\n{cluster}");
+    assert!(
+        lines[0].contains("reachable") && lines[0].contains("state root"),
+        "{cluster}"
+    );
+    assert!(
+        lines[1].contains("leader") && lines[1].trim_end().ends_with("yes"),
+        "{cluster}"
+    );
+    assert!(
+        lines[2].contains("127.0.0.1:9") && lines[2].contains("no:"),
+        "{cluster}"
+    );
+    let column = lines[0].find("height").unwrap();
+    assert!(
+        lines[1][..column + "height".len()]
+            .trim_end()
+            .ends_with(char::is_numeric),
+        "numbers line up under their header:\n{cluster}"
+    );
 
     // What the CLI can refuse it refuses before signing (issue #16, item 6): zero,
     // unparsable and overflowing amounts are usage errors (2); amounts the account cannot
