@@ -172,14 +172,7 @@ impl Ledger {
                 events.push(Event::ValidatorAdded { validator: id });
             }
             ProposalKind::RemoveValidator { validator } => {
-                let remaining_weight: u64 = self
-                    .state
-                    .validators
-                    .iter()
-                    .filter(|(id, _)| *id != validator)
-                    .map(|(_, v)| v.weight)
-                    .sum();
-                if remaining_weight == 0 {
+                if self.weight_of_others(validator) == 0 {
                     return Err(ProposalError::NoValidatorWithWeight);
                 }
                 self.state.validators.remove(validator);
@@ -194,14 +187,7 @@ impl Ledger {
             } => {
                 let current = &self.state.validators[validator];
                 let new_weight = derive_weight(*base_reputation, current.points_bits);
-                let others: u64 = self
-                    .state
-                    .validators
-                    .iter()
-                    .filter(|(id, _)| *id != validator)
-                    .map(|(_, v)| v.weight)
-                    .sum();
-                if others == 0 && new_weight == 0 {
+                if self.weight_of_others(validator) == 0 && new_weight == 0 {
                     return Err(ProposalError::NoValidatorWithWeight);
                 }
                 let stored = self.state.validators.get_mut(validator).expect("checked");
@@ -215,5 +201,15 @@ impl Ledger {
             }
         }
         Ok(())
+    }
+
+    /// The summed weight of every validator but `validator`.
+    fn weight_of_others(&self, validator: &ValidatorId) -> u64 {
+        self.state
+            .validators
+            .iter()
+            .filter(|(id, _)| *id != validator)
+            .map(|(_, v)| v.weight)
+            .sum()
     }
 }
