@@ -46,6 +46,19 @@ impl StoreFactory for Factory {
     }
 }
 
+/// An archive row for height `index` (term 1, no receipts) with `state_root`.
+fn archived(index: u64, data: EntryData, state_root: Hash32) -> Write {
+    Write::Archive {
+        entry: LogEntry {
+            index,
+            term: 1,
+            data,
+        },
+        receipts: Vec::new(),
+        state_root,
+    }
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("agora-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -102,15 +115,7 @@ async fn a_changed_archive_row_is_refused_naming_its_height() {
     let dir = temp_dir("archive-flip");
     let path = dir.join("node.db");
     let mut store = SqliteStore::open(&path).await.unwrap();
-    let archive = |index: u64, data: EntryData| Write::Archive {
-        entry: LogEntry {
-            index,
-            term: 1,
-            data,
-        },
-        receipts: Vec::new(),
-        state_root: Hash32([index as u8; 32]),
-    };
+    let archive = |index: u64, data: EntryData| archived(index, data, Hash32([index as u8; 32]));
     store
         .write(&[
             archive(1, EntryData::Noop),
@@ -157,15 +162,7 @@ async fn rows_from_before_checksums_are_summed_at_upgrade() {
     let path = dir.join("node.db");
     let mut store = SqliteStore::open(&path).await.unwrap();
     store
-        .write(&[Write::Archive {
-            entry: LogEntry {
-                index: 1,
-                term: 1,
-                data: EntryData::Noop,
-            },
-            receipts: Vec::new(),
-            state_root: Hash32([7; 32]),
-        }])
+        .write(&[archived(1, EntryData::Noop, Hash32([7; 32]))])
         .await
         .unwrap();
     sqlx::query("UPDATE blocks SET checksum = NULL")
@@ -225,15 +222,7 @@ async fn rows_summed_with_sha3_before_blake3_still_read() {
     };
     store.save(None, None, &[entry(1), entry(2)]).await.unwrap();
     store
-        .write(&[Write::Archive {
-            entry: LogEntry {
-                index: 1,
-                term: 1,
-                data: EntryData::Noop,
-            },
-            receipts: Vec::new(),
-            state_root: Hash32([7; 32]),
-        }])
+        .write(&[archived(1, EntryData::Noop, Hash32([7; 32]))])
         .await
         .unwrap();
     let pool = store.pool_for_tests();
