@@ -10,12 +10,14 @@
 #![forbid(unsafe_code)]
 
 use agora_core::block::Block;
-use agora_core::outcome::{Event, Receipt};
+use agora_core::outcome::{Event, Receipt, TxTrace};
 use agora_core::state::{Decision, Globals, Proposal, Tally};
 use agora_core::state_tree::StateProof;
 use agora_core::tx::VoteChoice;
 use agora_core::{AccountId, Amount, Hash32, Params, PublicKey, Ratio, StateKey};
 use serde::{Deserialize, Serialize};
+
+pub mod stream;
 
 /// A failure, as the node reports it: an HTTP status, a stable code and a message that
 /// says what to do.
@@ -401,7 +403,47 @@ pub struct BlockResponse {
     pub block: Option<Block>,
     /// Its receipts.
     pub receipts: Vec<Receipt>,
+    /// Its events, in order: each transaction's, then the height's own. Empty for heights
+    /// a node archived before it recorded events (schema 5).
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// One per receipt: the sender and how many of `events` the transaction emitted.
+    #[serde(default)]
+    pub traces: Vec<TxTrace>,
     /// The state root after it.
+    pub state_root: Hash32,
+}
+
+/// `GET /v1/txs/{hash}`: where a transaction stands on the node asked. A hash the node
+/// does not know answers 404 `unknown_tx`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxResponse {
+    /// Accepted and not yet applied: queued, in a block in flight, or forwarded.
+    Pending {
+        /// The transaction id.
+        hash: Hash32,
+    },
+    /// In a committed block.
+    Committed(Box<CommittedTx>),
+}
+
+/// A committed transaction, from the block archive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedTx {
+    /// The transaction id.
+    pub hash: Hash32,
+    /// The height of its block.
+    pub height: u64,
+    /// Its place in the block.
+    pub position: u32,
+    /// Its sender; none when it does not decode.
+    pub sender: Option<AccountId>,
+    /// Its receipt (applied or failed, and the fee).
+    pub receipt: Receipt,
+    /// The events it emitted. Empty for heights archived before schema 5.
+    pub events: Vec<Event>,
+    /// The state root after its block.
     pub state_root: Hash32,
 }
 
@@ -445,6 +487,17 @@ pub fn parse_account(text: &str) -> Result<AccountId, ApiError> {
     Hash32::from_hex(text)
         .map(AccountId)
         .map_err(|e| ApiError::new(400, "bad_account_id", format!("{text}: {e}")))
+}
+
+/// A transaction id as the API takes it: 64 hex digits.
+pub fn parse_tx_hash(text: &str) -> Result<Hash32, ApiError> {
+    Hash32::from_hex(text).map_err(|e| {
+        ApiError::new(
+            400,
+            "bad_tx_hash",
+            format!("{text}: {e}; a transaction id is 64 hex digits"),
+        )
+    })
 }
 
 /// A state key as the API takes it: `globals`, `params`, `account:<hex>`,

@@ -9,6 +9,8 @@ pub mod client;
 pub mod format;
 pub mod governance;
 pub mod keyfile;
+pub mod lookup;
 pub mod settings;
 pub mod state_value;
 pub mod vectors;
+pub mod watch;

@@ -4,7 +4,7 @@
 //! Exit codes: 0 ok, 1 other failure, 2 usage error, 3 rejected (by the node or the
 //! ledger), 4 node unreachable or unavailable, 5 a proof or a test vector did not verify.
 
-use agora_cli::{client, format, governance, keyfile, settings, vectors};
+use agora_cli::{client, format, governance, keyfile, lookup, settings, vectors, watch};
 
 use agora_api::{
     AccountResponse, BlockResponse, ProofResponse, ProposalResponse, StatusResponse,
@@ -121,6 +121,42 @@ enum Commands {
     Block {
         /// Height.
         height: u64,
+    },
+    /// Where a transaction stands: pending, or committed with its height, receipt and
+    /// events. Exits 3 if the node does not know it.
+    ///
+    /// Examples: agora tx 9c1e...07
+    ///           agora tx 9c1e...07 --wait --timeout 60
+    Tx {
+        /// The transaction id (64 hex digits), as `transfer` and the others print it.
+        hash: String,
+        /// Ask again until it is committed (exit 4 after --timeout).
+        #[arg(long)]
+        wait: bool,
+        /// Seconds --wait waits.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Follow the node's event stream: commits, leader changes, proposal and validator
+    /// changes, one line each (JSON lines with --json). Resumes by itself when the node
+    /// ends the stream or the connection drops.
+    ///
+    /// Examples: agora watch
+    ///           agora watch --from 100 --kind proposal,validators
+    ///           agora watch --account 3f2a...c9 --count 10
+    Watch {
+        /// Start at this height (archived heights first, then live).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Only these kinds: commit, leader, proposal, validators (comma-separated).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only what concerns this account (its transactions and events naming it).
+        #[arg(long)]
+        account: Option<String>,
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
     },
     /// Fetch a value with its Merkle proof and verify it locally.
     ///
@@ -430,6 +466,37 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
                     answer.state_root
                 )
             });
+        }
+        Commands::Watch {
+            from,
+            kind,
+            account,
+            count,
+        } => {
+            watch::Watch {
+                node: cx.node().url().to_string(),
+                from: *from,
+                kinds: kind.clone(),
+                account: account.clone(),
+                count: *count,
+                json: cx.json,
+            }
+            .run()?;
+        }
+        Commands::Tx {
+            hash,
+            wait,
+            timeout,
+        } => {
+            let hash = agora_api::parse_tx_hash(hash)
+                .map_err(|e| Failure::Other(anyhow!("{}", e.message)))?;
+            let answer = lookup::lookup(
+                &cx.node(),
+                &hash,
+                *wait,
+                std::time::Duration::from_secs(*timeout),
+            )?;
+            cx.print(&answer, || lookup::describe(&answer));
         }
         Commands::Proof {
             state_key: key,

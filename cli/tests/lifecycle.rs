@@ -5,9 +5,10 @@
 
 use agora_api::{
     AccountResponse, BlockResponse, ProposalResponse, ProposalsResponse, RoleName, StatusResponse,
-    SubmitResponse, ValidatorsResponse,
+    SubmitResponse, TxResponse, ValidatorsResponse,
 };
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
+use agora_core::outcome::Event;
 use agora_core::outcome::TxStatus;
 use agora_core::state::{Decision, ProposalStatus};
 use agora_core::{AccountId, Amount, Hash32, KeyKind, Params};
@@ -258,6 +259,45 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
         ],
     );
     assert!(applied(&proposed));
+    // The proposal's transaction, looked up by its id.
+    let hash = proposed.tx_hash.to_string();
+    let found: TxResponse = agora.answer("alice.key", &["tx", &hash, "--wait"]);
+    let TxResponse::Committed(found) = found else {
+        panic!("committed: {found:?}")
+    };
+    assert_eq!(Some(found.height), proposed.height);
+    assert_eq!(
+        found.sender.map(|s| s.to_string()),
+        Some(members[0].clone())
+    );
+    assert!(
+        matches!(found.events.as_slice(), [Event::KeyRegistered { .. }, Event::ProposalSubmitted { proposer, .. }] if proposer.to_string() == members[0]),
+        "{:?}",
+        found.events
+    );
+    let text = agora.text("alice.key", &["tx", &hash]);
+    assert!(
+        text.starts_with(&format!("committed at height {}", found.height))
+            && text.contains("proposal_submitted"),
+        "{text}"
+    );
+    let unknown = agora.run("alice.key", &["tx", &"00".repeat(32)]);
+    assert_eq!(unknown.status.code(), Some(3), "unknown: exit 3");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown_tx"));
+    // The stream, from the start: the proposal's submission, as a JSON line.
+    let watched = agora.text(
+        "alice.key",
+        &[
+            "--json", "watch", "--from", "1", "--kind", "proposal", "--count", "1",
+        ],
+    );
+    let line: Value = serde_json::from_str(watched.trim()).expect("one JSON line");
+    assert_eq!(line["event"], "proposal");
+    assert_eq!(line["id"], found.height.to_string());
+    assert_eq!(
+        line["data"]["event"]["event"], "proposal_submitted",
+        "{line}"
+    );
     let open: ProposalsResponse =
         agora.answer("alice.key", &["proposals", "list", "--status", "voting"]);
     let id = open.proposals.first().expect("the proposal is listed").id;

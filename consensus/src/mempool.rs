@@ -82,6 +82,9 @@ pub struct Mempool {
     /// For each sender with transactions in blocks proposed and not yet applied, the next
     /// nonce after them, and the log index of the last such block.
     in_flight: BTreeMap<AccountId, InFlight>,
+    /// The transactions in those blocks, with each block's log index (for lookups; as
+    /// bounded as the blocks in flight).
+    in_flight_txs: BTreeMap<Hash32, u64>,
     capacity: usize,
     hold_ticks: u64,
 }
@@ -95,6 +98,7 @@ impl Mempool {
             queued: BTreeMap::new(),
             by_nonce: BTreeMap::new(),
             in_flight: BTreeMap::new(),
+            in_flight_txs: BTreeMap::new(),
             capacity,
             hold_ticks,
         }
@@ -191,6 +195,7 @@ impl Mempool {
                     break;
                 }
                 let tx = self.remove(&ready).expect("indexed, so queued");
+                self.in_flight_txs.insert(tx.hash, index);
                 bytes += size;
                 out.push(tx);
                 nonce += 1;
@@ -209,6 +214,7 @@ impl Mempool {
     /// the others; their senders' next nonces go back to before them.
     pub fn restore(&mut self, txs: Vec<PendingTx>, now: u64) {
         for tx in txs.into_iter().rev() {
+            self.in_flight_txs.remove(&tx.hash);
             if let Some(flight) = self.in_flight.get_mut(&tx.sender) {
                 flight.next = flight.next.min(tx.nonce);
             }
@@ -227,6 +233,7 @@ impl Mempool {
     /// ledger's nonces now (or, were a block replaced, never will be: the ledger decides).
     pub fn applied_through(&mut self, index: u64) {
         self.in_flight.retain(|_, flight| flight.index > index);
+        self.in_flight_txs.retain(|_, &mut at| at > index);
     }
 
     /// Drops what the chain has passed (`ledger_nonce` gives the applied ledger's next
@@ -256,6 +263,12 @@ impl Mempool {
     /// This node stopped leading: none of its blocks is in flight any more.
     pub fn nothing_in_flight(&mut self) {
         self.in_flight.clear();
+        self.in_flight_txs.clear();
+    }
+
+    /// Whether the transaction `hash` is queued here or in a block in flight.
+    pub fn holds(&self, hash: &Hash32) -> bool {
+        self.queued.contains_key(hash) || self.in_flight_txs.contains_key(hash)
     }
 
     /// Queued transactions.
@@ -297,6 +310,37 @@ mod tests {
 
     fn nonces(txs: &[PendingTx]) -> Vec<(u8, u64)> {
         txs.iter().map(|t| (t.bytes[0], t.nonce)).collect()
+    }
+
+    #[test]
+    fn a_transaction_is_held_while_queued_or_in_flight_and_not_once_applied() {
+        let mut pool = Mempool::new(100, 100);
+        let (first, second) = (tx(1, 0, 0), tx(2, 0, 0));
+        assert!(!pool.holds(&first.hash));
+        pool.push(first.clone(), 0, SenderLimit::NONE).unwrap();
+        pool.push(second.clone(), 0, SenderLimit::NONE).unwrap();
+        assert!(pool.holds(&first.hash));
+        let taken = pool.take(1, 100, 0, 7, |_| 0);
+        assert_eq!(taken, vec![first.clone()]);
+        assert!(
+            pool.holds(&first.hash),
+            "in the block at index 7, not applied yet"
+        );
+        pool.applied_through(6);
+        assert!(pool.holds(&first.hash));
+        pool.restore(taken, 0);
+        assert!(pool.holds(&first.hash), "back in the queue");
+        let taken = pool.take(2, 100, 0, 8, |_| 0);
+        assert_eq!(taken.len(), 2);
+        pool.applied_through(8);
+        assert!(!pool.holds(&first.hash) && !pool.holds(&second.hash));
+        pool.push(tx(3, 0, 0), 0, SenderLimit::NONE).unwrap();
+        pool.take(1, 100, 0, 9, |_| 0);
+        pool.nothing_in_flight();
+        assert!(
+            !pool.holds(&tx(3, 0, 0).hash),
+            "no longer leading: nothing in flight"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ use agora_api::{
 use agora_core::block::Entry;
 use agora_core::encoding::Canonical;
 use agora_core::outcome::TargetConfig;
-use agora_core::{Hash32, Ledger, Receipt, SecretKey, StateKey};
+use agora_core::{Event, Hash32, Ledger, Receipt, SecretKey, StateKey, TxTrace};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::collections::VecDeque;
@@ -201,6 +201,9 @@ pub enum Request {
         /// The entry, as a vector file holds it.
         entry: Entry,
     },
+    /// Whether this node holds the transaction `hash`, accepted and not yet applied
+    /// (queued, in a block in flight, or forwarded to the leader).
+    Pending(Hash32),
     /// A value with its proof at a past height.
     ProofAt {
         /// The key.
@@ -234,6 +237,9 @@ pub enum Answer {
     Status(Box<StatusResponse>),
     /// To [`Request::Replay`].
     Replayed(ReplayResponse),
+    /// To [`Request::Pending`]. Delivered after everything applied before it is archived,
+    /// so a transaction that is not pending is in the archive if it committed.
+    Pending(bool),
 }
 
 /// One reply to one request.
@@ -259,9 +265,23 @@ pub enum Write {
         entry: LogEntry,
         /// Its receipts.
         receipts: Vec<Receipt>,
+        /// Its events, in order.
+        events: Vec<Event>,
+        /// Each transaction's sender and event count.
+        traces: Vec<TxTrace>,
         /// The state root after it.
         state_root: Hash32,
     },
+}
+
+/// A Raft role as the API names it.
+pub fn role_name(role: Role) -> agora_api::RoleName {
+    match role {
+        Role::Follower => agora_api::RoleName::Follower,
+        Role::PreCandidate => agora_api::RoleName::Precandidate,
+        Role::Candidate => agora_api::RoleName::Candidate,
+        Role::Leader => agora_api::RoleName::Leader,
+    }
 }
 
 /// A notable change, for logs and metrics; nothing depends on it being carried out.
@@ -545,6 +565,10 @@ impl<C: VoteCrypto> Replica<C> {
                 self.reply(id, Ok(Answer::Status(Box::new(status))));
             }
             Request::Replay { entry } => self.replay(id, entry),
+            Request::Pending(hash) => {
+                let pending = self.mempool.holds(&hash) || self.forwarded.holds(&hash);
+                self.reply(id, Ok(Answer::Pending(pending)));
+            }
             Request::ProofAt { key, height } => self.proof_at(id, key, height),
         }
     }
@@ -744,6 +768,8 @@ impl<C: VoteCrypto> Replica<C> {
         self.pending.writes.push(Write::Archive {
             entry: entry.clone(),
             receipts: outcome.receipts,
+            events: outcome.events,
+            traces: outcome.traces,
             state_root: outcome.state_root,
         });
         Ok(())
@@ -863,12 +889,7 @@ impl<C: VoteCrypto> Replica<C> {
         let ledger = self.app.ledger();
         StatusResponse {
             node: self.raft.id(),
-            role: match self.raft.role() {
-                Role::Follower => agora_api::RoleName::Follower,
-                Role::PreCandidate => agora_api::RoleName::Precandidate,
-                Role::Candidate => agora_api::RoleName::Candidate,
-                Role::Leader => agora_api::RoleName::Leader,
-            },
+            role: role_name(self.raft.role()),
             term: self.raft.term(),
             leader: self.raft.leader(),
             commit_index: self.raft.commit_index(),

@@ -15,6 +15,7 @@ use crate::genesis::Genesis;
 use crate::hash::Hash32;
 use crate::outcome::{
     ConfigMember, Event, Halt, Outcome, ProposalError, Receipt, TargetConfig, TxError, TxStatus,
+    TxTrace,
 };
 use crate::params::MAX_BASE_REPUTATION;
 use crate::state::{
@@ -371,11 +372,20 @@ impl Ledger {
         }
         let mut events = Vec::new();
         let mut receipts = Vec::new();
+        let mut traces = Vec::new();
         if let Some((block, txs)) = prepared.block {
             self.check_block_position(&block)?;
             self.set_height(expected);
             for tx in txs {
+                let before = events.len();
+                let sender = tx.decoded.as_ref().ok().map(|s| s.tx.sender.account_id());
                 receipts.push(self.apply_tx(tx, &mut events));
+                let emitted = u32::try_from(events.len() - before)
+                    .expect("a transaction emits a handful of events");
+                traces.push(TxTrace {
+                    sender,
+                    events: emitted,
+                });
             }
             self.reward_proposer(&block.header.proposer, &mut events);
             self.state.globals.last_block_hash = block.header.hash();
@@ -390,6 +400,7 @@ impl Ledger {
             state_root,
             receipts,
             events,
+            traces,
             config_changed,
         })
     }

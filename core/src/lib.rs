@@ -40,7 +40,7 @@ pub use hash::Hash32;
 pub use ledger::{
     Authorization, Ledger, NoVerdicts, NonceRule, PreparedEntry, RestoreError, SignatureVerdicts,
 };
-pub use outcome::{Event, Halt, Outcome, Receipt, TargetConfig, TxError, TxStatus};
+pub use outcome::{Event, Halt, Outcome, Receipt, TargetConfig, TxError, TxStatus, TxTrace};
 pub use params::{ParamChange, Params};
 pub use state::{Snapshot, State, StateKey};
 pub use tx::{Action, ProposalKind, Sender, SignedTransaction, Transaction, VoteChoice};

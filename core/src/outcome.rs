@@ -325,6 +325,38 @@ pub struct TargetConfig {
     pub members: Vec<ConfigMember>,
 }
 
+/// Who sent one transaction of a block and how many events it emitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxTrace {
+    /// The sender; none when the transaction does not decode.
+    pub sender: Option<AccountId>,
+    /// How many events it emitted (they follow the previous transaction's).
+    pub events: u32,
+}
+
+impl Outcome {
+    /// The events transaction `position` emitted, or none if there is no such transaction.
+    pub fn tx_events(&self, position: usize) -> Option<&[Event]> {
+        tx_events(&self.traces, &self.events, position)
+    }
+}
+
+/// The slice of `events` that transaction `position` emitted, given every transaction's
+/// trace; none if `position` is out of range or the traces do not fit the events.
+pub fn tx_events<'a>(
+    traces: &[TxTrace],
+    events: &'a [Event],
+    position: usize,
+) -> Option<&'a [Event]> {
+    let start: usize = traces
+        .get(..position)?
+        .iter()
+        .map(|t| t.events as usize)
+        .sum();
+    let count = traces.get(position)?.events as usize;
+    events.get(start..start.checked_add(count)?)
+}
+
 /// What applying one entry did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
@@ -334,8 +366,12 @@ pub struct Outcome {
     pub state_root: Hash32,
     /// One receipt per transaction, in block order.
     pub receipts: Vec<Receipt>,
-    /// Events in the order they happened.
+    /// Events in the order they happened: each transaction's, in block order, then the
+    /// height's own (proposer reward, unbonding, tallies, epoch, configuration).
     pub events: Vec<Event>,
+    /// One per receipt: who sent the transaction and how many of `events` it emitted.
+    /// For lookups and streams; no root covers it.
+    pub traces: Vec<TxTrace>,
     /// The new target configuration, if it changed.
     pub config_changed: Option<TargetConfig>,
 }

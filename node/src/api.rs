@@ -11,8 +11,8 @@ use crate::driver::Command;
 use crate::metrics::Metrics;
 use crate::sqlite::StoreReader;
 use agora_api::{
-    parse_account, parse_consistency, parse_state_key, ApiError, BatchItem, BlockResponse,
-    SubmitBatchRequest, SubmitBatchResponse, MAX_BATCH_TXS,
+    parse_account, parse_consistency, parse_state_key, parse_tx_hash, ApiError, BatchItem,
+    BlockResponse, SubmitBatchRequest, SubmitBatchResponse, TxResponse, MAX_BATCH_TXS,
 };
 use agora_consensus::replica::{Answer, Query, Request};
 use agora_core::tx::MAX_TX_BYTES;
@@ -36,6 +36,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The block archive.
     pub reader: StoreReader,
+    /// The event stream.
+    pub events: Arc<crate::events::EventHub>,
 }
 
 /// An [`ApiError`] as an HTTP answer.
@@ -101,6 +103,8 @@ pub fn router(state: ApiState, mode: Mode) -> Router {
         .route("/v1/proposals", get(proposals))
         .route("/v1/proposals/{id}", get(proposal))
         .route("/v1/blocks/{height}", get(block))
+        .route("/v1/txs/{hash}", get(tx_lookup))
+        .route("/v1/events", get(crate::events::events))
         .route("/v1/state_root", get(state_root))
         .route("/v1/chain", get(chain))
         .route("/v1/proof", get(proof))
@@ -358,6 +362,37 @@ async fn block(
             ApiError::not_found(format!("height {height} is not applied on this node yet"))
         })?;
     Ok(Json(block))
+}
+
+/// Pending (asked of the replica) or committed (from the archive's index). The replica's
+/// answer is delivered only after everything it applied is archived, so a transaction
+/// that stopped being pending between the two reads is found committed.
+async fn tx_lookup(
+    State(state): State<ApiState>,
+    Path(hash): Path<String>,
+) -> Result<Json<TxResponse>, Failure> {
+    let hash = parse_tx_hash(&hash)?;
+    if let Answer::Pending(true) = ask(&state, Request::Pending(hash)).await? {
+        return Ok(Json(TxResponse::Pending { hash }));
+    }
+    let committed = state
+        .reader
+        .tx(&hash)
+        .await
+        .map_err(|e| ApiError::new(500, "storage", e.to_string()))?;
+    match committed {
+        Some(tx) => Ok(Json(TxResponse::Committed(Box::new(tx)))),
+        None => Err(ApiError::new(
+            404,
+            "unknown_tx",
+            format!(
+                "this node holds no transaction {hash}: not pending here and not in its block archive \
+                 (it may have been refused, not reached this node yet, or committed before this node's \
+                 archive starts if it caught up by snapshot)"
+            ),
+        )
+        .into()),
+    }
 }
 
 async fn status(State(state): State<ApiState>) -> Answered {

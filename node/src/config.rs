@@ -44,6 +44,18 @@ pub struct NodeConfig {
     /// Replay test vectors instead of running a chain (see `DriverConfig::replay`).
     #[arg(skip)]
     pub replay: Option<bool>,
+    /// Messages buffered for one `/v1/events` subscriber; a subscriber that falls this
+    /// far behind is cut off (default 1024).
+    #[arg(long, env = "AGORA_EVENT_BUFFER")]
+    pub event_buffer: Option<usize>,
+    /// `/v1/events` subscribers at once; more are answered 503 (default 256).
+    #[arg(long, env = "AGORA_EVENT_SUBSCRIBERS")]
+    pub event_subscribers: Option<usize>,
+    /// Kernel send buffer of each HTTP connection, in bytes (default: the kernel's
+    /// autotuning, up to net.ipv4.tcp_wmem). Bounds what a client that stops reading holds
+    /// in the kernel, as nginx's `sndbuf`.
+    #[arg(long, env = "AGORA_HTTP_SEND_BUFFER")]
+    pub http_send_buffer: Option<usize>,
 }
 
 impl NodeConfig {
@@ -79,7 +91,10 @@ impl NodeConfig {
             snapshot_interval,
             mempool_capacity,
             empty_block_ms,
-            replay
+            replay,
+            event_buffer,
+            event_subscribers,
+            http_send_buffer
         );
         if !other.peers.is_empty() {
             self.peers = other.peers;

@@ -3,6 +3,7 @@
 //! order `Actions` documents. It holds no ledger or consensus decision of its own: every
 //! such decision is the replica's, which the simulator runs unchanged.
 
+use crate::events::EventHub;
 use crate::metrics::Metrics;
 use crate::network::{Inbound, Outbound, Response, TxAnswer, MAX_FORWARD_BATCH};
 use crate::sqlite::{SqliteStore, StoreReader};
@@ -69,6 +70,8 @@ pub struct DriverParts {
     pub commands: mpsc::Receiver<Command>,
     /// Flips to true to stop.
     pub shutdown: watch::Receiver<bool>,
+    /// Where committed heights and role changes are published.
+    pub events: Arc<EventHub>,
 }
 
 /// Why the node stopped on its own.
@@ -135,6 +138,7 @@ struct Shell {
     /// Threads that check signatures at once.
     cores: usize,
     reader: StoreReader,
+    events: Arc<EventHub>,
 }
 
 /// Runs the node's event loop until shutdown (Ok) or a halt or storage failure (Err: the
@@ -150,6 +154,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         outbound,
         mut commands,
         mut shutdown,
+        events,
     } = parts;
     let id = AccountId::from_public_key(key.public_key());
     let recovered = store.load().await?;
@@ -183,6 +188,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         forwarded: BTreeMap::new(),
         next_batch: 0,
         proof_slots: Arc::new(Semaphore::new(1)),
+        events,
     };
     let mut ticker = tokio::time::interval(config.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -317,6 +323,7 @@ impl Shell {
             tracing::error!(%error, "storage failed");
             return Err(error.into());
         }
+        self.events.publish_writes(&writes);
         for message in messages {
             if self.outbound.try_send(Outbound::Raft(message)).is_err() {
                 self.metrics.dropped_outbound.inc();
@@ -349,6 +356,9 @@ impl Shell {
             }
         }
         for notice in notices {
+            if let Notice::Role { role, leader, term } = &notice {
+                self.events.publish_role(*role, *leader, *term);
+            }
             log_notice(&notice);
         }
         Ok(())

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod driver;
+pub mod events;
 pub mod keys;
 pub mod metrics;
 pub mod network;

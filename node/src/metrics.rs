@@ -45,6 +45,10 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Transactions per request forwarded to the leader.
     pub forward_batch_size: Histogram,
+    /// `/v1/events` subscribers connected.
+    pub event_subscribers: Gauge,
+    /// `/v1/events` subscribers cut off for falling behind.
+    pub event_subscribers_cut: Counter,
     peers: Gauge,
     unauthorized: Gauge,
     network: Arc<NetworkCounters>,
@@ -72,6 +76,8 @@ impl Metrics {
             replica_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             forward_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+            event_subscribers: Gauge::default(),
+            event_subscribers_cut: Counter::default(),
             peers: Gauge::default(),
             unauthorized: Gauge::default(),
             network,
@@ -157,6 +163,16 @@ impl Metrics {
             "forward_batch_size",
             "Transactions per request a follower forwarded to the leader",
             metrics.forward_batch_size.clone(),
+        );
+        registry.register(
+            "event_subscribers",
+            "Subscribers of the event stream (GET /v1/events)",
+            metrics.event_subscribers.clone(),
+        );
+        registry.register(
+            "event_subscribers_cut",
+            "Event stream subscribers cut off because their buffer filled (they read too slowly)",
+            metrics.event_subscribers_cut.clone(),
         );
         registry.register(
             "network_connected_peers",

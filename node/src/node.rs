@@ -3,6 +3,7 @@
 use crate::api::{self, ApiState};
 use crate::config::NodeConfig;
 use crate::driver::{self, DriverConfig, DriverParts};
+use crate::events::EventHub;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig, NetworkCounters};
@@ -11,6 +12,7 @@ use agora_consensus::replica::ReplicaConfig;
 use agora_core::genesis::Genesis;
 use agora_core::{AccountId, Ledger};
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,15 +87,30 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     } else {
         api::Mode::Chain
     };
+    let events = Arc::new(EventHub::new(
+        AccountId::from_public_key(key.public_key()),
+        config.event_buffer.unwrap_or(1_024),
+        config.event_subscribers.unwrap_or(256),
+        metrics.clone(),
+    ));
     let router = api::router(
         ApiState {
             commands: command_tx,
             metrics: metrics.clone(),
             reader: store.reader(),
+            events: events.clone(),
         },
         mode,
     );
     let mut http_shutdown = shutdown_rx.clone();
+    let send_buffer = config.http_send_buffer;
+    let listener = listener.tap_io(move |stream| {
+        if let Some(bytes) = send_buffer {
+            if let Err(error) = socket2::SockRef::from(&*stream).set_send_buffer_size(bytes) {
+                tracing::warn!(%error, bytes, "could not set an HTTP connection's send buffer (http_send_buffer)");
+            }
+        }
+    });
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -121,6 +138,7 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         outbound: outbound_tx,
         commands: command_rx,
         shutdown: shutdown_rx,
+        events,
     };
     let mut driver = tokio::spawn(driver::run(parts));
     let result = tokio::select! {

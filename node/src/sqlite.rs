@@ -6,7 +6,7 @@
 //! data carry a SHA3 checksum, and the snapshot a digest of its bytes, checked on load:
 //! SQLite detects broken pages but not a flipped bit inside a value.
 
-use agora_api::{ApiError, BlockResponse};
+use agora_api::{ApiError, BlockResponse, CommittedTx};
 use agora_consensus::raft::{
     EntryData, HardState, LogEntry, NodeId, Recovered, Snapshot, SnapshotMeta,
 };
@@ -15,7 +15,8 @@ use agora_consensus::storage::{LogStore, StorageError};
 use agora_core::block::Block;
 use agora_core::encoding::Canonical;
 use agora_core::hash::tagged_hash;
-use agora_core::{Hash32, Receipt};
+use agora_core::outcome::tx_events;
+use agora_core::{Event, Hash32, Receipt, TxTrace};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -73,8 +74,8 @@ fn hard_state_checksum(
 }
 
 /// How a row's checksum is computed. Rows are written with [`Sum::CURRENT`]; a row reads
-/// as intact if its checksum matches under any of [`Sum::READ`] (rows written before
-/// schema 5 carry SHA3 sums). BLAKE3 because every block is summed twice on its way to
+/// as intact if its checksum matches under any of [`Sum::READ`] (rows written by
+/// earlier versions carry SHA3 sums). BLAKE3 because every block is summed twice on its way to
 /// disk (log entry and archive row): SHA3 over those bytes was 8% of a node's CPU under
 /// load (BENCHMARKS.md). Both are cryptographic, so a corrupted row matching either is
 /// out of reach.
@@ -119,12 +120,20 @@ fn archive_checksum(
     block: Option<&[u8]>,
     receipts: &str,
     root: &[u8],
+    events: Option<&str>,
 ) -> Vec<u8> {
     // A missing block is the single byte 0; a present one is 1, its length, its bytes.
     let length = block.map(|b| (b.len() as u64).to_le_bytes());
     let (present, length, bytes): (&[u8], &[u8], &[u8]) = match (block, &length) {
         (Some(b), Some(length)) => (&[1], length, b),
         _ => (&[0], &[], &[]),
+    };
+    // Events (schema 5) come last, tagged, so a row archived before them sums as it did.
+    let events_length = events.map(|e| (e.len() as u64).to_le_bytes());
+    let (events_tag, events_length, events): (&[u8], &[u8], &[u8]) = match (events, &events_length)
+    {
+        (Some(e), Some(length)) => (b"events", length, e.as_bytes()),
+        _ => (&[], &[], &[]),
     };
     checksum(
         alg,
@@ -137,9 +146,22 @@ fn archive_checksum(
             &(receipts.len() as u64).to_le_bytes(),
             receipts.as_bytes(),
             root,
+            events_tag,
+            events_length,
+            events,
         ],
     )
 }
+
+/// The `events` column of an archived height.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EventsColumn {
+    events: Vec<Event>,
+    traces: Vec<TxTrace>,
+}
+
+/// Index rows per INSERT statement (each binds 3 values).
+const INDEX_ROWS_PER_INSERT: usize = 2_000;
 
 fn meta_checksum(alg: Sum, key: &str, value: &[u8]) -> Vec<u8> {
     checksum(
@@ -224,7 +246,7 @@ impl SqliteStore {
     /// Rows archived before schema 3 have no checksum: they get one now, once.
     async fn checksum_unsummed_rows(&self) -> Result<(), StorageError> {
         let rows = sqlx::query(
-            "SELECT height, block, receipts, state_root FROM blocks WHERE checksum IS NULL",
+            "SELECT height, block, receipts, state_root, events FROM blocks WHERE checksum IS NULL",
         )
         .fetch_all(&self.pool)
         .await
@@ -234,6 +256,7 @@ impl SqliteStore {
             let block: Option<Vec<u8>> = row.try_get("block").map_err(|e| self.error(e))?;
             let receipts: String = row.try_get("receipts").map_err(|e| self.error(e))?;
             let root: Vec<u8> = row.try_get("state_root").map_err(|e| self.error(e))?;
+            let events: Option<String> = row.try_get("events").map_err(|e| self.error(e))?;
             sqlx::query("UPDATE blocks SET checksum = ? WHERE height = ?")
                 .bind(archive_checksum(
                     Sum::CURRENT,
@@ -241,6 +264,7 @@ impl SqliteStore {
                     block.as_deref(),
                     &receipts,
                     &root,
+                    events.as_deref(),
                 ))
                 .bind(height)
                 .execute(&self.pool)
@@ -301,30 +325,73 @@ impl SqliteStore {
                 Write::Archive {
                     entry,
                     receipts,
+                    events,
+                    traces,
                     state_root,
                 } => {
                     let block = match &entry.data {
                         EntryData::Normal(bytes) => Some(bytes.as_slice()),
                         _ => None,
                     };
-                    let receipts = serde_json::to_string(receipts).expect("receipts serialize");
+                    let receipts_json =
+                        serde_json::to_string(receipts).expect("receipts serialize");
+                    let events = serde_json::to_string(&EventsColumn {
+                        events: events.clone(),
+                        traces: traces.clone(),
+                    })
+                    .expect("events serialize");
                     let height = to_i64(entry.index, "height")?;
-                    let sum =
-                        archive_checksum(Sum::CURRENT, height, block, &receipts, &state_root.0);
-                    sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root, checksum) VALUES (?, ?, ?, ?, ?)")
+                    let sum = archive_checksum(
+                        Sum::CURRENT,
+                        height,
+                        block,
+                        &receipts_json,
+                        &state_root.0,
+                        Some(&events),
+                    );
+                    sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root, checksum, events) VALUES (?, ?, ?, ?, ?, ?)")
                         .bind(height)
                         .bind(block)
-                        .bind(receipts)
+                        .bind(receipts_json)
                         .bind(&state_root.0[..])
                         .bind(sum)
+                        .bind(events)
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| self.error(e))?;
+                    self.index_txs(&mut tx, height, receipts).await?;
                 }
             }
         }
         // Dropping `tx` on an error above rolls everything back.
         tx.commit().await.map_err(|e| self.error(e))
+    }
+
+    /// Records where each of `receipts`' transactions committed; a hash indexed already
+    /// keeps its first height.
+    async fn index_txs(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        height: i64,
+        receipts: &[Receipt],
+    ) -> Result<(), StorageError> {
+        for (chunk_number, chunk) in receipts.chunks(INDEX_ROWS_PER_INSERT).enumerate() {
+            let first = chunk_number * INDEX_ROWS_PER_INSERT;
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO tx_index (hash, height, position) ",
+            );
+            insert.push_values(chunk.iter().enumerate(), |mut row, (offset, receipt)| {
+                row.push_bind(receipt.tx_hash.0.to_vec())
+                    .push_bind(height)
+                    .push_bind((first + offset) as i64);
+            });
+            insert
+                .build()
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(())
     }
 
     /// The durable parts of one `Ready`, inside a transaction (storage contract rule 3).
@@ -689,6 +756,15 @@ fn classify(path: &str, error: sqlx::Error) -> StorageError {
     }
 }
 
+/// One archived height, checked against its checksum.
+struct ArchivedRow {
+    block: Option<Vec<u8>>,
+    receipts: Vec<Receipt>,
+    events: Vec<Event>,
+    traces: Vec<TxTrace>,
+    state_root: Hash32,
+}
+
 /// Reads the block archive; cheap to clone, usable from any task.
 #[derive(Clone)]
 pub struct StoreReader {
@@ -700,24 +776,70 @@ impl StoreReader {
     /// What the archive holds for `height`: the block (none for a no-op or configuration
     /// entry), its receipts and the root after it; none if the height is not archived.
     pub async fn block(&self, height: u64) -> Result<Option<BlockResponse>, StorageError> {
-        let Some((block, receipts, state_root)) = self.archived(height).await? else {
+        let Some(row) = self.archived(height).await? else {
             return Ok(None);
         };
-        let block = block
+        let block = row
+            .block
             .map(|bytes| Block::from_canonical_bytes(&bytes))
             .transpose()
             .map_err(|e| self.corrupt(format!("archived block {height}: {e}")))?;
         Ok(Some(BlockResponse {
             height,
             block,
-            receipts,
-            state_root,
+            receipts: row.receipts,
+            events: row.events,
+            traces: row.traces,
+            state_root: row.state_root,
+        }))
+    }
+
+    /// Where the transaction `hash` committed, from the index, checked against the
+    /// archived receipt; none if this node's archive does not hold it.
+    pub async fn tx(&self, hash: &Hash32) -> Result<Option<CommittedTx>, StorageError> {
+        let found: Option<(i64, i64)> =
+            sqlx::query_as("SELECT height, position FROM tx_index WHERE hash = ?")
+                .bind(&hash.0[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| classify(&self.path, e))?;
+        let Some((height, position)) = found else {
+            return Ok(None);
+        };
+        let misplaced = || {
+            self.corrupt(format!(
+                "the transaction index places {hash} at height {height}, position {position}, where the archive does not hold it"
+            ))
+        };
+        let (Ok(height), Ok(position)) = (u64::try_from(height), u32::try_from(position)) else {
+            return Err(misplaced());
+        };
+        let row = self.archived(height).await?.ok_or_else(misplaced)?;
+        let receipt = row
+            .receipts
+            .get(position as usize)
+            .filter(|r| r.tx_hash == *hash)
+            .cloned()
+            .ok_or_else(misplaced)?;
+        let events = tx_events(&row.traces, &row.events, position as usize)
+            .map(<[Event]>::to_vec)
+            .unwrap_or_default();
+        Ok(Some(CommittedTx {
+            hash: *hash,
+            height,
+            position,
+            sender: row.traces.get(position as usize).and_then(|t| t.sender),
+            receipt,
+            events,
+            state_root: row.state_root,
         }))
     }
 
     /// One archived height for a past-height proof; an answer for the client if missing.
     pub async fn archived_entry(&self, height: u64) -> Result<ArchivedEntry, ApiError> {
-        let (block, _, state_root) = self
+        let ArchivedRow {
+            block, state_root, ..
+        } = self
             .archived(height)
             .await
             .map_err(|e| ApiError::new(500, "storage", e.to_string()))?
@@ -733,17 +855,13 @@ impl StoreReader {
         })
     }
 
-    #[allow(clippy::type_complexity)]
-    async fn archived(
-        &self,
-        height: u64,
-    ) -> Result<Option<(Option<Vec<u8>>, Vec<Receipt>, Hash32)>, StorageError> {
+    async fn archived(&self, height: u64) -> Result<Option<ArchivedRow>, StorageError> {
         let error = |e| classify(&self.path, e);
         let Ok(height) = i64::try_from(height) else {
             return Ok(None); // no chain gets that high
         };
         let row = sqlx::query(
-            "SELECT block, receipts, state_root, checksum FROM blocks WHERE height = ?",
+            "SELECT block, receipts, state_root, checksum, events FROM blocks WHERE height = ?",
         )
         .bind(height)
         .fetch_optional(&self.pool)
@@ -756,9 +874,17 @@ impl StoreReader {
         let receipts: String = row.try_get("receipts").map_err(error)?;
         let root: Vec<u8> = row.try_get("state_root").map_err(error)?;
         let sum: Option<Vec<u8>> = row.try_get("checksum").map_err(error)?;
+        let events: Option<String> = row.try_get("events").map_err(error)?;
         let intact = sum.is_some_and(|sum| {
             sum_matches(&sum, |alg| {
-                archive_checksum(alg, height, block.as_deref(), &receipts, &root)
+                archive_checksum(
+                    alg,
+                    height,
+                    block.as_deref(),
+                    &receipts,
+                    &root,
+                    events.as_deref(),
+                )
             })
         });
         if !intact {
@@ -770,7 +896,21 @@ impl StoreReader {
             .map_err(|e| self.corrupt(format!("archived receipts of height {height}: {e}")))?;
         let root = <[u8; 32]>::try_from(root.as_slice())
             .map_err(|_| self.corrupt(format!("archived state root of height {height}")))?;
-        Ok(Some((block, receipts, Hash32(root))))
+        let EventsColumn { events, traces } = match events {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| self.corrupt(format!("archived events of height {height}: {e}")))?,
+            None => EventsColumn {
+                events: Vec::new(),
+                traces: Vec::new(),
+            },
+        };
+        Ok(Some(ArchivedRow {
+            block,
+            receipts,
+            events,
+            traces,
+            state_root: Hash32(root),
+        }))
     }
 
     fn corrupt(&self, detail: String) -> StorageError {

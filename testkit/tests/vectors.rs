@@ -160,3 +160,64 @@ fn every_error_event_and_proposal_error_kind_appears_in_a_committed_vector() {
         }
     }
 }
+
+/// Every transaction's traced events are its own: over every vector, each receipt has a
+/// trace, an applied transaction emitted at least one event, each of its events names its
+/// sender, and no transaction event is left among the height's own.
+#[test]
+fn each_transaction_is_traced_to_its_sender_and_its_own_events() {
+    use agora_core::outcome::{Event, TxStatus};
+    use agora_core::Ledger;
+    let names = |event: &Event, account: &agora_core::AccountId| {
+        let text = account.to_string();
+        match serde_json::to_value(event).unwrap() {
+            Value::Object(fields) => fields.values().any(|v| v.as_str() == Some(&text)),
+            _ => false,
+        }
+    };
+    let mut traced = 0;
+    for file in generate_all() {
+        let mut ledger = Ledger::from_genesis(&file.genesis.clone().normalized().unwrap());
+        for vector in &file.entries {
+            let outcome = ledger.apply(&vector.entry).unwrap();
+            assert_eq!(outcome.traces.len(), outcome.receipts.len());
+            let mut own = 0;
+            for (position, receipt) in outcome.receipts.iter().enumerate() {
+                let events = outcome.tx_events(position).expect("within the events");
+                own += events.len();
+                let where_ = format!("{} entry {} tx {position}", file.name, vector.entry.index);
+                if receipt.status == TxStatus::Applied {
+                    assert!(!events.is_empty(), "{where_}: applied, so it did something");
+                }
+                if let Some(sender) = outcome.traces[position].sender {
+                    for event in events {
+                        assert!(
+                            names(event, &sender),
+                            "{where_}: {event:?} is not its sender's"
+                        );
+                    }
+                } else {
+                    assert!(events.is_empty(), "{where_}: undecodable, yet events");
+                }
+                traced += 1;
+            }
+            for event in &outcome.events[own..] {
+                assert!(
+                    !matches!(
+                        event,
+                        Event::KeyRegistered { .. }
+                            | Event::Transferred { .. }
+                            | Event::Staked { .. }
+                            | Event::UnstakeStarted { .. }
+                            | Event::ProposalSubmitted { .. }
+                            | Event::VoteCast { .. }
+                    ),
+                    "{} entry {}: a transaction's event among the height's own: {event:?}",
+                    file.name,
+                    vector.entry.index
+                );
+            }
+        }
+    }
+    assert!(traced > 100, "the vectors hold {traced} transactions");
+}

@@ -610,8 +610,23 @@ impl World {
             Write::Archive {
                 entry,
                 receipts,
+                events,
+                traces,
                 state_root,
             } => {
+                let traced: usize = traces.iter().map(|t| t.events as usize).sum();
+                if traces.len() != receipts.len() || traced > events.len() {
+                    return Err(fail(
+                        "archive: one trace per receipt, naming no more events than there are",
+                        format!(
+                            "{id:?} at {}: {} traces, {} receipts, {traced} of {} events",
+                            entry.index,
+                            traces.len(),
+                            receipts.len(),
+                            events.len()
+                        ),
+                    ));
+                }
                 self.trace.update(entry.index.to_le_bytes());
                 self.trace.update(state_root.0);
                 self.checker.on_apply(id, entry, *state_root, receipts)

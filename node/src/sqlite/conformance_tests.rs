@@ -4,6 +4,7 @@
 use super::*;
 use agora_consensus::raft::EntryData;
 use agora_consensus::storage::conformance::{run, StoreFactory};
+use agora_core::{AccountId, Amount, TxStatus};
 
 /// A store and the file it lives in, so the suite can reopen it as a new process would.
 struct Reopenable(SqliteStore, PathBuf);
@@ -55,6 +56,8 @@ fn archived(index: u64, data: EntryData, state_root: Hash32) -> Write {
             data,
         },
         receipts: Vec::new(),
+        events: Vec::new(),
+        traces: Vec::new(),
         state_root,
     }
 }
@@ -204,11 +207,11 @@ async fn rows_summed_with_sha3_before_blake3_still_read() {
         .0[..16]
             .to_vec();
         assert_eq!(
-            archive_checksum(Sum::Sha3, 5, block, "[]", &[9; 32]),
+            archive_checksum(Sum::Sha3, 5, block, "[]", &[9; 32], None),
             legacy
         );
         assert_ne!(
-            archive_checksum(Sum::Blake3, 5, block, "[]", &[9; 32]),
+            archive_checksum(Sum::Blake3, 5, block, "[]", &[9; 32], None),
             legacy
         );
     }
@@ -245,13 +248,15 @@ async fn rows_summed_with_sha3_before_blake3_still_read() {
         .await
         .unwrap();
     let (block, receipts): (Option<Vec<u8>>, String) = (row.get("block"), row.get("receipts"));
-    sqlx::query("UPDATE blocks SET checksum = ? WHERE height = 1")
+    // A legacy row: no events column, a SHA3 sum.
+    sqlx::query("UPDATE blocks SET checksum = ?, events = NULL WHERE height = 1")
         .bind(archive_checksum(
             Sum::Sha3,
             1,
             block.as_deref(),
             &receipts,
             &[7; 32],
+            None,
         ))
         .execute(&pool)
         .await
@@ -269,6 +274,102 @@ async fn rows_summed_with_sha3_before_blake3_still_read() {
         store.load().await,
         Err(StorageError::Corrupt { .. })
     ));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A receipt of transaction `tag` that applied.
+fn receipt(tag: u8) -> Receipt {
+    Receipt {
+        tx_hash: Hash32([tag; 32]),
+        status: TxStatus::Applied,
+        fee: Amount(1),
+    }
+}
+
+/// Height `height` with transactions `tags`, each sent by account `tag` and emitting one
+/// `staked` event of `tag` units, then a height event.
+fn archived_txs(height: u64, tags: &[u8]) -> Write {
+    let stake = |tag: u8| Event::Staked {
+        account: AccountId(Hash32([tag; 32])),
+        amount: Amount(u128::from(tag)),
+    };
+    let mut events: Vec<Event> = tags.iter().map(|&t| stake(t)).collect();
+    events.push(Event::EpochEnded { epoch: height });
+    Write::Archive {
+        entry: LogEntry {
+            index: height,
+            term: 1,
+            data: EntryData::Noop,
+        },
+        receipts: tags.iter().map(|&t| receipt(t)).collect(),
+        events,
+        traces: tags
+            .iter()
+            .map(|&t| TxTrace {
+                sender: Some(AccountId(Hash32([t; 32]))),
+                events: 1,
+            })
+            .collect(),
+        state_root: Hash32([height as u8; 32]),
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_is_found_by_hash_with_its_own_events_and_a_bad_index_is_refused() {
+    let dir = temp_dir("tx-index");
+    let mut store = SqliteStore::open(&dir.join("node.db")).await.unwrap();
+    store
+        .write(&[archived_txs(1, &[1, 2]), archived_txs(2, &[3])])
+        .await
+        .unwrap();
+    let reader = store.reader();
+    let found = reader.tx(&Hash32([2; 32])).await.unwrap().expect("indexed");
+    assert_eq!((found.height, found.position), (1, 1));
+    assert_eq!(found.sender, Some(AccountId(Hash32([2; 32]))));
+    assert_eq!(found.receipt, receipt(2));
+    assert_eq!(found.state_root, Hash32([1; 32]));
+    assert_eq!(
+        found.events,
+        vec![Event::Staked {
+            account: AccountId(Hash32([2; 32])),
+            amount: Amount(2),
+        }],
+        "its own event, not its neighbour's nor the height's"
+    );
+    let third = reader.tx(&Hash32([3; 32])).await.unwrap().expect("indexed");
+    assert_eq!((third.height, third.position), (2, 0));
+    assert_eq!(reader.tx(&Hash32([9; 32])).await.unwrap(), None);
+
+    // Included again later (it fails on its nonce there): the first place is kept.
+    store.write(&[archived_txs(3, &[2])]).await.unwrap();
+    let again = reader.tx(&Hash32([2; 32])).await.unwrap().unwrap();
+    assert_eq!(again.height, 1);
+
+    // The archive row answers for itself: the block read returns events and traces.
+    let block = reader.block(1).await.unwrap().unwrap();
+    assert_eq!(block.events.len(), 3);
+    assert_eq!(block.traces.len(), 2);
+
+    // An index row that points elsewhere is refused, not answered.
+    sqlx::query("UPDATE tx_index SET position = 0 WHERE height = 1 AND position = 1")
+        .execute(&store.pool_for_tests())
+        .await
+        .unwrap();
+    let error = reader.tx(&Hash32([2; 32])).await.unwrap_err();
+    assert!(
+        matches!(&error, StorageError::Corrupt { detail, .. } if detail.contains("index")),
+        "{error}"
+    );
+    // Events changed on disk fail the row's checksum.
+    sqlx::query("UPDATE blocks SET events = replace(events, 'staked', 'stakeD') WHERE height = 2")
+        .execute(&store.pool_for_tests())
+        .await
+        .unwrap();
+    assert!(matches!(
+        reader.tx(&Hash32([3; 32])).await,
+        Err(StorageError::Corrupt { .. })
+    ));
+    store.close().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -119,7 +119,7 @@ pub fn http_partial(
     Some((status, value))
 }
 
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
+pub fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(String::from_utf8_lossy(&body[..line_end]).trim(), 16)
@@ -277,7 +277,11 @@ impl Cluster {
                 "--snapshot-interval",
                 &self.snapshot_interval.to_string(),
             ])
-            .args(["--peer", &peers.join(",")])
+            .args(if peers.is_empty() {
+                vec![]
+            } else {
+                vec!["--peer".to_string(), peers.join(",")]
+            })
             .args(&self.extra)
             .env("AGORA_LOG", "info,agora_node::network=debug")
             .stdout(Stdio::null())
