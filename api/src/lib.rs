@@ -198,6 +198,42 @@ pub struct ValidatorsResponse {
     pub at: At,
 }
 
+/// One validator's weights at a [`WeightPoint`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorWeight {
+    /// The validator.
+    pub validator: AccountId,
+    /// Its reputation weight as the ledger stores it.
+    pub weight: u64,
+    /// Its weight in the Raft configuration (capped); none while it has no vote.
+    pub consensus_weight: Option<u64>,
+}
+
+/// Every validator's weights when an epoch ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightPoint {
+    /// The height whose application ended the epoch.
+    pub height: u64,
+    /// The epoch that ended.
+    pub epoch: u64,
+    /// By validator id.
+    pub weights: Vec<ValidatorWeight>,
+}
+
+/// `GET /v1/validators/history`: the weights at the last epochs this node applied (at
+/// most [`WEIGHT_HISTORY_EPOCHS`], oldest first; kept in memory, so it starts again when
+/// the node restarts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightHistoryResponse {
+    /// Oldest first.
+    pub points: Vec<WeightPoint>,
+    /// Read at.
+    pub at: At,
+}
+
+/// Epochs of weights a node remembers for `GET /v1/validators/history`.
+pub const WEIGHT_HISTORY_EPOCHS: usize = 64;
+
 /// `GET /v1/proposals`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposalsResponse {

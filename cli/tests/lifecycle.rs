@@ -7,179 +7,18 @@ use agora_api::{
     AccountResponse, BlockResponse, ProposalResponse, ProposalsResponse, RoleName, StatusResponse,
     SubmitResponse, TxResponse, ValidatorsResponse,
 };
-use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
+use agora_core::genesis::{Genesis, GenesisAccount};
 use agora_core::outcome::Event;
-use agora_core::outcome::TxStatus;
 use agora_core::state::{Decision, ProposalStatus};
 use agora_core::{AccountId, Amount, Hash32, KeyKind, Params};
-use agora_node::config::NodeConfig;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
 
-/// Whether a committed answer's receipt says the transaction applied.
-fn applied(answer: &SubmitResponse) -> bool {
-    answer
-        .receipt
-        .as_ref()
-        .is_some_and(|r| r.status == TxStatus::Applied)
-}
-
-struct Agora {
-    node: String,
-    dir: PathBuf,
-}
-
-impl Agora {
-    /// Runs `agora --node … --key <dir>/<key> ARGS` and returns its output.
-    fn run(&self, key: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_agora"))
-            .args(["--node", &self.node, "--key"])
-            .arg(self.dir.join(key))
-            .args(args)
-            .env("AGORA_PASSPHRASE", "lifecycle passphrase")
-            .env("AGORA_CONFIG", self.dir.join("no-config.toml"))
-            .output()
-            .unwrap()
-    }
-
-    /// Runs with `--json`, asserting success; the parsed output.
-    fn json(&self, key: &str, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let output = self.run(key, &all);
-        assert!(
-            output.status.success(),
-            "agora {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("--json output parses")
-    }
-
-    /// Runs with `--json`, asserting success; the output as the API's type for it.
-    fn answer<T: serde::de::DeserializeOwned>(&self, key: &str, args: &[&str]) -> T {
-        serde_json::from_value(self.json(key, args)).expect("the output has the API's type")
-    }
-
-    /// Runs for people, asserting success; the text.
-    fn text(&self, key: &str, args: &[&str]) -> String {
-        let output = self.run(key, args);
-        assert!(output.status.success(), "agora {args:?} failed");
-        String::from_utf8(output.stdout).unwrap()
-    }
-}
-
-/// One node to run in this process: the seeded validator `label` (ML-DSA-44 and
-/// network keys from `agora_testkit::test_seed`).
-struct TestNode {
-    label: String,
-    p2p_port: u16,
-    http_port: u16,
-}
-
-impl TestNode {
-    fn new(label: &str) -> TestNode {
-        TestNode {
-            label: label.into(),
-            p2p_port: free_port(),
-            http_port: free_port(),
-        }
-    }
-
-    fn address(&self) -> String {
-        let peer = agora_node::keys::seeded_network_key(&self.label)
-            .public()
-            .to_peer_id();
-        format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", self.p2p_port)
-    }
-}
-
-/// The genesis record of the seeded validator `label` (its ML-DSA-44 key and the peer id
-/// of its seeded network key), with base reputation 10.
-fn seeded_validator(label: &str) -> GenesisValidator {
-    GenesisValidator {
-        public_key: agora_testkit::seeded_key(KeyKind::MlDsa44, label)
-            .public_key()
-            .clone(),
-        peer: agora_node::keys::seeded_network_key(label)
-            .public()
-            .to_peer_id()
-            .to_bytes(),
-        base_reputation: 10,
-    }
-}
-
-/// Waits until `agora status` answers from `url`.
-fn wait_up(url: &str, dir: &Path) {
-    let started = Instant::now();
-    while !Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["--node", url, "status"])
-        .env("AGORA_CONFIG", dir.join("no-config.toml"))
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        assert!(started.elapsed() < Duration::from_secs(30), "{url} up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Starts `node` on `genesis` (with `peers`, in replay mode or not) in a thread of its
-/// own; returns its HTTP base URL and a sender that stops it.
-fn start_node(
-    dir: &Path,
-    genesis: &Genesis,
-    node: &TestNode,
-    peers: Vec<String>,
-    replay: bool,
-) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let data = dir.join(&node.label);
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("genesis.json"), genesis.to_json()).unwrap();
-    let key = agora_testkit::seeded_key(KeyKind::MlDsa44, &node.label);
-    agora_node::keys::save_ml_dsa(&data.join(agora_node::keys::VALIDATOR_KEY_FILE), &key).unwrap();
-    agora_node::keys::save_network_key(
-        &data.join(agora_node::keys::NETWORK_KEY_FILE),
-        &agora_node::keys::seeded_network_key(&node.label),
-    )
-    .unwrap();
-    let http = format!("127.0.0.1:{}", node.http_port);
-    let config = NodeConfig {
-        data_dir: Some(data.clone()),
-        genesis: Some(data.join("genesis.json")),
-        listen: Some(format!("/ip4/127.0.0.1/tcp/{}", node.p2p_port)),
-        http: Some(http.clone()),
-        peers,
-        tick_ms: Some(20),
-        empty_block_ms: Some(200),
-        replay: Some(replay),
-        ..NodeConfig::default()
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(agora_node::node::run(config, async {
-                let _ = stopped.await;
-            }))
-            .expect("the node runs until stopped");
-    });
-    (format!("http://{http}"), stop)
-}
+use common::*;
 
 #[test]
 fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {

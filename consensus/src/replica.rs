@@ -201,6 +201,8 @@ pub enum Request {
         /// The entry, as a vector file holds it.
         entry: Entry,
     },
+    /// Every validator's weights at the last epochs applied.
+    WeightHistory,
     /// Whether this node holds the transaction `hash`, accepted and not yet applied
     /// (queued, in a block in flight, or forwarded to the leader).
     Pending(Hash32),
@@ -237,6 +239,8 @@ pub enum Answer {
     Status(Box<StatusResponse>),
     /// To [`Request::Replay`].
     Replayed(ReplayResponse),
+    /// To [`Request::WeightHistory`].
+    WeightHistory(agora_api::WeightHistoryResponse),
     /// To [`Request::Pending`]. Delivered after everything applied before it is archived,
     /// so a transaction that is not pending is in the archive if it committed.
     Pending(bool),
@@ -419,6 +423,8 @@ pub struct Replica<C: VoteCrypto> {
     peers: peers::PeerBook,
     /// Indexes of blocks this leader proposed that are not yet applied.
     proposed_blocks: VecDeque<u64>,
+    /// Weights at the last epochs applied (bounded), for `GET /v1/validators/history`.
+    weight_history: VecDeque<agora_api::WeightPoint>,
     /// When this replica last proposed a block (or started).
     last_block_proposed: u64,
     pending: Actions,
@@ -503,6 +509,7 @@ impl<C: VoteCrypto> Replica<C> {
             replays: replay::Replays::default(),
             peers: peers::PeerBook::default(),
             proposed_blocks: VecDeque::new(),
+            weight_history: VecDeque::new(),
             last_block_proposed: 0,
             pending: Actions::default(),
             halted: None,
@@ -565,6 +572,17 @@ impl<C: VoteCrypto> Replica<C> {
                 self.reply(id, Ok(Answer::Status(Box::new(status))));
             }
             Request::Replay { entry } => self.replay(id, entry),
+            Request::WeightHistory => {
+                let ledger = self.app.ledger();
+                let history = agora_api::WeightHistoryResponse {
+                    points: self.weight_history.iter().cloned().collect(),
+                    at: agora_api::At {
+                        height: ledger.height(),
+                        state_root: ledger.state_root(),
+                    },
+                };
+                self.reply(id, Ok(Answer::WeightHistory(history)));
+            }
             Request::Pending(hash) => {
                 let pending = self.mempool.holds(&hash) || self.forwarded.holds(&hash);
                 self.reply(id, Ok(Answer::Pending(pending)));
@@ -764,6 +782,18 @@ impl<C: VoteCrypto> Replica<C> {
             .is_some_and(|&index| index <= entry.index)
         {
             self.proposed_blocks.pop_front();
+        }
+        for event in &outcome.events {
+            if let agora_core::Event::EpochEnded { epoch } = event {
+                if self.weight_history.len() == agora_api::WEIGHT_HISTORY_EPOCHS {
+                    self.weight_history.pop_front();
+                }
+                self.weight_history.push_back(agora_api::WeightPoint {
+                    height: entry.index,
+                    epoch: *epoch,
+                    weights: queries::weights(self.app.ledger()),
+                });
+            }
         }
         self.pending.writes.push(Write::Archive {
             entry: entry.clone(),

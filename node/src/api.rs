@@ -98,8 +98,10 @@ pub fn router(state: ApiState, mode: Mode) -> Router {
             .route("/v1/txs", post(tx_not_served)),
     };
     writes
+        .route("/", get(explorer))
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/validators", get(validators))
+        .route("/v1/validators/history", get(weight_history))
         .route("/v1/proposals", get(proposals))
         .route("/v1/proposals/{id}", get(proposal))
         .route("/v1/blocks/{height}", get(block))
@@ -115,6 +117,18 @@ pub fn router(state: ApiState, mode: Mode) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
+}
+
+/// The explorer page: one file compiled into the binary (no CDN, no network); it reads
+/// this API and follows `/v1/events`.
+async fn explorer() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("explorer/index.html"),
+    )
 }
 
 async fn replay_not_served() -> Failure {
@@ -290,6 +304,10 @@ async fn validators(
     UrlQuery(params): UrlQuery<ReadParams>,
 ) -> Answered {
     read(&state, &params, Query::Validators).await
+}
+
+async fn weight_history(State(state): State<ApiState>) -> Answered {
+    answer(&state, Request::WeightHistory).await
 }
 
 async fn proposals(

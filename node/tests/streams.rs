@@ -4,7 +4,7 @@
 mod common;
 
 use agora_api::stream::{ClosedMessage, CommitMessage, LeaderMessage};
-use agora_api::{CommittedTx, TxResponse};
+use agora_api::{CommittedTx, TxResponse, WeightHistoryResponse};
 use agora_core::outcome::{Event, TxStatus};
 use agora_core::Amount;
 use common::*;
@@ -252,6 +252,25 @@ fn the_event_stream_resumes_filters_and_cuts_off_a_subscriber_that_never_reads()
         .receipts
         .iter()
         .any(|r| r.tx_hash == registered.tx_hash));
+
+    // Weights at each epoch's end (10 blocks here), oldest first.
+    let history: WeightHistoryResponse =
+        wait_for("two epochs of weights", Duration::from_secs(30), || {
+            cluster
+                .get_as::<WeightHistoryResponse>(0, "/v1/validators/history")
+                .filter(|h| h.points.len() >= 2)
+        });
+    let epochs: Vec<u64> = history.points.iter().map(|p| p.epoch).collect();
+    assert!(epochs.windows(2).all(|w| w[1] == w[0] + 1), "{epochs:?}");
+    for point in &history.points {
+        assert_eq!(
+            point.height,
+            point.epoch * 10,
+            "an epoch ends at a multiple of 10"
+        );
+        assert_eq!(point.weights.len(), 1);
+        assert!(point.weights[0].weight > 0 && point.weights[0].consensus_weight.is_some());
+    }
 
     // Bad parameters are refused before streaming.
     for (query, code) in [("kind=blocks", "bad_kind"), ("from=x", "bad_height")] {

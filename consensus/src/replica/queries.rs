@@ -3,7 +3,8 @@
 use super::Answer;
 use agora_api::{
     AccountResponse, ApiError, At, ChainResponse, ProofResponse, ProposalResponse,
-    ProposalsResponse, RunningTally, TallyParams, ValidatorInfo, ValidatorsResponse, VoteInfo,
+    ProposalsResponse, RunningTally, TallyParams, ValidatorInfo, ValidatorWeight,
+    ValidatorsResponse, VoteInfo,
 };
 use agora_core::state::ProposalStatus;
 use agora_core::{AccountId, Ledger, StateKey};
@@ -28,6 +29,31 @@ pub enum Query {
     Proof(StateKey),
 }
 
+/// Each validator's weight in the configuration the ledger wants (capped).
+fn consensus_weights(ledger: &Ledger) -> BTreeMap<AccountId, u64> {
+    ledger
+        .target_config()
+        .members
+        .iter()
+        .map(|m| (m.validator, m.weight))
+        .collect()
+}
+
+/// Every validator's stored and consensus weights now.
+pub fn weights(ledger: &Ledger) -> Vec<ValidatorWeight> {
+    let consensus = consensus_weights(ledger);
+    ledger
+        .state()
+        .validators
+        .iter()
+        .map(|(id, v)| ValidatorWeight {
+            validator: *id,
+            weight: v.weight,
+            consensus_weight: consensus.get(id).copied(),
+        })
+        .collect()
+}
+
 /// Answers `query` from `ledger`.
 pub fn answer(ledger: &Ledger, query: &Query) -> Result<Answer, ApiError> {
     let state = ledger.state();
@@ -49,12 +75,7 @@ pub fn answer(ledger: &Ledger, query: &Query) -> Result<Answer, ApiError> {
             })
         }
         Query::Validators => {
-            let consensus: BTreeMap<_, _> = ledger
-                .target_config()
-                .members
-                .iter()
-                .map(|m| (m.validator, m.weight))
-                .collect();
+            let consensus = consensus_weights(ledger);
             Answer::Validators(ValidatorsResponse {
                 validators: state
                     .validators
