@@ -62,7 +62,7 @@ impl ApiError {
 }
 
 /// The body of every error answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ErrorBody {
     /// Stable machine-readable code.
     pub code: String,
@@ -71,7 +71,7 @@ pub struct ErrorBody {
 }
 
 /// The height and state root an answer was read at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct At {
     /// The ledger height.
     pub height: u64,
@@ -80,7 +80,7 @@ pub struct At {
 }
 
 /// Where a submitted transaction stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubmitStatus {
     /// Checked and queued (or forwarded to the leader); not yet committed.
@@ -90,7 +90,7 @@ pub enum SubmitStatus {
 }
 
 /// `POST /v1/tx`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct SubmitResponse {
     /// The transaction's hash.
     pub tx_hash: Hash32,
@@ -108,14 +108,14 @@ pub struct SubmitResponse {
 pub const MAX_BATCH_TXS: usize = 128;
 
 /// `POST /v1/txs`: several signed transactions, each the hex of its canonical bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct SubmitBatchRequest {
     /// At most [`MAX_BATCH_TXS`].
     pub txs: Vec<String>,
 }
 
 /// One transaction's answer in a batch: what `POST /v1/tx` would have answered for it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchItem {
     /// Accepted (or, with `?wait=commit`, committed).
@@ -145,14 +145,14 @@ impl From<Result<SubmitResponse, ApiError>> for BatchItem {
 }
 
 /// The answer to `POST /v1/txs`: one item per transaction, in order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct SubmitBatchResponse {
     /// In the order of the request.
     pub results: Vec<BatchItem>,
 }
 
 /// `GET /v1/accounts/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct AccountResponse {
     /// The account.
     pub account: AccountId,
@@ -171,7 +171,7 @@ pub struct AccountResponse {
 }
 
 /// One validator in `GET /v1/validators`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ValidatorInfo {
     /// Its id (the account id of its key).
     pub validator: AccountId,
@@ -190,7 +190,7 @@ pub struct ValidatorInfo {
 }
 
 /// `GET /v1/validators`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ValidatorsResponse {
     /// Every validator, by id.
     pub validators: Vec<ValidatorInfo>,
@@ -199,7 +199,7 @@ pub struct ValidatorsResponse {
 }
 
 /// One validator's weights at a [`WeightPoint`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ValidatorWeight {
     /// The validator.
     pub validator: AccountId,
@@ -210,7 +210,7 @@ pub struct ValidatorWeight {
 }
 
 /// Every validator's weights when an epoch ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct WeightPoint {
     /// The height whose application ended the epoch.
     pub height: u64,
@@ -223,7 +223,7 @@ pub struct WeightPoint {
 /// `GET /v1/validators/history`: the weights at the last epochs this node applied (at
 /// most [`WEIGHT_HISTORY_EPOCHS`], oldest first; kept in memory, so it starts again when
 /// the node restarts).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct WeightHistoryResponse {
     /// Oldest first.
     pub points: Vec<WeightPoint>,
@@ -235,7 +235,7 @@ pub struct WeightHistoryResponse {
 pub const WEIGHT_HISTORY_EPOCHS: usize = 64;
 
 /// `GET /v1/proposals`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ProposalsResponse {
     /// Newest first.
     pub proposals: Vec<Proposal>,
@@ -244,7 +244,7 @@ pub struct ProposalsResponse {
 }
 
 /// One vote in `GET /v1/proposals/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct VoteInfo {
     /// The voter.
     pub voter: AccountId,
@@ -257,7 +257,7 @@ pub struct VoteInfo {
 }
 
 /// The tally if it were taken now, and what it would decide.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct RunningTally {
     /// The tally.
     pub tally: Tally,
@@ -266,7 +266,7 @@ pub struct RunningTally {
 }
 
 /// The thresholds a tally is measured against.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct TallyParams {
     /// Share of the stake that must vote.
     pub quorum: Ratio,
@@ -277,7 +277,7 @@ pub struct TallyParams {
 }
 
 /// `GET /v1/proposals/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ProposalResponse {
     /// The proposal.
     pub proposal: Proposal,
@@ -296,7 +296,7 @@ pub struct ProposalResponse {
 }
 
 /// `GET /v1/chain`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ChainResponse {
     /// The chain id (the genesis hash).
     pub chain_id: Hash32,
@@ -309,7 +309,7 @@ pub struct ChainResponse {
 }
 
 /// `GET /v1/proof?key=K[&height=H]`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ProofResponse {
     /// The key's canonical bytes, hex.
     pub key: String,
@@ -329,7 +329,7 @@ impl ProofResponse {
 }
 
 /// A node's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoleName {
     /// Follows a leader.
@@ -343,7 +343,7 @@ pub enum RoleName {
 }
 
 /// A Raft member's weight, in `GET /v1/status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct MemberWeight {
     /// The member.
     pub node: AccountId,
@@ -352,7 +352,7 @@ pub struct MemberWeight {
 }
 
 /// `GET /v1/status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct StatusResponse {
     /// This node.
     pub node: AccountId,
@@ -431,7 +431,7 @@ impl StatusResponse {
 }
 
 /// `GET /v1/blocks/{height}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct BlockResponse {
     /// The height.
     pub height: u64,
@@ -452,7 +452,7 @@ pub struct BlockResponse {
 
 /// `GET /v1/txs/{hash}`: where a transaction stands on the node asked. A hash the node
 /// does not know answers 404 `unknown_tx`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TxResponse {
     /// Accepted and not yet applied: queued, in a block in flight, or forwarded.
@@ -465,7 +465,7 @@ pub enum TxResponse {
 }
 
 /// A committed transaction, from the block archive.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct CommittedTx {
     /// The transaction id.
     pub hash: Hash32,
@@ -484,7 +484,7 @@ pub struct CommittedTx {
 }
 
 /// `POST /v1/replay` (replay nodes only).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ReplayResponse {
     /// The entry's index.
     pub index: u64,

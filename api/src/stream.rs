@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// What a stream message is about (its SSE `event:` name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamKind {
     /// A height was applied: [`CommitMessage`].
@@ -59,7 +61,7 @@ impl StreamKind {
 }
 
 /// `event: commit`: what applying a height did (`id` is the height).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct CommitMessage {
     /// The height.
     pub height: u64,
@@ -75,7 +77,7 @@ pub struct CommitMessage {
 
 /// `event: leader`: this node's role, term or known leader changed (no `id`: not part of
 /// any height, not replayed on resume).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct LeaderMessage {
     /// The node that sends the stream.
     pub node: AccountId,
@@ -89,7 +91,7 @@ pub struct LeaderMessage {
 
 /// `event: proposal` or `event: validators`: one event of a committed height (`id` is
 /// the height).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ChangeMessage {
     /// The height.
     pub height: u64,
@@ -98,7 +100,7 @@ pub struct ChangeMessage {
 }
 
 /// `event: closed`: the node ended the stream.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ClosedMessage {
     /// Why.
     pub reason: String,

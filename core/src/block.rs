@@ -19,6 +19,7 @@ const _: () = assert!(
 
 /// What the proposer signs.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockHeader {
     /// The chain.
     pub chain_id: ChainId,
@@ -48,6 +49,7 @@ impl BlockHeader {
 /// Transactions stay bytes so that one that does not decode still gets a failed receipt
 /// on every node rather than making the block unreadable.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
@@ -122,6 +124,7 @@ pub enum EntryPayload {
 
 /// A committed log entry. Its index is the ledger height it produces.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// The Raft index, equal to the height after applying.
     pub index: u64,

@@ -23,6 +23,8 @@ pub mod encoding;
 pub mod genesis;
 pub mod hash;
 pub mod ledger;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod outcome;
 pub mod params;
 pub mod state;

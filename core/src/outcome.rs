@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
     Deserialize,
     strum::EnumDiscriminants,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[strum_discriminants(
     name(TxErrorKind),
@@ -110,6 +111,7 @@ pub enum TxError {
     strum::EnumIter,
     strum::IntoStaticStr,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ProposalError {
@@ -142,6 +144,7 @@ pub enum ProposalError {
 
 /// Whether a transaction took effect.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TxStatus {
     /// The action took effect.
@@ -152,6 +155,7 @@ pub enum TxStatus {
 
 /// The result of one transaction in a block.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The transaction id.
     pub tx_hash: Hash32,
@@ -175,6 +179,7 @@ pub struct Receipt {
     Deserialize,
     strum::EnumDiscriminants,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "event")]
 #[strum_discriminants(
     name(EventKind),
@@ -306,6 +311,7 @@ pub enum Event {
 
 /// One member of the consensus configuration the ledger wants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigMember {
     /// The validator.
     pub validator: ValidatorId,
@@ -315,11 +321,13 @@ pub struct ConfigMember {
     pub public_key: PublicKey,
     /// Its network identity.
     #[serde(with = "crate::block::hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub peer: Vec<u8>,
 }
 
 /// The consensus configuration the committed state asks for, in validator-id order.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetConfig {
     /// Members in validator-id order.
     pub members: Vec<ConfigMember>,
@@ -327,6 +335,7 @@ pub struct TargetConfig {
 
 /// Who sent one transaction of a block and how many events it emitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxTrace {
     /// The sender; none when the transaction does not decode.
     pub sender: Option<AccountId>,

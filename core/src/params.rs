@@ -11,6 +11,7 @@ pub const MAX_BASE_REPUTATION: u64 = 1_000_000;
 
 /// Every tunable of the ledger. All of it sits in one state leaf.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Params {
     /// Flat fee per transaction, paid to the treasury whenever signature and nonce are valid.
     pub fee: Amount,
@@ -61,6 +62,7 @@ impl Default for Params {
 
 /// Why a parameter set is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ParamsError {
     /// A ratio is not a fraction in [0, 1].
     #[error("{0} must be a fraction n/d with d > 0 and n <= d")]
@@ -141,6 +143,7 @@ impl Params {
 
 /// One parameter and its new value.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ParamChange {
     /// See [`Params::fee`].

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Globals {
     /// The height of the last applied entry.
     pub height: u64,
@@ -34,6 +35,7 @@ pub struct Globals {
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     /// Spendable tokens.
     pub balance: Amount,
@@ -47,11 +49,13 @@ pub struct Account {
 
 /// A validator.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Validator {
     /// The ML-DSA key that signs its blocks and votes.
     pub public_key: PublicKey,
     /// Its network identity (libp2p peer id bytes).
     #[serde(with = "crate::block::hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub peer: Vec<u8>,
     /// Reputation set by governance.
     pub base_reputation: u64,
@@ -65,6 +69,7 @@ pub struct Validator {
 
 /// Where a proposal stands.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     /// Open for votes.
@@ -85,6 +90,7 @@ pub enum ProposalStatus {
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tally {
     /// Stake voting Yes.
     pub yes: Amount,
@@ -100,6 +106,7 @@ pub struct Tally {
 
 /// A proposal.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Proposal {
     /// Its id.
     pub id: u64,
@@ -121,6 +128,7 @@ pub struct Proposal {
 
 /// One account's vote on one proposal.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VoteRecord {
     /// The latest choice.
     pub choice: VoteChoice,
@@ -179,6 +187,7 @@ pub struct State {
 
 /// What a tally decides, before a passed proposal is executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Too little stake voted.

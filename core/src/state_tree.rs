@@ -87,6 +87,7 @@ impl Node {
 
 /// An inclusion proof: the sibling hashes from the root down to the leaf.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateProof {
     /// Siblings, root first; their count is the leaf's depth.
     pub siblings: Vec<Hash32>,

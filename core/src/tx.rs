@@ -23,6 +23,7 @@ pub const MAX_PEER_BYTES: usize = 64;
 /// Who sends a transaction. The first transaction of an account registers its key; later
 /// ones name the account only (an ML-DSA key is 1.3 to 2.6 KB, too much for every entry).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Sender {
     /// First use of a key: registers it on the account it derives.
@@ -55,6 +56,7 @@ impl Sender {
     Serialize,
     Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VoteChoice {
     /// In favour.
@@ -69,6 +71,7 @@ pub enum VoteChoice {
 
 /// What a passed proposal does.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalKind {
     /// Nothing but a recorded decision.
@@ -115,6 +118,7 @@ pub enum ProposalKind {
 
 /// What a transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Moves spendable tokens.
@@ -152,6 +156,7 @@ pub enum Action {
 
 /// The signed part of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transaction {
     /// The chain this is for; a transaction never replays on another chain.
     pub chain_id: ChainId,
@@ -180,6 +185,7 @@ impl Transaction {
 
 /// A transaction and its sender's signature over the transaction's canonical bytes.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedTransaction {
     /// What was signed.
     pub tx: Transaction,

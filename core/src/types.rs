@@ -126,6 +126,7 @@ impl<'de> Deserialize<'de> for Amount {
     Serialize,
     Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ratio {
     /// The numerator.
     pub numerator: u64,

@@ -118,6 +118,21 @@ pub struct EventParams {
 }
 
 /// The handler.
+#[utoipa::path(
+    get, path = "/v1/events", tag = "events",
+    description = "Server-Sent Events. Each message's `event:` names its kind and its `data:` is JSON: `commit` (CommitMessage, `id` = height), `leader` (LeaderMessage, no id), `proposal` and `validators` (ChangeMessage, `id` = height), and a last `closed` (ClosedMessage) when the node ends the stream. A subscriber that falls `event_buffer` messages behind is cut off with the reason and the height to resume from.",
+    params(
+        ("from" = Option<u64>, Query, description = "Start at this height: archived heights first, then live"),
+        ("kind" = Option<String>, Query, description = "Comma-separated: commit, leader, proposal, validators (default all)"),
+        ("account" = Option<String>, Query, description = "Only what concerns this account: its transactions and the events naming it (leader messages always pass)"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "The last height received; the stream restarts after it (wins over `from`)")
+    ),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A bad kind, account or height", body = agora_api::ErrorBody),
+        (status = 503, description = "As many subscribers as the node serves", body = agora_api::ErrorBody)
+    )
+)]
 pub async fn events(
     State(state): State<ApiState>,
     UrlQuery(params): UrlQuery<EventParams>,
