@@ -14,6 +14,7 @@
 
 mod admission;
 mod history;
+mod local;
 mod peers;
 mod queries;
 mod reads;
@@ -22,6 +23,7 @@ mod verify;
 mod waiters;
 
 pub use history::{ArchivedEntry, HistoryJob, MAX_PROOF_REPLAY};
+pub use local::role_name;
 pub use queries::Query;
 pub use verify::{VerifyId, VerifyJob};
 
@@ -276,16 +278,6 @@ pub enum Write {
         /// The state root after it.
         state_root: Hash32,
     },
-}
-
-/// A Raft role as the API names it.
-pub fn role_name(role: Role) -> agora_api::RoleName {
-    match role {
-        Role::Follower => agora_api::RoleName::Follower,
-        Role::PreCandidate => agora_api::RoleName::Precandidate,
-        Role::Candidate => agora_api::RoleName::Candidate,
-        Role::Leader => agora_api::RoleName::Leader,
-    }
 }
 
 /// A notable change, for logs and metrics; nothing depends on it being carried out.
@@ -573,18 +565,11 @@ impl<C: VoteCrypto> Replica<C> {
             }
             Request::Replay { entry } => self.replay(id, entry),
             Request::WeightHistory => {
-                let ledger = self.app.ledger();
-                let history = agora_api::WeightHistoryResponse {
-                    points: self.weight_history.iter().cloned().collect(),
-                    at: agora_api::At {
-                        height: ledger.height(),
-                        state_root: ledger.state_root(),
-                    },
-                };
+                let history = self.weight_history();
                 self.reply(id, Ok(Answer::WeightHistory(history)));
             }
             Request::Pending(hash) => {
-                let pending = self.mempool.holds(&hash) || self.forwarded.holds(&hash);
+                let pending = self.holds(&hash);
                 self.reply(id, Ok(Answer::Pending(pending)));
             }
             Request::ProofAt { key, height } => self.proof_at(id, key, height),
@@ -783,18 +768,7 @@ impl<C: VoteCrypto> Replica<C> {
         {
             self.proposed_blocks.pop_front();
         }
-        for event in &outcome.events {
-            if let agora_core::Event::EpochEnded { epoch } = event {
-                if self.weight_history.len() == agora_api::WEIGHT_HISTORY_EPOCHS {
-                    self.weight_history.pop_front();
-                }
-                self.weight_history.push_back(agora_api::WeightPoint {
-                    height: entry.index,
-                    epoch: *epoch,
-                    weights: queries::weights(self.app.ledger()),
-                });
-            }
-        }
+        self.record_weights(entry.index, &outcome.events);
         self.pending.writes.push(Write::Archive {
             entry: entry.clone(),
             receipts: outcome.receipts,
@@ -912,38 +886,6 @@ impl<C: VoteCrypto> Replica<C> {
             if let Ok(index) = self.raft.propose_config(target) {
                 self.pending.notices.push(Notice::Reconfiguring { index });
             }
-        }
-    }
-
-    fn status(&self) -> StatusResponse {
-        let ledger = self.app.ledger();
-        StatusResponse {
-            node: self.raft.id(),
-            role: role_name(self.raft.role()),
-            term: self.raft.term(),
-            leader: self.raft.leader(),
-            commit_index: self.raft.commit_index(),
-            applied_index: self.raft.applied_index(),
-            leader_commit_index: self.raft.leader_commit(),
-            last_index: self.raft.last_index(),
-            height: ledger.height(),
-            state_root: ledger.state_root(),
-            chain_id: ledger.chain_id(),
-            mempool: self.mempool.len() as u64,
-            membership: self
-                .raft
-                .membership()
-                .incoming
-                .members
-                .iter()
-                .map(|(node, member)| agora_api::MemberWeight {
-                    node: *node,
-                    weight: member.weight,
-                })
-                .collect(),
-            joint: self.raft.membership().is_joint(),
-            replay: self.config.replay,
-            rejoining: self.raft.is_rejoining(),
         }
     }
 

@@ -4,7 +4,7 @@
 use super::*;
 use agora_consensus::raft::EntryData;
 use agora_consensus::storage::conformance::{run, StoreFactory};
-use agora_core::{AccountId, Amount, TxStatus};
+use agora_core::{AccountId, Amount, Hash32, TxStatus};
 
 /// A store and the file it lives in, so the suite can reopen it as a new process would.
 struct Reopenable(SqliteStore, PathBuf);

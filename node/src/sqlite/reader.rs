@@ -1,0 +1,174 @@
+//! Reads of the block archive and the transaction index, from any task; every row is
+//! checked against its checksum before it is answered.
+
+use super::{archive_checksum, classify, corrupt, sum_matches, EventsColumn};
+use agora_api::{ApiError, BlockResponse, CommittedTx};
+use agora_consensus::replica::ArchivedEntry;
+use agora_consensus::storage::StorageError;
+use agora_core::block::Block;
+use agora_core::encoding::Canonical;
+use agora_core::outcome::tx_events;
+use agora_core::{Event, Hash32, Receipt, TxTrace};
+use sqlx::{Row, SqlitePool};
+
+/// One archived height, checked against its checksum.
+struct ArchivedRow {
+    block: Option<Vec<u8>>,
+    receipts: Vec<Receipt>,
+    events: Vec<Event>,
+    traces: Vec<TxTrace>,
+    state_root: Hash32,
+}
+
+/// Reads the block archive; cheap to clone, usable from any task.
+#[derive(Clone)]
+pub struct StoreReader {
+    pub(super) pool: SqlitePool,
+    pub(super) path: String,
+}
+
+impl StoreReader {
+    /// What the archive holds for `height`: the block (none for a no-op or configuration
+    /// entry), its receipts and the root after it; none if the height is not archived.
+    pub async fn block(&self, height: u64) -> Result<Option<BlockResponse>, StorageError> {
+        let Some(row) = self.archived(height).await? else {
+            return Ok(None);
+        };
+        let block = row
+            .block
+            .map(|bytes| Block::from_canonical_bytes(&bytes))
+            .transpose()
+            .map_err(|e| self.corrupt(format!("archived block {height}: {e}")))?;
+        Ok(Some(BlockResponse {
+            height,
+            block,
+            receipts: row.receipts,
+            events: row.events,
+            traces: row.traces,
+            state_root: row.state_root,
+        }))
+    }
+
+    /// Where the transaction `hash` committed, from the index, checked against the
+    /// archived receipt; none if this node's archive does not hold it.
+    pub async fn tx(&self, hash: &Hash32) -> Result<Option<CommittedTx>, StorageError> {
+        let found: Option<(i64, i64)> =
+            sqlx::query_as("SELECT height, position FROM tx_index WHERE hash = ?")
+                .bind(&hash.0[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| classify(&self.path, e))?;
+        let Some((height, position)) = found else {
+            return Ok(None);
+        };
+        let misplaced = || {
+            self.corrupt(format!(
+                "the transaction index places {hash} at height {height}, position {position}, where the archive does not hold it"
+            ))
+        };
+        let (Ok(height), Ok(position)) = (u64::try_from(height), u32::try_from(position)) else {
+            return Err(misplaced());
+        };
+        let row = self.archived(height).await?.ok_or_else(misplaced)?;
+        let receipt = row
+            .receipts
+            .get(position as usize)
+            .filter(|r| r.tx_hash == *hash)
+            .cloned()
+            .ok_or_else(misplaced)?;
+        let events = tx_events(&row.traces, &row.events, position as usize)
+            .map(<[Event]>::to_vec)
+            .unwrap_or_default();
+        Ok(Some(CommittedTx {
+            hash: *hash,
+            height,
+            position,
+            sender: row.traces.get(position as usize).and_then(|t| t.sender),
+            receipt,
+            events,
+            state_root: row.state_root,
+        }))
+    }
+
+    /// One archived height for a past-height proof; an answer for the client if missing.
+    pub async fn archived_entry(&self, height: u64) -> Result<ArchivedEntry, ApiError> {
+        let ArchivedRow {
+            block, state_root, ..
+        } = self
+            .archived(height)
+            .await
+            .map_err(|e| ApiError::new(500, "storage", e.to_string()))?
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "this node has no archive of height {height} (it caught up by snapshot); ask another node"
+                ))
+            })?;
+        Ok(ArchivedEntry {
+            height,
+            block,
+            state_root,
+        })
+    }
+
+    async fn archived(&self, height: u64) -> Result<Option<ArchivedRow>, StorageError> {
+        let error = |e| classify(&self.path, e);
+        let Ok(height) = i64::try_from(height) else {
+            return Ok(None); // no chain gets that high
+        };
+        let row = sqlx::query(
+            "SELECT block, receipts, state_root, checksum, events FROM blocks WHERE height = ?",
+        )
+        .bind(height)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let block: Option<Vec<u8>> = row.try_get("block").map_err(error)?;
+        let receipts: String = row.try_get("receipts").map_err(error)?;
+        let root: Vec<u8> = row.try_get("state_root").map_err(error)?;
+        let sum: Option<Vec<u8>> = row.try_get("checksum").map_err(error)?;
+        let events: Option<String> = row.try_get("events").map_err(error)?;
+        let intact = sum.is_some_and(|sum| {
+            sum_matches(&sum, |alg| {
+                archive_checksum(
+                    alg,
+                    height,
+                    block.as_deref(),
+                    &receipts,
+                    &root,
+                    events.as_deref(),
+                )
+            })
+        });
+        if !intact {
+            return Err(self.corrupt(format!(
+                "archived height {height} fails its checksum (its block, receipts or state root changed on disk)"
+            )));
+        }
+        let receipts = serde_json::from_str(&receipts)
+            .map_err(|e| self.corrupt(format!("archived receipts of height {height}: {e}")))?;
+        let root = <[u8; 32]>::try_from(root.as_slice())
+            .map_err(|_| self.corrupt(format!("archived state root of height {height}")))?;
+        let EventsColumn { events, traces } = match events {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| self.corrupt(format!("archived events of height {height}: {e}")))?,
+            None => EventsColumn {
+                events: Vec::new(),
+                traces: Vec::new(),
+            },
+        };
+        Ok(Some(ArchivedRow {
+            block,
+            receipts,
+            events,
+            traces,
+            state_root: Hash32(root),
+        }))
+    }
+
+    fn corrupt(&self, detail: String) -> StorageError {
+        corrupt(self.path.clone(), detail)
+    }
+}
