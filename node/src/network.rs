@@ -87,9 +87,55 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u
             format!("message of {length} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit"),
         ));
     }
-    let mut bytes = vec![0u8; length];
-    io.read_exact(&mut bytes).await?;
+    // The buffer grows as bytes arrive: a peer that announces the limit and sends nothing
+    // must not make every open stream hold the limit in memory.
+    let mut bytes = Vec::with_capacity(length.min(FRAME_READ_CHUNK));
+    io.take(length as u64).read_to_end(&mut bytes).await?;
+    if bytes.len() != length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "message announced {length} bytes, the stream ended after {}",
+                bytes.len()
+            ),
+        ));
+    }
     Ok(bytes)
+}
+
+/// The capacity a frame's buffer starts with, whatever length the frame announces.
+const FRAME_READ_CHUNK: usize = 64 * 1024;
+
+/// Reads one framed [`Request`] from `bytes` exactly as the codec reads it from a stream
+/// (the fuzz targets and tests use it; see `fuzz/`).
+pub fn read_request_bytes(bytes: &[u8]) -> io::Result<Request> {
+    futures::executor::block_on(async {
+        decode(&read_frame(&mut futures::io::Cursor::new(bytes)).await?)
+    })
+}
+
+/// Reads one framed [`Response`] from `bytes` exactly as the codec reads it from a stream.
+pub fn read_response_bytes(bytes: &[u8]) -> io::Result<Response> {
+    futures::executor::block_on(async {
+        decode(&read_frame(&mut futures::io::Cursor::new(bytes)).await?)
+    })
+}
+
+/// A request framed as the codec writes it: the seeds of the fuzz corpus.
+pub fn frame_request(request: &Request) -> Vec<u8> {
+    frame(&borsh::to_vec(request).expect("in memory"))
+}
+
+/// A response framed as the codec writes it.
+pub fn frame_response(response: &Response) -> Vec<u8> {
+    frame(&borsh::to_vec(response).expect("in memory"))
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(4 + body.len());
+    framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    framed.extend_from_slice(body);
+    framed
 }
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: Vec<u8>) -> io::Result<()> {
@@ -235,7 +281,18 @@ pub async fn spawn(
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
-    swarm.listen_on(config.listen.clone())?;
+    swarm.listen_on(config.listen.clone()).map_err(|error| {
+        // libp2p's transport error displays as an empty prefix before the OS error.
+        let cause = match &error {
+            libp2p::TransportError::Other(io) => io.to_string(),
+            other => other.to_string(),
+        };
+        anyhow::anyhow!(
+            "cannot listen for peers on {}: {cause} (the `listen` setting, --listen or \
+             AGORA_LISTEN; another process may hold the port)",
+            config.listen
+        )
+    })?;
     let mut addresses: BTreeMap<PeerId, Multiaddr> = BTreeMap::new();
     for address in &config.peers {
         let Some(peer) = peer_of(address) else {
@@ -635,6 +692,41 @@ impl<Id: Ord> InFlight<Id> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame reads back as it was written; a frame that announces more than it carries,
+    /// or more than the limit, or is cut inside its length, is an error and not a value.
+    #[test]
+    fn frames_read_back_and_short_or_oversized_frames_are_refused() {
+        let request = Request::SubmitTxs(vec![vec![1, 2, 3], vec![]]);
+        let framed = frame_request(&request);
+        match read_request_bytes(&framed).unwrap() {
+            Request::SubmitTxs(txs) => assert_eq!(txs, vec![vec![1, 2, 3], vec![]]),
+            other => panic!("read back {other:?}"),
+        }
+        let answer = frame_response(&Response::Txs(vec![TxAnswer::Busy]));
+        assert!(matches!(
+            read_response_bytes(&answer).unwrap(),
+            Response::Txs(answers) if answers == vec![TxAnswer::Busy]
+        ));
+        let mut announced_limit = (MAX_MESSAGE_BYTES as u32).to_le_bytes().to_vec();
+        announced_limit.extend_from_slice(&[0; 10]);
+        let error = read_request_bytes(&announced_limit).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(error.to_string().contains("ended after 10"), "{error}");
+        let over = ((MAX_MESSAGE_BYTES + 1) as u32).to_le_bytes();
+        assert_eq!(
+            read_request_bytes(&over).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        assert!(read_request_bytes(&framed[..2]).is_err());
+        let mut trailing = framed.clone();
+        trailing[0] += 1;
+        trailing.push(0);
+        assert!(
+            read_request_bytes(&trailing).is_err(),
+            "trailing bytes refused"
+        );
+    }
 
     /// Forwards and Raft messages are limited separately, and answers release only the
     /// slot their own request took: a stream of forwarded transactions cannot wear down

@@ -81,7 +81,11 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
 
     let listener = tokio::net::TcpListener::bind(&http)
         .await
-        .with_context(|| format!("binding the HTTP API to {http}"))?;
+        .with_context(|| {
+            format!(
+                "cannot serve the HTTP API on {http} (the `http` setting, --http or AGORA_HTTP)"
+            )
+        })?;
     let mode = if config.replay.unwrap_or(false) {
         api::Mode::Replay
     } else {

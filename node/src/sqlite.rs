@@ -149,11 +149,13 @@ fn archive_checksum(
     )
 }
 
-/// The `events` column of an archived height.
+/// The `events` column of an archived height (JSON).
 #[derive(serde::Serialize, serde::Deserialize)]
-struct EventsColumn {
-    events: Vec<Event>,
-    traces: Vec<TxTrace>,
+pub struct EventsColumn {
+    /// The height's events, in order.
+    pub events: Vec<Event>,
+    /// One trace per receipt: which events are whose.
+    pub traces: Vec<TxTrace>,
 }
 
 /// Index rows per INSERT statement (each binds 3 values).

@@ -492,6 +492,40 @@ fn devnet_starts_a_working_cluster() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A port already taken is named with its setting (issue #13), and devnet stops with the
+/// node's last log lines instead of running on without it.
+#[test]
+fn a_port_in_use_is_named_and_stops_devnet() {
+    for (which, expected) in [
+        ("p2p", "cannot listen for peers on /ip4/127.0.0.1/tcp/"),
+        ("http", "cannot serve the HTTP API on 127.0.0.1:"),
+    ] {
+        let dir = temp_dir(&format!("port-in-use-{which}"));
+        let (p2p, http_port) = (free_port(), free_port());
+        let taken = if which == "p2p" { p2p } else { http_port };
+        let _holder = std::net::TcpListener::bind(("127.0.0.1", taken)).unwrap();
+        let output = std::process::Command::new(bin())
+            .args(["devnet", "--nodes", "1", "--dir", dir.to_str().unwrap()])
+            .args(["--p2p-base-port", &p2p.to_string()])
+            .args(["--http-base-port", &http_port.to_string()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{which}: devnet kept running");
+        assert!(
+            stderr.contains(&format!("{expected}{taken}")) && stderr.contains("in use"),
+            "{which}: {stderr}"
+        );
+        let setting = if which == "p2p" { "--listen" } else { "--http" };
+        assert!(
+            stderr.contains(setting),
+            "{which} names its setting: {stderr}"
+        );
+        assert!(stderr.contains("node0 exited"), "{stderr}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// Spam that could not apply gets no block space (issue #16, item 3): re-signatures of
 /// one nonce and nonces past a gap, sent to the leader and to a follower. Each node admits
 /// one transaction per nonce and nonces inside the window only (32 past the account's);

@@ -199,9 +199,11 @@ impl Cluster {
             }
             while let Some(message) = self.queue.pop_front() {
                 moved = true;
-                let to = (0..self.nodes.len())
-                    .find(|i| node_id(*i) == message.to)
-                    .expect("known node");
+                // A message to a node that does not exist is lost, as on a network (a
+                // fuzzed or forged message may name anyone).
+                let Some(to) = (0..self.nodes.len()).find(|i| node_id(*i) == message.to) else {
+                    continue;
+                };
                 let from = (0..self.nodes.len()).find(|i| node_id(*i) == message.from);
                 if self.isolated.contains(&to) || from.is_some_and(|f| self.isolated.contains(&f)) {
                     continue;

@@ -179,6 +179,8 @@ fn init_logging(format: LogFormat) {
         tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour on a terminal only: devnet's node.log files stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -387,7 +389,7 @@ fn devnet(nodes: usize, dir: &Path, ports: Ports) -> Result<()> {
         ports.http(0),
         AccountId::from_public_key(demo.public_key())
     );
-    wait_and_stop(children)
+    wait_and_stop(dir, children)
 }
 
 /// The seeded test key of the vector validator with this public key.
@@ -454,7 +456,7 @@ fn replay_devnet(vector: &Path, dir: Option<PathBuf>, ports: Ports) -> Result<()
         vector.display(),
         urls.join(" ")
     );
-    wait_and_stop(children)
+    wait_and_stop(&dir, children)
 }
 
 fn start_nodes(dir: &Path, nodes: usize) -> Result<Vec<std::process::Child>> {
@@ -485,13 +487,32 @@ fn print_nodes(dir: &Path, nodes: usize, ports: Ports) {
     }
 }
 
-/// Runs until Ctrl-C or SIGTERM, then stops every node gracefully.
-fn wait_and_stop(mut children: Vec<std::process::Child>) -> Result<()> {
+/// Runs until Ctrl-C or SIGTERM, then stops every node gracefully. A node that exits on
+/// its own (a port already taken, a corrupt database) stops the devnet: its log's last
+/// lines are printed and the exit is an error, so nobody is left looking at a devnet with
+/// a node missing.
+fn wait_and_stop(dir: &Path, mut children: Vec<std::process::Child>) -> Result<()> {
     println!("Stop with Ctrl-C.");
-    runtime().block_on(node::shutdown_signal());
+    let exited = runtime().block_on(async {
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(200));
+        let signal = node::shutdown_signal();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                _ = &mut signal => return None,
+                _ = poll.tick() => {
+                    for (i, child) in children.iter_mut().enumerate() {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            return Some((i, status));
+                        }
+                    }
+                }
+            }
+        }
+    });
     for child in &mut children {
         #[cfg(unix)]
-        {
+        if matches!(child.try_wait(), Ok(None)) {
             let _ = std::process::Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
@@ -499,5 +520,15 @@ fn wait_and_stop(mut children: Vec<std::process::Child>) -> Result<()> {
         }
         let _ = child.wait();
     }
-    Ok(())
+    let Some((i, status)) = exited else {
+        return Ok(());
+    };
+    let log = dir.join(format!("node{i}")).join("node.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+    bail!(
+        "node{i} exited ({status}); the devnet was stopped. The end of {}:\n{tail}",
+        log.display()
+    )
 }
