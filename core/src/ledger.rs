@@ -214,6 +214,11 @@ impl Ledger {
     /// the Raft snapshot metadata).
     pub fn restore(bytes: &[u8], expected_root: &Hash32) -> Result<Ledger, RestoreError> {
         let snapshot = Snapshot::from_canonical_bytes(bytes)?;
+        // Before anything is derived from the state: the derivations assume its invariants.
+        snapshot
+            .state
+            .check_invariants()
+            .map_err(RestoreError::Invariant)?;
         let height = snapshot.state.globals.height;
         let recorded = snapshot
             .recent_roots
@@ -232,10 +237,6 @@ impl Ledger {
                 actual,
             });
         }
-        ledger
-            .state
-            .check_invariants()
-            .map_err(RestoreError::Invariant)?;
         Ok(ledger)
     }
 
@@ -773,10 +774,17 @@ impl Ledger {
 pub fn consensus_weights(weights: &[u64]) -> Vec<u64> {
     let mut weights = weights.to_vec();
     let voters = weights.iter().filter(|w| **w > 0).count();
-    let total: u64 = weights.iter().sum();
+    // In u128: no count of u64 weights a state can hold overflows it.
+    let total: u128 = weights.iter().map(|w| u128::from(*w)).sum();
     if voters >= 3 {
-        if let Some(heaviest) = weights.iter_mut().find(|w| **w >= total - **w) {
-            *heaviest = total - *heaviest - 1;
+        if let Some(heaviest) = weights
+            .iter_mut()
+            .find(|w| u128::from(**w) >= total - u128::from(**w))
+        {
+            // The others' sum is at most this weight, so it fits in u64; with three or
+            // more voters it is at least 2.
+            let others = total - u128::from(*heaviest);
+            *heaviest = u64::try_from(others - 1).expect("below a u64 weight");
         }
     }
     weights
@@ -865,6 +873,75 @@ mod tests {
                 assert!(2 * w < total, "{weights:?} -> {capped:?} at {i}");
             }
         }
+        // Weights no valid state holds (a forged snapshot's) sum past u64: no overflow.
+        assert_eq!(
+            consensus_weights(&[u64::MAX, u64::MAX, 1]),
+            vec![u64::MAX, u64::MAX, 1]
+        );
+        assert_eq!(consensus_weights(&[u64::MAX, 2, 1]), vec![2, 2, 1]);
+    }
+
+    /// A snapshot whose numbers no valid state holds is refused with the reason, before
+    /// anything is derived from it (the fuzzer's first finding: a validator weight near
+    /// u64::MAX overflowed the consensus-weight sum and panicked the restore).
+    #[test]
+    fn a_snapshot_with_impossible_numbers_is_refused_not_a_panic() {
+        use crate::encoding::Canonical;
+        let genesis = crate::Genesis {
+            chain_name: "restore".into(),
+            params: crate::Params::default(),
+            accounts: vec![],
+            validators: (0..3u8)
+                .map(|i| crate::genesis::GenesisValidator {
+                    public_key: crate::SecretKey::from_seed(crate::KeyKind::MlDsa44, [i; 32])
+                        .public_key()
+                        .clone(),
+                    peer: vec![i],
+                    base_reputation: 10,
+                })
+                .collect(),
+            treasury: crate::Amount(100),
+        }
+        .normalized()
+        .unwrap();
+        let ledger = Ledger::from_genesis(&genesis);
+        let root = ledger.state_root();
+        let mut heavy = ledger.snapshot();
+        for validator in heavy.state.validators.values_mut() {
+            validator.weight = u64::MAX;
+        }
+        let error = Ledger::restore(&heavy.to_canonical_bytes(), &root).unwrap_err();
+        assert!(
+            matches!(&error, RestoreError::Invariant(reason) if reason.contains("above the limit")),
+            "{error}"
+        );
+        let mut rich = ledger.snapshot();
+        rich.state.globals.treasury = crate::Amount(u128::MAX);
+        rich.state.accounts.insert(
+            crate::AccountId(crate::Hash32([7; 32])),
+            crate::state::Account {
+                balance: crate::Amount(u128::MAX),
+                ..Default::default()
+            },
+        );
+        let error = Ledger::restore(&rich.to_canonical_bytes(), &root).unwrap_err();
+        assert!(
+            matches!(&error, RestoreError::Invariant(reason) if reason.contains("overflows")),
+            "{error}"
+        );
+        // The fuzzer's second finding: recent roots other than one per height up to the
+        // state's were accepted, a second byte form of the same ledger.
+        let mut gapped = ledger.snapshot();
+        gapped.recent_roots.clear();
+        let error = Ledger::restore(&gapped.to_canonical_bytes(), &root).unwrap_err();
+        assert!(
+            matches!(&error, RestoreError::Decode(DecodeError::Invalid(reason)) if reason.contains("recent roots")),
+            "{error}"
+        );
+        let mut ahead = ledger.snapshot();
+        ahead.recent_roots.push((1, root));
+        assert!(Ledger::restore(&ahead.to_canonical_bytes(), &root).is_err());
+        assert!(Ledger::restore(&ledger.snapshot().to_canonical_bytes(), &root).is_ok());
     }
 
     #[test]

@@ -294,15 +294,24 @@ impl State {
     /// Sums every holding and compares with `total_supply`; also checks `total_staked`
     /// and each account's `unbonding` against the queue. O(state): for tests and audits.
     pub fn check_invariants(&self) -> Result<(), String> {
+        // Checked sums: a snapshot from a peer may carry any numbers, and an overflow must
+        // be an error, not a panic.
+        let overflow = |what: &str| format!("{what} overflows u128");
+        let add = |sum: u128, amount: u128, what: &str| {
+            sum.checked_add(amount).ok_or_else(|| overflow(what))
+        };
         let mut sum = self.globals.treasury.0;
         let mut staked = 0u128;
         let mut unbonding_by_account: BTreeMap<AccountId, u128> = BTreeMap::new();
         for ((_, id), amount) in &self.unbonding {
-            *unbonding_by_account.entry(*id).or_default() += amount.0;
+            let queued = unbonding_by_account.entry(*id).or_default();
+            *queued = add(*queued, amount.0, "an account's unbonding queue")?;
         }
         for (id, account) in &self.accounts {
-            sum += account.balance.0 + account.staked.0 + account.unbonding.0;
-            staked += account.staked.0;
+            for amount in [account.balance, account.staked, account.unbonding] {
+                sum = add(sum, amount.0, "the holdings")?;
+            }
+            staked = add(staked, account.staked.0, "the stake")?;
             let queued = unbonding_by_account.get(id).copied().unwrap_or(0);
             if queued != account.unbonding.0 {
                 return Err(format!(
@@ -313,7 +322,7 @@ impl State {
         }
         for proposal in self.proposals.values() {
             if proposal.status == ProposalStatus::Voting {
-                sum += proposal.deposit.0;
+                sum = add(sum, proposal.deposit.0, "the holdings")?;
             }
         }
         if sum != self.globals.total_supply.0 {
@@ -327,6 +336,22 @@ impl State {
                 "stake sums to {staked} but total_staked is {}",
                 self.globals.total_staked
             ));
+        }
+        for (id, validator) in &self.validators {
+            if validator.weight > crate::ledger::MAX_VALIDATOR_WEIGHT {
+                return Err(format!(
+                    "validator {id} has weight {} above the limit {}",
+                    validator.weight,
+                    crate::ledger::MAX_VALIDATOR_WEIGHT
+                ));
+            }
+            if validator.base_reputation > crate::params::MAX_BASE_REPUTATION {
+                return Err(format!(
+                    "validator {id} has base reputation {} above the limit {}",
+                    validator.base_reputation,
+                    crate::params::MAX_BASE_REPUTATION
+                ));
+            }
         }
         Ok(())
     }
@@ -355,7 +380,24 @@ impl Canonical for Snapshot {
             self.recent_roots.len(),
             ROOT_HISTORY_LEN as usize,
         )?;
-        let heights: Vec<u64> = self.recent_roots.iter().map(|(h, _)| *h).collect();
-        crate::encoding::check_strictly_sorted("snapshot recent roots", &heights)
+        // A ledger records one root per height and keeps the last ROOT_HISTORY_LEN: its
+        // snapshot holds exactly the consecutive heights that end at the state's height.
+        // Anything else would be a second byte form of the same ledger (or roots it never
+        // had).
+        let height = self.state.globals.height;
+        let count = height.saturating_add(1).min(ROOT_HISTORY_LEN);
+        let first = height + 1 - count;
+        let consecutive = self.recent_roots.len() as u64 == count
+            && self
+                .recent_roots
+                .iter()
+                .zip(first..)
+                .all(|((h, _), expected)| *h == expected);
+        if !consecutive {
+            return Err(DecodeError::Invalid(format!(
+                "snapshot recent roots must be heights {first} to {height}, one each"
+            )));
+        }
+        Ok(())
     }
 }

@@ -164,9 +164,8 @@ fn tx(data: &[u8]) -> Reached {
     let Ok(signed) = SignedTransaction::from_canonical_bytes(data) else {
         return Reached::Refused;
     };
-    assert_eq!(
-        signed.to_canonical_bytes(),
-        data,
+    assert!(
+        signed.to_canonical_bytes() == data,
         "a decoded transaction re-encodes to other bytes: two byte forms for one transaction"
     );
     let ledger = reference().ledgers.last().expect("at least genesis");
@@ -248,10 +247,14 @@ fn snapshot(data: &[u8]) -> Reached {
     let ledger = reference.ledgers.last().expect("at least genesis");
     match Ledger::restore(data, &ledger.state_root()) {
         Ok(restored) => {
-            assert_eq!(
-                restored.snapshot().to_canonical_bytes(),
-                data,
-                "a restored snapshot re-encodes to other bytes"
+            let again = restored.snapshot().to_canonical_bytes();
+            assert!(
+                again == data,
+                "a restored snapshot re-encodes to other bytes ({} bytes in, {} out, first \
+                 difference at {:?})",
+                data.len(),
+                again.len(),
+                again.iter().zip(data).position(|(a, b)| a != b)
             );
             Reached::Decoded
         }

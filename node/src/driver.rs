@@ -8,12 +8,12 @@ use crate::metrics::Metrics;
 use crate::network::{Inbound, Outbound, Response, TxAnswer, MAX_FORWARD_BATCH};
 use crate::sqlite::{SqliteStore, StoreReader};
 use agora_api::ApiError;
-use agora_consensus::raft::{MlDsaVotes, RaftConfig, Role};
+use agora_consensus::raft::{MlDsaVotes, RaftConfig, Recovered, Role};
 use agora_consensus::replica::{
     Actions, Answer, HistoryJob, NodeHalt, Notice, Replica, ReplicaConfig, ReplicaParts, Request,
     RequestId, VerifyId, VerifyJob,
 };
-use agora_consensus::storage::{LogStore, StorageError};
+use agora_consensus::storage::StorageError;
 use agora_core::{AccountId, Ledger, SecretKey};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +58,9 @@ pub struct DriverParts {
     pub genesis: Ledger,
     /// The opened store.
     pub store: SqliteStore,
+    /// What the store held, loaded (and every row's checksum checked) before the node
+    /// joined the network or served anything.
+    pub recovered: Recovered,
     /// Settings.
     pub config: DriverConfig,
     /// Metrics.
@@ -83,9 +86,17 @@ pub enum DriverError {
     /// The replica could not start from what storage holds.
     #[error(transparent)]
     Start(#[from] agora_consensus::replica::StartError),
-    /// Storage failed; nothing that depended on the failed write was sent.
+    /// Storage failed; nothing that depended on the failed write was sent. (Its cause is
+    /// in the message, not a `source`: an error chain printed with `{:#}` would say it
+    /// twice.)
     #[error("storage failed, stopping before anything that depended on it was sent: {0}")]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
+}
+
+impl From<StorageError> for DriverError {
+    fn from(error: StorageError) -> Self {
+        DriverError::Storage(error)
+    }
 }
 
 /// Inputs taken from the channels before the replica's actions are carried out: one
@@ -148,6 +159,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         key,
         genesis,
         store,
+        recovered,
         config,
         metrics,
         mut inbound,
@@ -157,7 +169,6 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         events,
     } = parts;
     let id = AccountId::from_public_key(key.public_key());
-    let recovered = store.load().await?;
     if !recovered.hard_state.proven {
         tracing::warn!(
             "the database holds no promise record (it was deleted, restored from a copy, or never initialized by `agora-node init`): this node rejoins before it votes — it asks every member for its term and log, and votes only for logs that hold everything committed until its own does"

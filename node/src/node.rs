@@ -2,7 +2,7 @@
 
 use crate::api::{self, ApiState};
 use crate::config::NodeConfig;
-use crate::driver::{self, DriverConfig, DriverParts};
+use crate::driver::{self, DriverConfig, DriverError, DriverParts};
 use crate::events::EventHub;
 use crate::keys;
 use crate::metrics::Metrics;
@@ -38,6 +38,11 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     let network_key = keys::load_network_key(&data_dir.join(keys::NETWORK_KEY_FILE))?;
     let genesis_ledger = Ledger::from_genesis(&genesis);
     let store = SqliteStore::open(&data_dir.join(crate::sqlite::STORE_FILE)).await?;
+    // Every stored row is read and checked here, before the node listens to anyone: a
+    // corrupt database stops it before it has served or signed anything.
+    let recovered = agora_consensus::storage::LogStore::load(&store)
+        .await
+        .map_err(DriverError::from)?;
     let listen: libp2p::Multiaddr = config
         .listen
         .as_deref()
@@ -136,6 +141,7 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         key,
         genesis: genesis_ledger,
         store,
+        recovered,
         config: driver_config,
         metrics,
         inbound: inbound_rx,

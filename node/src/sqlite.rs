@@ -746,6 +746,15 @@ fn classify(path: &str, error: sqlx::Error) -> StorageError {
             path: path.to_string(),
             detail: text,
         }
+    } else if text.contains("disk is full") {
+        StorageError::Io {
+            path: path.to_string(),
+            detail: format!(
+                "{text}. The last write was rolled back and nothing that depended on it was \
+                 sent. Free space on the file system that holds {path} and start the node \
+                 again: it catches up from its peers"
+            ),
+        }
     } else {
         StorageError::Io {
             path: path.to_string(),

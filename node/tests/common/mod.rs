@@ -150,6 +150,9 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
 
 pub struct Node {
     pub dir: PathBuf,
+    /// Where its stderr goes (default `dir/node.log`; elsewhere when `dir` is on a
+    /// file system a test fills up).
+    pub log: PathBuf,
     pub http_port: u16,
     pub p2p_port: u16,
     pub child: Option<Child>,
@@ -203,6 +206,7 @@ impl Cluster {
                 serde_json::from_slice(&std::fs::read(node_dir.join("validator.json")).unwrap())
                     .unwrap();
             nodes.push(Node {
+                log: node_dir.join("node.log"),
                 dir: node_dir,
                 http_port,
                 p2p_port,
@@ -255,7 +259,7 @@ impl Cluster {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(node.dir.join("node.log"))
+            .open(&node.log)
             .unwrap();
         let child = Command::new(bin())
             .args([
@@ -289,6 +293,25 @@ impl Cluster {
             .spawn()
             .unwrap();
         self.nodes[i].child = Some(child);
+    }
+
+    /// SIGTERM, then waits: a graceful stop (the database is closed and checkpointed).
+    pub fn stop(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut child = self.nodes[i].child.take().expect("node is running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().unwrap()
+    }
+
+    /// Waits up to `limit` for node `i` to exit on its own; its exit status.
+    pub fn wait_exit(&mut self, i: usize, limit: Duration) -> std::process::ExitStatus {
+        let status = wait_for(&format!("node {i} to exit"), limit, || {
+            self.nodes[i].child.as_mut().unwrap().try_wait().unwrap()
+        });
+        self.nodes[i].child = None;
+        status
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -388,7 +411,7 @@ impl Cluster {
     }
 
     pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.nodes[i].dir.join("node.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
     }
 }
 
