@@ -5,7 +5,7 @@
 use crate::raft::core::{Raft, Vouched};
 use crate::raft::crypto::VoteCrypto;
 use crate::raft::message::{Message, MessageBody};
-use crate::raft::types::{ReadState, Role, Term};
+use crate::raft::types::{Index, ReadState, Role, Term};
 
 impl<C: VoteCrypto> Raft<C> {
     /// Handles one message from the network. Malformed, stale, duplicated, reordered or
@@ -226,6 +226,62 @@ impl<C: VoteCrypto> Raft<C> {
 /// large from a faulty peer would overflow on the next election.
 pub const MAX_TERM: Term = u64::MAX / 2;
 
+/// Log indexes (and terms inside a message body) at or above this are refused, as terms
+/// are: no log gets near it, and an index this large from a faulty peer would overflow the
+/// next `index + 1` (found by the `peer` fuzz target: a snapshot at index `u64::MAX`).
+pub const MAX_INDEX: Index = u64::MAX / 2;
+
+/// The log indexes and terms a message body carries, for [`is_well_formed`].
+fn numbers(body: &MessageBody) -> (Vec<Index>, Vec<Term>) {
+    match body {
+        MessageBody::PreVote {
+            last_index,
+            last_term,
+        }
+        | MessageBody::RequestVote {
+            last_index,
+            last_term,
+            ..
+        } => (vec![*last_index], vec![*last_term]),
+        MessageBody::AppendEntries {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+        } => {
+            let mut indexes = vec![*prev_index, *commit];
+            indexes.extend(entries.last().map(|e| e.index));
+            (indexes, vec![*prev_term])
+        }
+        MessageBody::AppendEntriesResponse {
+            match_index,
+            conflict_index,
+            conflict_term,
+            ..
+        } => (
+            vec![*match_index, *conflict_index],
+            conflict_term.iter().copied().collect(),
+        ),
+        MessageBody::Heartbeat { commit, .. } => (vec![*commit], vec![]),
+        MessageBody::InstallSnapshot { meta, .. } => (vec![meta.index], vec![meta.term]),
+        MessageBody::InstallSnapshotResponse { index, .. }
+        | MessageBody::ReadIndexResponse { index, .. } => (vec![*index], vec![]),
+        MessageBody::RecoveryProbe { last_index } => (vec![*last_index], vec![]),
+        MessageBody::RecoveryReport {
+            last_term,
+            last_index,
+            config_index,
+            ..
+        } => (vec![*last_index, *config_index], vec![*last_term]),
+        MessageBody::PreVoteResponse { .. }
+        | MessageBody::RequestVoteResponse { .. }
+        | MessageBody::HeartbeatResponse { .. }
+        | MessageBody::TimeoutNow
+        | MessageBody::ReadIndex { .. }
+        | MessageBody::LeaderIs { .. } => (vec![], vec![]),
+    }
+}
+
 /// The longest transport identity a [`MessageBody::LeaderIs`] may carry (a libp2p peer id
 /// is 38 bytes for an ed25519 key, at most a few hundred for an inlined RSA key).
 pub const MAX_CONTACT_BYTES: usize = 1024;
@@ -239,6 +295,10 @@ pub const MAX_REPORTED_MEMBERS: usize = 1024;
 /// `prev_index` one by one with terms that never decrease and never exceed the message's.
 fn is_well_formed(message: &Message) -> bool {
     if message.term >= MAX_TERM {
+        return false;
+    }
+    let (indexes, terms) = numbers(&message.body);
+    if indexes.iter().any(|i| *i >= MAX_INDEX) || terms.iter().any(|t| *t >= MAX_TERM) {
         return false;
     }
     match &message.body {

@@ -383,6 +383,30 @@ fn malformed_messages_are_dropped_not_fatal() {
             entries: vec![entry(0, term)],
             commit: 0,
         },
+        // Found by the `peer` fuzz target: installing a snapshot at the last index
+        // overflowed the index after it.
+        MessageBody::InstallSnapshot {
+            meta: crate::raft::SnapshotMeta {
+                index: u64::MAX,
+                term,
+                membership: c.node(follower).membership().clone(),
+                state_root: [0; 32],
+            },
+            offset: 0,
+            total_bytes: 1,
+            chunk: vec![0],
+        },
+        MessageBody::Heartbeat {
+            commit: u64::MAX,
+            read_seq: 0,
+        },
+        MessageBody::AppendEntriesResponse {
+            success: true,
+            match_index: u64::MAX - 1,
+            conflict_index: 0,
+            conflict_term: None,
+            boot: 0,
+        },
     ];
     for body in bad_bodies {
         c.inject(Message {
@@ -400,7 +424,7 @@ fn malformed_messages_are_dropped_not_fatal() {
         body: MessageBody::TimeoutNow,
         signature: vec![],
     });
-    assert_eq!(c.node(follower).counters().dropped_malformed, 5);
+    assert_eq!(c.node(follower).counters().dropped_malformed, 8);
     assert_eq!(c.node(follower).term(), term);
     c.node(leader).propose(b"still fine".to_vec()).unwrap();
     c.tick_until(20, |c| {
