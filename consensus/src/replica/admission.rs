@@ -150,6 +150,15 @@ impl<C: VoteCrypto> Replica<C> {
         let (nonce, next) = (signed.tx.nonce, authorized.account.nonce);
         let window = self.config.max_nonce_ahead;
         if nonce - next >= window {
+            if let Some(reason) = self.status().not_ready() {
+                // The account's next nonce here may be old: a node that is behind cannot
+                // call a nonce too far ahead (found by the nemesis: a restarted follower
+                // refused a client's next transfer with a 400).
+                return Err(ApiError::busy(format!(
+                    "this node cannot judge nonce {nonce} yet ({reason}); retry, or send to \
+                     another node"
+                )));
+            }
             return Err(ApiError::new(
                 400,
                 "nonce_too_far_ahead",
