@@ -941,6 +941,10 @@ mod tests {
         let mut ahead = ledger.snapshot();
         ahead.recent_roots.push((1, root));
         assert!(Ledger::restore(&ahead.to_canonical_bytes(), &root).is_err());
+        // The third: the rule itself overflowed at a state height of u64::MAX.
+        let mut last = ledger.snapshot();
+        last.state.globals.height = u64::MAX;
+        assert!(Ledger::restore(&last.to_canonical_bytes(), &root).is_err());
         assert!(Ledger::restore(&ledger.snapshot().to_canonical_bytes(), &root).is_ok());
     }
 

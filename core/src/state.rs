@@ -386,12 +386,14 @@ impl Canonical for Snapshot {
         // had).
         let height = self.state.globals.height;
         let count = height.saturating_add(1).min(ROOT_HISTORY_LEN);
-        let first = height + 1 - count;
+        // `count` is at least 1 and at most `height + 1`: no overflow, even at u64::MAX
+        // (a height the fuzzer tried).
+        let first = height - (count - 1);
         let consecutive = self.recent_roots.len() as u64 == count
             && self
                 .recent_roots
                 .iter()
-                .zip(first..)
+                .zip(first..=height)
                 .all(|((h, _), expected)| *h == expected);
         if !consecutive {
             return Err(DecodeError::Invalid(format!(
