@@ -150,10 +150,24 @@ impl<C: VoteCrypto> Replica<C> {
         let (nonce, next) = (signed.tx.nonce, authorized.account.nonce);
         let window = self.config.max_nonce_ahead;
         if nonce - next >= window {
-            if let Some(reason) = self.status().not_ready() {
-                // The account's next nonce here may be old: a node that is behind cannot
-                // call a nonce too far ahead (found by the nemesis: a restarted follower
-                // refused a client's next transfer with a 400).
+            // The account's next nonce here may be old: a node far behind its leader (or
+            // rejoining, or without a leader) cannot call a nonce too far ahead (found by
+            // the nemesis: a restarted follower refused a client's next transfer with a
+            // 400). Entries committed but not yet applied are the normal state of a busy
+            // follower and do not count.
+            let status = self.status();
+            let behind = status
+                .leader_commit_index
+                .saturating_sub(status.applied_index);
+            let unsure = if status.rejoining {
+                Some("rejoining after lost state".to_string())
+            } else if status.leader.is_none() {
+                Some("no leader known".to_string())
+            } else {
+                (behind > agora_api::CATCH_UP_BOUND)
+                    .then(|| format!("{behind} entries behind its leader's commit"))
+            };
+            if let Some(reason) = unsure {
                 return Err(ApiError::busy(format!(
                     "this node cannot judge nonce {nonce} yet ({reason}); retry, or send to \
                      another node"
