@@ -1,0 +1,121 @@
+//! The world's faults: crashes and restarts, partitions, an outsider's messages, and the
+//! record of who led when (the safety phase's adversary).
+
+use super::{World, OUTSIDER_TERM};
+use crate::raft::{Message, MessageBody, NodeId, Role, StubVotes, VoteCrypto};
+use crate::sim::network::SimMessage;
+use agora_core::AccountId;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+impl World {
+    pub(in crate::sim) fn inject_faults(&mut self) {
+        let count = self.nodes.len();
+        for i in 0..count {
+            if self.nodes[i].replica.is_none() && self.now >= self.nodes[i].restart_at {
+                self.start(i);
+            }
+        }
+        if self.rng.random_range(0..1_500) == 0 {
+            let i = self.rng.random_range(0..count);
+            if self.nodes[i].replica.is_some() {
+                self.crash(i);
+            }
+        }
+        if self.rng.random_range(0..1_000) == 0 {
+            // An operator's backup: a copy of a node's disk as it stands.
+            let i = self.rng.random_range(0..count);
+            self.nodes[i].backup = Some(self.nodes[i].store.clone());
+        }
+        if self.now >= self.next_partition_change {
+            self.next_partition_change = self.now + self.rng.random_range(200..=1_500);
+            self.change_partitions();
+        }
+        if self.rng.random_range(0..2_000) == 0 {
+            self.outsider_attack();
+        }
+    }
+
+    pub(in crate::sim) fn change_partitions(&mut self) {
+        self.network.heal();
+        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        match self.rng.random_range(0..4) {
+            0 | 1 => {} // healed
+            2 => {
+                let mut shuffled = ids.clone();
+                shuffled.shuffle(&mut self.rng);
+                let cut = self.rng.random_range(1..shuffled.len());
+                self.network.partition(&shuffled[..cut], &shuffled[cut..]);
+            }
+            _ => {
+                for _ in 0..self.rng.random_range(1..=ids.len()) {
+                    let from = ids[self.rng.random_range(0..ids.len())];
+                    let to = ids[self.rng.random_range(0..ids.len())];
+                    self.network.block(from, to);
+                }
+            }
+        }
+        self.report.partitions += 1;
+    }
+
+    /// A peer outside the configuration, with a valid key of its own, tries to take over.
+    pub(in crate::sim) fn outsider_attack(&mut self) {
+        let outsider = AccountId::from_public_key(self.outsider.public_key());
+        let target = self.nodes[self.rng.random_range(0..self.nodes.len())].id;
+        let mut message = Message {
+            from: outsider,
+            to: target,
+            term: OUTSIDER_TERM,
+            body: MessageBody::RequestVote {
+                last_index: u64::MAX / 2,
+                last_term: OUTSIDER_TERM,
+                transfer: true,
+            },
+            signature: Vec::new(),
+        };
+        message.signature = StubVotes::new(borsh::to_vec(self.outsider.public_key()).unwrap())
+            .sign(&message.signing_bytes(), [0; 32]);
+        self.network
+            .send(&mut self.rng, self.now, SimMessage::Raft(message));
+        let append = Message {
+            from: outsider,
+            to: target,
+            term: OUTSIDER_TERM,
+            body: MessageBody::AppendEntries {
+                prev_index: 0,
+                prev_term: 0,
+                entries: vec![],
+                commit: u64::MAX / 2,
+            },
+            signature: Vec::new(),
+        };
+        self.network
+            .send(&mut self.rng, self.now, SimMessage::Raft(append));
+    }
+
+    pub(in crate::sim) fn observe_leadership(&mut self) {
+        let leader = self
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                n.replica
+                    .as_ref()
+                    .map(|r| r.raft())
+                    .filter(|r| r.role() == Role::Leader)
+                    .map(|r| (r.term(), r))
+            })
+            .max_by_key(|(term, _)| *term)
+            .map(|(_, r)| r);
+        let Some(raft) = leader else { return };
+        self.report.leader_ticks += 1;
+        let top = raft
+            .membership()
+            .incoming
+            .voters()
+            .max_by(|a, b| a.1.cmp(&b.1))
+            .map(|(id, w)| (*id, w));
+        if top.is_some_and(|(_, w)| raft.membership().incoming.weight(&raft.id()) == w) {
+            self.report.top_weight_leader_ticks += 1;
+        }
+    }
+}

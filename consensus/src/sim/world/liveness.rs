@@ -1,0 +1,245 @@
+//! The liveness phase: with every fault healed, the cluster must converge within a bound,
+//! and a failure says what is still outstanding.
+
+use super::{fail, World};
+use crate::raft::Role;
+use crate::replica::RequestId;
+use crate::sim::checker::Violation;
+use crate::sim::clients::Outstanding;
+use crate::sim::network::NetworkFaults;
+use agora_core::encoding::Canonical;
+use agora_core::Hash32;
+use sha3::Digest;
+
+impl World {
+    pub(in crate::sim) fn leader(&self) -> Option<usize> {
+        self.nodes.iter().position(|n| {
+            n.replica
+                .as_ref()
+                .is_some_and(|r| r.raft().role() == Role::Leader)
+        })
+    }
+
+    /// Heal everything; then the cluster must elect a leader, commit a new client
+    /// transaction, answer every client still waiting, and bring every member to the
+    /// marker's height, within the bound.
+    pub(in crate::sim) fn liveness(&mut self) -> Result<(), Violation> {
+        self.faults_on = false;
+        self.network.heal();
+        self.network.faults = NetworkFaults::HEALTHY;
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].replica.is_none() {
+                self.start(i);
+            }
+        }
+        let start = self.now;
+        self.healed_at = Some(start);
+        let marker_client = 0;
+        let mut marker: Option<RequestId> = None;
+        while self.now < start + self.opts.liveness_bound_ticks {
+            self.now += 1;
+            self.step()?;
+            let Some(leader) = self.leader() else {
+                continue;
+            };
+            if marker.is_none_or(|id| !self.outstanding.contains_key(&id))
+                && !self.busy_clients[marker_client]
+                && self.acknowledged_since(start).is_none()
+            {
+                marker = Some(self.next_request);
+                self.submit(marker_client, leader);
+            }
+            if let Some(height) = self.acknowledged_since(start) {
+                if self.converged(leader, height) {
+                    self.report.liveness_ticks = self.now - start;
+                    self.report.committed_index = self.nodes[leader]
+                        .replica
+                        .as_ref()
+                        .map_or(0, |r| r.raft().commit_index());
+                    self.report.trace_hash = Hash32(self.trace.clone().finalize().into());
+                    return Ok(());
+                }
+            }
+        }
+        let waiting: usize = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| r.commit_waiters())
+            .sum();
+        let property = if waiting > 0 {
+            "every waiting client is answered once the cluster heals"
+        } else {
+            "liveness"
+        };
+        Err(fail(
+            property,
+            format!(
+                "no convergence within {} ticks of healing ({waiting} clients still waiting for commits, {} requests unanswered); cluster:\n{}",
+                self.opts.liveness_bound_ticks,
+                self.outstanding.len(),
+                self.describe_outstanding()
+            ),
+        ))
+    }
+
+    /// The height of the latest acknowledgement given at or after tick `start`.
+    pub(in crate::sim) fn acknowledged_since(&self, start: u64) -> Option<u64> {
+        self.latest_ack
+            .filter(|(tick, _)| *tick >= start)
+            .map(|(_, height)| height)
+    }
+
+    /// The requests still unanswered, then one line per node, for failure reports.
+    pub(in crate::sim) fn describe_outstanding(&self) -> String {
+        let mut out = String::new();
+        for (id, (node, outstanding)) in &self.outstanding {
+            let what = match outstanding {
+                Outstanding::Submit {
+                    client,
+                    tx_hash,
+                    bytes,
+                    ..
+                } => {
+                    let verdict = self
+                        .leader()
+                        .and_then(|l| self.nodes[l].replica.as_ref())
+                        .map(|r| {
+                            let signed =
+                                agora_core::SignedTransaction::from_canonical_bytes(bytes).unwrap();
+                            format!(
+                                "{:?} nonce {}",
+                                r.ledger()
+                                    .authorize(&signed, None, agora_core::NonceRule::AtLeast)
+                                    .map(|_| ()),
+                                signed.tx.nonce
+                            )
+                        });
+                    format!(
+                    "client {client} waits for {tx_hash} (committed: {}) leader says {verdict:?}",
+                    self.checker.took_effect(tx_hash)
+                )
+                }
+                Outstanding::Replay { client } => format!("client {client} waits for a replay"),
+                Outstanding::Read { .. } => "a read".to_string(),
+            };
+            out.push_str(&format!(
+                "  request {id} at {:?}: {what}\n",
+                self.nodes[*node].id
+            ));
+        }
+        out + &self.describe()
+    }
+
+    /// One line per node, for failure reports.
+    pub(in crate::sim) fn describe(&self) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            match node.replica.as_ref() {
+                None => out.push_str(&format!("  {:?}: down\n", node.id)),
+                Some(replica) => {
+                    let r = replica.raft();
+                    out.push_str(&format!(
+                        "  {:?}: {:?} term {} leader {:?} last {} commit {} applied {} snapshot {} joint {} voter {} weight {} ledger {} waiters {}\n",
+                        node.id,
+                        r.role(),
+                        r.term(),
+                        r.leader(),
+                        r.last_index(),
+                        r.commit_index(),
+                        r.applied_index(),
+                        r.log().snapshot().index,
+                        r.membership().is_joint(),
+                        r.membership().is_voter(&node.id),
+                        r.membership().incoming.weight(&node.id),
+                        replica.ledger().height(),
+                        replica.commit_waiters(),
+                    ));
+                    out.push_str(&format!(
+                        "    ledger validator {} mempool {} config {:?} disk busy {} inbox {} {:?} {:?} transfer {:?} entry {:?}\n",
+                        replica.ledger().state().validators.contains_key(&node.id),
+                        replica.mempool_len(),
+                        r.membership().incoming.voters().collect::<Vec<_>>(),
+                        node.disk.is_some(),
+                        node.inbox.len(),
+                        replica.counters(),
+                        r.counters(),
+                        r.transfer_target(),
+                        r.log().entry(r.last_index()).map(|e| (e.term, matches!(e.data, crate::raft::EntryData::Config(_)))),
+                    ));
+                    if r.role() == Role::Leader {
+                        for (peer, p) in r.progress() {
+                            out.push_str(&format!(
+                                "    -> {peer:?}: {:?} match {} next {} probe_sent {} inflight {} active {}\n",
+                                p.state,
+                                p.match_index,
+                                p.next_index,
+                                p.probe_sent,
+                                p.inflight.len(),
+                                p.recent_active
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Converged: no joint configuration, every member has applied the marker's height,
+    /// and no client waits anywhere.
+    pub(in crate::sim) fn converged(&self, leader: usize, marker: u64) -> bool {
+        let raft = self.nodes[leader].replica.as_ref().expect("alive").raft();
+        if raft.membership().is_joint() || !self.outstanding.is_empty() {
+            return false;
+        }
+        self.nodes
+            .iter()
+            .filter(|n| raft.membership().contains(&n.id))
+            .all(|n| {
+                n.replica
+                    .as_ref()
+                    .is_some_and(|r| r.raft().applied_index() >= marker && r.commit_waiters() == 0)
+            })
+    }
+
+    pub(crate) fn finish_report(&mut self) {
+        let counters = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| r.raft().counters().clone());
+        for replica in self.nodes.iter().filter_map(|n| n.replica.as_ref()) {
+            let (jobs, misses, _, _) = replica.signature_work();
+            self.report.signature_checks += jobs + misses;
+            self.report.inline_checks += misses;
+        }
+        for c in counters {
+            self.report.dropped_bad_vote_signature += c.dropped_bad_vote_signature;
+            self.report.dropped_non_member += c.dropped_non_member;
+            self.report.elections += c.elections;
+            self.report.leaders_vouched += c.leaders_vouched;
+            self.report.rejoins += c.rejoins;
+        }
+        self.report.ticks = self.now;
+        self.report.messages = self.network.sent;
+        self.report.transactions_committed = self.checker.transactions_committed();
+        let furthest = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .max_by_key(|r| r.ledger().height());
+        self.report.proposals_passed = furthest.map_or(0, |r| {
+            r.ledger()
+                .state()
+                .proposals
+                .values()
+                .filter(|p| p.status == agora_core::state::ProposalStatus::Passed)
+                .count() as u64
+        });
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.now
+    }
+}
