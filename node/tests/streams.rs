@@ -349,3 +349,34 @@ fn the_event_stream_resumes_filters_and_cuts_off_a_subscriber_that_never_reads()
         .filter(|m| m.event == "leader")
         .all(|m| m.id.is_none() && serde_json::from_str::<LeaderMessage>(&m.data).is_ok()));
 }
+
+/// Subscribers are capped (`--event-subscribers`): one past the cap is answered 503 with
+/// Retry-After and a reason, and once a subscriber leaves its slot is free again.
+#[test]
+fn subscribers_past_the_cap_are_told_to_retry() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = Cluster::start_with("event-cap", 1, 1_000, &["--event-subscribers", "1"]);
+    cluster.wait_ready(Duration::from_secs(60));
+    let url = format!("http://127.0.0.1:{}/v1/events", cluster.nodes[0].http_port);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let first = client.get(&url).send().unwrap();
+    assert_eq!(first.status(), 200);
+    let refused = client.get(&url).send().unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().unwrap();
+    assert_eq!(error_code(&body).as_deref(), Some("unavailable"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("subscribers"),
+        "{body}"
+    );
+    drop(first);
+    let again = wait_for("the slot freed", Duration::from_secs(30), || {
+        let response = client.get(&url).send().ok()?;
+        (response.status() == 200).then_some(response)
+    });
+    drop(again);
+}
