@@ -121,21 +121,20 @@ pub fn read_response_bytes(bytes: &[u8]) -> io::Result<Response> {
     })
 }
 
-/// A request framed as the codec writes it: the seeds of the fuzz corpus.
+/// A request framed by the codec's own writer: the seeds of the fuzz corpus.
 pub fn frame_request(request: &Request) -> Vec<u8> {
-    frame(&borsh::to_vec(request).expect("in memory"))
+    frame(borsh::to_vec(request).expect("in memory"))
 }
 
-/// A response framed as the codec writes it.
+/// A response framed by the codec's own writer.
 pub fn frame_response(response: &Response) -> Vec<u8> {
-    frame(&borsh::to_vec(response).expect("in memory"))
+    frame(borsh::to_vec(response).expect("in memory"))
 }
 
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut framed = Vec::with_capacity(4 + body.len());
-    framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    framed.extend_from_slice(body);
-    framed
+fn frame(body: Vec<u8>) -> Vec<u8> {
+    let mut out = futures::io::Cursor::new(Vec::new());
+    futures::executor::block_on(write_frame(&mut out, body)).expect("within the size limit");
+    out.into_inner()
 }
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: Vec<u8>) -> io::Result<()> {
