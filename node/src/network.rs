@@ -273,10 +273,12 @@ pub async fn spawn(
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(1024),
             ),
-            identify: identify::Behaviour::new(identify::Config::new(
-                "/agora/1".into(),
-                key.public(),
-            )),
+            // No cache of the addresses peers announce: a node dials only the addresses
+            // its configuration names (an operator's proxy, NAT mapping or the tests'
+            // fault proxies stay in the path).
+            identify: identify::Behaviour::new(
+                identify::Config::new("/agora/1".into(), key.public()).with_cache_size(0),
+            ),
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();

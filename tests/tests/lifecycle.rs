@@ -16,9 +16,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::*;
+use agora_tests::*;
 
 #[test]
 fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
@@ -341,7 +339,7 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     assert_eq!(paid.receipt.map(|r| r.fee), Some(Amount(20)));
 
     // A wrong passphrase opens nothing.
-    let refused = Command::new(env!("CARGO_BIN_EXE_agora"))
+    let refused = Command::new(cli())
         .args(["--node", &agora.node, "--key"])
         .arg(dir.join("carol.key"))
         .args(["vote", &id_text, "yes"])
@@ -352,7 +350,7 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot decrypt"));
 
-    let _ = stop.send(());
+    drop(stop);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -385,7 +383,7 @@ fn vectors_check_through_a_live_cluster_finds_a_divergence() {
         stops.push(stop);
     }
     let check = |file: &Path, live: bool| -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
+        let mut command = Command::new(cli());
         command.env("AGORA_CONFIG", dir.join("no-config.toml"));
         command.args(["vectors", "check"]).arg(file);
         if live {
@@ -422,7 +420,7 @@ fn vectors_check_through_a_live_cluster_finds_a_divergence() {
         assert!(stdout.contains("entry 4: receipts differ"), "{stdout}");
     }
     for stop in stops {
-        let _ = stop.send(());
+        drop(stop);
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -458,7 +456,7 @@ fn the_load_generator_commits_presigned_transfers_and_reports_cpu() {
     let node = TestNode::new("load-validator");
     let (url, stop) = start_node(&dir, &genesis, &node, vec![], false);
     wait_up(&url, &dir);
-    let output = Command::new(env!("CARGO_BIN_EXE_agora-load"))
+    let output = Command::new(binary("agora-load"))
         .args(["--node", &url, "--funder"])
         .arg(dir.join("funder.key"))
         .args(["--clients", "3", "--seconds", "2", "--per-client", "1000"])
@@ -480,6 +478,6 @@ fn the_load_generator_commits_presigned_transfers_and_reports_cpu() {
         .as_f64()
         .expect("this process's CPU time");
     assert!(cpu > 0.0, "the node did work: {report}");
-    let _ = stop.send(());
+    drop(stop);
     let _ = std::fs::remove_dir_all(dir);
 }

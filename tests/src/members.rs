@@ -1,32 +1,18 @@
-//! What the CLI's process tests share: a node run in-process, the `agora` binary run as a
-//! process, seeded validators.
+//! What the CLI's process tests share: the `agora` binary run as a process, and single
+//! `agora-node` processes on seeded validator keys and a genesis the test writes.
 
-#![allow(dead_code)]
-
-use agora_api::SubmitResponse;
+use crate::cluster::{bin, free_port, Terminate};
 use agora_core::genesis::{Genesis, GenesisValidator};
-use agora_core::outcome::TxStatus;
 use agora_core::KeyKind;
 use agora_node::config::NodeConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Whether a committed answer's receipt says the transaction applied.
-pub fn applied(answer: &SubmitResponse) -> bool {
-    answer
-        .receipt
-        .as_ref()
-        .is_some_and(|r| r.status == TxStatus::Applied)
+/// The `agora` CLI under test.
+pub fn cli() -> PathBuf {
+    crate::binary("agora")
 }
 
 pub struct Agora {
@@ -37,7 +23,7 @@ pub struct Agora {
 impl Agora {
     /// Runs `agora --node … --key <dir>/<key> ARGS` and returns its output.
     pub fn run(&self, key: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_agora"))
+        Command::new(cli())
             .args(["--node", &self.node, "--key"])
             .arg(self.dir.join(key))
             .args(args)
@@ -116,7 +102,7 @@ pub fn seeded_validator(label: &str) -> GenesisValidator {
 /// Waits until `agora status` answers from `url`.
 pub fn wait_up(url: &str, dir: &Path) {
     let started = Instant::now();
-    while !Command::new(env!("CARGO_BIN_EXE_agora"))
+    while !Command::new(cli())
         .args(["--node", url, "status"])
         .env("AGORA_CONFIG", dir.join("no-config.toml"))
         .output()
@@ -129,15 +115,16 @@ pub fn wait_up(url: &str, dir: &Path) {
     }
 }
 
-/// Starts `node` on `genesis` (with `peers`, in replay mode or not) in a thread of its
-/// own; returns its HTTP base URL and a sender that stops it.
+/// Starts `node` on `genesis` (with `peers`, in replay mode or not) as an `agora-node`
+/// process whose log is `<dir>/<label>/node.log`; returns its HTTP base URL and the
+/// process, stopped with SIGTERM when dropped.
 pub fn start_node(
     dir: &Path,
     genesis: &Genesis,
     node: &TestNode,
     peers: Vec<String>,
     replay: bool,
-) -> (String, tokio::sync::oneshot::Sender<()>) {
+) -> (String, Terminate) {
     let data = dir.join(&node.label);
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("genesis.json"), genesis.to_json()).unwrap();
@@ -150,8 +137,8 @@ pub fn start_node(
     .unwrap();
     let http = format!("127.0.0.1:{}", node.http_port);
     let config = NodeConfig {
-        data_dir: Some(data.clone()),
-        genesis: Some(data.join("genesis.json")),
+        data_dir: Some(PathBuf::from(".")),
+        genesis: Some(PathBuf::from("genesis.json")),
         listen: Some(format!("/ip4/127.0.0.1/tcp/{}", node.p2p_port)),
         http: Some(http.clone()),
         peers,
@@ -160,18 +147,14 @@ pub fn start_node(
         replay: Some(replay),
         ..NodeConfig::default()
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(agora_node::node::run(config, async {
-                let _ = stopped.await;
-            }))
-            .expect("the node runs until stopped");
-    });
-    (format!("http://{http}"), stop)
+    config.save(&data.join("node.toml")).unwrap();
+    let log = std::fs::File::create(data.join("node.log")).unwrap();
+    let child = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(data.join("node.toml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("agora-node starts");
+    (format!("http://{http}"), Terminate(child))
 }

@@ -1,13 +1,11 @@
 //! End-to-end: looking a transaction up by hash, and the event stream (`/v1/events`),
 //! against real `agora-node` processes on loopback.
 
-mod common;
-
 use agora_api::stream::{ClosedMessage, CommitMessage, LeaderMessage};
 use agora_api::{CommittedTx, TxResponse, WeightHistoryResponse};
 use agora_core::outcome::{Event, TxStatus};
 use agora_core::Amount;
-use common::*;
+use agora_tests::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::time::Duration;
 

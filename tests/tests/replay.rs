@@ -1,9 +1,7 @@
 //! End-to-end: every committed test vector replayed through a live replay cluster
 //! (`agora-node devnet --vector`), real processes on loopback.
 
-mod common;
-
-use common::*;
+use agora_tests::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};

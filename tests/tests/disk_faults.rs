@@ -4,10 +4,8 @@
 //! for, and nothing the cluster acknowledged is lost. (A missing database is the wiped
 //! follower of `e2e.rs`.)
 
-mod common;
-
 use agora_api::AccountResponse;
-use common::*;
+use agora_tests::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,8 +1,5 @@
 //! A cluster of real `agora-node` processes on loopback, for end-to-end tests.
 
-#![allow(dead_code)]
-
-#[allow(unused_imports)]
 pub use agora_api::{
     AccountResponse, BatchItem, BlockResponse, ChainResponse, ErrorBody, ProofResponse, RoleName,
     StatusResponse, SubmitBatchResponse, SubmitResponse, SubmitStatus, ValidatorsResponse,
@@ -22,8 +19,9 @@ use std::time::{Duration, Instant};
 /// End-to-end tests run one at a time: each starts several processes on a 2-core machine.
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
+/// The `agora-node` binary under test.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_agora-node"))
+    crate::binary("agora-node")
 }
 
 /// A free loopback port below the kernel's ephemeral range (32768 and up on Linux), so
@@ -167,6 +165,22 @@ pub struct Cluster {
     pub snapshot_interval: u64,
     /// Flags added to every `agora-node run`.
     pub extra: Vec<String>,
+    /// Environment added to every `agora-node run` (e.g. `AGORA_INJECT_BUG`).
+    pub env: Vec<(String, String)>,
+    /// The fault proxies every peer link goes through, when the cluster has them.
+    pub net: Option<crate::faults::Net>,
+}
+
+/// How [`Cluster::start_opts`] starts a cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub snapshot_interval: u64,
+    /// Flags added to every `agora-node run`.
+    pub extra: Vec<String>,
+    /// Environment added to every `agora-node run`.
+    pub env: Vec<(String, String)>,
+    /// Every peer link through a fault proxy ([`crate::faults::Net`]).
+    pub proxied: bool,
 }
 
 fn run_ok(args: &[&str]) {
@@ -186,6 +200,20 @@ impl Cluster {
 
     /// Like [`Cluster::start`], passing `extra` flags to every `agora-node run`.
     pub fn start_with(name: &str, count: usize, snapshot_interval: u64, extra: &[&str]) -> Cluster {
+        Self::start_opts(
+            name,
+            count,
+            Options {
+                snapshot_interval,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Initializes `count` validators and a genesis funding a demo account, and starts
+    /// them as `options` say.
+    pub fn start_opts(name: &str, count: usize, options: Options) -> Cluster {
         let dir = temp_dir(name);
         let demo = agora_node::keys::generate_ml_dsa(agora_core::KeyKind::MlDsa44);
         let mut nodes = Vec::new();
@@ -238,9 +266,15 @@ impl Cluster {
             nodes,
             genesis,
             demo,
-            snapshot_interval,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            snapshot_interval: options.snapshot_interval,
+            extra: options.extra,
+            env: options.env,
+            net: None,
         };
+        if options.proxied {
+            let targets: Vec<u16> = cluster.nodes.iter().map(|n| n.p2p_port).collect();
+            cluster.net = Some(crate::faults::Net::start(&targets, free_port));
+        }
         for i in 0..count {
             cluster.launch(i);
         }
@@ -253,7 +287,17 @@ impl Cluster {
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, n)| n.public["address"].as_str().unwrap().to_string())
+            .map(|(j, n)| {
+                let address = n.public["address"].as_str().unwrap();
+                match &self.net {
+                    // The same peer, reached through the proxy of the link i → j.
+                    Some(net) => {
+                        let peer = address.rsplit("/p2p/").next().unwrap();
+                        format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", net.port(i, j))
+                    }
+                    None => address.to_string(),
+                }
+            })
             .collect();
         let node = &self.nodes[i];
         let log = std::fs::OpenOptions::new()
@@ -287,6 +331,7 @@ impl Cluster {
                 vec!["--peer".to_string(), peers.join(",")]
             })
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("AGORA_LOG", "info,agora_node::network=debug")
             .stdout(Stdio::null())
             .stderr(log)

@@ -9,12 +9,10 @@
 //! The browser is required: without `chromedriver` the test fails (`.ci/run` installs
 //! Debian's `chromium` and `chromium-driver`).
 
-mod common;
-
 use agora_api::{AccountResponse, SubmitResponse};
 use agora_core::genesis::{Genesis, GenesisAccount};
 use agora_core::{AccountId, Amount, Hash32, KeyKind, Params};
-use common::*;
+use agora_tests::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

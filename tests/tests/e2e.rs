@@ -1,8 +1,6 @@
 //! End-to-end tests: real `agora-node` processes on loopback.
 
-mod common;
-
-use common::*;
+use agora_tests::*;
 use std::time::{Duration, Instant};
 
 /// A 3-node cluster elects a leader, commits transactions submitted to any node
