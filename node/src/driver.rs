@@ -529,6 +529,27 @@ fn log_notice(notice: &Notice) {
     }
 }
 
+/// The Raft core's settings. A build with the `inject-bugs` feature (the end-to-end tests'
+/// only) also honours `AGORA_INJECT_BUG`, so that the nemesis can prove its checker
+/// catches a real safety bug; release builds have no such switch.
+fn raft_config(id: AccountId) -> RaftConfig {
+    #[allow(unused_mut)]
+    let mut raft = RaftConfig::new(id);
+    #[cfg(feature = "inject-bugs")]
+    if let Ok(bug) = std::env::var("AGORA_INJECT_BUG") {
+        match bug.as_str() {
+            // The leader commits (and so acknowledges) an entry once its own log holds
+            // it, before a quorum has it on disk.
+            "commit-before-quorum" => raft.bugs.commit_with_minority = true,
+            "grant-two-votes" => raft.bugs.grant_two_votes = true,
+            "skip-log-consistency-check" => raft.bugs.skip_log_consistency_check = true,
+            other => panic!("AGORA_INJECT_BUG={other}: no such bug"),
+        }
+        tracing::error!("AGORA_INJECT_BUG={bug}: this node is broken on purpose, for a test");
+    }
+    raft
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,25 +579,4 @@ mod tests {
         assert_eq!(to_a, expected, "in the order they came");
         assert!(forward_batches(Vec::new()).is_empty());
     }
-}
-
-/// The Raft core's settings. A build with the `inject-bugs` feature (the end-to-end tests'
-/// only) also honours `AGORA_INJECT_BUG`, so that the nemesis can prove its checker
-/// catches a real safety bug; release builds have no such switch.
-fn raft_config(id: AccountId) -> RaftConfig {
-    #[allow(unused_mut)]
-    let mut raft = RaftConfig::new(id);
-    #[cfg(feature = "inject-bugs")]
-    if let Ok(bug) = std::env::var("AGORA_INJECT_BUG") {
-        match bug.as_str() {
-            // The leader commits (and so acknowledges) an entry once its own log holds
-            // it, before a quorum has it on disk.
-            "commit-before-quorum" => raft.bugs.commit_with_minority = true,
-            "grant-two-votes" => raft.bugs.grant_two_votes = true,
-            "skip-log-consistency-check" => raft.bugs.skip_log_consistency_check = true,
-            other => panic!("AGORA_INJECT_BUG={other}: no such bug"),
-        }
-        tracing::error!("AGORA_INJECT_BUG={bug}: this node is broken on purpose, for a test");
-    }
-    raft
 }

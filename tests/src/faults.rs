@@ -135,14 +135,14 @@ impl Net {
         let n = targets.len();
         let mut ports = vec![vec![0; n]; n];
         let mut threads = Vec::new();
-        for from in 0..n {
+        for (from, row) in ports.iter_mut().enumerate() {
             for to in (0..n).filter(|&to| to != from) {
                 let listener = loop {
                     if let Ok(l) = TcpListener::bind(("127.0.0.1", port())) {
                         break l;
                     }
                 };
-                ports[from][to] = listener.local_addr().unwrap().port();
+                row[to] = listener.local_addr().unwrap().port();
                 listener.set_nonblocking(true).unwrap();
                 let (shared, target) = (shared.clone(), targets[to]);
                 threads.push(std::thread::spawn(move || {

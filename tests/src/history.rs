@@ -213,7 +213,7 @@ pub fn read_chain(cluster: &Cluster, limit: Duration) -> Result<Chain, Vec<Strin
     let height = chain.globals.height;
     let mut lagging = Vec::new();
     for i in 0..nodes {
-        while !cluster.status(i).is_some_and(|s| s.height >= height) {
+        while cluster.status(i).is_none_or(|s| s.height < height) {
             if started.elapsed() > limit {
                 lagging.push(format!(
                     "node {i} did not reach height {height} within {limit:?} of healing"

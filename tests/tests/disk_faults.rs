@@ -10,9 +10,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Commits transfers `nonces` from the demo account through node `via`: up to 20 are
-/// submitted without waiting, then the last of each group is awaited.
-fn commit_transfers(cluster: &Cluster, via: usize, nonces: std::ops::Range<u64>) {
+/// submitted without waiting, then the last of each group is awaited. Nonce 0 registers
+/// the account's key and is awaited first: a follower that has not applied it yet knows
+/// no account to check nonce 1 against (the leader's mempool would).
+fn commit_transfers(cluster: &Cluster, via: usize, mut nonces: std::ops::Range<u64>) {
     let port = cluster.nodes[via].http_port;
+    if nonces.start == 0 {
+        let tx = cluster.transfer(0, random_account(), 3);
+        cluster.submit_and_wait(via, &tx, Duration::from_secs(60));
+        nonces.start = 1;
+    }
     let end = nonces.end;
     for start in nonces.step_by(20) {
         let last = (start + 20).min(end) - 1;

@@ -461,7 +461,7 @@ fn the_load_generator_commits_presigned_transfers_and_reports_cpu() {
         .arg(dir.join("funder.key"))
         .args(["--clients", "3", "--seconds", "2", "--per-client", "1000"])
         .args(["--kind", "ml-dsa-44", "--json", "--cpu-pid"])
-        .arg(std::process::id().to_string())
+        .arg(stop.0.id().to_string())
         .output()
         .unwrap();
     assert!(
@@ -476,7 +476,7 @@ fn the_load_generator_commits_presigned_transfers_and_reports_cpu() {
     assert_eq!(report["kind"], "ml-dsa-44");
     let cpu = report["cpu"][0]["cpu_seconds"]
         .as_f64()
-        .expect("this process's CPU time");
+        .expect("the node process's CPU time");
     assert!(cpu > 0.0, "the node did work: {report}");
     drop(stop);
     let _ = std::fs::remove_dir_all(dir);
