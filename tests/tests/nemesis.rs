@@ -384,8 +384,8 @@ fn a_leader_that_commits_before_its_quorum_is_caught() {
         ),
         Err(violations) => {
             eprintln!(
-                "nemesis: the injected bug was caught:\n{}",
-                violations.join("\n")
+                "nemesis: the injected bug was caught: {}",
+                shown(violations)
             );
             assert!(
                 violations.iter().any(|v| v.contains("lost or duplicated")
