@@ -14,6 +14,10 @@
 //!   that completed before it began, no older than a write acknowledged before it began,
 //!   and no newer than the writes begun before it ended; the balance it saw must be the
 //!   one that exactly that many transfers leave (no torn or invented state);
+//! - reads of the shared account, which every client pays into (many writers), are
+//!   within bounds and monotonic: a read saw at least the transfers into it acknowledged
+//!   before the read began, at most those begun before it ended, and never less than a
+//!   read that completed before it began (Jepsen's counter check, with real-time order);
 //! - every node that archived a height holds the same state root for it;
 //! - the supply grew by exactly the proposer rewards.
 //!
@@ -41,6 +45,9 @@ pub struct Op {
     pub invoke: u128,
     pub complete: u128,
     pub kind: OpKind,
+    /// For a transfer attempt (whatever its answer): the transaction, and whether it pays
+    /// the shared account.
+    pub tx: Option<(Hash32, bool)>,
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +60,8 @@ pub enum OpKind {
     Unknown,
     /// A linearizable read saw the account's next nonce and its balance.
     Read { nonce: u64, balance: u128 },
+    /// A linearizable read saw the shared account's balance.
+    SharedRead { balance: u128 },
 }
 
 /// The shared record of a run.
@@ -85,6 +94,8 @@ fn signed_transfer(chain: Hash32, key: &SecretKey, nonce: u64, to: AccountId) ->
 /// What one client needs to run.
 pub struct Client {
     pub id: usize,
+    /// The account every client pays into half of the time (never registered).
+    pub shared: AccountId,
     pub key: SecretKey,
     pub chain: Hash32,
     /// The nodes' HTTP ports; each operation goes to one chosen at random.
@@ -102,19 +113,37 @@ pub fn client(c: Client) {
     let account = AccountId::from_public_key(c.key.public_key());
     let wait = Duration::from_secs(5);
     let now = || c.start.elapsed().as_millis();
-    let record = |invoke, kind| {
+    let record = |invoke, kind, tx| {
         c.history.ops.lock().unwrap().push(Op {
             client: c.id,
             invoke,
             complete: now(),
             kind,
+            tx,
         })
     };
     let mut nonce = 0u64;
-    let mut pending: Option<Vec<u8>> = None;
+    let mut pending: Option<(Vec<u8>, bool)> = None;
     while !c.stop.load(Ordering::Relaxed) {
         let port = c.ports[rng.random_range(0..c.ports.len())];
         let invoke = now();
+        if pending.is_none() && rng.random_range(0..6) == 0 {
+            let path = format!("/v1/accounts/{}", c.shared);
+            let kind = match http_partial(port, "GET", &path, 0, &[], wait) {
+                Some((200, body)) => {
+                    let read: AccountResponse =
+                        serde_json::from_value(body).expect("an account answer");
+                    OpKind::SharedRead {
+                        balance: read.balance.0,
+                    }
+                }
+                // Nothing paid into it yet.
+                Some((404, _)) => OpKind::SharedRead { balance: 0 },
+                _ => OpKind::Unknown,
+            };
+            record(invoke, kind, None);
+            continue;
+        }
         if pending.is_none() && rng.random_range(0..3) == 0 {
             let path = format!("/v1/accounts/{account}");
             let kind = match http_partial(port, "GET", &path, 0, &[], wait) {
@@ -133,11 +162,19 @@ pub fn client(c: Client) {
                 },
                 _ => OpKind::Unknown,
             };
-            record(invoke, kind);
+            record(invoke, kind, None);
             continue;
         }
-        let bytes = pending
-            .get_or_insert_with(|| signed_transfer(c.chain, &c.key, nonce, random_account()))
+        let (bytes, to_shared) = pending
+            .get_or_insert_with(|| {
+                let to_shared = rng.random_bool(0.5);
+                let to = if to_shared {
+                    c.shared
+                } else {
+                    random_account()
+                };
+                (signed_transfer(c.chain, &c.key, nonce, to), to_shared)
+            })
             .clone();
         let hash = agora_core::tx::tx_hash(&bytes);
         c.history.sent.lock().unwrap().insert(hash);
@@ -171,7 +208,7 @@ pub fn client(c: Client) {
             _ => OpKind::Unknown,
         };
         let definite = !matches!(kind, OpKind::Unknown);
-        record(invoke, kind);
+        record(invoke, kind, Some((hash, to_shared)));
         if definite {
             pending = None;
             nonce += 1;
@@ -316,6 +353,7 @@ pub fn check(
     for id in clients {
         violations.extend(check_reads(id, ops, funds, fee));
     }
+    violations.extend(check_shared_reads(ops));
 
     // The supply grows by the proposer rewards only.
     let expected = 1_000_000_000 + blocks * chain.chain.params.proposer_reward.0;
@@ -332,7 +370,7 @@ pub fn check(
     Ok(Summary {
         operations: ops.len(),
         acknowledged,
-        reads: count(|k| matches!(k, OpKind::Read { .. })),
+        reads: count(|k| matches!(k, OpKind::Read { .. } | OpKind::SharedRead { .. })),
         unknown: count(|k| matches!(k, OpKind::Unknown)),
         applied: applied.len(),
         heights: chain.heights.len() as u64,
@@ -353,7 +391,7 @@ fn check_reads(id: usize, ops: &[Op], funds: u128, fee: u128) -> Vec<String> {
         .collect();
     let written = |o: &Op| match o.kind {
         OpKind::Acked { nonce, .. } | OpKind::Replayed { nonce, .. } => Some(nonce),
-        OpKind::Unknown | OpKind::Read { .. } => None,
+        OpKind::Unknown | OpKind::Read { .. } | OpKind::SharedRead { .. } => None,
     };
     for (read, seen, balance) in &reads {
         let before = reads
@@ -396,6 +434,58 @@ fn check_reads(id: usize, ops: &[Op], funds: u128, fee: u128) -> Vec<String> {
         if *balance != expected {
             violations.push(format!(
                 "client {id}: a read saw nonce {seen} with balance {balance}, but {seen} transfers leave {expected}"
+            ));
+        }
+    }
+    violations
+}
+
+/// The reads of the shared account, against every client's transfers into it. Each
+/// transfer into it adds [`TRANSFER`]; a read's balance counts those it saw.
+fn check_shared_reads(ops: &[Op]) -> Vec<String> {
+    let mut violations = Vec::new();
+    // Per transfer into the shared account: when its first attempt began, and when it was
+    // acknowledged (if it was).
+    let mut first_invoke: BTreeMap<Hash32, u128> = BTreeMap::new();
+    let mut acknowledged: BTreeMap<Hash32, u128> = BTreeMap::new();
+    for op in ops {
+        if let Some((hash, true)) = op.tx {
+            let first = first_invoke.entry(hash).or_insert(op.invoke);
+            *first = (*first).min(op.invoke);
+            if matches!(op.kind, OpKind::Acked { .. } | OpKind::Replayed { .. }) {
+                acknowledged.insert(hash, op.complete);
+            }
+        }
+    }
+    let reads: Vec<(&Op, u128)> = ops
+        .iter()
+        .filter_map(|o| match o.kind {
+            OpKind::SharedRead { balance } => Some((o, balance / TRANSFER)),
+            _ => None,
+        })
+        .collect();
+    for (read, seen) in &reads {
+        let at_least = acknowledged
+            .values()
+            .filter(|&&done| done < read.invoke)
+            .count() as u128;
+        let at_most = first_invoke
+            .values()
+            .filter(|&&began| began < read.complete)
+            .count() as u128;
+        if *seen < at_least || *seen > at_most {
+            violations.push(format!(
+                "shared account: a read at {} ms saw {seen} transfers, but {at_least} were acknowledged before it began and {at_most} begun before it ended",
+                read.invoke
+            ));
+        }
+        if let Some((earlier, before)) = reads
+            .iter()
+            .find(|(earlier, before)| earlier.complete < read.invoke && before > seen)
+        {
+            violations.push(format!(
+                "shared account: a read at {} ms saw {seen} transfers after a read completed at {} ms had seen {before}",
+                read.invoke, earlier.complete
             ));
         }
     }

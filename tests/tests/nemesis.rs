@@ -215,6 +215,8 @@ fn nemesis(
         .map(|_| agora_node::keys::generate_ml_dsa(agora_core::KeyKind::MlDsa44))
         .collect();
     let history = Arc::new(History::default());
+    // Every client pays into it half of the time: many writers, one balance.
+    let shared = random_account();
     for (nonce, key) in keys.iter().enumerate() {
         let to = AccountId::from_public_key(key.public_key());
         let tx = cluster.transfer(nonce as u64, to, CLIENT_FUNDS);
@@ -235,6 +237,7 @@ fn nemesis(
         .map(|(id, key)| {
             let c = Client {
                 id,
+                shared,
                 key: key.clone(),
                 chain,
                 ports: ports.clone(),
