@@ -140,6 +140,7 @@ pub fn event_accounts(event: &Event) -> Vec<AccountId> {
         | Event::DepositForfeited { .. }
         | Event::ParamsChanged
         | Event::EpochEnded { .. }
+        | Event::Certified { .. }
         | Event::ConfigChanged => Vec::new(),
     }
 }
@@ -164,6 +165,7 @@ pub fn event_kind(event: &Event) -> Option<StreamKind> {
         | Event::UnstakeStarted { .. }
         | Event::Unbonded { .. }
         | Event::ProposerRewarded { .. }
+        | Event::Certified { .. }
         | Event::EpochEnded { .. } => None,
     }
 }

@@ -41,7 +41,8 @@ pub enum ProposeCommand {
     /// Change chain parameters (each --set NAME=VALUE; at most 12).
     ///
     /// Names: fee, proposer_reward, min_deposit (tokens); unbonding_blocks,
-    /// voting_period_blocks, epoch_blocks, reputation_per_block, max_block_txs (integers);
+    /// voting_period_blocks, epoch_blocks, reputation_per_block, reputation_per_signature,
+    /// max_block_txs (integers);
     /// quorum, threshold, veto_threshold, reputation_decay (fractions like 1/3).
     ///
     /// Example: agora propose param --set fee=0.00002 --set quorum=2/5 --deposit 10
@@ -133,6 +134,7 @@ pub fn parse_param(text: &str) -> Result<ParamChange> {
         "voting_period_blocks" => ParamChange::VotingPeriodBlocks(integer()?),
         "epoch_blocks" => ParamChange::EpochBlocks(integer()?),
         "reputation_per_block" => ParamChange::ReputationPerBlock(integer()?),
+        "reputation_per_signature" => ParamChange::ReputationPerSignature(integer()?),
         "max_block_txs" => ParamChange::MaxBlockTxs(
             u32::try_from(integer()?).map_err(|_| anyhow!("max_block_txs: too large"))?,
         ),

@@ -28,7 +28,7 @@ pub fn describe(key: &[u8], value: &[u8]) -> Result<(Value, String)> {
         StateKey::Params => {
             let p: Params = decode(value)?;
             let text = format!(
-                "fee {}, proposer reward {}, min deposit {}, unbonding {} blocks, voting {} blocks, epoch {} blocks, quorum {}, threshold {}, veto {}, reputation {}/block decaying to {}, at most {} txs/block",
+                "fee {}, proposer reward {}, min deposit {}, unbonding {} blocks, voting {} blocks, epoch {} blocks, quorum {}, threshold {}, veto {}, reputation {}/block and {}/signature decaying to {}, at most {} txs/block",
                 tokens(p.fee),
                 tokens(p.proposer_reward),
                 tokens(p.min_deposit),
@@ -39,6 +39,7 @@ pub fn describe(key: &[u8], value: &[u8]) -> Result<(Value, String)> {
                 ratio(&p.threshold),
                 ratio(&p.veto_threshold),
                 p.reputation_per_block,
+                p.reputation_per_signature,
                 ratio(&p.reputation_decay),
                 p.max_block_txs
             );
@@ -64,8 +65,8 @@ pub fn describe(key: &[u8], value: &[u8]) -> Result<(Value, String)> {
             let v: Validator = decode(value)?;
             let earned = v.points_bits >> 64;
             let text = format!(
-                "weight {}, base reputation {}, earned points {}, blocks proposed {}",
-                v.weight, v.base_reputation, earned, v.blocks_proposed
+                "weight {}, base reputation {}, earned points {}, blocks proposed {}, certificates missed in a row {}",
+                v.weight, v.base_reputation, earned, v.blocks_proposed, v.missed_certificates
             );
             (to_json(&v), text)
         }
@@ -101,6 +102,22 @@ pub fn describe(key: &[u8], value: &[u8]) -> Result<(Value, String)> {
             let amount: Amount = decode(value)?;
             let text = format!("{} unbonding, released at height {release}", tokens(amount));
             (json!({ "amount": amount, "release_height": release }), text)
+        }
+        StateKey::Committee => {
+            let c: agora_core::Committee = decode(value)?;
+            let weights: Vec<String> = c
+                .members
+                .iter()
+                .map(|m| format!("{}…={}", &m.validator.to_string()[..8], m.weight))
+                .collect();
+            let text = format!(
+                "committee since height {}: {} (previous since height {}, {} members)",
+                c.since,
+                weights.join(", "),
+                c.previous_since,
+                c.previous.len()
+            );
+            (to_json(&c), text)
         }
     };
     Ok(described)

@@ -6,7 +6,9 @@ use crate::raft::{EntryData, LogEntry, RaftLog};
 use agora_core::block::{Block, Entry, EntryPayload};
 use agora_core::encoding::Canonical;
 use agora_core::state::{Proposal, ProposalStatus};
-use agora_core::{AccountId, Halt, Ledger, Outcome, ProposalKind, SecretKey, SignatureVerdicts};
+use agora_core::{
+    AccountId, Certificate, Halt, Ledger, Outcome, ProposalKind, SecretKey, SignatureVerdicts,
+};
 
 /// How far (in entries) a leader's applied state may lag its next proposal: further
 /// behind, its block's `checked_state_root` could fall out of the roots followers keep.
@@ -77,7 +79,7 @@ impl LedgerApp {
         log: &RaftLog,
         index: u64,
         key: &SecretKey,
-        txs: Vec<Vec<u8>>,
+        (txs, certificates): (Vec<Vec<u8>>, Vec<Certificate>),
         randomness: [u8; 32],
     ) -> Option<Vec<u8>> {
         let applied = self.ledger.height();
@@ -103,6 +105,7 @@ impl LedgerApp {
             applied,
             self.ledger.state_root(),
             txs,
+            certificates,
             randomness,
         );
         Some(block.to_canonical_bytes())

@@ -13,6 +13,7 @@
 //! order [`Actions`] documents, before giving the replica anything else.
 
 mod admission;
+mod certify;
 mod history;
 mod local;
 mod peers;
@@ -409,6 +410,7 @@ pub struct Replica<C: VoteCrypto> {
     /// A follower's record of what it forwarded (bytes dropped), under the same rules.
     forwarded: Mempool,
     verifier: verify::Verifier,
+    certifier: certify::Certifier,
     waiters: waiters::Waiters,
     reads: reads::Reads,
     replays: replay::Replays,
@@ -496,6 +498,7 @@ impl<C: VoteCrypto> Replica<C> {
             mempool: Mempool::new(config.mempool_capacity, config.mempool_hold_ticks),
             forwarded: Mempool::new(config.mempool_capacity, config.mempool_hold_ticks),
             verifier: verify::Verifier::new(config.verdict_cache_entries, config.max_verifying),
+            certifier: certify::Certifier::default(),
             waiters: waiters::Waiters::default(),
             reads: reads::Reads::default(),
             replays: replay::Replays::default(),
@@ -544,8 +547,14 @@ impl<C: VoteCrypto> Replica<C> {
 
     /// A Raft message from a peer (the network has checked it comes from a member).
     pub fn receive(&mut self, message: Message) {
-        if self.halted.is_none() {
-            self.raft.step(message);
+        if self.halted.is_some() || message.to != self.raft.id() {
+            return;
+        }
+        match message.body {
+            crate::raft::MessageBody::CommitSignatures { signatures } => {
+                self.receive_signatures(message.from, signatures)
+            }
+            _ => self.raft.step(message),
         }
     }
 
@@ -603,6 +612,7 @@ impl<C: VoteCrypto> Replica<C> {
                 return Err(halt);
             }
         }
+        self.send_signatures();
         for regression in self.raft.take_regressions() {
             self.pending
                 .notices
@@ -711,6 +721,7 @@ impl<C: VoteCrypto> Replica<C> {
             leader,
             term: self.raft.term(),
         });
+        self.certify_on_role_change(role);
         // Reads not yet confirmed were asked of a leader that may be gone: the client
         // retries now rather than waiting out the read timeout.
         self.fail_unconfirmed_reads();
@@ -755,6 +766,7 @@ impl<C: VoteCrypto> Replica<C> {
             })?;
         self.counters.applied_entries += 1;
         self.counters.committed_txs += outcome.receipts.len() as u64;
+        self.sign_applied(entry.index);
         self.notify_waiters(entry.index, &outcome.receipts);
         self.answer_replays(entry, &outcome);
         self.mempool.applied_through(entry.index);
@@ -834,10 +846,14 @@ impl<C: VoteCrypto> Replica<C> {
         );
         let bytes: Vec<Vec<u8>> = txs.iter().map(|tx| tx.bytes.clone()).collect();
         let randomness: [u8; 32] = self.rng.random();
-        let Some(payload) =
-            self.app
-                .build_block(self.raft.log(), index, &self.key, bytes, randomness)
-        else {
+        let certificates = self.certificates_for(self.raft.log(), index);
+        let Some(payload) = self.app.build_block(
+            self.raft.log(),
+            index,
+            &self.key,
+            (bytes, certificates),
+            randomness,
+        ) else {
             self.mempool.restore(txs, self.now);
             return;
         };

@@ -1,5 +1,8 @@
 //! Blocks and the log entries that carry them.
 
+use crate::certificate::{
+    certificates_hash, Certificate, MAX_CERTIFICATES_PER_BLOCK, MAX_CERTIFICATE_SIGNATURES,
+};
 use crate::crypto::{Purpose, SecretKey, Signature};
 use crate::encoding::{check_len, Canonical, DecodeError};
 use crate::hash::{tagged_hash, tags, Hash32};
@@ -36,6 +39,8 @@ pub struct BlockHeader {
     /// The proposer's state root at `checked_height`. Every follower compares it with its
     /// own and halts on a difference.
     pub checked_state_root: Hash32,
+    /// See [`crate::certificate::certificates_hash`]: binds the block's certificates.
+    pub certificates_hash: Hash32,
 }
 
 impl BlockHeader {
@@ -57,6 +62,8 @@ pub struct Block {
     pub signature: Signature,
     /// Canonical signed transactions (or whatever bytes the proposer included).
     pub txs: Vec<Vec<u8>>,
+    /// Commit certificates for earlier heights, in increasing height order.
+    pub certificates: Vec<Certificate>,
 }
 
 impl Block {
@@ -70,6 +77,7 @@ impl Block {
         checked_height: u64,
         checked_state_root: Hash32,
         txs: Vec<Vec<u8>>,
+        certificates: Vec<Certificate>,
         randomness: [u8; 32],
     ) -> Block {
         let header = BlockHeader {
@@ -80,6 +88,7 @@ impl Block {
             tx_root: tx_root(&txs),
             checked_height,
             checked_state_root,
+            certificates_hash: certificates_hash(&certificates),
         };
         let signature = proposer_key.sign(
             Purpose::Block,
@@ -90,6 +99,7 @@ impl Block {
             header,
             signature,
             txs,
+            certificates,
         }
     }
 }
@@ -105,6 +115,18 @@ impl Canonical for Block {
         )?;
         for tx in &self.txs {
             check_len("transaction bytes", tx.len(), MAX_TX_BYTES)?;
+        }
+        check_len(
+            "block certificates",
+            self.certificates.len(),
+            MAX_CERTIFICATES_PER_BLOCK,
+        )?;
+        for certificate in &self.certificates {
+            check_len(
+                "certificate signatures",
+                certificate.signatures.len(),
+                MAX_CERTIFICATE_SIGNATURES,
+            )?;
         }
         Ok(())
     }

@@ -91,6 +91,8 @@ pub enum Purpose {
     Block,
     /// A Raft vote or vote request.
     Vote,
+    /// A validator's commit statement (see [`crate::certificate`]).
+    Commit,
 }
 
 impl Purpose {
@@ -100,8 +102,14 @@ impl Purpose {
             Purpose::Transaction => crate::hash::tags::TX,
             Purpose::Block => crate::hash::tags::BLOCK,
             Purpose::Vote => crate::hash::tags::VOTE,
+            Purpose::Commit => crate::hash::tags::COMMIT,
         }
     }
+}
+
+/// A signature on its own (a validator's commit signature travels alone).
+impl crate::encoding::Canonical for Signature {
+    const MAX_BYTES: usize = 1 + 4627;
 }
 
 /// Why a key, signature or verification failed.

@@ -176,6 +176,7 @@ impl Genesis {
                     points_bits: 0,
                     blocks_proposed: 0,
                     weight: derive_weight(validator.base_reputation, 0),
+                    missed_certificates: 0,
                 },
             );
         }
@@ -186,6 +187,11 @@ impl Genesis {
             total_staked,
             treasury: self.treasury,
             next_proposal_id: 0,
+            certified_height: 0,
+        };
+        state.committee = crate::certificate::Committee {
+            members: crate::ledger::derive_config(&state.validators),
+            ..Default::default()
         };
         state
     }

@@ -35,6 +35,12 @@ pub mod tags {
     pub const TX_NODE: &[u8] = b"agora/txnode/v1";
     /// The transaction root: the tree root bound to the leaf count.
     pub const TX_ROOT: &[u8] = b"agora/txroot/v1";
+    /// A validator's commit statement (signature context and verdict key).
+    pub const COMMIT: &[u8] = b"agora/commit/v1";
+    /// The certificates a block carries, hashed into its header.
+    pub const CERTS: &[u8] = b"agora/certs/v1";
+    /// The consensus committee's hash (light-client checkpoints).
+    pub const COMMITTEE: &[u8] = b"agora/committee/v1";
     /// Signature-cache keys (never leaves the process, never reaches state).
     pub const SIG_CACHE: &[u8] = b"agora/sigcache/v1";
 }

@@ -9,6 +9,7 @@
 //! [`Ledger::apply_prepared`] executes. `apply` does both.
 
 use crate::block::{Block, Entry, EntryPayload};
+use crate::certificate::CertificateFault;
 use crate::crypto::{PublicKey, Purpose};
 use crate::encoding::{Canonical, DecodeError};
 use crate::genesis::Genesis;
@@ -30,7 +31,10 @@ use fixed::types::U64F64;
 use std::collections::{BTreeMap, BTreeSet};
 
 mod actions;
+mod certify;
 mod governance;
+
+pub(crate) use certify::derive_config;
 
 /// The largest consensus weight a validator can have (keeps sums of weights in u64).
 pub const MAX_VALIDATOR_WEIGHT: u64 = 1 << 32;
@@ -143,7 +147,9 @@ impl Ledger {
             open_by_end,
             target_config: TargetConfig::default(),
         };
-        ledger.target_config = ledger.derive_target_config();
+        ledger.target_config = TargetConfig {
+            members: ledger.state.committee.members.clone(),
+        };
         let root = ledger.tree.root();
         ledger
             .recent_roots
@@ -321,6 +327,7 @@ impl Ledger {
             .public_key
             .verify(Purpose::Block, &header_bytes, &block.signature)
             .map_err(|_| invalid("proposer signature does not verify".into()))?;
+        self.check_certificates(&block, verdicts)?;
         let txs = block
             .txs
             .iter()
@@ -389,6 +396,7 @@ impl Ledger {
                 });
             }
             self.reward_proposer(&block.header.proposer, &mut events);
+            self.credit_certificates(&block.certificates, &mut events);
             self.state.globals.last_block_hash = block.header.hash();
         } else {
             self.set_height(expected);
@@ -733,35 +741,6 @@ impl Ledger {
             self.dirty.insert(StateKey::Validator(id));
         }
         events.push(Event::EpochEnded { epoch });
-    }
-
-    fn derive_target_config(&self) -> TargetConfig {
-        let weights: Vec<u64> = self.state.validators.values().map(|v| v.weight).collect();
-        let weights = consensus_weights(&weights);
-        TargetConfig {
-            members: self
-                .state
-                .validators
-                .iter()
-                .zip(weights)
-                .map(|((id, v), weight)| ConfigMember {
-                    validator: *id,
-                    weight,
-                    public_key: v.public_key.clone(),
-                    peer: v.peer.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    fn refresh_target_config(&mut self, events: &mut Vec<Event>) -> Option<TargetConfig> {
-        let derived = self.derive_target_config();
-        if derived == self.target_config {
-            return None;
-        }
-        self.target_config = derived.clone();
-        events.push(Event::ConfigChanged);
-        Some(derived)
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`crypto`]: ML-DSA keys and signatures (FIPS 204), tagged by parameter set.
 //! - [`encoding`]: canonical borsh bytes and the strict decoder.
 //! - [`tx`], [`block`]: what members and proposers sign.
+//! - [`certificate`]: validators' commit signatures, checked by the ledger and light clients.
 //! - [`ledger`]: economics, governance, reputation; [`state`] its data.
 //! - [`state_tree`]: the order-independent, incremental Merkle state root and proofs.
 //! - [`tx_root`]: the per-block transaction root (rs_merkle, domain-separated).
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod block;
+pub mod certificate;
 pub mod crypto;
 pub mod encoding;
 pub mod genesis;
@@ -35,6 +37,7 @@ pub mod types;
 pub mod vectors;
 
 pub use block::{Block, BlockHeader, Entry, EntryPayload};
+pub use certificate::{Certificate, CertificateFault, CommitSignature, CommitStatement, Committee};
 pub use crypto::{KeyKind, PublicKey, Purpose, SecretKey, Signature};
 pub use encoding::{Canonical, DecodeError};
 pub use genesis::Genesis;

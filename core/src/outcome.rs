@@ -305,12 +305,28 @@ pub enum Event {
         /// The epoch number (height / epoch_blocks).
         epoch: u64,
     },
+    /// A certificate in the block certified a height.
+    Certified {
+        /// The certified height.
+        height: u64,
+        /// How many validators signed.
+        signers: u32,
+    },
     /// The target consensus configuration changed.
     ConfigChanged,
 }
 
 /// One member of the consensus configuration the ledger wants.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigMember {
     /// The validator.
@@ -423,6 +439,16 @@ pub enum Halt {
         /// The proposer's root.
         theirs: Hash32,
     },
+    /// A certificate the block carries is not valid.
+    #[error("block at index {index} carries an invalid certificate for height {height}: {fault}")]
+    InvalidCertificate {
+        /// The entry index.
+        index: u64,
+        /// The height the certificate claims to certify.
+        height: u64,
+        /// What is wrong.
+        fault: crate::certificate::CertificateFault,
+    },
     /// A prepared entry was applied to another ledger or position than it was made for.
     #[error("prepared entry for index {prepared} applied at height {height}")]
     PreparedMismatch {
@@ -431,4 +457,22 @@ pub enum Halt {
         /// This ledger's height.
         height: u64,
     },
+}
+
+impl Halt {
+    /// A stable code for the halt's kind (vectors name refusals by it):
+    /// `out_of_order`, `corrupt_block`, `invalid_block`, `state_divergence`,
+    /// `prepared_mismatch`, or `invalid_certificate/<fault>`.
+    pub fn code(&self) -> String {
+        match self {
+            Halt::OutOfOrder { .. } => "out_of_order".into(),
+            Halt::CorruptBlock { .. } => "corrupt_block".into(),
+            Halt::InvalidBlock { .. } => "invalid_block".into(),
+            Halt::StateDivergence { .. } => "state_divergence".into(),
+            Halt::InvalidCertificate { fault, .. } => {
+                format!("invalid_certificate/{}", <&'static str>::from(fault))
+            }
+            Halt::PreparedMismatch { .. } => "prepared_mismatch".into(),
+        }
+    }
 }

@@ -37,6 +37,15 @@ pub struct Params {
     pub reputation_decay: Ratio,
     /// Most transactions in one block.
     pub max_block_txs: u32,
+    /// Reputation points a validator earns for each of its commit signatures that lands
+    /// in a certificate on chain (and loses for each one it misses after a run of
+    /// [`crate::certificate::MISSED_RUN_BEFORE_PENALTY`]).
+    #[serde(default = "default_reputation_per_signature")]
+    pub reputation_per_signature: u64,
+}
+
+fn default_reputation_per_signature() -> u64 {
+    Params::default().reputation_per_signature
 }
 
 impl Default for Params {
@@ -53,9 +62,10 @@ impl Default for Params {
             quorum: Ratio::new(334, 1000),
             threshold: Ratio::new(1, 2),
             veto_threshold: Ratio::new(334, 1000),
-            reputation_per_block: 10,
+            reputation_per_block: 2,
             reputation_decay: Ratio::new(1, 2),
             max_block_txs: 1_000,
+            reputation_per_signature: 8,
         }
     }
 }
@@ -134,6 +144,7 @@ impl Params {
                 ParamChange::ReputationPerBlock(value) => next.reputation_per_block = value,
                 ParamChange::ReputationDecay(value) => next.reputation_decay = value,
                 ParamChange::MaxBlockTxs(value) => next.max_block_txs = value,
+                ParamChange::ReputationPerSignature(value) => next.reputation_per_signature = value,
             }
         }
         next.validate()?;
@@ -170,6 +181,8 @@ pub enum ParamChange {
     ReputationDecay(Ratio),
     /// See [`Params::max_block_txs`].
     MaxBlockTxs(u32),
+    /// See [`Params::reputation_per_signature`].
+    ReputationPerSignature(u64),
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The ledger's state: typed maps, each entry of which is one leaf of the state tree.
 
+use crate::certificate::Committee;
 use crate::crypto::PublicKey;
 use crate::encoding::{Canonical, DecodeError};
 use crate::hash::Hash32;
@@ -28,6 +29,8 @@ pub struct Globals {
     pub treasury: Amount,
     /// The id the next proposal gets.
     pub next_proposal_id: u64,
+    /// The newest height a certificate on chain certifies (0: none yet).
+    pub certified_height: u64,
 }
 
 /// An account. Its key sits in a leaf of its own ([`StateKey::AccountKey`]), written once,
@@ -65,6 +68,8 @@ pub struct Validator {
     pub blocks_proposed: u64,
     /// Its consensus weight, derived from reputation at epoch boundaries and on changes.
     pub weight: u64,
+    /// Certificates landed in a row without its signature while it held weight.
+    pub missed_certificates: u64,
 }
 
 /// Where a proposal stands.
@@ -155,6 +160,8 @@ pub enum StateKey {
     Vote(u64, AccountId),
     /// An [`Amount`] unbonding: (release height, account).
     Unbonding(u64, AccountId),
+    /// The [`Committee`]: the consensus configurations that certify heights.
+    Committee,
 }
 
 impl StateKey {
@@ -183,6 +190,8 @@ pub struct State {
     pub votes: BTreeMap<(u64, AccountId), VoteRecord>,
     /// Pending unbonding by (release height, account).
     pub unbonding: BTreeMap<(u64, AccountId), Amount>,
+    /// The committees that certify heights.
+    pub committee: Committee,
 }
 
 /// What a tally decides, before a passed proposal is executed.
@@ -272,6 +281,7 @@ impl State {
             StateKey::Proposal(id) => self.proposals.get(id).map(enc),
             StateKey::Vote(proposal, voter) => self.votes.get(&(*proposal, *voter)).map(enc),
             StateKey::Unbonding(height, id) => self.unbonding.get(&(*height, *id)).map(enc),
+            StateKey::Committee => Some(enc(&self.committee)),
         }
     }
 
@@ -288,6 +298,7 @@ impl State {
                 .keys()
                 .map(|(h, a)| StateKey::Unbonding(*h, *a)),
         );
+        keys.push(StateKey::Committee);
         keys
     }
 
@@ -352,6 +363,15 @@ impl State {
                     crate::params::MAX_BASE_REPUTATION
                 ));
             }
+        }
+        if crate::ledger::derive_config(&self.validators) != self.committee.members {
+            return Err("the committee is not the configuration the validators derive".into());
+        }
+        if self.committee.previous_since > self.committee.since
+            || self.committee.since > self.globals.height
+            || self.globals.certified_height >= self.globals.height.max(1)
+        {
+            return Err("committee or certified heights out of order".into());
         }
         Ok(())
     }

@@ -85,6 +85,21 @@ pub struct VectorEntry {
     pub note: String,
     /// What must hold after applying it.
     pub expected: Expected,
+    /// Entries at the same index that must be refused first: each halts with its code and
+    /// changes nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedEntry>,
+}
+
+/// An entry a correct ledger refuses (halts on) without changing its state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedEntry {
+    /// The entry.
+    pub entry: Entry,
+    /// What is wrong with it, for readers.
+    pub note: String,
+    /// The halt's code ([`crate::Halt::code`]).
+    pub halt: String,
 }
 
 /// A vector file.
@@ -184,6 +199,26 @@ pub fn check(file: &VectorFile) -> Result<usize, Divergence> {
     }
     for vector in &file.entries {
         let index = vector.entry.index;
+        for refused in &vector.refused {
+            let root = ledger.state_root();
+            let halt = match ledger.apply(&refused.entry) {
+                Ok(_) => "applied".to_string(),
+                Err(halt) => halt.code(),
+            };
+            compare(index, "refusal", &refused.halt, &halt)?;
+            compare(
+                index,
+                "state root after a refusal",
+                &root,
+                &ledger.state_root(),
+            )?;
+            compare(
+                index,
+                "height after a refusal",
+                &(index - 1),
+                &ledger.height(),
+            )?;
+        }
         let outcome = ledger
             .apply(&vector.entry)
             .map_err(|halt| Divergence::Halted {

@@ -97,6 +97,7 @@ fn transfer_fixture(kind: KeyKind) -> (Ledger, Entry) {
         ledger.height(),
         ledger.state_root(),
         txs,
+        vec![],
         [0; 32],
     );
     let entry = Entry {

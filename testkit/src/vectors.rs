@@ -8,7 +8,8 @@
 //! scenario says.
 
 use agora_core::block::{Block, Entry, EntryPayload};
-use agora_core::crypto::{KeyKind, SecretKey};
+use agora_core::certificate::{Certificate, CommitSignature, MAX_CERTIFICATES_PER_BLOCK};
+use agora_core::crypto::{KeyKind, Purpose, SecretKey};
 use agora_core::encoding::Canonical;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
 use agora_core::hash::{tagged_hash, Hash32};
@@ -18,7 +19,7 @@ use agora_core::params::{ParamChange, Params};
 use agora_core::state::ProposalStatus;
 use agora_core::tx::{Action, ProposalKind, Sender, Transaction, VoteChoice};
 use agora_core::types::{AccountId, Amount, Ratio, ValidatorId};
-use agora_core::vectors::{ConfigWeight, Expected, VectorEntry, VectorFile, FORMAT};
+use agora_core::vectors::{ConfigWeight, Expected, RefusedEntry, VectorEntry, VectorFile, FORMAT};
 
 /// 32 bytes from a label, the same on every run: the seed of every test key.
 pub fn test_seed(label: &str) -> [u8; 32] {
@@ -59,6 +60,11 @@ pub struct Scenario {
     pending: Vec<(AccountId, u64)>,
     entries: Vec<VectorEntry>,
     term: u64,
+    /// Validators (by index) that sign every height they can; empty: blocks carry no
+    /// certificates.
+    certifiers: Vec<usize>,
+    /// Refusals to attach to the next committed entry.
+    refusals: Vec<RefusedEntry>,
 }
 
 /// Genesis funding of each member in the standard scenario genesis.
@@ -141,6 +147,8 @@ impl Scenario {
             pending: Vec::new(),
             entries: Vec::new(),
             term: 1,
+            certifiers: Vec::new(),
+            refusals: Vec::new(),
         }
     }
 
@@ -209,18 +217,157 @@ impl Scenario {
         note: &str,
         txs: Vec<Vec<u8>>,
     ) -> Outcome {
-        let height = self.ledger.height() + 1;
+        let certificates = self.honest_certificates();
+        let payload = self.block_payload(proposer, checked_height, txs, certificates);
+        self.commit(payload, note)
+    }
+
+    /// From now on blocks carry a certificate for every height the validators `signers`
+    /// (indexes) can certify: what a leader that hears from exactly them includes.
+    pub fn certify_by(&mut self, signers: &[usize]) {
+        self.certifiers = signers.to_vec();
+    }
+
+    /// Validator `i`'s commit signature for `height` (applied already).
+    pub fn commit_signature(&self, i: usize, height: u64) -> CommitSignature {
+        let statement = self.ledger.commit_statement(height).expect("root kept");
+        CommitSignature {
+            validator: self.validator(i),
+            signature: self.validators[i].sign(Purpose::Commit, &statement.to_bytes(), [0; 32]),
+        }
+    }
+
+    /// A certificate for `height` signed by validators `signers`, in the order given.
+    pub fn certificate(&self, height: u64, signers: &[usize]) -> Certificate {
+        Certificate {
+            height,
+            signatures: signers
+                .iter()
+                .map(|&i| self.commit_signature(i, height))
+                .collect(),
+        }
+    }
+
+    /// The certificates an honest leader hearing from the certifiers includes in the next
+    /// block: every height after the last certified one whose signers hold a majority of
+    /// its committee, in order, at most a block's worth.
+    fn honest_certificates(&self) -> Vec<Certificate> {
+        if self.certifiers.is_empty() {
+            return Vec::new();
+        }
+        let next = self.ledger.height() + 1;
+        let first = self.ledger.state().globals.certified_height + 1;
+        let mut certificates = Vec::new();
+        for height in first..next {
+            let Some(committee) = self.ledger.certifying_committee(height) else {
+                continue;
+            };
+            let mut signers: Vec<usize> = self
+                .certifiers
+                .iter()
+                .copied()
+                .filter(|&i| committee.iter().any(|m| m.validator == self.validator(i)))
+                .collect();
+            signers.sort_by_key(|&i| self.validator(i));
+            let weight = |i: &usize| {
+                committee
+                    .iter()
+                    .find(|m| m.validator == self.validator(*i))
+                    .map_or(0, |m| u128::from(m.weight))
+            };
+            let signed: u128 = signers.iter().map(weight).sum();
+            let total: u128 = committee.iter().map(|m| u128::from(m.weight)).sum();
+            if signed * 2 > total && certificates.len() < MAX_CERTIFICATES_PER_BLOCK {
+                certificates.push(self.certificate(height, &signers));
+            }
+        }
+        certificates
+    }
+
+    fn block_payload(
+        &self,
+        proposer: usize,
+        checked_height: u64,
+        txs: Vec<Vec<u8>>,
+        certificates: Vec<Certificate>,
+    ) -> EntryPayload {
         let block = Block::build(
             self.ledger.chain_id(),
-            height,
+            self.ledger.height() + 1,
             &self.validators[proposer],
             self.ledger.state().globals.last_block_hash,
             checked_height,
             self.ledger.root_at(checked_height).expect("recent"),
             txs,
+            certificates,
             [0u8; 32],
         );
-        self.commit(EntryPayload::Block(block.to_canonical_bytes()), note)
+        EntryPayload::Block(block.to_canonical_bytes())
+    }
+
+    /// A block by `proposer` whose header binds `signed` but that carries `carried`.
+    pub fn tampered_block(
+        &self,
+        proposer: usize,
+        signed: Vec<Certificate>,
+        carried: Vec<Certificate>,
+    ) -> EntryPayload {
+        let checked_height = self.ledger.height().saturating_sub(1);
+        let EntryPayload::Block(bytes) =
+            self.block_payload(proposer, checked_height, vec![], signed)
+        else {
+            unreachable!("a block payload")
+        };
+        let mut block = Block::from_canonical_bytes(&bytes).expect("just built");
+        block.certificates = carried;
+        EntryPayload::Block(block.to_canonical_bytes())
+    }
+
+    /// Commits a block by `proposer` carrying exactly `certificates`.
+    pub fn block_with_certificates(
+        &mut self,
+        proposer: usize,
+        note: &str,
+        certificates: Vec<Certificate>,
+    ) -> Outcome {
+        let checked_height = self.ledger.height().saturating_sub(1);
+        let payload = self.block_payload(proposer, checked_height, vec![], certificates);
+        self.commit(payload, note)
+    }
+
+    /// Offers a block by `proposer` carrying `certificates` that the ledger must refuse
+    /// with the halt code `halt`, changing nothing; recorded with the next entry.
+    pub fn refuse_certificates(
+        &mut self,
+        proposer: usize,
+        note: &str,
+        certificates: Vec<Certificate>,
+        halt: &str,
+    ) {
+        let checked_height = self.ledger.height().saturating_sub(1);
+        let payload = self.block_payload(proposer, checked_height, vec![], certificates);
+        self.refuse(payload, note, halt);
+    }
+
+    /// Offers an entry the ledger must refuse with `halt`, changing nothing.
+    pub fn refuse(&mut self, payload: EntryPayload, note: &str, halt: &str) {
+        let entry = Entry {
+            index: self.ledger.height() + 1,
+            term: self.term,
+            payload,
+        };
+        let root = self.ledger.state_root();
+        let got = match self.ledger.apply(&entry) {
+            Ok(_) => panic!("scenario {}: {note}: applied", self.name),
+            Err(error) => error.code(),
+        };
+        assert_eq!(got, halt, "scenario {}: {note}", self.name);
+        assert_eq!(root, self.ledger.state_root(), "a refusal changes nothing");
+        self.refusals.push(RefusedEntry {
+            entry,
+            note: note.to_string(),
+            halt: halt.to_string(),
+        });
     }
 
     /// Commits a leader's empty entry (a new term begins).
@@ -266,6 +413,7 @@ impl Scenario {
                 events: outcome.events.clone(),
                 config: outcome.config_changed.as_ref().map(ConfigWeight::of),
             },
+            refused: std::mem::take(&mut self.refusals),
         });
         outcome
     }
@@ -286,12 +434,14 @@ impl Scenario {
 }
 
 mod accounts;
+mod certificates;
 mod governance;
 mod support;
 
 /// Every scenario, in a fixed order.
 pub fn generate_all() -> Vec<VectorFile> {
     use accounts::*;
+    use certificates::*;
     use governance::*;
     vec![
         transfers_and_fees(),
@@ -308,6 +458,8 @@ pub fn generate_all() -> Vec<VectorFile> {
         governance_failures(),
         consensus_weights(),
         edge_cases(),
+        certificates(),
+        certificate_failures(),
     ]
 }
 

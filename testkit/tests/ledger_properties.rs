@@ -285,6 +285,7 @@ mod halts {
             l.height(),
             l.state_root(),
             vec![b"tx".to_vec()],
+            vec![],
             [0; 32],
         );
         edit(&mut block);

@@ -69,6 +69,8 @@ struct Shown {
     errors: BTreeSet<String>,
     events: BTreeSet<String>,
     proposal_errors: BTreeSet<String>,
+    /// Halt codes of refused entries.
+    refusals: BTreeSet<String>,
 }
 
 /// The name of a one-key JSON object's key or a bare string, and the value under the key.
@@ -92,6 +94,11 @@ fn shown_in_committed_vectors() -> Shown {
         }
         let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for entry in file["entries"].as_array().unwrap() {
+            for refused in entry["refused"].as_array().into_iter().flatten() {
+                shown
+                    .refusals
+                    .insert(refused["halt"].as_str().unwrap().to_string());
+            }
             let expected = &entry["expected"];
             for receipt in expected["receipts"].as_array().unwrap() {
                 let (status, error) = tag_of(&receipt["status"]);
@@ -147,6 +154,17 @@ fn every_error_event_and_proposal_error_kind_appears_in_a_committed_vector() {
         missing(codes.clone(), &shown.proposal_errors),
         Vec::<&str>::new(),
         "proposal error codes no vector shows"
+    );
+    let faults: Vec<String> = agora_core::CertificateFault::iter()
+        .map(|fault| format!("invalid_certificate/{}", <&str>::from(fault)))
+        .collect();
+    let unshown: Vec<&String> = faults
+        .iter()
+        .filter(|code| !shown.refusals.contains(*code))
+        .collect();
+    assert!(
+        unshown.is_empty(),
+        "certificate faults no vector refuses: {unshown:?}"
     );
     // And the other way: every name the vectors use is a kind (the JSON names and the
     // enumerated names agree).

@@ -136,7 +136,16 @@ pub enum MessageBody {
         /// must hear from every member of the newest configuration it learns of.
         config_index: Index,
     },
+    /// A validator's commit signatures for heights it applied, sent to the leader, which
+    /// gathers them into certificates (the replica's traffic: Raft does not act on it).
+    CommitSignatures {
+        /// (height, canonical signature bytes), at most [`MAX_COMMIT_SIGNATURES`].
+        signatures: Vec<(Index, Vec<u8>)>,
+    },
 }
+
+/// The most commit signatures one message carries.
+pub const MAX_COMMIT_SIGNATURES: usize = 64;
 
 impl MessageBody {
     /// Whether this is a vote or a vote request, which must be signed.
@@ -169,6 +178,7 @@ impl MessageBody {
             MessageBody::LeaderIs { .. } => "leader_is",
             MessageBody::RecoveryProbe { .. } => "recovery_probe",
             MessageBody::RecoveryReport { .. } => "recovery_report",
+            MessageBody::CommitSignatures { .. } => "commit_signatures",
         }
     }
 }

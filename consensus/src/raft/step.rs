@@ -207,6 +207,8 @@ impl<C: VoteCrypto> Raft<C> {
             }
             // Handled in `step`, before terms are looked at.
             MessageBody::RecoveryProbe { .. } | MessageBody::RecoveryReport { .. } => {}
+            // The replica's traffic; it never reaches a handler here.
+            MessageBody::CommitSignatures { .. } => {}
             MessageBody::LeaderIs { leader, contact } => {
                 let newer = self.vouched.as_ref().is_none_or(|v| term >= v.term);
                 if leader != self.cfg.id && !self.membership.contains(&leader) && newer {
@@ -267,6 +269,10 @@ fn numbers(body: &MessageBody) -> (Vec<Index>, Vec<Term>) {
         MessageBody::InstallSnapshotResponse { index, .. }
         | MessageBody::ReadIndexResponse { index, .. } => (vec![*index], vec![]),
         MessageBody::RecoveryProbe { last_index } => (vec![*last_index], vec![]),
+        MessageBody::CommitSignatures { signatures } => (
+            signatures.iter().map(|(height, _)| *height).collect(),
+            vec![],
+        ),
         MessageBody::RecoveryReport {
             last_term,
             last_index,
@@ -334,6 +340,10 @@ fn is_well_formed(message: &Message) -> bool {
         MessageBody::RecoveryReport {
             last_term, members, ..
         } => *last_term <= message.term && members.len() <= MAX_REPORTED_MEMBERS,
+        MessageBody::CommitSignatures { signatures } => {
+            signatures.len() <= crate::raft::message::MAX_COMMIT_SIGNATURES
+                && signatures.iter().all(|(_, bytes)| bytes.len() <= 8 * 1024)
+        }
         _ => true,
     }
 }

@@ -211,7 +211,7 @@ impl<C: VoteCrypto> Replica<C> {
             .expect("authorized, so its key is known");
         Ok(Checked::Unverified(
             hash,
-            Box::new(VerifyJob { signed, key }),
+            Box::new(VerifyJob::tx(signed, key)),
         ))
     }
 

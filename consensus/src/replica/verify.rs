@@ -14,7 +14,10 @@ use crate::raft::{EntryData, LogEntry, Role, VoteCrypto};
 use agora_core::block::Block;
 use agora_core::encoding::Canonical;
 use agora_core::tx::tx_hash;
-use agora_core::{AccountId, Hash32, PublicKey, SignatureVerdicts, SignedTransaction};
+use agora_core::{
+    AccountId, CommitStatement, Hash32, PublicKey, Purpose, Signature, SignatureVerdicts,
+    SignedTransaction, ValidatorId,
+};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Names a verification: its result comes back with this id.
@@ -24,14 +27,55 @@ pub type VerifyId = u64;
 /// [`Replica::verified`](super::Replica::verified).
 #[derive(Clone, Debug)]
 pub struct VerifyJob {
-    pub(super) signed: SignedTransaction,
-    pub(super) key: PublicKey,
+    pub(super) check: Check,
+}
+
+/// What a [`VerifyJob`] checks.
+#[derive(Clone, Debug)]
+pub(super) enum Check {
+    /// A transaction's signature under its sender's key.
+    Tx {
+        signed: SignedTransaction,
+        key: PublicKey,
+    },
+    /// A validator's commit signature.
+    Commit {
+        statement: CommitStatement,
+        validator: ValidatorId,
+        key: PublicKey,
+        signature: Signature,
+    },
 }
 
 impl VerifyJob {
+    /// A transaction's signature under `key`.
+    pub(super) fn tx(signed: SignedTransaction, key: PublicKey) -> VerifyJob {
+        VerifyJob {
+            check: Check::Tx { signed, key },
+        }
+    }
+
     /// Verifies the signature.
     pub fn run(&self) -> bool {
-        self.signed.signature_verifies(&self.key)
+        match &self.check {
+            Check::Tx { signed, key } => signed.signature_verifies(key),
+            Check::Commit {
+                statement,
+                key,
+                signature,
+                ..
+            } => key
+                .verify(Purpose::Commit, &statement.to_bytes(), signature)
+                .is_ok(),
+        }
+    }
+
+    /// Who signed: the verdict cache's second key.
+    fn signer(&self) -> AccountId {
+        match &self.check {
+            Check::Tx { signed, .. } => signed.tx.sender.account_id(),
+            Check::Commit { validator, .. } => *validator,
+        }
     }
 }
 
@@ -48,6 +92,12 @@ pub(super) enum Then {
     Resend { bytes: Vec<u8> },
     /// A transaction of a block that arrived: only the cache wants the verdict.
     Prefetch,
+    /// A validator's commit signature the leader gathers.
+    Commit {
+        height: u64,
+        validator: ValidatorId,
+        signature: Signature,
+    },
 }
 
 type Key = (Hash32, AccountId);
@@ -114,7 +164,7 @@ impl Verifier {
     /// Asks for `signed` to be verified under `key`, and `then` done once it is. Joins a
     /// check of the same transaction already in flight.
     pub(super) fn start(&mut self, tx: Hash32, job: VerifyJob, then: Then) -> Result<(), Full> {
-        let k = (tx, job.signed.tx.sender.account_id());
+        let k = (tx, job.signer());
         if let Some(id) = self.by_key.get(&k) {
             let flight = self.in_flight.get_mut(id).expect("indexed");
             let resending = matches!(then, Then::Resend { .. });
@@ -181,6 +231,15 @@ impl<C: VoteCrypto> Replica<C> {
                     let _ = self.send_again(bytes);
                 }
                 Then::Prefetch => {}
+                Then::Commit {
+                    height,
+                    validator,
+                    signature,
+                } => {
+                    if ok {
+                        self.certifier.collect(height, validator, signature);
+                    }
+                }
             }
         }
     }
@@ -218,7 +277,51 @@ impl<C: VoteCrypto> Replica<C> {
                 let Some(key) = self.app.ledger().signer_key(&signed).cloned() else {
                     continue;
                 };
-                let job = VerifyJob { signed, key };
+                let job = VerifyJob::tx(signed, key);
+                let _ = self.verifier.start(hash, job, Then::Prefetch);
+            }
+            self.prefetch_certificates(&block);
+        }
+    }
+}
+
+impl<C: VoteCrypto> Replica<C> {
+    /// Starts checking the commit signatures of a block that arrived, against the state
+    /// this node has applied (a certificate for a height it has not applied yet is checked
+    /// at apply).
+    fn prefetch_certificates(&mut self, block: &Block) {
+        let ledger = self.app.ledger();
+        let mut jobs = Vec::new();
+        for certificate in &block.certificates {
+            let (Some(statement), Some(committee)) = (
+                ledger.commit_statement(certificate.height),
+                ledger.certifying_committee(certificate.height),
+            ) else {
+                continue;
+            };
+            for entry in &certificate.signatures {
+                let Ok(at) = committee.binary_search_by(|m| m.validator.cmp(&entry.validator))
+                else {
+                    continue;
+                };
+                jobs.push((
+                    statement.hash(),
+                    VerifyJob {
+                        check: Check::Commit {
+                            statement,
+                            validator: entry.validator,
+                            key: committee[at].public_key.clone(),
+                            signature: entry.signature.clone(),
+                        },
+                    },
+                ));
+            }
+        }
+        for (hash, job) in jobs {
+            if self.verifier.in_flight() >= self.verifier.max_in_flight {
+                return;
+            }
+            if self.verifier.cached_verdict(&hash, &job.signer()).is_none() {
                 let _ = self.verifier.start(hash, job, Then::Prefetch);
             }
         }

@@ -166,6 +166,7 @@ impl Ledger {
                     points_bits: 0,
                     blocks_proposed: 0,
                     weight: derive_weight(*base_reputation, 0),
+                    missed_certificates: 0,
                 };
                 self.state.validators.insert(id, validator);
                 self.dirty.insert(StateKey::Validator(id));
