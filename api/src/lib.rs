@@ -390,6 +390,10 @@ pub struct StatusResponse {
     /// rule until every member has answered and its log holds everything committed.
     #[serde(default)]
     pub rejoining: bool,
+    /// The newest height a commit certificate on chain certifies (validators holding a
+    /// weighted majority signed its state root).
+    #[serde(default)]
+    pub certified_height: u64,
 }
 
 /// A node more than this many entries behind its leader's commit is catching up, not

@@ -23,6 +23,7 @@ mod replay;
 mod verify;
 mod waiters;
 
+pub use certify::{CERTIFY_PATIENCE, MAX_PENDING_HEIGHTS};
 pub use history::{ArchivedEntry, HistoryJob, MAX_PROOF_REPLAY};
 pub use local::role_name;
 pub use queries::Query;

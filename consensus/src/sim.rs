@@ -110,6 +110,10 @@ pub struct SimReport {
     pub acknowledged: u64,
     /// Transactions that took effect.
     pub transactions_committed: u64,
+    /// Heights certified by committed blocks.
+    pub heights_certified: u64,
+    /// Signatures in those certificates.
+    pub certificate_signatures: u64,
     /// Governance proposals passed and executed (validators added, removed, reweighted).
     pub proposals_passed: u64,
     /// Linearizable reads served and checked.

@@ -746,10 +746,11 @@ impl Ledger {
 
 /// The consensus weights (Raft's) from the validators' reputation weights: the same,
 /// except that with three or more voters none may hold half the total or more, so that
-/// losing any single validator leaves a weighted quorum. (Reputation accrues to the
-/// validator that proposes, usually the long-serving leader; uncapped, it soon outweighs
-/// all others together, and its crash would stop the chain until it returned.) At most
-/// one validator can reach half; it is lowered to one less than the others' sum.
+/// losing any single validator leaves a weighted quorum. (Reputation now comes from
+/// service, signing certificates as well as proposing, so an available follower keeps up
+/// with the leader; the cap remains for a governance-set base, a parameter change that
+/// favours proposing, or followers that stop signing: vectors/README.md §5.) At most one
+/// validator can reach half; it is lowered to one less than the others' sum.
 pub fn consensus_weights(weights: &[u64]) -> Vec<u64> {
     let mut weights = weights.to_vec();
     let voters = weights.iter().filter(|w| **w > 0).count();

@@ -5,8 +5,12 @@ language (Python, hashlib only). For every vector it computes and compares with 
   tree, §6 genesis);
 - for every block: the header's chain id and height, the chain of block hashes (each
   block's parent is the last block's hash, the chain id before the first), the
-  transaction ids in the receipts, and the transaction root (§2 Block, §3).
-It does not apply transactions: that needs ML-DSA, which Python's standard library lacks.
+  transaction ids in the receipts, and the transaction root (§2 Block, §3);
+- for every block's certificates (§7): the header's certificates hash, heights strictly
+  increasing above the last certified height and below the block, signers in strictly
+  increasing order, and one `certified` event per certificate with its signer count.
+It does not apply transactions or verify signatures: that needs ML-DSA, which Python's
+standard library lacks.
 
 Usage: python3 vectors/independent/check.py vectors
 """
@@ -28,7 +32,8 @@ def params(p):
     return (u128(int(p['fee'])) + u128(int(p['proposer_reward'])) + u128(int(p['min_deposit']))
             + u64(p['unbonding_blocks']) + u64(p['voting_period_blocks']) + u64(p['epoch_blocks'])
             + ratio(p['quorum']) + ratio(p['threshold']) + ratio(p['veto_threshold'])
-            + u64(p['reputation_per_block']) + ratio(p['reputation_decay']) + u32(p['max_block_txs']))
+            + u64(p['reputation_per_block']) + ratio(p['reputation_decay']) + u32(p['max_block_txs'])
+            + u64(p['reputation_per_signature']))
 
 def genesis(g):
     accounts = sorted(g['accounts'], key=lambda a: bytes.fromhex(a['account']))
@@ -43,8 +48,9 @@ def leaves(g, chain_id):
     p = g['params']
     total_staked = sum(int(a.get('staked', '0')) for a in g['accounts'])
     supply = int(g['treasury']) + sum(int(a['balance']) + int(a.get('staked', '0')) for a in g['accounts'])
-    # StateKey variants: Globals 0, Params 1, Account 2, AccountKey 3, Validator 4, ...
-    kv = [(u8(0), u64(0) + chain_id + u128(supply) + u128(total_staked) + u128(int(g['treasury'])) + u64(0)),
+    # StateKey variants: Globals 0, Params 1, Account 2, AccountKey 3, Validator 4, ...,
+    # Committee 8.
+    kv = [(u8(0), u64(0) + chain_id + u128(supply) + u128(total_staked) + u128(int(g['treasury'])) + u64(0) + u64(0)),
           (u8(1), params(p))]
     for a in g['accounts']:
         kv.append((u8(2) + bytes.fromhex(a['account']),
@@ -53,8 +59,33 @@ def leaves(g, chain_id):
         key = bytes.fromhex(v['public_key'])
         base = v['base_reputation']
         kv.append((u8(4) + H('agora/account/v1', key),
-                   key + vec(bytes.fromhex(v['peer'])) + u64(base) + u128(0) + u64(0) + u64(min(base, 1 << 32))))
+                   key + vec(bytes.fromhex(v['peer'])) + u64(base) + u128(0) + u64(0) + u64(min(base, 1 << 32)) + u64(0)))
+    kv.append((u8(8), committee(g['validators'])))
     return [(H('agora/key/v1', k), H('agora/leaf/v1', H('agora/key/v1', k) + H('agora/value/v1', v))) for k, v in kv]
+
+def consensus_weights(weights):
+    """§5: with three or more voters, one whose weight is at least the others' sum gets
+    that sum minus one."""
+    weights = list(weights)
+    total = sum(weights)
+    if sum(1 for w in weights if w > 0) >= 3:
+        for i, w in enumerate(weights):
+            if w >= total - w:
+                weights[i] = total - w - 1
+                break
+    return weights
+
+
+def committee(validators):
+    """The genesis Committee leaf (§7): since 0, every validator in id order with its
+    consensus weight, key and peer; previous since 0, empty."""
+    vals = sorted(validators, key=lambda v: H('agora/account/v1', bytes.fromhex(v['public_key'])))
+    weights = consensus_weights(min(v['base_reputation'], 1 << 32) for v in vals)
+    members = b''.join(H('agora/account/v1', bytes.fromhex(v['public_key'])) + u64(w)
+                       + bytes.fromhex(v['public_key']) + vec(bytes.fromhex(v['peer']))
+                       for v, w in zip(vals, weights))
+    return u64(0) + u32(len(vals)) + members + u64(0) + u32(0)
+
 
 def bit(path, depth): return (path[depth // 8] >> (7 - depth % 8)) & 1
 
@@ -66,7 +97,7 @@ def root(items, depth=0):
     return H('agora/node/v1', root(left, depth + 1) + root(right, depth + 1))
 
 SIGNATURE_BYTES = {0: 2420, 1: 3309, 2: 4627}
-HEADER_BYTES = 32 + 8 + 32 + 32 + 32 + 8 + 32
+HEADER_BYTES = 32 + 8 + 32 + 32 + 32 + 8 + 32 + 32
 
 
 def tx_root(ids):
@@ -84,6 +115,7 @@ def check_blocks(f, chain_id):
     problems = []
     last_hash = chain_id
     blocks = 0
+    certified = 0
     for entry in f['entries']:
         payload = entry['entry']['payload']
         if not isinstance(payload, dict) or 'block' not in payload:
@@ -103,6 +135,27 @@ def check_blocks(f, chain_id):
             txs.append(b[at + 4:at + 4 + n])
             at += 4 + n
         index = entry['entry']['index']
+        certs_at, heights = at, []
+        count = struct.unpack_from('<I', b, at)[0]
+        at += 4
+        for _ in range(count):
+            height_c, n = struct.unpack_from('<QI', b, at)
+            at += 12
+            signers = []
+            for _ in range(n):
+                signers.append(b[at:at + 32])
+                at += 32 + 1 + SIGNATURE_BYTES[b[at + 32]]
+            if signers != sorted(set(signers)):
+                problems.append(f'{index}: certificate signers not in strictly increasing order')
+            heights.append((height_c, len(signers)))
+        if H('agora/certs/v1', b[certs_at:at]) != header[HEADER_BYTES - 32:]:
+            problems.append(f'{index}: certificates hash')
+        if [h for h, _ in heights] != sorted(set(h for h, _ in heights)) or any(h >= index or h <= certified for h, _ in heights):
+            problems.append(f'{index}: certificate heights out of order')
+        certified = heights[-1][0] if heights else certified
+        shown = [(e['height'], e['signers']) for e in entry['expected']['events'] if e['event'] == 'certified']
+        if shown != heights:
+            problems.append(f'{index}: certified events differ from the certificates')
         ids = [H('agora/tx/v1', t) for t in txs]
         if at != len(b):
             problems.append(f'{index}: trailing bytes')

@@ -67,6 +67,18 @@ impl Certifier {
 }
 
 impl<C: VoteCrypto> Replica<C> {
+    /// Commit signatures in hand: (own heights not yet on chain, own not yet sent, heights
+    /// gathered as leader, the newest gathered height with its signer count).
+    pub fn certification(&self) -> (usize, usize, usize, Option<(u64, usize)>) {
+        let c = &self.certifier;
+        (
+            c.own.len(),
+            c.unsent.len(),
+            c.gathered.len(),
+            c.gathered.iter().next_back().map(|(h, s)| (*h, s.len())),
+        )
+    }
+
     fn me(&self) -> ValidatorId {
         ValidatorId::from_public_key(self.key.public_key())
     }
@@ -87,6 +99,8 @@ impl<C: VoteCrypto> Replica<C> {
             let signature = self
                 .key
                 .sign(Purpose::Commit, &statement.to_bytes(), randomness);
+            // A node does not verify its own signature when a certificate carries it.
+            self.verifier.record((statement.hash(), me), true);
             if self.raft.role() == Role::Leader {
                 self.certifier.collect(height, me, signature);
             } else {
@@ -259,6 +273,11 @@ impl<C: VoteCrypto> Replica<C> {
             }
         }
         let mut certificates = Vec::new();
+        if floor >= applied {
+            // A block in flight (perhaps an earlier leader's) certifies past what this
+            // leader has applied.
+            return certificates;
+        }
         for (&height, signers) in self.certifier.gathered.range(floor + 1..=applied) {
             if certificates.len() >= MAX_CERTIFICATES_PER_BLOCK {
                 break;

@@ -46,6 +46,7 @@ impl<C: VoteCrypto> Replica<C> {
             joint: self.raft.membership().is_joint(),
             replay: self.config.replay,
             rejoining: self.raft.is_rejoining(),
+            certified_height: ledger.state().globals.certified_height,
         }
     }
 

@@ -196,14 +196,19 @@ impl Verifier {
             return Vec::new();
         };
         self.by_key.remove(&flight.key);
-        if self.verdicts.insert(flight.key, ok).is_none() {
-            self.order.push_back(flight.key);
+        self.record(flight.key, ok);
+        flight.then
+    }
+
+    /// Caches a verdict (evicting the oldest past capacity).
+    pub(super) fn record(&mut self, key: Key, ok: bool) {
+        if self.verdicts.insert(key, ok).is_none() {
+            self.order.push_back(key);
             while self.order.len() > self.capacity {
                 let oldest = self.order.pop_front().expect("non-empty");
                 self.verdicts.remove(&oldest);
             }
         }
-        flight.then
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::raft::{EntryData, Index, LogEntry, Membership, NodeId, RaftLog, Term};
 use crate::storage::memory::MemoryStore;
+use agora_core::encoding::Canonical;
 use agora_core::hash::tagged_hash;
 use agora_core::outcome::TxStatus;
 use agora_core::{Amount, Hash32, Receipt};
@@ -76,6 +77,13 @@ pub struct Checker {
     acknowledged_txs: BTreeMap<Hash32, Index>,
     /// The highest height acknowledged to a client.
     highest_acknowledged: Index,
+    /// Heights a committed block certified: height -> the index of that block.
+    certified: BTreeMap<Index, Index>,
+    /// Signatures in the certificates of committed blocks.
+    certificate_signatures: u64,
+    /// Every commit signature any block appended anywhere carries (committed or not):
+    /// (height, signer, signature bytes), checked against the committed root at the end.
+    seen_signatures: BTreeSet<(Index, agora_core::ValidatorId, Vec<u8>)>,
 }
 
 impl Checker {
@@ -93,6 +101,9 @@ impl Checker {
             took_effect: BTreeMap::new(),
             acknowledged_txs: BTreeMap::new(),
             highest_acknowledged: 0,
+            certified: BTreeMap::new(),
+            certificate_signatures: 0,
+            seen_signatures: BTreeSet::new(),
         }
     }
 
@@ -115,6 +126,19 @@ impl Checker {
                     .insert((entry.index, entry.term), change.membership());
             }
             let digest = entry_digest(entry);
+            if let EntryData::Normal(bytes) = &entry.data {
+                if let Ok(block) = agora_core::Block::from_canonical_bytes(&bytes[..]) {
+                    for certificate in &block.certificates {
+                        for signature in &certificate.signatures {
+                            self.seen_signatures.insert((
+                                certificate.height,
+                                signature.validator,
+                                borsh::to_vec(&signature.signature).expect("in memory"),
+                            ));
+                        }
+                    }
+                }
+            }
             if let Some(existing) = self.appended.insert((entry.index, entry.term), digest) {
                 if existing != digest {
                     return Err(violation(
@@ -214,7 +238,7 @@ impl Checker {
         node: NodeId,
         entry: &LogEntry,
         root: Hash32,
-        receipts: &[Receipt],
+        (receipts, events): (&[Receipt], &[agora_core::Event]),
     ) -> Result<(), Violation> {
         let record = (entry_digest(entry), root);
         if let Some(existing) = self.applied.insert(entry.index, record) {
@@ -247,6 +271,12 @@ impl Checker {
         if let EntryData::Config(change) = &entry.data {
             self.configs.insert(entry.index, change.membership());
         }
+        for event in events {
+            if let agora_core::Event::Certified { height, signers } = event {
+                self.certified.insert(*height, entry.index);
+                self.certificate_signatures += u64::from(*signers);
+            }
+        }
         for receipt in receipts {
             let charged = receipt.fee > Amount::ZERO || receipt.status == TxStatus::Applied;
             if !charged {
@@ -266,6 +296,64 @@ impl Checker {
         }
         self.receipts.insert(entry.index, receipts.to_vec());
         Ok(())
+    }
+
+    /// Certificates: every height in `heights` was certified by a committed block within
+    /// `bound` heights of it; and no commit signature in any block, committed or not,
+    /// signs a root other than the committed one at its height (so no certificate can
+    /// ever form for two different states at one height). `keys` are the validators' keys.
+    pub fn check_certificates(
+        &self,
+        heights: std::ops::RangeInclusive<Index>,
+        bound: u64,
+        chain_id: Hash32,
+        keys: &BTreeMap<agora_core::ValidatorId, agora_core::PublicKey>,
+    ) -> Result<(), Violation> {
+        for height in heights {
+            match self.certified.get(&height) {
+                Some(by) if by - height <= bound => {}
+                other => {
+                    return Err(violation(
+                        "every height committed after healing is certified within the bound",
+                        format!(
+                            "height {height}: certified by the block at {other:?}, bound {bound}"
+                        ),
+                    ))
+                }
+            }
+        }
+        for (height, validator, signature) in &self.seen_signatures {
+            let Some((_, root)) = self.applied.get(height) else {
+                continue;
+            };
+            let statement = agora_core::CommitStatement {
+                chain_id,
+                height: *height,
+                state_root: *root,
+            };
+            let verifies = keys.get(validator).is_some_and(|key| {
+                borsh::from_slice::<agora_core::Signature>(signature).is_ok_and(|signature| {
+                    key.verify(
+                        agora_core::Purpose::Commit,
+                        &statement.to_bytes(),
+                        &signature,
+                    )
+                    .is_ok()
+                })
+            });
+            if !verifies {
+                return Err(violation(
+                    "a commit signature signs only the committed root",
+                    format!("{validator:?}'s signature for height {height} does not verify against the committed root {root:?} (known key: {})", keys.contains_key(validator)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Heights certified so far, and the signatures their certificates carry.
+    pub fn certified(&self) -> (u64, u64) {
+        (self.certified.len() as u64, self.certificate_signatures)
     }
 
     /// A client sent transaction `hash`.

@@ -629,7 +629,8 @@ impl World {
                 }
                 self.trace.update(entry.index.to_le_bytes());
                 self.trace.update(state_root.0);
-                self.checker.on_apply(id, entry, *state_root, receipts)
+                self.checker
+                    .on_apply(id, entry, *state_root, (receipts, events))
             }
         }
     }

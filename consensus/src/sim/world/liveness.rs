@@ -11,6 +11,10 @@ use agora_core::encoding::Canonical;
 use agora_core::Hash32;
 use sha3::Digest;
 
+/// Heights within which a height committed after healing must be certified: the
+/// leader's patience with a height that lacks signatures plus the blocks in flight.
+pub(in crate::sim) const CERTIFICATION_BOUND: u64 = crate::replica::CERTIFY_PATIENCE + 16;
+
 impl World {
     pub(in crate::sim) fn leader(&self) -> Option<usize> {
         self.nodes.iter().position(|n| {
@@ -34,6 +38,14 @@ impl World {
         }
         let start = self.now;
         self.healed_at = Some(start);
+        let committed_at_heal = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| r.raft().commit_index())
+            .max()
+            .unwrap_or(0);
+        let mut certify_through: Option<u64> = None;
         let marker_client = 0;
         let mut marker: Option<RequestId> = None;
         while self.now < start + self.opts.liveness_bound_ticks {
@@ -50,7 +62,18 @@ impl World {
                 self.submit(marker_client, leader);
             }
             if let Some(height) = self.acknowledged_since(start) {
-                if self.converged(leader, height) {
+                // Replay clusters commit the vectors' blocks, which no leader builds:
+                // nothing of theirs is certified.
+                let replay = !self.opts.election_noop;
+                // The first height acknowledged after healing must be certified (later
+                // acknowledgements keep coming while clients run).
+                let first_ack = *certify_through.get_or_insert(height);
+                if self.converged(leader, height)
+                    && (replay || self.certified_through(leader) >= first_ack)
+                {
+                    if !replay {
+                        self.check_certificates(committed_at_heal, first_ack)?;
+                    }
                     self.report.liveness_ticks = self.now - start;
                     self.report.committed_index = self.nodes[leader]
                         .replica
@@ -81,6 +104,38 @@ impl World {
                 self.describe_outstanding()
             ),
         ))
+    }
+
+    /// The newest height certified in `node`'s applied state.
+    fn certified_through(&self, node: usize) -> u64 {
+        self.nodes[node]
+            .replica
+            .as_ref()
+            .map_or(0, |r| r.ledger().state().globals.certified_height)
+    }
+
+    /// Every height committed after healing (past the heights the leader could still be
+    /// waiting on when it healed) up to `through` was certified within the bound, and no
+    /// commit signature anywhere signs another root than the committed one.
+    fn check_certificates(&self, committed_at_heal: u64, through: u64) -> Result<(), Violation> {
+        // Every node's validator key, removed validators' included.
+        let keys = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let key = n.key.public_key().clone();
+                (agora_core::ValidatorId::from_public_key(&key), key)
+            })
+            .collect();
+        let chain_id = self
+            .nodes
+            .iter()
+            .find_map(|n| n.replica.as_ref())
+            .map(|r| r.ledger().chain_id())
+            .expect("a node runs");
+        let first = committed_at_heal + CERTIFICATION_BOUND + 1;
+        self.checker
+            .check_certificates(first..=through, CERTIFICATION_BOUND, chain_id, &keys)
     }
 
     /// The height of the latest acknowledgement given at or after tick `start`.
@@ -140,7 +195,7 @@ impl World {
                 Some(replica) => {
                     let r = replica.raft();
                     out.push_str(&format!(
-                        "  {:?}: {:?} term {} leader {:?} last {} commit {} applied {} snapshot {} joint {} voter {} weight {} ledger {} waiters {}\n",
+                        "  {:?}: {:?} term {} leader {:?} last {} commit {} applied {} snapshot {} joint {} voter {} weight {} ledger {} waiters {} certified {} (committee since {}) signatures {:?} halted {:?}\n",
                         node.id,
                         r.role(),
                         r.term(),
@@ -154,6 +209,10 @@ impl World {
                         r.membership().incoming.weight(&node.id),
                         replica.ledger().height(),
                         replica.commit_waiters(),
+                        replica.ledger().state().globals.certified_height,
+                        replica.ledger().state().committee.since,
+                        replica.certification(),
+                        replica.halted(),
                     ));
                     out.push_str(&format!(
                         "    ledger validator {} mempool {} config {:?} disk busy {} inbox {} {:?} {:?} transfer {:?} entry {:?}\n",
@@ -224,6 +283,10 @@ impl World {
         self.report.ticks = self.now;
         self.report.messages = self.network.sent;
         self.report.transactions_committed = self.checker.transactions_committed();
+        (
+            self.report.heights_certified,
+            self.report.certificate_signatures,
+        ) = self.checker.certified();
         let furthest = self
             .nodes
             .iter()
