@@ -14,6 +14,7 @@
 
 mod admission;
 mod certify;
+mod genesis;
 mod history;
 mod local;
 mod peers;
@@ -24,6 +25,7 @@ mod verify;
 mod waiters;
 
 pub use certify::{CERTIFY_PATIENCE, MAX_PENDING_HEIGHTS};
+pub use genesis::{genesis_snapshot, raft_config_of};
 pub use history::{ArchivedEntry, HistoryJob, MAX_PROOF_REPLAY};
 pub use local::role_name;
 pub use queries::Query;
@@ -32,8 +34,7 @@ pub use verify::{VerifyId, VerifyJob};
 use crate::app::LedgerApp;
 use crate::mempool::Mempool;
 use crate::raft::{
-    Config, LogEntry, Member, Membership, Message, NodeId, Raft, RaftConfig, Ready, Recovered,
-    Role, Snapshot, SnapshotMeta, VoteCrypto,
+    LogEntry, Message, NodeId, Raft, RaftConfig, Ready, Recovered, Role, Snapshot, VoteCrypto,
 };
 use agora_api::{
     ApiError, ChainResponse, Consistency, ProofResponse, ProposalResponse, ProposalsResponse,
@@ -41,7 +42,6 @@ use agora_api::{
 };
 use agora_core::block::Entry;
 use agora_core::encoding::Canonical;
-use agora_core::outcome::TargetConfig;
 use agora_core::{Event, Hash32, Ledger, Receipt, SecretKey, StateKey, TxTrace};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -427,38 +427,6 @@ pub struct Replica<C: VoteCrypto> {
     counters: ReplicaCounters,
     #[cfg(any(test, feature = "inject-bugs"))]
     bugs: ReplicaBugs,
-}
-
-/// The Raft configuration a ledger target configuration asks for.
-pub fn raft_config_of(target: &TargetConfig) -> Config {
-    Config {
-        members: target
-            .members
-            .iter()
-            .map(|m| {
-                (
-                    m.validator,
-                    Member {
-                        weight: m.weight,
-                        public_key: borsh::to_vec(&m.public_key).expect("in memory"),
-                    },
-                )
-            })
-            .collect(),
-    }
-}
-
-/// The snapshot a node with empty storage starts from: the genesis, at index 0.
-pub fn genesis_snapshot(genesis: &Ledger) -> Snapshot {
-    Snapshot {
-        meta: SnapshotMeta {
-            index: 0,
-            term: 0,
-            membership: Membership::single(raft_config_of(genesis.target_config())),
-            state_root: genesis.state_root().0,
-        },
-        data: std::sync::Arc::new(Vec::new()),
-    }
 }
 
 impl<C: VoteCrypto> Replica<C> {
