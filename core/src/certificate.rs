@@ -110,6 +110,22 @@ impl Committee {
     }
 }
 
+/// The weight `signers` hold in `committee` (signers outside it count nothing) and the
+/// committee's total: a certificate needs `2 · signed > total`.
+pub fn signed_weight<'a>(
+    committee: &[ConfigMember],
+    signers: impl IntoIterator<Item = &'a ValidatorId>,
+) -> (u128, u128) {
+    let weight_of = |id: &ValidatorId| {
+        committee
+            .binary_search_by(|m| m.validator.cmp(id))
+            .map_or(0, |at| u128::from(committee[at].weight))
+    };
+    let signed = signers.into_iter().map(weight_of).sum();
+    let total = committee.iter().map(|m| u128::from(m.weight)).sum();
+    (signed, total)
+}
+
 /// Why a certificate is not valid.
 #[derive(
     Clone,

@@ -8,7 +8,9 @@
 //! scenario says.
 
 use agora_core::block::{Block, Entry, EntryPayload};
-use agora_core::certificate::{Certificate, CommitSignature, MAX_CERTIFICATES_PER_BLOCK};
+use agora_core::certificate::{
+    signed_weight, Certificate, CommitSignature, MAX_CERTIFICATES_PER_BLOCK,
+};
 use agora_core::crypto::{KeyKind, Purpose, SecretKey};
 use agora_core::encoding::Canonical;
 use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
@@ -269,14 +271,8 @@ impl Scenario {
                 .filter(|&i| committee.iter().any(|m| m.validator == self.validator(i)))
                 .collect();
             signers.sort_by_key(|&i| self.validator(i));
-            let weight = |i: &usize| {
-                committee
-                    .iter()
-                    .find(|m| m.validator == self.validator(*i))
-                    .map_or(0, |m| u128::from(m.weight))
-            };
-            let signed: u128 = signers.iter().map(weight).sum();
-            let total: u128 = committee.iter().map(|m| u128::from(m.weight)).sum();
+            let ids: Vec<ValidatorId> = signers.iter().map(|&i| self.validator(i)).collect();
+            let (signed, total) = signed_weight(committee, &ids);
             if signed * 2 > total && certificates.len() < MAX_CERTIFICATES_PER_BLOCK {
                 certificates.push(self.certificate(height, &signers));
             }

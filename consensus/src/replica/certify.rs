@@ -16,7 +16,8 @@ use super::Replica;
 use crate::raft::{EntryData, MessageBody, NodeId, RaftLog, Role, VoteCrypto};
 use agora_core::block::Block;
 use agora_core::certificate::{
-    Certificate, CommitSignature, MAX_CERTIFICATES_PER_BLOCK, MAX_CERTIFICATE_SIGNATURES,
+    signed_weight, Certificate, CommitSignature, MAX_CERTIFICATES_PER_BLOCK,
+    MAX_CERTIFICATE_SIGNATURES,
 };
 use agora_core::encoding::Canonical;
 use agora_core::state::ProposalStatus;
@@ -288,13 +289,7 @@ impl<C: VoteCrypto> Replica<C> {
             if changes == 1 && height - 1 < committee_since {
                 continue;
             }
-            let weight_of = |id: &ValidatorId| {
-                committee
-                    .binary_search_by(|m| m.validator.cmp(id))
-                    .map_or(0, |at| u128::from(committee[at].weight))
-            };
-            let total: u128 = committee.iter().map(|m| u128::from(m.weight)).sum();
-            let signed: u128 = signers.keys().map(weight_of).sum();
+            let (signed, total) = signed_weight(committee, signers.keys());
             if signed * 2 <= total {
                 if applied - height < CERTIFY_PATIENCE {
                     break;
