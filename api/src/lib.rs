@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 use agora_core::block::Block;
+use agora_core::certificate::Certificate;
 use agora_core::outcome::{Event, Receipt, TxTrace};
 use agora_core::state::{Decision, Globals, Proposal, Tally};
 use agora_core::state_tree::StateProof;
@@ -328,6 +329,33 @@ impl ProofResponse {
     }
 }
 
+/// One certified height: the state root after it and the certificate a later block
+/// carried for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
+pub struct CertifiedHeight {
+    /// The certified height.
+    pub height: u64,
+    /// The state root after it: what the certificate's signers signed.
+    pub state_root: Hash32,
+    /// The validators' signatures over `(chain_id, height, state_root)`.
+    pub certificate: Certificate,
+    /// The height of the block that carries the certificate.
+    pub carried_in: u64,
+}
+
+/// Most certified heights one `GET /v1/certificates` answers.
+pub const MAX_CERTIFIED_PER_ANSWER: u64 = 64;
+
+/// `GET /v1/certificates?from=H&limit=N`: certified heights from `H` up, in order; without
+/// `from`, the newest one. A light client checks them itself (`agora proof --trustless`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
+pub struct CertificatesResponse {
+    /// The chain the node serves.
+    pub chain_id: Hash32,
+    /// Certified heights in increasing order (at most [`MAX_CERTIFIED_PER_ANSWER`]).
+    pub certified: Vec<CertifiedHeight>,
+}
+
 /// A node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -544,7 +572,7 @@ pub fn parse_tx_hash(text: &str) -> Result<Hash32, ApiError> {
 /// `account_key:<hex>`, `validator:<hex>`, `proposal:<id>` or `vote:<id>:<hex>`.
 pub fn parse_state_key(text: &str) -> Result<StateKey, ApiError> {
     let bad = || {
-        ApiError::new(400, "bad_key", format!("{text}: expected globals, params, account:<id>, account_key:<id>, validator:<id>, proposal:<n> or vote:<n>:<id>"))
+        ApiError::new(400, "bad_key", format!("{text}: expected globals, params, account:<id>, account_key:<id>, validator:<id>, proposal:<n>, vote:<n>:<id> or committee"))
     };
     let parts: Vec<&str> = text.split(':').collect();
     let number = |s: &str| s.parse::<u64>().map_err(|_| bad());
@@ -556,8 +584,25 @@ pub fn parse_state_key(text: &str) -> Result<StateKey, ApiError> {
         ["validator", id] => Ok(StateKey::Validator(parse_account(id)?)),
         ["proposal", n] => Ok(StateKey::Proposal(number(n)?)),
         ["vote", n, id] => Ok(StateKey::Vote(number(n)?, parse_account(id)?)),
+        ["committee"] => Ok(StateKey::Committee),
         _ => Err(bad()),
     }
+}
+
+/// The text form [`parse_state_key`] reads, for every key it reads; `None` for keys it has
+/// no form for (unbonding entries).
+pub fn state_key_text(key: &StateKey) -> Option<String> {
+    Some(match key {
+        StateKey::Globals => "globals".into(),
+        StateKey::Params => "params".into(),
+        StateKey::Account(id) => format!("account:{id}"),
+        StateKey::AccountKey(id) => format!("account_key:{id}"),
+        StateKey::Validator(id) => format!("validator:{id}"),
+        StateKey::Proposal(n) => format!("proposal:{n}"),
+        StateKey::Vote(n, id) => format!("vote:{n}:{id}"),
+        StateKey::Committee => "committee".into(),
+        StateKey::Unbonding(..) => return None,
+    })
 }
 
 #[cfg(test)]
@@ -576,10 +621,19 @@ mod tests {
             format!("validator:{id}"),
             "proposal:7".into(),
             format!("vote:7:{id}"),
+            "committee".into(),
         ] {
-            assert!(parse_state_key(&good).is_ok(), "{good}");
+            let key = parse_state_key(&good).unwrap();
+            assert_eq!(state_key_text(&key).as_deref(), Some(good.as_str()));
         }
-        for bad in ["", "account", "proposal:-1", "vote:1", "globals:1"] {
+        for bad in [
+            "",
+            "account",
+            "proposal:-1",
+            "vote:1",
+            "globals:1",
+            "committee:1",
+        ] {
             assert_eq!(parse_state_key(bad).unwrap_err().code, "bad_key", "{bad}");
         }
         let error = parse_state_key("account:zz").unwrap_err();

@@ -9,6 +9,7 @@ pub mod client;
 pub mod format;
 pub mod governance;
 pub mod keyfile;
+pub mod light;
 pub mod lookup;
 pub mod settings;
 pub mod state_value;

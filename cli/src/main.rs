@@ -162,6 +162,7 @@ enum Commands {
     ///
     /// Examples: agora proof account:3f2a...c9
     ///           agora proof params --height 120 --root <root at 120 from another node>
+    ///           agora proof account:3f2a...c9 --trustless --genesis devnet/genesis.json
     Proof {
         /// globals, params, account:<id>, account_key:<id>, validator:<id>, proposal:<n>, vote:<n>:<id>.
         #[arg(value_name = "KEY")]
@@ -170,8 +171,21 @@ enum Commands {
         #[arg(long)]
         height: Option<u64>,
         /// Verify against this state root instead of the one the node reports.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "trustless")]
         root: Option<String>,
+        /// Trust nothing the node says: accept the value only at a height whose state
+        /// root carries a commit certificate from the committee the genesis names (its
+        /// changes followed through certificates), with the Merkle proof checked against
+        /// that root. Reads at the newest certified height.
+        #[arg(long, requires = "genesis", conflicts_with = "height")]
+        trustless: bool,
+        /// The trusted genesis file (for --trustless).
+        #[arg(long, value_name = "FILE")]
+        genesis: Option<std::path::PathBuf>,
+        /// Start from a committee pinned out of band instead of the genesis one:
+        /// HEIGHT:COMMITTEE_HASH (for --trustless).
+        #[arg(long, value_name = "HEIGHT:HASH", requires = "trustless")]
+        checkpoint: Option<String>,
     },
     /// The node's view of the cluster: role, term, leader, heights, state root. With
     /// --cluster, one row per node given with --node (repeat it), each asked itself.
@@ -500,8 +514,16 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
         }
         Commands::Proof {
             state_key: key,
+            trustless: true,
+            genesis: Some(genesis),
+            checkpoint,
+            ..
+        } => trustless_proof(&cx, key, genesis, checkpoint.as_deref())?,
+        Commands::Proof {
+            state_key: key,
             height,
             root,
+            ..
         } => {
             let at = height.map(|h| format!("&height={h}")).unwrap_or_default();
             let answer: ProofResponse = cx.node().get(&format!("/v1/proof?key={key}{at}"))?;
@@ -678,6 +700,50 @@ fn vectors_command(cx: &Cx, command: &VectorsCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `agora proof KEY --trustless`: the light client, from the genesis (or a checkpoint).
+fn trustless_proof(
+    cx: &Cx,
+    key: &str,
+    genesis: &std::path::Path,
+    checkpoint: Option<&str>,
+) -> Result<(), Failure> {
+    let state_key = agora_api::parse_state_key(key).map_err(|e| Failure::Rejected(e.message))?;
+    let node = cx.node();
+    let mut source = agora_cli::light::NodeSource::new(&node);
+    let mut client = agora_cli::light::client_from(genesis, checkpoint, &mut source)?;
+    let chain_id = client.chain_id();
+    let verified = client
+        .verified_value(&mut source, &state_key)
+        .map_err(|e| agora_cli::light::refused(chain_id, e))?;
+    let (decoded, text) = agora_cli::state_value::describe(&state_key.to_bytes(), &verified.value)
+        .context("the value does not decode as its key's type")?;
+    let report = json!({
+        "key": key,
+        "value": hex::encode(&verified.value),
+        "decoded": decoded,
+        "text": text,
+        "height": verified.height,
+        "root": verified.state_root,
+        "verified": true,
+        "trustless": true,
+        "certificates_checked": client.certificates_checked,
+        "trusted_committee_height": client.trusted_height(),
+        "requests": source.requests,
+        "bytes": source.bytes,
+    });
+    cx.print(&report, || {
+        format!(
+            "VERIFIED WITHOUT TRUSTING THE NODE: {key} at certified height {} under root {}\n  chain {chain_id}; {} certificate(s) checked from the trusted committee, {} request(s), {} bytes\n{text}",
+            verified.height,
+            verified.state_root,
+            client.certificates_checked,
+            source.requests,
+            source.bytes
+        )
+    });
+    Ok(())
 }
 
 /// Checks a `/v1/proof` answer against `root`, locally.

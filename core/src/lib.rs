@@ -9,6 +9,7 @@
 //! - [`encoding`]: canonical borsh bytes and the strict decoder.
 //! - [`tx`], [`block`]: what members and proposers sign.
 //! - [`certificate`]: validators' commit signatures, checked by the ledger and light clients.
+//! - [`light`]: the light client's checks: certified roots from a trusted committee.
 //! - [`ledger`]: economics, governance, reputation; [`state`] its data.
 //! - [`state_tree`]: the order-independent, incremental Merkle state root and proofs.
 //! - [`tx_root`]: the per-block transaction root (rs_merkle, domain-separated).
@@ -25,6 +26,7 @@ pub mod encoding;
 pub mod genesis;
 pub mod hash;
 pub mod ledger;
+pub mod light;
 #[cfg(feature = "openapi")]
 mod openapi;
 pub mod outcome;

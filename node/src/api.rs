@@ -44,6 +44,8 @@ pub struct ApiState {
     pub reader: StoreReader,
     /// The event stream.
     pub events: Arc<crate::events::EventHub>,
+    /// The chain this node serves.
+    pub chain_id: agora_core::ChainId,
 }
 
 /// An [`ApiError`] as an HTTP answer.
@@ -121,6 +123,7 @@ fn described(mode: Mode) -> OpenApiRouter<ApiState> {
         .routes(routes!(state_root))
         .routes(routes!(chain))
         .routes(routes!(proof))
+        .routes(routes!(crate::light::certificates))
         .routes(routes!(status))
         .routes(routes!(openapi_json))
         .routes(routes!(metrics))

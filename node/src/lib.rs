@@ -12,6 +12,7 @@ pub mod config;
 pub mod driver;
 pub mod events;
 pub mod keys;
+pub mod light;
 pub mod metrics;
 pub mod network;
 pub mod node;

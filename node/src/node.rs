@@ -108,9 +108,18 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
             metrics: metrics.clone(),
             reader: store.reader(),
             events: events.clone(),
+            chain_id: genesis.chain_id(),
         },
         mode,
     );
+    #[cfg(feature = "inject-bugs")]
+    let router = match crate::light::lies::Lie::from_env() {
+        Some(lie) => router.layer(axum::middleware::from_fn_with_state(
+            lie,
+            crate::light::lies::lie,
+        )),
+        None => router,
+    };
     let mut http_shutdown = shutdown_rx.clone();
     let send_buffer = config.http_send_buffer;
     let listener = listener.tap_io(move |stream| {

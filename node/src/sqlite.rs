@@ -333,7 +333,7 @@ impl SqliteStore {
                     };
                     let receipts_json =
                         serde_json::to_string(receipts).expect("receipts serialize");
-                    let events = serde_json::to_string(&EventsColumn {
+                    let events_json = serde_json::to_string(&EventsColumn {
                         events: events.clone(),
                         traces: traces.clone(),
                     })
@@ -345,7 +345,7 @@ impl SqliteStore {
                         block,
                         &receipts_json,
                         &state_root.0,
-                        Some(&events),
+                        Some(&events_json),
                     );
                     sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root, checksum, events) VALUES (?, ?, ?, ?, ?, ?)")
                         .bind(height)
@@ -353,11 +353,12 @@ impl SqliteStore {
                         .bind(receipts_json)
                         .bind(&state_root.0[..])
                         .bind(sum)
-                        .bind(events)
+                        .bind(&events_json)
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| self.error(e))?;
                     self.index_txs(&mut tx, height, receipts).await?;
+                    self.index_certificates(&mut tx, height, events).await?;
                 }
             }
         }
@@ -388,6 +389,32 @@ impl SqliteStore {
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Records that the block at `height` carries the certificate of each height its
+    /// `certified` events name.
+    async fn index_certificates(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        height: i64,
+        events: &[Event],
+    ) -> Result<(), StorageError> {
+        for event in events {
+            if let Event::Certified {
+                height: certified, ..
+            } = event
+            {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO certificate_index (height, carried_in) VALUES (?, ?)",
+                )
+                .bind(to_i64(*certified, "certified height")?)
+                .bind(height)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| self.error(e))?;
+            }
         }
         Ok(())
     }

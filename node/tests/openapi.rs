@@ -127,6 +127,7 @@ async fn every_described_operation_reaches_its_handler() {
             4,
             metrics,
         )),
+        chain_id: agora_core::Hash32([7; 32]),
     };
     let operations = described_operations();
     assert!(operations.len() >= 20, "{operations:?}");

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod light;
 pub mod vectors;
 
 pub use vectors::{generate_all, seeded_key, test_seed, validator_peer, VALIDATOR_PEER_IDS};

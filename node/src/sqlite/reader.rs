@@ -2,7 +2,7 @@
 //! checked against its checksum before it is answered.
 
 use super::{archive_checksum, classify, corrupt, sum_matches, EventsColumn};
-use agora_api::{ApiError, BlockResponse, CommittedTx};
+use agora_api::{ApiError, BlockResponse, CertifiedHeight, CommittedTx};
 use agora_consensus::replica::ArchivedEntry;
 use agora_consensus::storage::StorageError;
 use agora_core::block::Block;
@@ -88,6 +88,68 @@ impl StoreReader {
             events,
             state_root: row.state_root,
         }))
+    }
+
+    /// Certified heights from `from` up (at most `limit`), or without `from` the newest:
+    /// each with its state root and the certificate, found in the archived block that
+    /// carries it. A certified height this node has no archive of (it caught up by
+    /// snapshot) is left out.
+    pub async fn certified(
+        &self,
+        from: Option<u64>,
+        limit: u64,
+    ) -> Result<Vec<CertifiedHeight>, StorageError> {
+        let error = |e| classify(&self.path, e);
+        let rows: Vec<(i64, i64)> = match from {
+            Some(from) => sqlx::query_as(
+                "SELECT height, carried_in FROM certificate_index WHERE height >= ? ORDER BY height LIMIT ?",
+            )
+            .bind(i64::try_from(from).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX)),
+            None => sqlx::query_as(
+                "SELECT height, carried_in FROM certificate_index ORDER BY height DESC LIMIT 1",
+            ),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        let mut certified = Vec::with_capacity(rows.len());
+        let mut carrier: Option<(u64, Block)> = None;
+        for (height, carried_in) in rows {
+            let misplaced = || {
+                self.corrupt(format!(
+                    "the certificate index places height {height}'s certificate in block {carried_in}, which does not hold it"
+                ))
+            };
+            let (Ok(height), Ok(carried_in)) = (u64::try_from(height), u64::try_from(carried_in))
+            else {
+                return Err(misplaced());
+            };
+            let Some(own) = self.archived(height).await? else {
+                continue;
+            };
+            if carrier.as_ref().is_none_or(|(at, _)| *at != carried_in) {
+                let row = self.archived(carried_in).await?.ok_or_else(misplaced)?;
+                let bytes = row.block.ok_or_else(misplaced)?;
+                let block = Block::from_canonical_bytes(&bytes)
+                    .map_err(|e| self.corrupt(format!("archived block {carried_in}: {e}")))?;
+                carrier = Some((carried_in, block));
+            }
+            let block = &carrier.as_ref().expect("just read").1;
+            let certificate = block
+                .certificates
+                .iter()
+                .find(|c| c.height == height)
+                .cloned()
+                .ok_or_else(misplaced)?;
+            certified.push(CertifiedHeight {
+                height,
+                state_root: own.state_root,
+                certificate,
+                carried_in,
+            });
+        }
+        Ok(certified)
     }
 
     /// One archived height for a past-height proof; an answer for the client if missing.
