@@ -9,7 +9,7 @@
 
 #![forbid(unsafe_code)]
 
-use agora_core::block::Block;
+use agora_core::block::{Block, BlockHeader};
 use agora_core::certificate::Certificate;
 use agora_core::outcome::{Event, Receipt, TxTrace};
 use agora_core::state::{Decision, Globals, Proposal, Tally};
@@ -341,6 +341,11 @@ pub struct CertifiedHeight {
     pub certificate: Certificate,
     /// The height of the block that carries the certificate.
     pub carried_in: u64,
+    /// The header of the block at `height` (none for a no-op or configuration entry): the
+    /// certified root's `Globals` leaf holds its hash as `last_block_hash`, so a client
+    /// that accepted the root can check the header against it.
+    #[serde(default)]
+    pub header: Option<BlockHeader>,
 }
 
 /// Most certified heights one `GET /v1/certificates` answers.

@@ -16,6 +16,7 @@
 //! Nothing here does I/O: a [`Source`] answers the client's three questions (the CLI over
 //! HTTP, tests and benchmarks from memory).
 
+use crate::block::BlockHeader;
 use crate::certificate::{
     check_certificate, Certificate, CertificateFault, CommitStatement, Committee,
 };
@@ -23,7 +24,7 @@ use crate::crypto::Purpose;
 use crate::genesis::Genesis;
 use crate::hash::{tagged_hash, tags, Hash32};
 use crate::outcome::ConfigMember;
-use crate::state::StateKey;
+use crate::state::{Globals, StateKey};
 use crate::state_tree::StateProof;
 use crate::types::{ChainId, ValidatorId};
 use std::collections::BTreeSet;
@@ -118,11 +119,14 @@ pub enum LightError {
         /// The trusted committee's total.
         total: u128,
     },
-    /// The `Committee` leaf does not verify against the certified root.
+    /// A leaf the client needs (`committee`, `globals`) does not verify against the
+    /// certified root, or does not decode.
     #[error(
-        "the committee at height {height} does not verify against the certified root: {reason}"
+        "the {leaf} leaf at height {height} does not verify against the certified root: {reason}"
     )]
-    CommitteeProof {
+    LeafProof {
+        /// Which leaf.
+        leaf: &'static str,
         /// The height.
         height: u64,
         /// Why.
@@ -173,6 +177,16 @@ pub enum LightError {
         /// The pinned hash.
         expected: Hash32,
         /// The served committee's hash.
+        got: Hash32,
+    },
+    /// The header is not the one the certified state names for its height.
+    #[error("the header served for height {height} hashes to {got}, but the state certified at that height names block {expected}")]
+    HeaderMismatch {
+        /// The height.
+        height: u64,
+        /// The block hash the certified `Globals` leaf holds.
+        expected: Hash32,
+        /// The served header's hash.
         got: Hash32,
     },
     /// The node did not answer.
@@ -341,7 +355,8 @@ impl LightClient {
                 &StateKey::Committee.to_bytes(),
                 &committee.value,
             )
-            .map_err(|e| LightError::CommitteeProof {
+            .map_err(|e| LightError::LeafProof {
+                leaf: "committee",
                 height,
                 reason: e.to_string(),
             })?;
@@ -414,6 +429,45 @@ impl LightClient {
         Ok(())
     }
 
+    /// Checks that `header` is the block at `certified`'s height, given the `Globals` leaf
+    /// there: the header's hash must be the leaf's `last_block_hash`, the leaf proved
+    /// against the certified root. `certified` must have been accepted ([`Self::accept`])
+    /// first: this check adds the header to what the root vouches for, no more.
+    pub fn check_header(
+        certified: &CertifiedRoot,
+        header: &BlockHeader,
+        globals: &ProvedValue,
+    ) -> Result<(), LightError> {
+        let height = certified.height;
+        globals
+            .proof
+            .verify(
+                &certified.state_root,
+                &StateKey::Globals.to_bytes(),
+                &globals.value,
+            )
+            .map_err(|e| LightError::LeafProof {
+                leaf: "globals",
+                height,
+                reason: e.to_string(),
+            })?;
+        let leaf: Globals =
+            borsh::from_slice(&globals.value).map_err(|e| LightError::LeafProof {
+                leaf: "globals",
+                height,
+                reason: format!("it does not decode: {e}"),
+            })?;
+        let got = header.hash();
+        if leaf.height != height || header.height != height || leaf.last_block_hash != got {
+            return Err(LightError::HeaderMismatch {
+                height,
+                expected: leaf.last_block_hash,
+                got,
+            });
+        }
+        Ok(())
+    }
+
     /// `key`'s value at the node's newest certified height, accepted only with a chain of
     /// certificates from the trusted committee to that height's root and a Merkle proof
     /// against it.
@@ -457,8 +511,9 @@ impl LightClient {
 }
 
 fn decode_committee(height: u64, bytes: &[u8]) -> Result<Committee, LightError> {
-    borsh::from_slice(bytes).map_err(|e| LightError::CommitteeProof {
+    borsh::from_slice(bytes).map_err(|e| LightError::LeafProof {
+        leaf: "committee",
         height,
-        reason: format!("the committee does not decode: {e}"),
+        reason: format!("it does not decode: {e}"),
     })
 }

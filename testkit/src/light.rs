@@ -2,7 +2,7 @@
 //! (or those asked for), the certificates its blocks carried, and a [`Source`] that
 //! serves them honestly or tells one of the lies a node could tell.
 
-use agora_core::block::{Block, EntryPayload};
+use agora_core::block::{Block, BlockHeader, EntryPayload};
 use agora_core::encoding::Canonical;
 use agora_core::light::{CertifiedRoot, ProvedValue, Source};
 use agora_core::state::StateKey;
@@ -30,6 +30,7 @@ pub struct MemoryChain {
     chain_id: ChainId,
     ledgers: BTreeMap<u64, Ledger>,
     certificates: BTreeMap<u64, Certificate>,
+    headers: BTreeMap<u64, BlockHeader>,
 }
 
 impl MemoryChain {
@@ -41,6 +42,7 @@ impl MemoryChain {
             chain_id: ledger.chain_id(),
             ledgers: BTreeMap::new(),
             certificates: BTreeMap::new(),
+            headers: BTreeMap::new(),
         };
         let last = file.entries.last().map_or(0, |e| e.entry.index);
         for vector in &file.entries {
@@ -51,6 +53,7 @@ impl MemoryChain {
                 for certificate in block.certificates {
                     chain.certificates.insert(certificate.height, certificate);
                 }
+                chain.headers.insert(block.header.height, block.header);
             }
             let height = ledger.height();
             if keep(height) || height == last {
@@ -68,6 +71,11 @@ impl MemoryChain {
     /// The ledger after `height`, if kept.
     pub fn ledger(&self, height: u64) -> Option<&Ledger> {
         self.ledgers.get(&height)
+    }
+
+    /// The header of the block at `height`, if that height is a block.
+    pub fn header(&self, height: u64) -> Option<&BlockHeader> {
+        self.headers.get(&height)
     }
 
     /// Every certified height whose state is kept.

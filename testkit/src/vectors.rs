@@ -95,13 +95,32 @@ impl Scenario {
         params: Params,
         bases: [u64; 3],
     ) -> Scenario {
+        Scenario::with_validator_kind(
+            name,
+            description,
+            member_kinds,
+            params,
+            bases,
+            KeyKind::MlDsa44,
+        )
+    }
+
+    /// [`Scenario::with_bases`] with validator keys of `validator_kind`.
+    pub fn with_validator_kind(
+        name: &str,
+        description: &str,
+        member_kinds: &[KeyKind],
+        params: Params,
+        bases: [u64; 3],
+        validator_kind: KeyKind,
+    ) -> Scenario {
         let members: Vec<SecretKey> = member_kinds
             .iter()
             .enumerate()
             .map(|(i, kind)| seeded_key(*kind, &format!("member-{i}")))
             .collect();
         let validators: Vec<SecretKey> = (0..3)
-            .map(|i| seeded_key(KeyKind::MlDsa44, &format!("validator-{i}")))
+            .map(|i| seeded_key(validator_kind, &format!("validator-{i}")))
             .collect();
         let genesis = Genesis {
             chain_name: format!("agora-vectors-{name}"),
@@ -431,6 +450,7 @@ impl Scenario {
 
 mod accounts;
 mod certificates;
+pub use certificates::certified_chain;
 mod governance;
 mod support;
 

@@ -47,6 +47,16 @@ fn an_honest_node_is_followed_across_the_committee_change() {
         client.certificates_checked, 1,
         "three of four trusted signers carried it"
     );
+    // The block header at that height is what the certified root names.
+    let target = source.latest_certified().unwrap().unwrap();
+    let globals = source.prove(&StateKey::Globals, newest).unwrap();
+    let header = chain.header(newest).expect("a block at the newest height");
+    LightClient::check_header(&target, header, &globals).unwrap();
+    let other = chain.header(newest - 1).expect("a block before it");
+    assert!(matches!(
+        LightClient::check_header(&target, other, &globals),
+        Err(LightError::HeaderMismatch { .. })
+    ));
 }
 
 #[test]

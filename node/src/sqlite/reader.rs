@@ -142,11 +142,17 @@ impl StoreReader {
                 .find(|c| c.height == height)
                 .cloned()
                 .ok_or_else(misplaced)?;
+            let header = own
+                .block
+                .map(|bytes| Block::from_canonical_bytes(&bytes).map(|b| b.header))
+                .transpose()
+                .map_err(|e| self.corrupt(format!("archived block {height}: {e}")))?;
             certified.push(CertifiedHeight {
                 height,
                 state_root: own.state_root,
                 certificate,
                 carried_in,
+                header,
             });
         }
         Ok(certified)

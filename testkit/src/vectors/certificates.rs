@@ -123,6 +123,56 @@ pub(super) fn certificates() -> VectorFile {
     s.finish()
 }
 
+/// A chain for the light client's benchmark: three validators with keys of `kind`
+/// certifying every height, governance adding a fourth (of the same kind) whose
+/// tally lands at about `change_at`, then empty blocks until `heights`. Not a vector.
+pub fn certified_chain(kind: KeyKind, heights: u64, change_at: u64) -> VectorFile {
+    let mut s = Scenario::with_validator_kind(
+        "certified-chain",
+        "three validators certify every height; a fourth joins through governance",
+        &[kind],
+        Params::default(),
+        [10, 20, 30],
+        kind,
+    );
+    s.certify_by(&[0, 1, 2]);
+    let voting = s.ledger().state().params.voting_period_blocks;
+    while s.ledger().height() + voting + 2 < change_at {
+        s.block(1, "certified as it goes", vec![]);
+    }
+    let newcomer = seeded_key(kind, "validator-3");
+    let add = ProposalKind::AddValidator {
+        public_key: newcomer.public_key().clone(),
+        peer: validator_peer(3),
+        base_reputation: 25,
+    };
+    let tx = s.sign(0, propose(add));
+    s.block(1, "propose adding validator 3", vec![tx]);
+    let id = *s
+        .ledger()
+        .state()
+        .proposals
+        .keys()
+        .next_back()
+        .expect("opened");
+    all_vote_yes(&mut s, 1, id..id + 1, "the member votes yes");
+    let end = s.ledger().state().proposals[&id].voting_end_height;
+    while s.ledger().height() < end {
+        s.block(1, "voting runs", vec![]);
+    }
+    assert_eq!(
+        s.ledger().state().committee.since,
+        end,
+        "the committee changed"
+    );
+    s.validators.push(newcomer);
+    s.certify_by(&[0, 1, 2, 3]);
+    while s.ledger().height() < heights {
+        s.block(1, "certified as it goes", vec![]);
+    }
+    s.finish()
+}
+
 /// Validators `of` (indexes) sorted by validator id, as a certificate lists them.
 fn signers_in_order(s: &Scenario, of: &[usize]) -> Vec<usize> {
     let mut signers = of.to_vec();
