@@ -5,7 +5,9 @@
 
 use crate::client::{Failure, Node};
 use agora_api::{state_key_text, CertificatesResponse, CertifiedHeight, ProofResponse};
-use agora_core::light::{CertifiedRoot, LightClient, LightError, ProvedValue, Source};
+use agora_core::light::{
+    CertifiedRoot, LightClient, LightError, ProvedValue, Source, Verified,
+};
 use agora_core::{ChainId, Genesis, Hash32, StateKey};
 use anyhow::{anyhow, Context};
 
@@ -83,6 +85,24 @@ impl Source for NodeSource<'_> {
             proof: answer.proof,
             state_root: answer.at.state_root,
         })
+    }
+}
+
+/// [`LightClient::verified_value`], asked again once, a moment later, when the node had
+/// just taken a snapshot past its newest certified height and could not yet prove there
+/// (it proves past heights by replaying from its snapshot; the next certified height
+/// follows within a block or two).
+pub fn verified_value(
+    client: &mut LightClient,
+    source: &mut NodeSource<'_>,
+    key: &StateKey,
+) -> Result<Verified, LightError> {
+    match client.verified_value(source, key) {
+        Err(LightError::Source(message)) if message.contains("too_far_back") => {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            client.verified_value(source, key)
+        }
+        other => other,
     }
 }
 

@@ -714,8 +714,7 @@ fn trustless_proof(
     let mut source = agora_cli::light::NodeSource::new(&node);
     let mut client = agora_cli::light::client_from(genesis, checkpoint, &mut source)?;
     let chain_id = client.chain_id();
-    let verified = client
-        .verified_value(&mut source, &state_key)
+    let verified = agora_cli::light::verified_value(&mut client, &mut source, &state_key)
         .map_err(|e| agora_cli::light::refused(chain_id, e))?;
     let (decoded, text) = agora_cli::state_value::describe(&state_key.to_bytes(), &verified.value)
         .context("the value does not decode as its key's type")?;

@@ -19,6 +19,7 @@
 use crate::block::BlockHeader;
 use crate::certificate::{
     check_certificate, Certificate, CertificateFault, CommitStatement, Committee,
+    MAX_CERTIFICATE_SIGNATURES,
 };
 use crate::crypto::Purpose;
 use crate::genesis::Genesis;
@@ -319,6 +320,23 @@ impl LightClient {
             height,
             state_root: certified.state_root,
         };
+        // The shape first, so that a malformed certificate costs no verification.
+        let signatures = &certified.certificate.signatures;
+        // No committee is larger: past the bound some signer is not a member.
+        if signatures.len() > MAX_CERTIFICATE_SIGNATURES {
+            return Err(LightError::Invalid {
+                height,
+                fault: CertificateFault::UnknownSigner,
+            });
+        }
+        for pair in signatures.windows(2) {
+            let fault = match pair[0].validator.cmp(&pair[1].validator) {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal => CertificateFault::DuplicateSigner,
+                std::cmp::Ordering::Greater => CertificateFault::UnsortedSigners,
+            };
+            return Err(LightError::Invalid { height, fault });
+        }
         let bytes = statement.to_bytes();
         // Signatures by validators the client trusts, each under the key it trusts (a
         // validator id is the hash of its key, so the same id is the same key).

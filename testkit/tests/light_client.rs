@@ -88,6 +88,31 @@ fn every_lie_is_refused_with_its_reason() {
         refused(Lie::OtherChain),
         LightError::OtherChain { .. }
     ));
+    // A repeated or out-of-order signer is refused by its shape, before any signature.
+    let mut client = LightClient::from_genesis(&file.genesis);
+    let mut source = chain.source(None);
+    let honest = source.latest_certified().unwrap().unwrap();
+    let committee = source.prove(&StateKey::Committee, honest.height).unwrap();
+    let mut repeated = honest.clone();
+    let first = repeated.certificate.signatures[0].clone();
+    repeated.certificate.signatures.insert(0, first);
+    assert!(matches!(
+        client.accept(&repeated, &committee),
+        Err(LightError::Invalid {
+            fault: CertificateFault::DuplicateSigner,
+            ..
+        })
+    ));
+    let mut reversed = honest.clone();
+    reversed.certificate.signatures.reverse();
+    assert!(matches!(
+        client.accept(&reversed, &committee),
+        Err(LightError::Invalid {
+            fault: CertificateFault::UnsortedSigners,
+            ..
+        })
+    ));
+    client.accept(&honest, &committee).unwrap();
     // The honest source passes the same client.
     let mut client = LightClient::from_genesis(&file.genesis);
     client
