@@ -5,9 +5,7 @@
 
 use crate::client::{Failure, Node};
 use agora_api::{state_key_text, CertificatesResponse, CertifiedHeight, ProofResponse};
-use agora_core::light::{
-    CertifiedRoot, LightClient, LightError, ProvedValue, Source, Verified,
-};
+use agora_core::light::{CertifiedRoot, LightClient, LightError, ProvedValue, Source, Verified};
 use agora_core::{ChainId, Genesis, Hash32, StateKey};
 use anyhow::{anyhow, Context};
 

@@ -26,8 +26,13 @@ use std::sync::OnceLock;
 /// The path of one of the workspace's binaries (`agora-node`, `agora`, `agora-load`),
 /// built once per test process, from the sources under test, by the same `cargo` that
 /// runs the tests, into the same target directory and profile (an up-to-date build costs
-/// a second). The node is built with its test-only bug switch (`inject-bugs`), which does
-/// nothing unless `AGORA_INJECT_BUG` names a bug.
+/// a second). The node has its test-only switches (`inject-bugs`: `AGORA_INJECT_BUG`,
+/// `AGORA_INJECT_LIE`), which do nothing unless set: this crate enables the feature.
+///
+/// The build asks for what `cargo test --workspace` builds — every package's tests, which
+/// include the binaries — so that under CI's command it finds everything fresh. Building
+/// only the two packages resolves their dependencies' features differently and compiled
+/// much of the dependency tree a second time on a cold machine.
 pub fn binary(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -42,16 +47,8 @@ pub fn binary(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
         let output = Command::new(cargo)
-            .args([
-                "build",
-                "--profile",
-                "test",
-                "--bins",
-                "--locked",
-                "--quiet",
-            ])
-            .args(["-p", "agora-node", "-p", "agora-cli"])
-            .args(["--features", "agora-node/inject-bugs"])
+            .args(["build", "--profile", "test", "--locked", "--quiet"])
+            .args(["--workspace", "--tests"])
             .arg("--manifest-path")
             .arg(manifest)
             .arg("--target-dir")
