@@ -80,75 +80,55 @@ pub mod lies {
     use axum::response::{IntoResponse, Response};
     use serde_json::Value;
 
-    /// What the node changes in its answers.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum Lie {
-        /// `/v1/proof` answers a value with its last byte changed (a forged balance).
-        Value,
-        /// `/v1/certificates` answers another state root than the one signed.
-        Root,
-        /// `/v1/certificates` answers a certificate whose first signature is changed.
-        Signature,
-        /// `/v1/certificates` answers certificates cut down to fewer than half their
-        /// signers.
-        Underweight,
-        /// `/v1/certificates` says it serves another chain.
-        OtherChain,
+    pub use agora_testkit::light::Lie;
+
+    /// From `AGORA_INJECT_LIE` (a name of [`Lie::ALL`]).
+    pub fn from_env() -> Option<Lie> {
+        let text = std::env::var("AGORA_INJECT_LIE").ok()?;
+        let lie =
+            Lie::named(&text).unwrap_or_else(|| panic!("AGORA_INJECT_LIE={text}: no such lie"));
+        tracing::error!("AGORA_INJECT_LIE={text}: this node lies to light clients, for a test");
+        Some(lie)
     }
 
-    impl Lie {
-        /// From `AGORA_INJECT_LIE` (value, root, signature, underweight, other-chain).
-        pub fn from_env() -> Option<Lie> {
-            let text = std::env::var("AGORA_INJECT_LIE").ok()?;
-            let lie = match text.as_str() {
-                "value" => Lie::Value,
-                "root" => Lie::Root,
-                "signature" => Lie::Signature,
-                "underweight" => Lie::Underweight,
-                "other-chain" => Lie::OtherChain,
-                other => panic!("AGORA_INJECT_LIE={other}: no such lie"),
-            };
-            tracing::error!("AGORA_INJECT_LIE={text}: this node lies to light clients, for a test");
-            Some(lie)
-        }
-
-        /// Rewrites one JSON answer of `path`.
-        fn rewrite(self, path: &str, query: &str, body: &mut Value) {
-            match (self, path) {
-                (Lie::Value, "/v1/proof") if !query.contains("key=committee") => {
-                    if let Some(Value::String(value)) = body.get_mut("value") {
-                        flip_last_hex_digit(value);
-                    }
+    /// Rewrites one JSON answer of `path`: `/v1/proof` answers a value with its last
+    /// byte changed (except the committee's); `/v1/certificates` answers another root,
+    /// a changed first signature, fewer than half the signers, or another chain.
+    fn rewrite(lie: Lie, path: &str, query: &str, body: &mut Value) {
+        match (lie, path) {
+            (Lie::Value, "/v1/proof") if !query.contains("key=committee") => {
+                if let Some(Value::String(value)) = body.get_mut("value") {
+                    flip_last_hex_digit(value);
                 }
-                (Lie::OtherChain, "/v1/certificates") => {
-                    body["chain_id"] = Value::String("0c".repeat(32));
-                }
-                (_, "/v1/certificates") => {
-                    let Some(Value::Array(items)) = body.get_mut("certified") else {
-                        return;
-                    };
-                    for item in items {
-                        let signatures = &mut item["certificate"]["signatures"];
-                        match self {
-                            Lie::Root => item["state_root"] = Value::String("5a".repeat(32)),
-                            Lie::Signature => {
-                                if let Some(Value::String(sig)) =
-                                    signatures.get_mut(0).and_then(|s| s.get_mut("signature"))
-                                {
-                                    flip_last_hex_digit(sig);
-                                }
-                            }
-                            Lie::Underweight => {
-                                if let Value::Array(list) = signatures {
-                                    list.truncate(list.len().saturating_sub(1) / 2);
-                                }
-                            }
-                            Lie::Value | Lie::OtherChain => {}
-                        }
-                    }
-                }
-                _ => {}
             }
+            (Lie::OtherChain, "/v1/certificates") => {
+                body["chain_id"] = Value::String("0c".repeat(32));
+            }
+            (_, "/v1/certificates") => {
+                let Some(Value::Array(items)) = body.get_mut("certified") else {
+                    return;
+                };
+                for item in items {
+                    let signatures = &mut item["certificate"]["signatures"];
+                    match lie {
+                        Lie::Root => item["state_root"] = Value::String("5a".repeat(32)),
+                        Lie::Signature => {
+                            if let Some(Value::String(sig)) =
+                                signatures.get_mut(0).and_then(|s| s.get_mut("signature"))
+                            {
+                                flip_last_hex_digit(sig);
+                            }
+                        }
+                        Lie::Underweight => {
+                            if let Value::Array(list) = signatures {
+                                list.truncate(list.len().saturating_sub(1) / 2);
+                            }
+                        }
+                        Lie::Value | Lie::OtherChain => {}
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -179,7 +159,7 @@ pub mod lies {
         let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) else {
             return Response::from_parts(parts, Body::from(bytes));
         };
-        lie.rewrite(&path, &query, &mut json);
+        rewrite(lie, &path, &query, &mut json);
         let bytes = serde_json::to_vec(&json).expect("JSON");
         let mut response = Response::from_parts(parts, Body::from(bytes));
         response.headers_mut().remove(header::CONTENT_LENGTH);

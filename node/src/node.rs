@@ -113,7 +113,7 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         mode,
     );
     #[cfg(feature = "inject-bugs")]
-    let router = match crate::light::lies::Lie::from_env() {
+    let router = match crate::light::lies::from_env() {
         Some(lie) => router.layer(axum::middleware::from_fn_with_state(
             lie,
             crate::light::lies::lie,

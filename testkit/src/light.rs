@@ -25,6 +25,25 @@ pub enum Lie {
     OtherChain,
 }
 
+impl Lie {
+    /// Every lie with its name (`AGORA_INJECT_LIE` of a test build of `agora-node`).
+    pub const ALL: [(&'static str, Lie); 5] = [
+        ("value", Lie::Value),
+        ("root", Lie::Root),
+        ("signature", Lie::Signature),
+        ("underweight", Lie::Underweight),
+        ("other-chain", Lie::OtherChain),
+    ];
+
+    /// The lie named `name`.
+    pub fn named(name: &str) -> Option<Lie> {
+        Lie::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, lie)| *lie)
+    }
+}
+
 /// Heights of a replayed chain: their ledgers (as kept) and the certificates for them.
 pub struct MemoryChain {
     chain_id: ChainId,

@@ -71,32 +71,7 @@ pub(super) fn certificates() -> VectorFile {
     // Validator 3 joins through governance: the committee changes at the tally, and the
     // certificate of that height is signed by the committee before it.
     s.certify_by(&[0, 1, 2]);
-    let newcomer = seeded_key(KeyKind::MlDsa44, "validator-3");
-    let add = ProposalKind::AddValidator {
-        public_key: newcomer.public_key().clone(),
-        peer: validator_peer(3),
-        base_reputation: 25,
-    };
-    let tx = s.sign(0, propose(add));
-    s.block(1, "propose adding validator 3", vec![tx]);
-    let id = *s
-        .ledger()
-        .state()
-        .proposals
-        .keys()
-        .next_back()
-        .expect("opened");
-    all_vote_yes(&mut s, 1, id..id + 1, "every member votes yes");
-    let end = s.ledger().state().proposals[&id].voting_end_height;
-    while s.ledger().height() < end {
-        s.block(1, "voting runs", vec![]);
-    }
-    assert_eq!(
-        s.ledger().state().committee.since,
-        end,
-        "the committee changed at the tally"
-    );
-    s.validators.push(newcomer);
+    let end = add_validator_3(&mut s, KeyKind::MlDsa44);
     s.certify_by(&[0, 1, 2, 3]);
     let out = s.block(1, "certifies the tally height (old committee)", vec![]);
     assert!(out
@@ -140,6 +115,18 @@ pub fn certified_chain(kind: KeyKind, heights: u64, change_at: u64) -> VectorFil
     while s.ledger().height() + voting + 2 < change_at {
         s.block(1, "certified as it goes", vec![]);
     }
+    add_validator_3(&mut s, kind);
+    s.certify_by(&[0, 1, 2, 3]);
+    while s.ledger().height() < heights {
+        s.block(1, "certified as it goes", vec![]);
+    }
+    s.finish()
+}
+
+/// Governance adds validator 3 (a key of `kind`): member 0 proposes it, every member
+/// votes yes, validator 1 proposes blocks until the tally, where the committee changes.
+/// Returns the tally height; the new validator joins `s.validators`.
+fn add_validator_3(s: &mut Scenario, kind: KeyKind) -> u64 {
     let newcomer = seeded_key(kind, "validator-3");
     let add = ProposalKind::AddValidator {
         public_key: newcomer.public_key().clone(),
@@ -155,7 +142,7 @@ pub fn certified_chain(kind: KeyKind, heights: u64, change_at: u64) -> VectorFil
         .keys()
         .next_back()
         .expect("opened");
-    all_vote_yes(&mut s, 1, id..id + 1, "the member votes yes");
+    all_vote_yes(s, 1, id..id + 1, "every member votes yes");
     let end = s.ledger().state().proposals[&id].voting_end_height;
     while s.ledger().height() < end {
         s.block(1, "voting runs", vec![]);
@@ -163,14 +150,10 @@ pub fn certified_chain(kind: KeyKind, heights: u64, change_at: u64) -> VectorFil
     assert_eq!(
         s.ledger().state().committee.since,
         end,
-        "the committee changed"
+        "the committee changed at the tally"
     );
     s.validators.push(newcomer);
-    s.certify_by(&[0, 1, 2, 3]);
-    while s.ledger().height() < heights {
-        s.block(1, "certified as it goes", vec![]);
-    }
-    s.finish()
+    end
 }
 
 /// Validators `of` (indexes) sorted by validator id, as a certificate lists them.
