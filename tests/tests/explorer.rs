@@ -164,7 +164,10 @@ fn the_explorer_shows_the_chain_and_follows_it_live_in_chromium() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    // A WebDriver call has no timeout of its own: a stuck browser fails the test here
+    // instead of stalling the suite (it hung once, idle, for 10 minutes).
+    let finished = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(300), async {
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -249,6 +252,9 @@ fn the_explorer_shows_the_chain_and_follows_it_live_in_chromium() {
         assert_eq!(fits, json!(true), "no sideways scrolling at phone width");
         std::fs::write(shots.join("explorer-phone.png"), client.screenshot().await.unwrap()).unwrap();
         client.close().await.unwrap();
+    })
+    .await
     });
+    finished.expect("the browser session ended within 5 minutes");
     std::fs::remove_dir_all(&dir).unwrap();
 }
