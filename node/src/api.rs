@@ -426,7 +426,7 @@ async fn proposal(
 }
 
 /// A number in a path, or the API's error form (not axum's plain-text rejection).
-fn number(what: &str, text: &str) -> Result<u64, ApiError> {
+pub(crate) fn number(what: &str, text: &str) -> Result<u64, ApiError> {
     text.parse().map_err(|_| {
         ApiError::new(
             400,

@@ -2,7 +2,7 @@
 //! block archive. And, in test builds only (`inject-bugs`), a node that lies to light
 //! clients (`AGORA_INJECT_LIE`), so that a test can show each lie refused.
 
-use crate::api::{ApiState, Failure};
+use crate::api::{number, ApiState, Failure};
 use agora_api::{ApiError, CertificatesResponse, ErrorBody, MAX_CERTIFIED_PER_ANSWER};
 use axum::extract::{Query as UrlQuery, State};
 use axum::Json;
@@ -31,23 +31,14 @@ pub async fn certificates(
     State(state): State<ApiState>,
     UrlQuery(params): UrlQuery<CertificatesParams>,
 ) -> Result<Json<CertificatesResponse>, Failure> {
-    let whole = |what: &str, text: &str| {
-        text.parse::<u64>().map_err(|_| {
-            ApiError::new(
-                400,
-                "bad_request",
-                format!("{what} must be a whole number, not {text:?}"),
-            )
-        })
-    };
     let from = params
         .from
         .as_deref()
-        .map(|t| whole("from", t))
+        .map(|t| number("from", t))
         .transpose()?;
     let limit = match params.limit.as_deref() {
         None => MAX_CERTIFIED_PER_ANSWER,
-        Some(text) => match whole("limit", text)? {
+        Some(text) => match number("limit", text)? {
             n @ 1..=MAX_CERTIFIED_PER_ANSWER => n,
             n => {
                 return Err(ApiError::new(
