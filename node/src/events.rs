@@ -31,7 +31,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Batches of messages the broadcast channel holds for its slowest subscriber.
 const BROADCAST_BATCHES: usize = 1_024;
@@ -43,6 +43,9 @@ pub struct EventHub {
     buffer: usize,
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    /// Set once the node stops: every subscription ends with a `closed` message, so an
+    /// open stream never holds the HTTP server (and the node's exit) open.
+    stopping: watch::Sender<bool>,
 }
 
 impl EventHub {
@@ -60,7 +63,14 @@ impl EventHub {
             buffer: buffer.max(1),
             slots: Arc::new(Semaphore::new(subscribers)),
             metrics,
+            stopping: watch::channel(false).0,
         }
+    }
+
+    /// Ends every subscription, present and future, with `closed` ("the node is shutting
+    /// down") and the height to resume from. Called when the node stops.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Publishes the messages of every height `writes` archived. Call once they are
@@ -222,10 +232,27 @@ struct Subscriber {
 
 impl Subscriber {
     async fn run(mut self, reader: crate::sqlite::StoreReader, from: Option<u64>) {
+        let mut stopping = self.hub.stopping.subscribe();
+        let reason = tokio::select! {
+            reason = self.follow(&reader, from) => reason,
+            _ = stopping.wait_for(|stopping| *stopping) => Some("the node is shutting down".into()),
+        };
+        if let Some(reason) = reason {
+            self.close(reason);
+        }
+        self.end()
+    }
+
+    /// Sends the archive from `from` (if given), then live batches; why the node ended the
+    /// subscription, or `None` when the client went away.
+    async fn follow(
+        &mut self,
+        reader: &crate::sqlite::StoreReader,
+        from: Option<u64>,
+    ) -> Option<String> {
         if from.is_some() {
-            if let Err(reason) = self.replay(&reader).await {
-                self.close(reason);
-                return self.end();
+            if let Err(reason) = self.replay(reader).await {
+                return Some(reason);
             }
         }
         loop {
@@ -233,27 +260,23 @@ impl Subscriber {
                 Ok(batch) => {
                     if let Err(reason) = self.offer(&batch) {
                         self.hub.metrics.event_subscribers_cut.inc();
-                        self.close(reason);
-                        break;
+                        return Some(reason);
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     self.hub.metrics.event_subscribers_cut.inc();
-                    self.close(format!(
+                    return Some(format!(
                         "fell {missed} batches behind the node's stream; resume from the height given"
                     ));
-                    break;
                 }
                 Err(broadcast::error::RecvError::Closed) => {
-                    self.close("the node is shutting down".into());
-                    break;
+                    return Some("the node is shutting down".into());
                 }
             }
             if self.messages.is_closed() {
-                break; // the client went away
+                return None; // the client went away
             }
         }
-        self.end()
     }
 
     fn end(self) {

@@ -18,6 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// How long a stopping node waits for HTTP requests in flight before closing their
+/// connections.
+const HTTP_DRAIN: Duration = Duration::from_secs(10);
+
 /// Runs a node until `stop` completes (then: no new requests, flush, close) or the driver
 /// halts (an error: the node must not continue).
 pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<()> {
@@ -157,7 +161,7 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         outbound: outbound_tx,
         commands: command_rx,
         shutdown: shutdown_rx,
-        events,
+        events: events.clone(),
     };
     let mut driver = tokio::spawn(driver::run(parts));
     let result = tokio::select! {
@@ -169,7 +173,17 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         }
     };
     let _ = shutdown_tx.send(true);
-    let _ = server.await;
+    // Open event streams end with `closed`; requests in flight get their answers. A client
+    // that still holds a connection after HTTP_DRAIN does not keep the node from exiting.
+    events.stop();
+    let server_abort = server.abort_handle();
+    if tokio::time::timeout(HTTP_DRAIN, server).await.is_err() {
+        tracing::warn!(
+            seconds = HTTP_DRAIN.as_secs(),
+            "HTTP connections still open after the drain period: closing them"
+        );
+        server_abort.abort();
+    }
     network.abort();
     Ok(result.context("the driver task panicked")??)
 }

@@ -52,16 +52,41 @@ pub fn free_port_block(count: u16) -> u16 {
     }
 }
 
-/// Sends SIGTERM to a process and waits for it, when dropped (also on panic).
+/// How long a node may take to stop after SIGTERM before the harness kills it.
+pub const STOP_LIMIT: Duration = Duration::from_secs(60);
+
+/// SIGTERM, then waits up to [`STOP_LIMIT`]; a process still running then is killed
+/// (SIGKILL) and `Err` names how it was left.
+pub fn terminate(child: &mut Child) -> Result<std::process::ExitStatus, String> {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let started = std::time::Instant::now();
+    while started.elapsed() < STOP_LIMIT {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!(
+        "process {} still ran {} s after SIGTERM: killed",
+        child.id(),
+        STOP_LIMIT.as_secs()
+    ))
+}
+
+/// Sends SIGTERM to a process and waits for it (killing it if it does not stop), when
+/// dropped (also on panic).
 pub struct Terminate(pub Child);
 
 impl Drop for Terminate {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
+        if let Err(error) = terminate(&mut self.0) {
+            eprintln!("{error}");
+        }
     }
 }
 
@@ -341,13 +366,10 @@ impl Cluster {
     }
 
     /// SIGTERM, then waits: a graceful stop (the database is closed and checkpointed).
+    /// A node that does not stop within [`STOP_LIMIT`] fails the test.
     pub fn stop(&mut self, i: usize) -> std::process::ExitStatus {
         let mut child = self.nodes[i].child.take().expect("node is running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        child.wait().unwrap()
+        terminate(&mut child).unwrap_or_else(|error| panic!("node {i}: {error}"))
     }
 
     /// Waits up to `limit` for node `i` to exit on its own; its exit status.

@@ -15,6 +15,7 @@ use agora_core::{AccountId, Amount, Hash32, KeyKind, Params};
 use agora_tests::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,12 +23,14 @@ use std::time::{Duration, Instant};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Kills chromedriver (and with it the browser) when dropped.
+/// Kills chromedriver and the browsers it started (its process group) when dropped.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -41,6 +44,7 @@ fn start_chromedriver(dir: &Path) -> (Driver, u16) {
     let log = std::fs::File::create(dir.join("chromedriver.log")).unwrap();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -378,3 +378,41 @@ fn subscribers_past_the_cap_are_told_to_retry() {
     });
     drop(again);
 }
+
+/// SIGTERM ends every open stream with a last `closed` message and the node exits: a
+/// subscriber left open (a browser on the explorer page) does not keep it running.
+#[test]
+fn a_stopping_node_closes_its_open_streams_and_exits() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cluster = Cluster::start("event-stop", 1, 1_000);
+    cluster.wait_ready(Duration::from_secs(60));
+    let response = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+        .get(format!(
+            "http://127.0.0.1:{}/v1/events?kind=commit",
+            cluster.nodes[0].http_port
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        parse_sse(
+            BufReader::new(response).lines().map_while(Result::ok),
+            |message| {
+                got.push(message);
+                true
+            },
+        );
+        got
+    });
+    let status = cluster.stop(0);
+    assert!(status.success(), "a clean exit: {status}");
+    let got = reader.join().unwrap();
+    let last = got.last().expect("the stream said something");
+    assert_eq!(last.event, "closed", "{got:?}");
+    let closed: ClosedMessage = serde_json::from_str(&last.data).unwrap();
+    assert_eq!(closed.reason, "the node is shutting down");
+}
