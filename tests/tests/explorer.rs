@@ -86,14 +86,22 @@ async fn wait_js(client: &Client, what: &str, check: &str) -> Value {
     }
 }
 
+/// The rendered text of the element `css` finds, read in one script: the page re-renders
+/// parts as the chain moves, so an element found by one WebDriver call can be gone by
+/// the next (a stale element reference).
 async fn text(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
+    let css_literal = serde_json::to_string(css).unwrap();
+    let value = client
+        .execute(
+            &format!("const e = document.querySelector({css_literal}); return e === null ? null : e.innerText;"),
+            vec![],
+        )
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    match value {
+        Value::String(text) => text.trim().to_string(),
+        other => panic!("{css}: no such element ({other})"),
+    }
 }
 
 #[test]
@@ -192,9 +200,9 @@ fn the_explorer_shows_the_chain_and_follows_it_live_in_chromium() {
         // Chain status and validators, as the node has them.
         let status = text(&client, "#status").await;
         assert!(status.contains("leader") && status.contains(&validator[..12]), "{status}");
-        let rows = client.find_all(Locator::Css("#validators tbody tr")).await.unwrap();
-        assert_eq!(rows.len(), 1, "one validator");
-        let row = rows[0].text().await.unwrap();
+        let rows = client.execute("return document.querySelectorAll('#validators tbody tr').length;", vec![]).await.unwrap();
+        assert_eq!(rows, json!(1), "one validator");
+        let row = text(&client, "#validators tbody tr").await;
         assert!(row.starts_with(&validator[..12]) && row.contains("10"), "{row}");
         let series = wait_js(&client, "the weights chart", "document.querySelectorAll('#weights-svg polyline.series').length").await;
         assert_eq!(series, json!(1));
