@@ -1,5 +1,6 @@
 //! End-to-end tests: real `agora-node` processes on loopback.
 
+use agora_api::AccountResponse;
 use agora_tests::*;
 use std::time::{Duration, Instant};
 
@@ -658,7 +659,17 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let cluster = Cluster::start("badinput", 3, 1_000);
     cluster.wait_ready(Duration::from_secs(60));
     let port = cluster.nodes[0].http_port;
-    let before = cluster.status(0).unwrap().state_root;
+    // The chain moves on its own (empty blocks, certificates), so "nothing changed" is
+    // about what these requests could change: the sender's account, the mempool, and the
+    // refused transactions themselves.
+    let sender = |cluster: &Cluster| {
+        let account: AccountResponse = cluster
+            .get_as(0, &format!("/v1/accounts/{}", cluster.demo_account()))
+            .unwrap();
+        (account.balance, account.nonce, account.key_registered)
+    };
+    let before = sender(&cluster);
+    let mut refused = Vec::new();
 
     let (status, _) = http(port, "POST", "/v1/tx", &vec![0u8; 64 * 1024]).unwrap();
     assert_eq!(status, 413, "oversized body");
@@ -675,17 +686,14 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         (status, error_code(&body).as_deref()),
         (400, Some("bad_signature"))
     );
-    let (status, body) = http(
-        port,
-        "POST",
-        "/v1/tx?wait=forever",
-        &cluster.transfer(0, random_account(), 5),
-    )
-    .unwrap();
+    refused.push(forged);
+    let unwaitable = cluster.transfer(0, random_account(), 5);
+    let (status, body) = http(port, "POST", "/v1/tx?wait=forever", &unwaitable).unwrap();
     assert_eq!(
         (status, error_code(&body).as_deref()),
         (400, Some("bad_parameter"))
     );
+    refused.push(unwaitable);
     let (status, body) = http(port, "GET", "/v1/accounts/not-hex", &[]).unwrap();
     assert_eq!(
         (status, error_code(&body).as_deref()),
@@ -708,8 +716,27 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         (404, Some("not_replay_mode")),
         "{body}"
     );
-    let after = cluster.status(0).unwrap().state_root;
-    assert_eq!(before, after, "nothing changed");
+    assert_eq!(
+        sender(&cluster),
+        before,
+        "the sender's account is unchanged"
+    );
+    assert_eq!(
+        cluster.status(0).unwrap().mempool,
+        0,
+        "nothing was admitted"
+    );
+    for tx in &refused {
+        let hash = agora_core::tx::tx_hash(tx);
+        for node in 0..3 {
+            let (status, body) = cluster.get(node, &format!("/v1/txs/{hash}")).unwrap();
+            assert_eq!(
+                (status, error_code(&body).as_deref()),
+                (404, Some("unknown_tx")),
+                "node {node}: {body}"
+            );
+        }
+    }
 
     cluster.submit_and_wait(
         0,
