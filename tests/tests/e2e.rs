@@ -1,6 +1,6 @@
 //! End-to-end tests: real `agora-node` processes on loopback.
 
-use agora_api::AccountResponse;
+use agora_api::{AccountResponse, BlockResponse};
 use agora_tests::*;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ fn three_nodes_commit_transactions_from_any_node_and_agree() {
         let answer = cluster.submit_and_wait((nonce % 3) as usize, &tx, Duration::from_secs(30));
         assert!(applied(&answer), "{answer:?}");
     }
-    let (height, root) = wait_for(
+    let (height, _) = wait_for(
         "all nodes at one height and root",
         Duration::from_secs(30),
         || {
@@ -35,8 +35,19 @@ fn three_nodes_commit_transactions_from_any_node_and_agree() {
         .get_as(1, &format!("/v1/accounts/{}", cluster.demo_account()))
         .unwrap();
     assert_eq!(account.nonce, 6);
+    // The chain moves on (empty blocks, certificates): the read is at the agreed height or
+    // later, and its root is the one node 0 archived at that height.
+    assert!(
+        account.at.height >= height,
+        "a linearizable read is not stale"
+    );
+    let block: BlockResponse = wait_for(
+        "node 0 archived the height read",
+        Duration::from_secs(30),
+        || cluster.get_as(0, &format!("/v1/blocks/{}", account.at.height)),
+    );
     assert_eq!(
-        account.at.state_root, root,
+        account.at.state_root, block.state_root,
         "a linearizable read on a follower sees the same state"
     );
     // The validators certify what they applied: every node's chain carries certificates
