@@ -574,10 +574,11 @@ pub fn parse_tx_hash(text: &str) -> Result<Hash32, ApiError> {
 }
 
 /// A state key as the API takes it: `globals`, `params`, `account:<hex>`,
-/// `account_key:<hex>`, `validator:<hex>`, `proposal:<id>` or `vote:<id>:<hex>`.
+/// `account_key:<hex>`, `validator:<hex>`, `proposal:<id>`, `vote:<id>:<hex>`,
+/// `committee` or `witness:<hex>`.
 pub fn parse_state_key(text: &str) -> Result<StateKey, ApiError> {
     let bad = || {
-        ApiError::new(400, "bad_key", format!("{text}: expected globals, params, account:<id>, account_key:<id>, validator:<id>, proposal:<n>, vote:<n>:<id> or committee"))
+        ApiError::new(400, "bad_key", format!("{text}: expected globals, params, account:<id>, account_key:<id>, validator:<id>, proposal:<n>, vote:<n>:<id>, committee or witness:<id>"))
     };
     let parts: Vec<&str> = text.split(':').collect();
     let number = |s: &str| s.parse::<u64>().map_err(|_| bad());
@@ -590,6 +591,7 @@ pub fn parse_state_key(text: &str) -> Result<StateKey, ApiError> {
         ["proposal", n] => Ok(StateKey::Proposal(number(n)?)),
         ["vote", n, id] => Ok(StateKey::Vote(number(n)?, parse_account(id)?)),
         ["committee"] => Ok(StateKey::Committee),
+        ["witness", id] => Ok(StateKey::Witness(parse_account(id)?)),
         _ => Err(bad()),
     }
 }
@@ -606,6 +608,7 @@ pub fn state_key_text(key: &StateKey) -> Option<String> {
         StateKey::Proposal(n) => format!("proposal:{n}"),
         StateKey::Vote(n, id) => format!("vote:{n}:{id}"),
         StateKey::Committee => "committee".into(),
+        StateKey::Witness(id) => format!("witness:{id}"),
         StateKey::Unbonding(..) => return None,
     })
 }
@@ -627,6 +630,7 @@ mod tests {
             "proposal:7".into(),
             format!("vote:7:{id}"),
             "committee".into(),
+            format!("witness:{id}"),
         ] {
             let key = parse_state_key(&good).unwrap();
             assert_eq!(state_key_text(&key).as_deref(), Some(good.as_str()));

@@ -2,7 +2,7 @@
 //! (vectors/README.md §4), for people (a line of text) and programs (JSON).
 
 use crate::format::{ratio, tokens};
-use agora_core::state::{Account, Globals, Proposal, Validator, VoteRecord};
+use agora_core::state::{Account, Globals, Proposal, Validator, VoteRecord, Witness};
 use agora_core::{Amount, Params, PublicKey, StateKey};
 use anyhow::{Context, Result};
 use borsh::BorshDeserialize;
@@ -69,6 +69,11 @@ pub fn describe(key: &[u8], value: &[u8]) -> Result<(Value, String)> {
                 v.weight, v.base_reputation, earned, v.blocks_proposed, v.missed_certificates
             );
             (to_json(&v), text)
+        }
+        StateKey::Witness(_) => {
+            let w: Witness = decode(value)?;
+            let text = format!("witness, weight {}", w.weight);
+            (to_json(&w), text)
         }
         StateKey::Proposal(_) => {
             let p: Proposal = decode(value)?;

@@ -24,6 +24,7 @@ mod rejoin;
 mod replication;
 mod step;
 pub mod types;
+mod witness;
 
 #[cfg(any(test, feature = "inject-bugs"))]
 pub use self::core::Bugs;

@@ -23,6 +23,9 @@ mod reads;
 mod replay;
 mod verify;
 mod waiters;
+mod witness;
+
+use witness::witness_refusal;
 
 pub use certify::{CERTIFY_PATIENCE, MAX_PENDING_HEIGHTS};
 pub use genesis::{genesis_snapshot, raft_config_of};
@@ -442,7 +445,8 @@ impl<C: VoteCrypto> Replica<C> {
             seed,
         } = parts;
         let ledger = match &recovered.snapshot {
-            Some(snapshot) if snapshot.meta.index > 0 => {
+            // A witness's snapshot is metadata only: its ledger stays at the genesis.
+            Some(snapshot) if snapshot.meta.index > 0 && !snapshot.data.is_empty() => {
                 Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root)).map_err(
                     |error| StartError::BadSnapshot {
                         index: snapshot.meta.index,
@@ -532,6 +536,14 @@ impl<C: VoteCrypto> Replica<C> {
         if let Some(halt) = &self.halted {
             let error = ApiError::new(500, "halted", halt.to_string());
             self.reply(id, Err(error));
+            return;
+        }
+        if let Some(refusal) = self
+            .is_witness()
+            .then(|| witness_refusal(&request))
+            .flatten()
+        {
+            self.reply(id, Err(refusal));
             return;
         }
         match request {
@@ -661,13 +673,24 @@ impl<C: VoteCrypto> Replica<C> {
         self.pending
             .messages
             .append(&mut std::mem::take(&mut ready.messages));
-        self.prefetch_verdicts(&ready.entries);
-        // 3. Install, then apply.
+        let witness = self.is_witness();
+        if !witness {
+            self.prefetch_verdicts(&ready.entries);
+        }
+        // 3. Install, then apply (a witness does neither: it does not execute the log).
         if let Some(snapshot) = &ready.snapshot {
-            self.install(snapshot)?;
+            if witness {
+                self.witness_install(snapshot);
+            } else {
+                self.install(snapshot)?;
+            }
         }
         for entry in &ready.committed_entries {
-            self.apply(entry)?;
+            if witness {
+                self.counters.applied_entries += 1;
+            } else {
+                self.apply(entry)?;
+            }
         }
         // 4. Reads confirmed at an index are served once it is applied.
         for read in std::mem::take(&mut ready.read_states) {
@@ -680,7 +703,11 @@ impl<C: VoteCrypto> Replica<C> {
             self.proposed_blocks.clear();
             self.mempool.nothing_in_flight();
         }
-        self.maybe_snapshot();
+        if witness {
+            self.witness_compact();
+        } else {
+            self.maybe_snapshot();
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use crate::crypto::PublicKey;
 use crate::hash::{tagged_hash, tags, Hash32};
 use crate::ledger::derive_weight;
 use crate::params::{Params, ParamsError, MAX_BASE_REPUTATION};
-use crate::state::{Account, Globals, State, Validator};
+use crate::state::{Account, Globals, State, Validator, Witness};
 use crate::tx::MAX_PEER_BYTES;
 use crate::types::{AccountId, Amount, ChainId, ValidatorId};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -35,6 +35,18 @@ pub struct GenesisValidator {
     pub base_reputation: u64,
 }
 
+/// A witness at genesis: votes and keeps the log, does not execute the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GenesisWitness {
+    /// Its ML-DSA key (votes are signed with it).
+    pub public_key: PublicKey,
+    /// Its network identity (libp2p peer id bytes, hex).
+    #[serde(with = "crate::block::hex_bytes", default)]
+    pub peer: Vec<u8>,
+    /// Its consensus weight, fixed.
+    pub weight: u64,
+}
+
 /// The genesis file.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Genesis {
@@ -51,6 +63,11 @@ pub struct Genesis {
     /// Initial treasury.
     #[serde(default)]
     pub treasury: Amount,
+    /// Witnesses. Hashed into the chain id after everything else, and only when there
+    /// are some: a genesis without witnesses keeps the chain id it had before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[borsh(skip)]
+    pub witnesses: Vec<GenesisWitness>,
 }
 
 /// Why a genesis is refused.
@@ -122,6 +139,34 @@ impl Genesis {
                 )));
             }
         }
+        self.witnesses
+            .sort_by_key(|w| ValidatorId::from_public_key(&w.public_key));
+        let witness_ids: Vec<ValidatorId> = self
+            .witnesses
+            .iter()
+            .map(|w| ValidatorId::from_public_key(&w.public_key))
+            .collect();
+        if let Some(pair) = witness_ids.windows(2).find(|p| p[0] == p[1]) {
+            return Err(GenesisError::Duplicate(format!("witness {}", pair[0])));
+        }
+        if let Some(both) = witness_ids.iter().find(|id| ids.contains(id)) {
+            return Err(GenesisError::Invalid(format!(
+                "{both} is both a validator and a witness"
+            )));
+        }
+        for witness in &self.witnesses {
+            if witness.weight == 0 || witness.weight > crate::ledger::MAX_VALIDATOR_WEIGHT {
+                return Err(GenesisError::Invalid(format!(
+                    "witness weight must be 1 to {}",
+                    crate::ledger::MAX_VALIDATOR_WEIGHT
+                )));
+            }
+            if witness.peer.len() > MAX_PEER_BYTES {
+                return Err(GenesisError::Invalid(format!(
+                    "peer id longer than {MAX_PEER_BYTES} bytes"
+                )));
+            }
+        }
         if !self.validators.iter().any(|v| v.base_reputation > 0) {
             return Err(GenesisError::NoValidators);
         }
@@ -143,7 +188,13 @@ impl Genesis {
 
     /// The chain id: the tagged hash of the canonical genesis bytes.
     pub fn chain_id(&self) -> ChainId {
-        tagged_hash(tags::GENESIS, &[&borsh::to_vec(self).expect("in memory")])
+        let body = borsh::to_vec(self).expect("in memory");
+        if self.witnesses.is_empty() {
+            tagged_hash(tags::GENESIS, &[&body])
+        } else {
+            let witnesses = borsh::to_vec(&self.witnesses).expect("in memory");
+            tagged_hash(tags::GENESIS, &[&body, &witnesses])
+        }
     }
 
     /// The state at height 0.
@@ -177,6 +228,16 @@ impl Genesis {
                     blocks_proposed: 0,
                     weight: derive_weight(validator.base_reputation, 0),
                     missed_certificates: 0,
+                },
+            );
+        }
+        for witness in &self.witnesses {
+            state.witnesses.insert(
+                ValidatorId::from_public_key(&witness.public_key),
+                Witness {
+                    public_key: witness.public_key.clone(),
+                    peer: witness.peer.clone(),
+                    weight: witness.weight,
                 },
             );
         }
@@ -225,6 +286,7 @@ mod tests {
                 base_reputation: 3,
             }],
             treasury: Amount(100),
+            witnesses: vec![],
         }
     }
 

@@ -347,6 +347,9 @@ pub struct ConfigMember {
 pub struct TargetConfig {
     /// Members in validator-id order.
     pub members: Vec<ConfigMember>,
+    /// Witnesses in id order: they vote and keep the log, never lead, do not execute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<ConfigMember>,
 }
 
 /// Who sent one transaction of a block and how many events it emitted.

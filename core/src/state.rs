@@ -72,6 +72,22 @@ pub struct Validator {
     pub missed_certificates: u64,
 }
 
+/// A witness: a consensus member that votes and keeps the Raft log but does not execute
+/// the ledger, never leads and signs no certificate. Its weight is fixed (by the genesis),
+/// not earned: it proposes nothing, so it has no reputation to earn.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Witness {
+    /// The ML-DSA key that signs its votes.
+    pub public_key: PublicKey,
+    /// Its network identity (libp2p peer id bytes).
+    #[serde(with = "crate::block::hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub peer: Vec<u8>,
+    /// Its consensus weight (1 to `MAX_VALIDATOR_WEIGHT`).
+    pub weight: u64,
+}
+
 /// Where a proposal stands.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -162,6 +178,8 @@ pub enum StateKey {
     Unbonding(u64, AccountId),
     /// The [`Committee`]: the consensus configurations that certify heights.
     Committee,
+    /// A [`Witness`]. Only a chain with witnesses has such leaves.
+    Witness(ValidatorId),
 }
 
 impl StateKey {
@@ -192,6 +210,10 @@ pub struct State {
     pub unbonding: BTreeMap<(u64, AccountId), Amount>,
     /// The committees that certify heights.
     pub committee: Committee,
+    /// Witnesses. Not in the derived encoding: a snapshot carries them after everything
+    /// else, and only when there are some, so a chain without witnesses keeps its bytes.
+    #[borsh(skip)]
+    pub witnesses: BTreeMap<ValidatorId, Witness>,
 }
 
 /// What a tally decides, before a passed proposal is executed.
@@ -282,6 +304,7 @@ impl State {
             StateKey::Vote(proposal, voter) => self.votes.get(&(*proposal, *voter)).map(enc),
             StateKey::Unbonding(height, id) => self.unbonding.get(&(*height, *id)).map(enc),
             StateKey::Committee => Some(enc(&self.committee)),
+            StateKey::Witness(id) => self.witnesses.get(id).map(enc),
         }
     }
 
@@ -299,6 +322,7 @@ impl State {
                 .map(|(h, a)| StateKey::Unbonding(*h, *a)),
         );
         keys.push(StateKey::Committee);
+        keys.extend(self.witnesses.keys().map(|id| StateKey::Witness(*id)));
         keys
     }
 
@@ -364,6 +388,18 @@ impl State {
                 ));
             }
         }
+        for (id, witness) in &self.witnesses {
+            if self.validators.contains_key(id) {
+                return Err(format!("{id} is both a validator and a witness"));
+            }
+            if witness.weight == 0 || witness.weight > crate::ledger::MAX_VALIDATOR_WEIGHT {
+                return Err(format!(
+                    "witness {id} has weight {} outside 1 to {}",
+                    witness.weight,
+                    crate::ledger::MAX_VALIDATOR_WEIGHT
+                ));
+            }
+        }
         if crate::ledger::derive_config(&self.validators) != self.committee.members {
             return Err("the committee is not the configuration the validators derive".into());
         }
@@ -381,7 +417,10 @@ impl State {
 pub const ROOT_HISTORY_LEN: u64 = 1024;
 
 /// A snapshot: the whole state plus the recent roots needed to keep checking blocks.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+/// Encoded as its fields in order, then the state's witnesses when there are any (a
+/// non-empty map; an empty one is not written, so a snapshot of a chain without witnesses
+/// has the bytes it had before witnesses existed).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     /// The chain.
     pub chain_id: Hash32,
@@ -389,6 +428,42 @@ pub struct Snapshot {
     pub state: State,
     /// Roots of the last [`ROOT_HISTORY_LEN`] heights, oldest first.
     pub recent_roots: Vec<(u64, Hash32)>,
+}
+
+impl BorshSerialize for Snapshot {
+    fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        BorshSerialize::serialize(&self.chain_id, writer)?;
+        BorshSerialize::serialize(&self.state, writer)?;
+        BorshSerialize::serialize(&self.recent_roots, writer)?;
+        if !self.state.witnesses.is_empty() {
+            BorshSerialize::serialize(&self.state.witnesses, writer)?;
+        }
+        Ok(())
+    }
+}
+
+impl BorshDeserialize for Snapshot {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        let chain_id = Hash32::deserialize_reader(reader)?;
+        let mut state = State::deserialize_reader(reader)?;
+        let recent_roots = Vec::deserialize_reader(reader)?;
+        let mut first = [0u8; 1];
+        if reader.read(&mut first)? == 1 {
+            let mut rest = std::io::Read::chain(&first[..], reader);
+            state.witnesses = BTreeMap::deserialize_reader(&mut rest)?;
+            if state.witnesses.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "an empty witness map is not written",
+                ));
+            }
+        }
+        Ok(Snapshot {
+            chain_id,
+            state,
+            recent_roots,
+        })
+    }
 }
 
 impl Canonical for Snapshot {

@@ -46,6 +46,7 @@ fn transfer_fixture(kind: KeyKind) -> (Ledger, Entry) {
         });
     }
     let genesis = Genesis {
+        witnesses: vec![],
         chain_name: "bench".into(),
         params: Params {
             max_block_txs: BLOCK_TXS as u32,

@@ -123,6 +123,7 @@ impl Scenario {
             .map(|i| seeded_key(validator_kind, &format!("validator-{i}")))
             .collect();
         let genesis = Genesis {
+            witnesses: vec![],
             chain_name: format!("agora-vectors-{name}"),
             params,
             accounts: members

@@ -123,6 +123,7 @@ fn the_explorer_shows_the_chain_and_follows_it_live_in_chromium() {
         members.push(created["account"].as_str().unwrap().to_string());
     }
     let genesis = Genesis {
+        witnesses: vec![],
         chain_name: "explorer".into(),
         params: Params {
             voting_period_blocks: 3_000,

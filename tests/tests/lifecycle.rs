@@ -41,6 +41,7 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     // A chain where they hold stake 100 / 60 / 50 tokens; voting lasts 60 blocks.
     let validator = agora_testkit::seeded_key(KeyKind::MlDsa44, "lifecycle-validator");
     let genesis = Genesis {
+        witnesses: vec![],
         chain_name: "cli-lifecycle".into(),
         params: Params {
             voting_period_blocks: 60,
@@ -441,6 +442,7 @@ fn the_load_generator_commits_presigned_transfers_and_reports_cpu() {
     let created = agora.json("funder.key", &["keys", "new", "--kind", "ml-dsa-44"]);
     let funder = AccountId(Hash32::from_hex(created["account"].as_str().unwrap()).unwrap());
     let genesis = Genesis {
+        witnesses: vec![],
         chain_name: "cli-load".into(),
         params: Params::default(),
         accounts: vec![GenesisAccount {

@@ -14,11 +14,22 @@ pub struct Member {
     pub public_key: Vec<u8>,
 }
 
-/// A configuration: `NodeId -> (weight, key)`.
+/// A configuration: `NodeId -> (weight, key)`, and which members are witnesses.
+///
+/// Its derived encoding is the members only: configuration entries ([`ConfigChange`]) and
+/// memberships ([`Membership`]) write the witness sets themselves, after everything else
+/// and only when one is not empty, so a configuration without witnesses keeps the bytes
+/// it had before witnesses existed (the vectors pin them).
+///
+/// [`ConfigChange`]: crate::raft::ConfigChange
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Config {
     /// The members, by id.
     pub members: BTreeMap<NodeId, Member>,
+    /// The members that are witnesses: they vote and keep the log, but never lead (nobody
+    /// votes for one, it never campaigns) and do not execute the entries.
+    #[borsh(skip)]
+    pub witnesses: BTreeSet<NodeId>,
 }
 
 /// Why a configuration cannot be used.
@@ -30,6 +41,12 @@ pub enum ConfigError {
     /// The weights would overflow.
     #[error("total weight overflows u64")]
     Overflow,
+    /// Only witnesses have weight: no member could lead.
+    #[error("a configuration needs a member with weight that is not a witness")]
+    NoFullVoters,
+    /// A witness that is not a member.
+    #[error("witness {0} is not a member of the configuration")]
+    WitnessNotMember(NodeId),
 }
 
 impl Config {
@@ -40,9 +57,38 @@ impl Config {
             .values()
             .try_fold(0u64, |sum, m| sum.checked_add(m.weight));
         match total {
-            None => Err(ConfigError::Overflow),
-            Some(0) => Err(ConfigError::NoVoters),
-            Some(_) => Ok(()),
+            None => return Err(ConfigError::Overflow),
+            Some(0) => return Err(ConfigError::NoVoters),
+            Some(_) => {}
+        }
+        if let Some(stray) = self
+            .witnesses
+            .iter()
+            .find(|id| !self.members.contains_key(id))
+        {
+            return Err(ConfigError::WitnessNotMember(*stray));
+        }
+        if !self.voters().any(|(id, _)| !self.witnesses.contains(id)) {
+            return Err(ConfigError::NoFullVoters);
+        }
+        Ok(())
+    }
+
+    /// Whether `id` is a witness here.
+    pub fn is_witness(&self, id: &NodeId) -> bool {
+        self.witnesses.contains(id)
+    }
+
+    /// The same configuration with its witnesses' weight left out: the full members.
+    pub fn full_members(&self) -> Config {
+        Config {
+            members: self
+                .members
+                .iter()
+                .filter(|(id, _)| !self.witnesses.contains(id))
+                .map(|(id, m)| (*id, m.clone()))
+                .collect(),
+            witnesses: BTreeSet::new(),
         }
     }
 
@@ -71,7 +117,11 @@ impl Config {
 }
 
 /// The configuration in force: one, or two during joint consensus.
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+///
+/// Encoded as `incoming`, then `outgoing` as an option whose tag is 0 (none) or 1 (some)
+/// when neither configuration has witnesses, as before witnesses existed; 2 or 3 when
+/// one has, and then the incoming witness set, and the outgoing one if present, follow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Membership {
     /// The configuration being entered (or the only one).
     pub incoming: Config,
@@ -100,6 +150,31 @@ impl Membership {
                 .outgoing
                 .as_ref()
                 .is_some_and(|c| c.members.contains_key(id))
+    }
+
+    /// Whether either configuration has witnesses.
+    pub fn has_witnesses(&self) -> bool {
+        !self.incoming.witnesses.is_empty()
+            || self
+                .outgoing
+                .as_ref()
+                .is_some_and(|c| !c.witnesses.is_empty())
+    }
+
+    /// Whether `id` is a witness in either configuration: it never leads.
+    pub fn is_witness(&self, id: &NodeId) -> bool {
+        self.incoming.is_witness(id) || self.outgoing.as_ref().is_some_and(|c| c.is_witness(id))
+    }
+
+    /// The highest index a quorum of the full members' weight (witnesses left out) of
+    /// every configuration has matched: entries a witness may forget, since the full
+    /// members that could lead without it hold them.
+    pub fn full_members_matched(&self, matched: impl Fn(&NodeId) -> u64) -> u64 {
+        let incoming = quorum::committed_index(&self.incoming.full_members(), &matched);
+        match &self.outgoing {
+            Some(old) => incoming.min(quorum::committed_index(&old.full_members(), &matched)),
+            None => incoming,
+        }
     }
 
     /// Whether `id` votes in either configuration.
@@ -151,5 +226,74 @@ impl Membership {
             None => incoming,
             Some(old) => quorum::combine(incoming, quorum::vote_result(old, votes)),
         }
+    }
+}
+
+fn invalid(why: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
+}
+
+/// Reads a witness set that must not be empty and must name members of `config`.
+pub(crate) fn read_witnesses<R: std::io::Read>(
+    reader: &mut R,
+    config: &Config,
+) -> std::io::Result<BTreeSet<NodeId>> {
+    let witnesses = BTreeSet::<NodeId>::deserialize_reader(reader)?;
+    if witnesses.iter().any(|id| !config.members.contains_key(id)) {
+        return Err(invalid("a witness must be a member"));
+    }
+    Ok(witnesses)
+}
+
+/// Whether a decoded witness encoding carried any witness at all (the short form must be
+/// used otherwise: one byte form per value).
+pub(crate) fn require_some_witness(configs: &[&Config]) -> std::io::Result<()> {
+    if configs.iter().all(|c| c.witnesses.is_empty()) {
+        return Err(invalid("the witness form without witnesses"));
+    }
+    Ok(())
+}
+
+impl BorshSerialize for Membership {
+    fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        BorshSerialize::serialize(&self.incoming, writer)?;
+        let witnesses = self.has_witnesses();
+        let tag = u8::from(self.outgoing.is_some()) + if witnesses { 2 } else { 0 };
+        BorshSerialize::serialize(&tag, writer)?;
+        if let Some(old) = &self.outgoing {
+            BorshSerialize::serialize(old, writer)?;
+        }
+        if witnesses {
+            BorshSerialize::serialize(&self.incoming.witnesses, writer)?;
+            if let Some(old) = &self.outgoing {
+                BorshSerialize::serialize(&old.witnesses, writer)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BorshDeserialize for Membership {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        let mut incoming = Config::deserialize_reader(reader)?;
+        let tag = u8::deserialize_reader(reader)?;
+        if tag > 3 {
+            return Err(invalid("unknown membership form"));
+        }
+        let mut outgoing = if tag & 1 == 1 {
+            Some(Config::deserialize_reader(reader)?)
+        } else {
+            None
+        };
+        if tag >= 2 {
+            incoming.witnesses = read_witnesses(reader, &incoming)?;
+            if let Some(old) = &mut outgoing {
+                old.witnesses = read_witnesses(reader, old)?;
+            }
+            let mut configs = vec![&incoming];
+            configs.extend(outgoing.as_ref());
+            require_some_witness(&configs)?;
+        }
+        Ok(Membership { incoming, outgoing })
     }
 }

@@ -75,6 +75,8 @@ pub struct Bugs {
     pub grant_two_votes: bool,
     /// Accept AppendEntries without checking the previous entry's term.
     pub skip_log_consistency_check: bool,
+    /// A witness campaigns like a full member, and voters do not refuse it.
+    pub witness_campaigns: bool,
 }
 
 impl RaftConfig {
@@ -172,6 +174,10 @@ pub struct Counters {
     pub follower_regressions: u64,
     /// Rejoins completed after starting without a promise record (see `rejoin`).
     pub rejoins: u64,
+    /// Witness: batches of its log sent to a full member whose log was behind.
+    pub witness_relays: u64,
+    /// Batches of a witness's log taken (entries appended or replaced).
+    pub witness_entries_taken: u64,
 }
 
 /// A follower found behind what it acknowledged: it lost durable state.
@@ -273,6 +279,9 @@ pub struct Raft<C: VoteCrypto> {
     /// A leader outside our configuration that a member vouched for: its leader traffic
     /// (appends, heartbeats, snapshots) of that term or later is accepted.
     pub(crate) vouched: Option<Vouched>,
+    /// Witness: the index up to which the leader said a quorum of full members holds
+    /// the log (see the `witness` module).
+    pub(crate) forgettable: Index,
     persisted_hard_state: HardState,
     reported_soft_state: SoftState,
     ready_outstanding: bool,
@@ -365,6 +374,7 @@ impl<C: VoteCrypto> Raft<C> {
             read_states: Vec::new(),
             contacts: BTreeMap::new(),
             vouched: None,
+            forgettable: 0,
             persisted_hard_state: hard_state,
             reported_soft_state: SoftState {
                 role: Role::Follower,
@@ -583,7 +593,7 @@ impl<C: VoteCrypto> Raft<C> {
                 leader: self.leader,
             });
         }
-        if to == self.cfg.id || !self.membership.is_voter(&to) {
+        if to == self.cfg.id || !self.membership.is_voter(&to) || self.membership.is_witness(&to) {
             return Ok(());
         }
         self.start_transfer(to);

@@ -60,7 +60,11 @@ impl<C: VoteCrypto> Raft<C> {
     }
 
     fn can_campaign(&self) -> bool {
+        let witness = self.membership.is_witness(&self.cfg.id);
+        #[cfg(any(test, feature = "inject-bugs"))]
+        let witness = witness && !self.cfg.bugs.witness_campaigns;
         self.membership.is_voter(&self.cfg.id)
+            && !witness
             && self.pending_install.is_none()
             && self.rejoin.is_none()
     }
@@ -198,8 +202,16 @@ impl<C: VoteCrypto> Raft<C> {
         let can_vote = can_vote || (self.cfg.bugs.grant_two_votes && !pre_vote);
         // Whether the candidate votes in *our* view of the configuration does not matter:
         // our view may be stale, and safety comes from quorum intersection in the
-        // candidate's configuration (§6). Only the log decides (§5.4.1).
-        let grant = can_vote && self.log.is_up_to_date(last_index, last_term);
+        // candidate's configuration (§6). Only the log decides (§5.4.1) — and a witness,
+        // which has no state to lead with, never gets a vote.
+        let witness = self.membership.is_witness(&from);
+        #[cfg(any(test, feature = "inject-bugs"))]
+        let witness = witness && !self.cfg.bugs.witness_campaigns;
+        let up_to_date = self.log.is_up_to_date(last_index, last_term);
+        let grant = can_vote && up_to_date && !witness;
+        if !up_to_date {
+            self.relay_to_candidate(from, last_index, last_term);
+        }
         if pre_vote {
             // A granted pre-vote answers in the candidate's proposed term.
             let reply_term = if grant { term } else { self.term };
@@ -366,6 +378,7 @@ impl<C: VoteCrypto> Raft<C> {
             .membership
             .incoming
             .voters()
+            .filter(|(id, _)| !self.membership.is_witness(id))
             .filter(|(id, _)| {
                 self.progress
                     .get(id)

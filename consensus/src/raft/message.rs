@@ -142,6 +142,38 @@ pub enum MessageBody {
         /// (height, canonical signature bytes), at most [`MAX_COMMIT_SIGNATURES`].
         signatures: Vec<(Index, Vec<u8>)>,
     },
+    /// A witness to a full member that asked for its vote with a log less up to date than
+    /// the witness's: the entries it lacks, from the witness's log (see the `witness`
+    /// module). A witness never leads, so without this a full member that missed entries
+    /// a dead leader committed with the witness could never be elected.
+    WitnessEntries {
+        /// Index of the entry before `entries`.
+        prev_index: Index,
+        /// Its term.
+        prev_term: Term,
+        /// Entries from the witness's log (at least one).
+        entries: Vec<LogEntry>,
+        /// The witness's commit index.
+        commit: Index,
+    },
+    /// The member's answer to [`MessageBody::WitnessEntries`].
+    WitnessEntriesResponse {
+        /// Whether `prev_index` matched.
+        success: bool,
+        /// On success, the last index now known to match the witness's log; on
+        /// rejection, the `prev_index` that did not match.
+        match_index: Index,
+        /// On rejection, the first index of the conflicting term, or one past the log.
+        conflict_index: Index,
+        /// On rejection, the term of the member's entry at `prev_index`, if any.
+        conflict_term: Option<Term>,
+    },
+    /// The leader to a witness: a quorum of the full members' weight holds every entry up
+    /// to `index`, so the witness may drop them from its log.
+    Forgettable {
+        /// The index.
+        index: Index,
+    },
 }
 
 /// The most commit signatures one message carries.
@@ -179,6 +211,9 @@ impl MessageBody {
             MessageBody::RecoveryProbe { .. } => "recovery_probe",
             MessageBody::RecoveryReport { .. } => "recovery_report",
             MessageBody::CommitSignatures { .. } => "commit_signatures",
+            MessageBody::WitnessEntries { .. } => "witness_entries",
+            MessageBody::WitnessEntriesResponse { .. } => "witness_entries_response",
+            MessageBody::Forgettable { .. } => "forgettable",
         }
     }
 }

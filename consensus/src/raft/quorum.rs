@@ -106,6 +106,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            witnesses: BTreeSet::new(),
         }
     }
 

@@ -80,6 +80,7 @@ impl<C: VoteCrypto> Raft<C> {
             let commit = self.log.committed().min(matched);
             self.send(id, MessageBody::Heartbeat { commit, read_seq });
         }
+        self.send_forgettable();
     }
 
     pub(crate) fn handle_append(
@@ -418,9 +419,15 @@ impl<C: VoteCrypto> Raft<C> {
             };
             return self.send_snapshot_chunk(to);
         }
-        let total = snapshot.data.len() as u64;
+        // A witness does not execute the log: it gets the snapshot's metadata only.
+        let data: &[u8] = if self.membership.is_witness(&to) {
+            &[]
+        } else {
+            &snapshot.data
+        };
+        let total = data.len() as u64;
         let end = (offset + self.cfg.snapshot_chunk_bytes).min(total);
-        let chunk = snapshot.data[offset as usize..end as usize].to_vec();
+        let chunk = data[offset.min(total) as usize..end as usize].to_vec();
         self.send(
             to,
             MessageBody::InstallSnapshot {

@@ -57,6 +57,35 @@ impl<C: VoteCrypto> Raft<C> {
                 return;
             }
         }
+        // A witness's relayed entries and their answers do not depend on terms: the entries
+        // carry their own, and a member whose term moved past the witness's still needs
+        // them (see the `witness` module).
+        match message.body {
+            MessageBody::WitnessEntries {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => {
+                self.handle_witness_entries(message.from, (prev_index, prev_term), entries, commit);
+                return;
+            }
+            MessageBody::WitnessEntriesResponse {
+                success,
+                match_index,
+                conflict_index,
+                conflict_term,
+            } => {
+                self.handle_witness_entries_response(
+                    message.from,
+                    success,
+                    match_index,
+                    (conflict_index, conflict_term),
+                );
+                return;
+            }
+            _ => {}
+        }
         if message.term > self.term {
             match &message.body {
                 MessageBody::PreVote { .. } => {}
@@ -209,6 +238,9 @@ impl<C: VoteCrypto> Raft<C> {
             MessageBody::RecoveryProbe { .. } | MessageBody::RecoveryReport { .. } => {}
             // The replica's traffic; it never reaches a handler here.
             MessageBody::CommitSignatures { .. } => {}
+            // Handled in `step`, before terms are looked at.
+            MessageBody::WitnessEntries { .. } | MessageBody::WitnessEntriesResponse { .. } => {}
+            MessageBody::Forgettable { index } => self.handle_forgettable(from, index),
             MessageBody::LeaderIs { leader, contact } => {
                 let newer = self.vouched.as_ref().is_none_or(|v| term >= v.term);
                 if leader != self.cfg.id && !self.membership.contains(&leader) && newer {
@@ -250,12 +282,24 @@ fn numbers(body: &MessageBody) -> (Vec<Index>, Vec<Term>) {
             prev_term,
             entries,
             commit,
+        }
+        | MessageBody::WitnessEntries {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
         } => {
             let mut indexes = vec![*prev_index, *commit];
             indexes.extend(entries.last().map(|e| e.index));
             (indexes, vec![*prev_term])
         }
         MessageBody::AppendEntriesResponse {
+            match_index,
+            conflict_index,
+            conflict_term,
+            ..
+        }
+        | MessageBody::WitnessEntriesResponse {
             match_index,
             conflict_index,
             conflict_term,
@@ -269,6 +313,7 @@ fn numbers(body: &MessageBody) -> (Vec<Index>, Vec<Term>) {
         MessageBody::InstallSnapshotResponse { index, .. }
         | MessageBody::ReadIndexResponse { index, .. } => (vec![*index], vec![]),
         MessageBody::RecoveryProbe { last_index } => (vec![*last_index], vec![]),
+        MessageBody::Forgettable { index } => (vec![*index], vec![]),
         MessageBody::CommitSignatures { signatures } => (
             signatures.iter().map(|(height, _)| *height).collect(),
             vec![],
@@ -309,6 +354,12 @@ fn is_well_formed(message: &Message) -> bool {
     }
     match &message.body {
         MessageBody::AppendEntries {
+            prev_index,
+            prev_term,
+            entries,
+            ..
+        }
+        | MessageBody::WitnessEntries {
             prev_index,
             prev_term,
             entries,

@@ -25,7 +25,12 @@ pub enum EntryData {
 }
 
 /// The two steps of joint consensus.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+///
+/// Encoded as an enum: `Joint` is 0 (old, new), `Final` is 1 (config) when no
+/// configuration in it has witnesses — the bytes the vectors pin. With witnesses, `Joint`
+/// is 2 (old, new, old's witnesses, new's witnesses) and `Final` is 3 (config, its
+/// witnesses); a witness form without any witness is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigChange {
     /// C(old,new): decisions need a quorum of both.
     Joint {
@@ -36,6 +41,62 @@ pub enum ConfigChange {
     },
     /// C(new): the change is complete.
     Final(Config),
+}
+
+impl BorshSerialize for ConfigChange {
+    fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        match self {
+            ConfigChange::Joint { old, new } => {
+                let witnesses = !old.witnesses.is_empty() || !new.witnesses.is_empty();
+                BorshSerialize::serialize(&(if witnesses { 2u8 } else { 0u8 }), writer)?;
+                BorshSerialize::serialize(old, writer)?;
+                BorshSerialize::serialize(new, writer)?;
+                if witnesses {
+                    BorshSerialize::serialize(&old.witnesses, writer)?;
+                    BorshSerialize::serialize(&new.witnesses, writer)?;
+                }
+            }
+            ConfigChange::Final(config) => {
+                let witnesses = !config.witnesses.is_empty();
+                BorshSerialize::serialize(&(if witnesses { 3u8 } else { 1u8 }), writer)?;
+                BorshSerialize::serialize(config, writer)?;
+                if witnesses {
+                    BorshSerialize::serialize(&config.witnesses, writer)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BorshDeserialize for ConfigChange {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        use crate::raft::config::{read_witnesses, require_some_witness};
+        match u8::deserialize_reader(reader)? {
+            tag @ (0 | 2) => {
+                let mut old = Config::deserialize_reader(reader)?;
+                let mut new = Config::deserialize_reader(reader)?;
+                if tag == 2 {
+                    old.witnesses = read_witnesses(reader, &old)?;
+                    new.witnesses = read_witnesses(reader, &new)?;
+                    require_some_witness(&[&old, &new])?;
+                }
+                Ok(ConfigChange::Joint { old, new })
+            }
+            tag @ (1 | 3) => {
+                let mut config = Config::deserialize_reader(reader)?;
+                if tag == 3 {
+                    config.witnesses = read_witnesses(reader, &config)?;
+                    require_some_witness(&[&config])?;
+                }
+                Ok(ConfigChange::Final(config))
+            }
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "unknown configuration change",
+            )),
+        }
+    }
 }
 
 impl ConfigChange {

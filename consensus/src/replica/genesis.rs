@@ -5,12 +5,14 @@ use crate::raft::{Config, Member, Membership, Snapshot, SnapshotMeta};
 use agora_core::outcome::TargetConfig;
 use agora_core::Ledger;
 
-/// The Raft configuration a ledger target configuration asks for.
+/// The Raft configuration a ledger target configuration asks for: its validators, and
+/// its witnesses as witnesses.
 pub fn raft_config_of(target: &TargetConfig) -> Config {
     Config {
         members: target
             .members
             .iter()
+            .chain(&target.witnesses)
             .map(|m| {
                 (
                     m.validator,
@@ -21,6 +23,7 @@ pub fn raft_config_of(target: &TargetConfig) -> Config {
                 )
             })
             .collect(),
+        witnesses: target.witnesses.iter().map(|w| w.validator).collect(),
     }
 }
 

@@ -35,14 +35,19 @@ impl<C: VoteCrypto> Replica<C> {
         {
             return;
         }
-        for member in &target.members {
+        for member in target.members.iter().chain(&target.witnesses) {
             book.known.insert(member.validator, member.peer.clone());
         }
         let mut allowed: BTreeMap<NodeId, Vec<u8>> = book
             .known
             .iter()
             .filter(|(id, _)| {
-                members.contains(*id) || target.members.iter().any(|m| m.validator == **id)
+                members.contains(*id)
+                    || target
+                        .members
+                        .iter()
+                        .chain(&target.witnesses)
+                        .any(|m| m.validator == **id)
             })
             .map(|(id, peer)| (*id, peer.clone()))
             .collect();

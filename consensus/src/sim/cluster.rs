@@ -36,6 +36,7 @@ pub fn weighted_config(weights: &[u64]) -> Config {
                 )
             })
             .collect(),
+        witnesses: Default::default(),
     }
 }
 

@@ -139,6 +139,7 @@ impl World {
             .map(|i| seeded_key(KeyKind::MlDsa44, &format!("sim-client-{}-{i}", opts.seed)))
             .collect();
         let genesis = Genesis {
+            witnesses: vec![],
             chain_name: format!("agora-sim-{}", opts.seed),
             params: Params::default(),
             accounts: clients

@@ -138,6 +138,7 @@ impl Ledger {
         self.dirty.insert(StateKey::Committee);
         self.target_config = TargetConfig {
             members: derived.clone(),
+            witnesses: super::witness_config(&self.state),
         };
         events.push(Event::ConfigChanged);
         Some(self.target_config.clone())

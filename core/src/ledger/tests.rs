@@ -61,6 +61,7 @@ fn no_validator_holds_half_the_consensus_weight_among_three_or_more() {
 fn a_snapshot_with_impossible_numbers_is_refused_not_a_panic() {
     use crate::encoding::Canonical;
     let genesis = crate::Genesis {
+        witnesses: vec![],
         chain_name: "restore".into(),
         params: crate::Params::default(),
         accounts: vec![],

@@ -284,6 +284,7 @@ fn genesis(
         });
     }
     let genesis = Genesis {
+        witnesses: vec![],
         chain_name: chain_name.into(),
         params: Default::default(),
         accounts: genesis_accounts,
