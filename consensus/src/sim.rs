@@ -43,6 +43,9 @@ pub struct SimOptions {
     /// With faults: governance votes a spare node in, a validator out and a reputation
     /// change during the run.
     pub governance: bool,
+    /// Witnesses in the genesis, besides the validators (each with a weight drawn from
+    /// the seed): they vote and keep the log, never lead, do not execute the ledger.
+    pub witnesses: usize,
     /// Deliberate bugs in the Raft core (checker tests only).
     #[cfg(any(test, feature = "inject-bugs"))]
     pub bugs: Bugs,
@@ -68,6 +71,12 @@ impl SimOptions {
         if !self.governance {
             args.push_str(" --no-governance");
         }
+        if let Some(count) = self.node_count {
+            args.push_str(&format!(" --nodes {count}"));
+        }
+        if self.witnesses > 0 {
+            args.push_str(&format!(" --witnesses {}", self.witnesses));
+        }
         args
     }
 
@@ -85,6 +94,7 @@ impl SimOptions {
             node_count: None,
             election_noop: true,
             governance: true,
+            witnesses: 0,
             #[cfg(any(test, feature = "inject-bugs"))]
             bugs: Bugs::default(),
             #[cfg(any(test, feature = "inject-bugs"))]
@@ -156,6 +166,10 @@ pub struct SimReport {
     pub commit_timeouts: u64,
     /// Ticks the liveness phase needed.
     pub liveness_ticks: u64,
+    /// Batches of a witness's log sent to full members behind it, and batches taken.
+    pub witness_relays: (u64, u64),
+    /// Witnesses' log compactions (behind what a quorum of the full members holds).
+    pub witness_compactions: u64,
 }
 
 /// A violated property, with what is needed to replay it.

@@ -251,7 +251,7 @@ impl Genesis {
             certified_height: 0,
         };
         state.committee = crate::certificate::Committee {
-            members: crate::ledger::derive_config(&state.validators),
+            members: crate::ledger::derive_config(&state.validators, &state.witnesses).0,
             ..Default::default()
         };
         state

@@ -149,7 +149,7 @@ impl Ledger {
         };
         ledger.target_config = TargetConfig {
             members: ledger.state.committee.members.clone(),
-            witnesses: witness_config(&ledger.state),
+            witnesses: derive_config(&ledger.state.validators, &ledger.state.witnesses).1,
         };
         let root = ledger.tree.root();
         ledger
@@ -769,20 +769,6 @@ pub fn consensus_weights(weights: &[u64]) -> Vec<u64> {
         }
     }
     weights
-}
-
-/// The witnesses' part of the consensus configuration, in id order.
-pub(crate) fn witness_config(state: &State) -> Vec<ConfigMember> {
-    state
-        .witnesses
-        .iter()
-        .map(|(id, w)| ConfigMember {
-            validator: *id,
-            weight: w.weight,
-            public_key: w.public_key.clone(),
-            peer: w.peer.clone(),
-        })
-        .collect()
 }
 
 /// Consensus weight from reputation: base plus whole earned points, capped.

@@ -400,7 +400,9 @@ impl State {
                 ));
             }
         }
-        if crate::ledger::derive_config(&self.validators) != self.committee.members {
+        if crate::ledger::derive_config(&self.validators, &self.witnesses).0
+            != self.committee.members
+        {
             return Err("the committee is not the configuration the validators derive".into());
         }
         if self.committee.previous_since > self.committee.since

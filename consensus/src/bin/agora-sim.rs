@@ -31,6 +31,13 @@ struct Args {
     /// reputation change while the faults run).
     #[arg(long)]
     no_governance: bool,
+    /// Validators (default: 3 to 7, drawn from each seed).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Witnesses besides the validators: they vote and keep the log, never lead and do
+    /// not execute the ledger.
+    #[arg(long, default_value_t = 0)]
+    witnesses: usize,
     /// Print only failures and the summary.
     #[arg(long)]
     quiet: bool,
@@ -44,12 +51,14 @@ fn main() -> ExitCode {
         options.real_crypto = args.real_crypto;
         options.election_noop = !args.no_election_noop;
         options.governance = !args.no_governance;
+        options.node_count = args.nodes;
+        options.witnesses = args.witnesses;
         if let Some(t) = args.ticks {
             options.safety_ticks = t;
         }
         match run(&options) {
             Ok(report) if !args.quiet => println!(
-                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} liveness {} ticks  trace {}",
+                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} witness relays {}/{} compactions {} liveness {} ticks  trace {}",
                 report.nodes,
                 report.committed_index,
                 report.acknowledged,
@@ -66,6 +75,9 @@ fn main() -> ExitCode {
                 report.inline_checks,
                 report.leaders_vouched,
                 report.commit_timeouts,
+                report.witness_relays.0,
+                report.witness_relays.1,
+                report.witness_compactions,
                 report.liveness_ticks,
                 &report.trace_hash.to_hex()[..16]
             ),

@@ -12,14 +12,21 @@ pub struct Member {
     pub weight: u64,
     /// The canonical bytes of its ML-DSA validator key; votes are verified against it.
     pub public_key: Vec<u8>,
+    /// How the transport authenticates it (agora-node: its libp2p peer id). Carried only
+    /// by configurations with witnesses (see [`Config`]): a witness does not execute the
+    /// ledger, so it learns a new member's identity from here; full members learn it from
+    /// the ledger, and leave it empty otherwise.
+    #[borsh(skip)]
+    pub peer: Vec<u8>,
 }
 
 /// A configuration: `NodeId -> (weight, key)`, and which members are witnesses.
 ///
-/// Its derived encoding is the members only: configuration entries ([`ConfigChange`]) and
-/// memberships ([`Membership`]) write the witness sets themselves, after everything else
-/// and only when one is not empty, so a configuration without witnesses keeps the bytes
-/// it had before witnesses existed (the vectors pin them).
+/// Its derived encoding is the members only (weight and key): configuration entries
+/// ([`ConfigChange`]) and memberships ([`Membership`]) write the rest themselves — the
+/// witness set, then each member's peer in member order — after everything else and only
+/// when some configuration has witnesses, so a configuration without witnesses keeps the
+/// bytes it had before witnesses existed (the vectors pin them).
 ///
 /// [`ConfigChange`]: crate::raft::ConfigChange
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -233,16 +240,36 @@ fn invalid(why: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
 }
 
-/// Reads a witness set that must not be empty and must name members of `config`.
-pub(crate) fn read_witnesses<R: std::io::Read>(
-    reader: &mut R,
+/// Writes what the derived encoding leaves out of `config`: its witness set, then each
+/// member's peer, in member order.
+pub(crate) fn write_extension<W: std::io::Write>(
     config: &Config,
-) -> std::io::Result<BTreeSet<NodeId>> {
+    writer: &mut W,
+) -> std::io::Result<()> {
+    BorshSerialize::serialize(&config.witnesses, writer)?;
+    let peers: Vec<&Vec<u8>> = config.members.values().map(|m| &m.peer).collect();
+    BorshSerialize::serialize(&peers, writer)
+}
+
+/// Reads what [`write_extension`] wrote into `config`: witnesses must be members, and
+/// there is one peer per member.
+pub(crate) fn read_extension<R: std::io::Read>(
+    reader: &mut R,
+    config: &mut Config,
+) -> std::io::Result<()> {
     let witnesses = BTreeSet::<NodeId>::deserialize_reader(reader)?;
     if witnesses.iter().any(|id| !config.members.contains_key(id)) {
         return Err(invalid("a witness must be a member"));
     }
-    Ok(witnesses)
+    let peers = Vec::<Vec<u8>>::deserialize_reader(reader)?;
+    if peers.len() != config.members.len() {
+        return Err(invalid("one peer per member"));
+    }
+    for (member, peer) in config.members.values_mut().zip(peers) {
+        member.peer = peer;
+    }
+    config.witnesses = witnesses;
+    Ok(())
 }
 
 /// Whether a decoded witness encoding carried any witness at all (the short form must be
@@ -264,9 +291,9 @@ impl BorshSerialize for Membership {
             BorshSerialize::serialize(old, writer)?;
         }
         if witnesses {
-            BorshSerialize::serialize(&self.incoming.witnesses, writer)?;
+            write_extension(&self.incoming, writer)?;
             if let Some(old) = &self.outgoing {
-                BorshSerialize::serialize(&old.witnesses, writer)?;
+                write_extension(old, writer)?;
             }
         }
         Ok(())
@@ -286,9 +313,9 @@ impl BorshDeserialize for Membership {
             None
         };
         if tag >= 2 {
-            incoming.witnesses = read_witnesses(reader, &incoming)?;
+            read_extension(reader, &mut incoming)?;
             if let Some(old) = &mut outgoing {
-                old.witnesses = read_witnesses(reader, old)?;
+                read_extension(reader, old)?;
             }
             let mut configs = vec![&incoming];
             configs.extend(outgoing.as_ref());

@@ -102,6 +102,7 @@ mod tests {
                         Member {
                             weight: *w,
                             public_key: vec![],
+                            peer: vec![],
                         },
                     )
                 })

@@ -28,8 +28,8 @@ pub enum EntryData {
 ///
 /// Encoded as an enum: `Joint` is 0 (old, new), `Final` is 1 (config) when no
 /// configuration in it has witnesses — the bytes the vectors pin. With witnesses, `Joint`
-/// is 2 (old, new, old's witnesses, new's witnesses) and `Final` is 3 (config, its
-/// witnesses); a witness form without any witness is refused.
+/// is 2 (old, new, then old's and new's extension: witness set and members' peers) and
+/// `Final` is 3 (config, its extension); a witness form without any witness is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigChange {
     /// C(old,new): decisions need a quorum of both.
@@ -43,6 +43,8 @@ pub enum ConfigChange {
     Final(Config),
 }
 
+use crate::raft::config::write_extension;
+
 impl BorshSerialize for ConfigChange {
     fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
         match self {
@@ -52,8 +54,8 @@ impl BorshSerialize for ConfigChange {
                 BorshSerialize::serialize(old, writer)?;
                 BorshSerialize::serialize(new, writer)?;
                 if witnesses {
-                    BorshSerialize::serialize(&old.witnesses, writer)?;
-                    BorshSerialize::serialize(&new.witnesses, writer)?;
+                    write_extension(old, writer)?;
+                    write_extension(new, writer)?;
                 }
             }
             ConfigChange::Final(config) => {
@@ -61,7 +63,7 @@ impl BorshSerialize for ConfigChange {
                 BorshSerialize::serialize(&(if witnesses { 3u8 } else { 1u8 }), writer)?;
                 BorshSerialize::serialize(config, writer)?;
                 if witnesses {
-                    BorshSerialize::serialize(&config.witnesses, writer)?;
+                    write_extension(config, writer)?;
                 }
             }
         }
@@ -71,14 +73,14 @@ impl BorshSerialize for ConfigChange {
 
 impl BorshDeserialize for ConfigChange {
     fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
-        use crate::raft::config::{read_witnesses, require_some_witness};
+        use crate::raft::config::{read_extension, require_some_witness};
         match u8::deserialize_reader(reader)? {
             tag @ (0 | 2) => {
                 let mut old = Config::deserialize_reader(reader)?;
                 let mut new = Config::deserialize_reader(reader)?;
                 if tag == 2 {
-                    old.witnesses = read_witnesses(reader, &old)?;
-                    new.witnesses = read_witnesses(reader, &new)?;
+                    read_extension(reader, &mut old)?;
+                    read_extension(reader, &mut new)?;
                     require_some_witness(&[&old, &new])?;
                 }
                 Ok(ConfigChange::Joint { old, new })
@@ -86,7 +88,7 @@ impl BorshDeserialize for ConfigChange {
             tag @ (1 | 3) => {
                 let mut config = Config::deserialize_reader(reader)?;
                 if tag == 3 {
-                    config.witnesses = read_witnesses(reader, &config)?;
+                    read_extension(reader, &mut config)?;
                     require_some_witness(&[&config])?;
                 }
                 Ok(ConfigChange::Final(config))

@@ -6,8 +6,10 @@ use agora_core::outcome::TargetConfig;
 use agora_core::Ledger;
 
 /// The Raft configuration a ledger target configuration asks for: its validators, and
-/// its witnesses as witnesses.
+/// its witnesses as witnesses. With witnesses, every member's peer goes with it (a witness
+/// learns identities from the configuration, not from the ledger it does not execute).
 pub fn raft_config_of(target: &TargetConfig) -> Config {
+    let with_peers = !target.witnesses.is_empty();
     Config {
         members: target
             .members
@@ -19,6 +21,11 @@ pub fn raft_config_of(target: &TargetConfig) -> Config {
                     Member {
                         weight: m.weight,
                         public_key: borsh::to_vec(&m.public_key).expect("in memory"),
+                        peer: if with_peers {
+                            m.peer.clone()
+                        } else {
+                            Vec::new()
+                        },
                     },
                 )
             })

@@ -38,6 +38,16 @@ impl<C: VoteCrypto> Replica<C> {
         for member in target.members.iter().chain(&target.witnesses) {
             book.known.insert(member.validator, member.peer.clone());
         }
+        // A configuration with witnesses names its members' peers: how a witness, which
+        // does not execute the ledger, learns a member that governance added.
+        let membership = self.raft.membership();
+        for config in std::iter::once(&membership.incoming).chain(&membership.outgoing) {
+            if !config.witnesses.is_empty() {
+                for (id, member) in &config.members {
+                    book.known.entry(*id).or_insert_with(|| member.peer.clone());
+                }
+            }
+        }
         let mut allowed: BTreeMap<NodeId, Vec<u8>> = book
             .known
             .iter()

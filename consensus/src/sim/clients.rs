@@ -61,7 +61,7 @@ impl World {
     pub(super) fn clients(&mut self) {
         if !self.busy_clients[GOVERNOR] {
             if let Some(action) = self.governance_due() {
-                let i = self.rng.random_range(0..self.nodes.len());
+                let i = self.full_node();
                 let purpose = match action {
                     Action::Vote { .. } => Purpose::Vote,
                     _ => Purpose::Propose,
@@ -71,15 +71,25 @@ impl World {
         }
         if self.rng.random_range(0..4) == 0 {
             let client = self.rng.random_range(0..self.clients.len());
-            let i = self.rng.random_range(0..self.nodes.len());
+            let i = self.full_node();
             if !self.busy_clients[client] {
                 self.submit(client, i);
             }
         }
         if self.rng.random_range(0..10) == 0 {
-            let i = self.rng.random_range(0..self.nodes.len());
+            let i = self.full_node();
             self.read(i);
         }
+    }
+
+    /// A node drawn for a client's request: any but a witness (the next one after it).
+    fn full_node(&mut self) -> usize {
+        let count = self.nodes.len();
+        let mut i = self.rng.random_range(0..count);
+        while self.nodes[i].witness {
+            i = (i + 1) % count;
+        }
+        i
     }
 
     fn next_request(&mut self) -> RequestId {

@@ -32,6 +32,7 @@ pub fn weighted_config(weights: &[u64]) -> Config {
                     Member {
                         weight: *w,
                         public_key: node_key(i),
+                        peer: Vec::new(),
                     },
                 )
             })

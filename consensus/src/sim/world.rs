@@ -18,7 +18,7 @@ use crate::sim::network::{Network, NetworkFaults, SimMessage};
 use crate::sim::{SimOptions, SimReport};
 use crate::storage::memory::MemoryStore;
 use agora_api::ApiError;
-use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
+use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator, GenesisWitness};
 use agora_core::{AccountId, Amount, KeyKind, Ledger, Params, ProposalKind, SecretKey};
 use agora_testkit::seeded_key;
 use rand::seq::SliceRandom;
@@ -52,6 +52,8 @@ pub(super) enum Input {
 
 pub(super) struct SimNode {
     pub(super) id: NodeId,
+    /// A witness of the genesis: clients never send it requests (it serves none).
+    pub(super) witness: bool,
     pub(super) key: SecretKey,
     public_key: Vec<u8>,
     pub(super) clock_rate_percent: u64,
@@ -135,11 +137,26 @@ impl World {
         let governance = opts.governance && opts.faults && opts.election_noop;
         let spare =
             governance.then(|| seeded_key(KeyKind::MlDsa44, &format!("sim-{}-spare", opts.seed)));
+        let witness_keys: Vec<SecretKey> = (0..opts.witnesses)
+            .map(|j| seeded_key(KeyKind::MlDsa44, &format!("sim-{}-witness-{j}", opts.seed)))
+            .collect();
+        let witness_weights: Vec<u64> = witness_keys
+            .iter()
+            .map(|_| rng.random_range(1..=10))
+            .collect();
         let clients: Vec<SecretKey> = (0..CLIENTS)
             .map(|i| seeded_key(KeyKind::MlDsa44, &format!("sim-client-{}-{i}", opts.seed)))
             .collect();
         let genesis = Genesis {
-            witnesses: vec![],
+            witnesses: witness_keys
+                .iter()
+                .zip(&witness_weights)
+                .map(|(k, w)| GenesisWitness {
+                    public_key: k.public_key().clone(),
+                    peer: vec![],
+                    weight: *w,
+                })
+                .collect(),
             chain_name: format!("agora-sim-{}", opts.seed),
             params: Params::default(),
             accounts: clients
@@ -210,10 +227,16 @@ impl World {
                 },
             ));
         }
+        let witness_ids: Vec<NodeId> = witness_keys
+            .iter()
+            .map(|k| AccountId::from_public_key(k.public_key()))
+            .collect();
         let nodes = keys
             .into_iter()
+            .chain(witness_keys)
             .chain(spare)
             .map(|key| SimNode {
+                witness: witness_ids.contains(&AccountId::from_public_key(key.public_key())),
                 id: AccountId::from_public_key(key.public_key()),
                 public_key: borsh::to_vec(key.public_key()).unwrap(),
                 clock_rate_percent: if opts.faults {
@@ -238,7 +261,7 @@ impl World {
         let lease_reads = rng.random_bool(0.5);
         let report = SimReport {
             seed: opts.seed,
-            nodes: count + usize::from(governance),
+            nodes: count + opts.witnesses + usize::from(governance),
             ..SimReport::default()
         };
         let mut world = World {
@@ -584,6 +607,9 @@ impl World {
             if let Notice::Reconfiguring { .. } = notice {
                 self.report.config_changes += 1;
             }
+            if matches!(notice, Notice::SnapshotTaken { .. }) && self.nodes[i].witness {
+                self.report.witness_compactions += 1;
+            }
         }
         Ok(())
     }
@@ -678,6 +704,12 @@ impl World {
         }
         node.last_term = raft.term();
         node.last_commit = raft.commit_index();
+        if raft.role() == Role::Leader && raft.membership().is_witness(&node.id) {
+            return Err(fail(
+                "a witness never leads",
+                format!("{:?} leads term {} as a witness", node.id, raft.term()),
+            ));
+        }
         if raft.role() == Role::Leader && node.led_term != Some(raft.term()) {
             node.led_term = Some(raft.term());
             let (id, term) = (node.id, raft.term());

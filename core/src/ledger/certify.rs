@@ -6,6 +6,7 @@ use super::*;
 use crate::certificate::{
     certificates_hash, check_certificate, Certificate, CommitStatement, MISSED_RUN_BEFORE_PENALTY,
 };
+use crate::state::Witness;
 
 impl Ledger {
     /// The statement validators sign for `height`, if its root is still kept.
@@ -127,8 +128,14 @@ impl Ledger {
         &mut self,
         events: &mut Vec<Event>,
     ) -> Option<TargetConfig> {
-        let derived = derive_config(&self.state.validators);
+        let (derived, witnesses) = derive_config(&self.state.validators, &self.state.witnesses);
         if derived == self.state.committee.members {
+            if witnesses != self.target_config.witnesses {
+                // Only a witness's capped weight moved: the committee (validators) stays.
+                self.target_config.witnesses = witnesses;
+                events.push(Event::ConfigChanged);
+                return Some(self.target_config.clone());
+            }
             return None;
         }
         let height = self.height();
@@ -138,25 +145,46 @@ impl Ledger {
         self.dirty.insert(StateKey::Committee);
         self.target_config = TargetConfig {
             members: derived.clone(),
-            witnesses: super::witness_config(&self.state),
+            witnesses,
         };
         events.push(Event::ConfigChanged);
         Some(self.target_config.clone())
     }
 }
 
-/// The consensus configuration `validators` ask for: every validator in id order with its
-/// consensus weight ([`consensus_weights`]), key and peer.
-pub(crate) fn derive_config(validators: &BTreeMap<ValidatorId, Validator>) -> Vec<ConfigMember> {
-    let weights: Vec<u64> = validators.values().map(|v| v.weight).collect();
-    validators
-        .iter()
-        .zip(consensus_weights(&weights))
-        .map(|((id, v), weight)| ConfigMember {
+/// The consensus configuration `validators` and `witnesses` ask for: every validator in
+/// id order with its consensus weight ([`consensus_weights`]), key and peer, then every
+/// witness likewise. The weight cap counts witnesses with the validators (so that two full
+/// members and a witness survive the loss of any one); without witnesses this is the
+/// validators' configuration alone, as the vectors pin it.
+pub(crate) fn derive_config(
+    validators: &BTreeMap<ValidatorId, Validator>,
+    witnesses: &BTreeMap<ValidatorId, Witness>,
+) -> (Vec<ConfigMember>, Vec<ConfigMember>) {
+    let weights: Vec<u64> = validators
+        .values()
+        .map(|v| v.weight)
+        .chain(witnesses.values().map(|w| w.weight))
+        .collect();
+    let capped = consensus_weights(&weights);
+    let (validator_weights, witness_weights) = capped.split_at(validators.len());
+    let member =
+        |id: &ValidatorId, weight: u64, public_key: &PublicKey, peer: &[u8]| ConfigMember {
             validator: *id,
             weight,
-            public_key: v.public_key.clone(),
-            peer: v.peer.clone(),
-        })
-        .collect()
+            public_key: public_key.clone(),
+            peer: peer.to_vec(),
+        };
+    (
+        validators
+            .iter()
+            .zip(validator_weights)
+            .map(|((id, v), w)| member(id, *w, &v.public_key, &v.peer))
+            .collect(),
+        witnesses
+            .iter()
+            .zip(witness_weights)
+            .map(|((id, w), weight)| member(id, *weight, &w.public_key, &w.peer))
+            .collect(),
+    )
 }

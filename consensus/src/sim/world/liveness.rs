@@ -279,6 +279,8 @@ impl World {
             self.report.elections += c.elections;
             self.report.leaders_vouched += c.leaders_vouched;
             self.report.rejoins += c.rejoins;
+            self.report.witness_relays.0 += c.witness_relays;
+            self.report.witness_relays.1 += c.witness_entries_taken;
         }
         self.report.ticks = self.now;
         self.report.messages = self.network.sent;
