@@ -42,3 +42,5 @@ pub use types::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod witness_tests;

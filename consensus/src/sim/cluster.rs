@@ -77,7 +77,19 @@ impl Cluster {
         spares: usize,
         adjust: impl Fn(&mut RaftConfig),
     ) -> Cluster {
-        let membership = Membership::single(weighted_config(weights));
+        Self::build(weighted_config(weights), spares, adjust)
+    }
+
+    /// Like [`Cluster::new`], with the nodes at `witnesses` witnesses.
+    pub fn with_witnesses(weights: &[u64], witnesses: &[usize]) -> Cluster {
+        let mut config = weighted_config(weights);
+        config.witnesses = witnesses.iter().map(|i| node_id(*i)).collect();
+        Self::build(config, 0, |_| {})
+    }
+
+    fn build(config: Config, spares: usize, adjust: impl Fn(&mut RaftConfig)) -> Cluster {
+        let weights = &config.members;
+        let membership = Membership::single(config.clone());
         let genesis = Snapshot {
             meta: SnapshotMeta {
                 index: 0,

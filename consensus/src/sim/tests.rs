@@ -83,6 +83,71 @@ fn seeds_with_faults_are_clean() {
     assert!(total(|r| r.proposals_passed) > per_100(100));
 }
 
+/// Seeds of the witness run in CI (`AGORA_SIM_WITNESS_SEEDS` sets more).
+const CI_WITNESS_SEEDS: u64 = 16;
+
+/// Seeds with witnesses, under the same faults, governance and checkers: half are two
+/// validators and one witness (two sites and a cheap tie-breaker), half three to seven
+/// validators with one or two witnesses. Witnesses relay entries to full members that
+/// missed them and compact their logs; every checker holds, and a witness never leads.
+#[test]
+fn seeds_with_witnesses_are_clean() {
+    let seeds = std::env::var("AGORA_SIM_WITNESS_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CI_WITNESS_SEEDS);
+    let reports = run_seeds(7_000, seeds, |o| {
+        o.safety_ticks = CI_TICKS;
+        if o.seed % 2 == 0 {
+            o.node_count = Some(2);
+            o.witnesses = 1;
+        } else {
+            o.witnesses = 1 + (o.seed / 2 % 2) as usize;
+        }
+    })
+    .unwrap_or_else(|failure| panic!("{failure}"));
+    let total = |f: fn(&SimReport) -> u64| reports.iter().map(f).sum::<u64>();
+    assert!(total(|r| r.acknowledged) > seeds * 100);
+    assert!(total(|r| r.config_changes) > seeds);
+    assert!(total(|r| r.witness_compactions) > seeds);
+    assert!(
+        total(|r| r.witness_relays.0) > 0,
+        "no witness relayed entries"
+    );
+    assert!(
+        total(|r| r.witness_relays.1) > 0,
+        "no member took a witness's entries"
+    );
+}
+
+/// A witness that campaigns, and voters that elect it, is caught.
+#[test]
+fn a_witness_that_leads_is_caught() {
+    for seed in 0..100 {
+        let options = SimOptions {
+            bugs: Bugs {
+                witness_campaigns: true,
+                ..Bugs::default()
+            },
+            safety_ticks: CI_TICKS,
+            node_count: Some(2),
+            witnesses: 1,
+            ..SimOptions::standard(seed)
+        };
+        if let Err(failure) = run(&options) {
+            if failure.violation.is_liveness() {
+                continue;
+            }
+            assert_eq!(
+                failure.violation.property, "a witness never leads",
+                "{failure}"
+            );
+            return;
+        }
+    }
+    panic!("no checker noticed a witness leading in 100 seeds");
+}
+
 /// Replay clusters run without the election no-op; the same faults and checkers apply.
 #[test]
 fn leaders_without_the_election_noop_are_just_as_safe() {

@@ -1,0 +1,174 @@
+//! Witnesses in the core: they never lead, they give a full member that missed entries a
+//! dead leader committed with them what it needs to be elected, they may forget only what
+//! a quorum of the full members holds, and a configuration without witnesses keeps its
+//! bytes.
+
+use crate::raft::config::{Config, Membership};
+use crate::raft::{ConfigChange, EntryData, Role};
+use crate::sim::cluster::{node_id, weighted_config, Cluster};
+
+fn applied(c: &Cluster, i: usize, payload: &[u8]) -> bool {
+    c.applied[i]
+        .iter()
+        .any(|e| matches!(&e.data, EntryData::Normal(p) if p == payload))
+}
+
+/// With both full members gone the witness never leads, however long it waits; with one
+/// of them back, that one leads.
+#[test]
+fn a_witness_never_campaigns_and_gets_no_vote() {
+    let mut c = Cluster::with_witnesses(&[1, 1, 5], &[2]);
+    let leader = c.elect();
+    assert_ne!(
+        leader, 2,
+        "the heaviest member is a witness: it cannot lead"
+    );
+    c.stop(0);
+    c.stop(1);
+    for _ in 0..400 {
+        c.tick();
+        assert_ne!(c.node(2).role(), Role::Leader);
+        assert_ne!(c.node(2).role(), Role::Candidate);
+    }
+    assert_eq!(c.node(2).counters().elections, 0);
+    c.start(1);
+    c.tick_until(500, |c| c.leader() == Some(1));
+}
+
+/// Two full members and a witness: the leader commits an entry with the witness alone (the
+/// other full member is cut off), then dies. The survivor's log lacks that entry, so the
+/// witness refuses it its vote, but relays the entry; the survivor is elected and applies
+/// it. Without the relay nobody could ever be elected again.
+#[test]
+fn a_full_member_behind_the_witness_catches_up_from_it_and_is_elected() {
+    let mut c = Cluster::with_witnesses(&[1, 1, 1], &[2]);
+    let leader = c.elect();
+    let other = 1 - leader;
+    c.tick_until(50, |c| {
+        c.nodes[other]
+            .as_ref()
+            .is_some_and(|r| r.commit_index() == c.nodes[leader].as_ref().unwrap().commit_index())
+    });
+    c.isolated.insert(other);
+    c.node(leader)
+        .propose(b"with the witness".to_vec())
+        .unwrap();
+    c.tick_until(50, |c| applied(c, leader, b"with the witness"));
+    assert!(!applied(&c, other, b"with the witness"));
+    c.stop(leader);
+    c.isolated.clear();
+    c.tick_until(1_000, |c| c.leader() == Some(other));
+    c.tick_until(50, |c| applied(c, other, b"with the witness"));
+    assert!(c.node(2).counters().witness_relays > 0);
+    assert!(c.node(other).counters().witness_entries_taken > 0);
+    c.node(other).propose(b"after".to_vec()).unwrap();
+    c.tick_until(50, |c| {
+        applied(c, other, b"after") && applied(c, 2, b"after")
+    });
+}
+
+/// A witness may forget entries only once a quorum of the full members' weight holds them:
+/// while one of two equal full members is cut off, commits go on (leader + witness) but
+/// the witness keeps everything after what the cut-off member has.
+#[test]
+fn a_witness_forgets_only_what_a_quorum_of_full_members_holds() {
+    let mut c = Cluster::with_witnesses(&[1, 1, 1], &[2]);
+    let leader = c.elect();
+    let other = 1 - leader;
+    c.node(leader).propose(b"before".to_vec()).unwrap();
+    c.tick_until(50, |c| {
+        applied(c, other, b"before") && applied(c, 2, b"before")
+    });
+    for _ in 0..10 {
+        c.tick();
+    }
+    let held_by_both = c.node(other).last_index();
+    c.isolated.insert(other);
+    for n in 0..5u8 {
+        c.node(leader).propose(vec![n]).unwrap();
+    }
+    c.tick_until(50, |c| applied(c, 2, &[4]));
+    for _ in 0..10 {
+        c.tick();
+    }
+    assert!(c.node(2).commit_index() > held_by_both);
+    assert_eq!(
+        c.node(2).witness_forgettable(),
+        held_by_both,
+        "the cut-off member holds nothing after this"
+    );
+    c.isolated.clear();
+    let commit = c.node(leader).commit_index();
+    c.tick_until(100, |c| {
+        c.nodes[2]
+            .as_ref()
+            .is_some_and(|r| r.witness_forgettable() >= commit)
+    });
+}
+
+/// The bytes: a configuration without witnesses encodes as before witnesses existed (one
+/// member map; the derived enum forms), with witnesses it round-trips with its witness set
+/// and peers, and the witness form without witnesses, or naming a non-member, is refused.
+#[test]
+fn configurations_without_witnesses_keep_their_bytes() {
+    let plain = weighted_config(&[1, 2, 3]);
+    let change = ConfigChange::Final(plain.clone());
+    let mut expected = vec![1u8];
+    expected.extend(borsh::to_vec(&plain.members).unwrap());
+    assert_eq!(borsh::to_vec(&change).unwrap(), expected);
+    let joint = Membership {
+        incoming: plain.clone(),
+        outgoing: Some(weighted_config(&[1, 1])),
+    };
+    let mut expected = borsh::to_vec(&plain.members).unwrap();
+    expected.push(1);
+    expected.extend(borsh::to_vec(&weighted_config(&[1, 1]).members).unwrap());
+    assert_eq!(borsh::to_vec(&joint).unwrap(), expected);
+
+    let mut witnessed: Config = plain.clone();
+    witnessed.witnesses.insert(node_id(2));
+    for (i, member) in witnessed.members.values_mut().enumerate() {
+        member.peer = vec![i as u8; 3];
+    }
+    for change in [
+        ConfigChange::Final(witnessed.clone()),
+        ConfigChange::Joint {
+            old: plain.clone(),
+            new: witnessed.clone(),
+        },
+    ] {
+        let bytes = borsh::to_vec(&change).unwrap();
+        assert_eq!(borsh::from_slice::<ConfigChange>(&bytes).unwrap(), change);
+    }
+    let membership = Membership {
+        incoming: witnessed.clone(),
+        outgoing: Some(plain.clone()),
+    };
+    let bytes = borsh::to_vec(&membership).unwrap();
+    assert_eq!(borsh::from_slice::<Membership>(&bytes).unwrap(), membership);
+
+    // Tag 3 (with witnesses) carrying an empty witness set: a second form of tag 1.
+    let mut bytes = vec![3u8];
+    bytes.extend(borsh::to_vec(&plain.members).unwrap());
+    bytes.extend(borsh::to_vec(&std::collections::BTreeSet::<crate::raft::NodeId>::new()).unwrap());
+    bytes.extend(borsh::to_vec(&vec![Vec::<u8>::new(); 3]).unwrap());
+    assert!(borsh::from_slice::<ConfigChange>(&bytes).is_err());
+    // A witness that is not a member.
+    let mut stranger = witnessed.clone();
+    stranger.witnesses.insert(node_id(9));
+    let bytes = borsh::to_vec(&ConfigChange::Final(stranger)).unwrap();
+    assert!(borsh::from_slice::<ConfigChange>(&bytes).is_err());
+}
+
+/// A configuration needs a full member with weight: witnesses alone cannot lead.
+#[test]
+fn a_configuration_of_witnesses_alone_is_refused() {
+    let mut config = weighted_config(&[0, 2]);
+    config.witnesses.insert(node_id(1));
+    assert_eq!(
+        config.validate(),
+        Err(crate::raft::config::ConfigError::NoFullVoters)
+    );
+    config.witnesses.clear();
+    assert_eq!(config.validate(), Ok(()));
+}
