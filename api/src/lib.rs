@@ -427,6 +427,10 @@ pub struct StatusResponse {
     /// weighted majority signed its state root).
     #[serde(default)]
     pub certified_height: u64,
+    /// A witness: it keeps the log and votes, never leads, does not execute the ledger
+    /// (its `height` and `state_root` stay at the genesis) and serves no reads.
+    #[serde(default)]
+    pub witness: bool,
 }
 
 /// A node more than this many entries behind its leader's commit is catching up, not

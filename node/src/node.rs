@@ -69,10 +69,11 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     let (outbound_tx, outbound_rx) = mpsc::channel(4_096);
     let (command_tx, command_rx) = mpsc::channel(1_024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let validators = genesis_ledger
-        .target_config()
+    let target = genesis_ledger.target_config();
+    let validators = target
         .members
         .iter()
+        .chain(&target.witnesses)
         .filter_map(|m| Some((m.validator, libp2p::PeerId::from_bytes(&m.peer).ok()?)))
         .collect();
     let network = network::spawn(

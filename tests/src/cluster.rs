@@ -206,6 +206,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Every peer link through a fault proxy ([`crate::faults::Net`]).
     pub proxied: bool,
+    /// How many of the nodes (the last ones) join the genesis as witnesses.
+    pub witnesses: usize,
 }
 
 fn run_ok(args: &[&str]) {
@@ -275,8 +277,13 @@ impl Cluster {
             "--out".into(),
             genesis_path.display().to_string(),
         ];
-        for node in &nodes {
-            args.push("--validator".into());
+        for (i, node) in nodes.iter().enumerate() {
+            let role = if i + options.witnesses >= count {
+                "--witness"
+            } else {
+                "--validator"
+            };
+            args.push(role.into());
             args.push(node.dir.join("validator.json").display().to_string());
         }
         args.push("--account".into());

@@ -173,13 +173,22 @@ impl Membership {
         self.incoming.is_witness(id) || self.outgoing.as_ref().is_some_and(|c| c.is_witness(id))
     }
 
-    /// The highest index a quorum of the full members' weight (witnesses left out) of
-    /// every configuration has matched: entries a witness may forget, since the full
-    /// members that could lead without it hold them.
+    /// The highest index that a quorum of the full members' weight (witnesses left out)
+    /// of every configuration has matched, and that at least two full members hold (one,
+    /// if there is only one): entries a witness may forget. The full members that could
+    /// be elected without the witness hold them, and losing one full member's disk does
+    /// not lose the last copy.
     pub fn full_members_matched(&self, matched: impl Fn(&NodeId) -> u64) -> u64 {
-        let incoming = quorum::committed_index(&self.incoming.full_members(), &matched);
+        let of = |config: &Config| {
+            let full = config.full_members();
+            let mut matches: Vec<u64> = full.voters().map(|(id, _)| matched(id)).collect();
+            matches.sort_unstable_by(|a, b| b.cmp(a));
+            let held_twice = matches.get(1).or(matches.first()).copied().unwrap_or(0);
+            quorum::committed_index(&full, &matched).min(held_twice)
+        };
+        let incoming = of(&self.incoming);
         match &self.outgoing {
-            Some(old) => incoming.min(quorum::committed_index(&old.full_members(), &matched)),
+            Some(old) => incoming.min(of(old)),
             None => incoming,
         }
     }

@@ -24,9 +24,11 @@
 //! what it took.
 //!
 //! A witness needs no state snapshot (a leader sends it the snapshot's metadata only) and
-//! may forget entries that a quorum of the full members' weight holds
-//! ([`MessageBody::Forgettable`]): any full member that could be elected without it has
-//! them.
+//! may forget entries that a quorum of the full members' weight holds, and at least two
+//! full members ([`MessageBody::Forgettable`]): any full member that could be elected
+//! without it has them, and one full member losing its disk does not take the last copy
+//! (the simulator found that: a heavy full member was a quorum alone, lost its disk, and
+//! the entries it had committed with the witness were nowhere).
 
 use crate::raft::core::Raft;
 use crate::raft::crypto::VoteCrypto;

@@ -172,3 +172,28 @@ fn a_configuration_of_witnesses_alone_is_refused() {
     config.witnesses.clear();
     assert_eq!(config.validate(), Ok(()));
 }
+
+/// A heavy full member is a quorum of the full members alone, but one disk: the witness
+/// keeps what the other full member lacks, so losing the heavy one's disk loses nothing
+/// (the simulator found the last copy gone when a witness forgot by the quorum alone).
+#[test]
+fn a_witness_keeps_what_only_one_full_member_holds() {
+    let mut c = Cluster::with_witnesses(&[5, 1, 1], &[2]);
+    c.tick_until(500, |c| c.leader() == Some(0));
+    c.node(0).propose(b"before".to_vec()).unwrap();
+    c.tick_until(50, |c| applied(c, 1, b"before") && applied(c, 2, b"before"));
+    for _ in 0..10 {
+        c.tick();
+    }
+    let held_by_both = c.node(1).last_index();
+    c.isolated.insert(1);
+    for n in 0..5u8 {
+        c.node(0).propose(vec![n]).unwrap();
+    }
+    c.tick_until(50, |c| applied(c, 2, &[4]));
+    for _ in 0..10 {
+        c.tick();
+    }
+    assert!(c.node(2).commit_index() > held_by_both);
+    assert_eq!(c.node(2).witness_forgettable(), held_by_both);
+}

@@ -47,6 +47,7 @@ impl<C: VoteCrypto> Replica<C> {
             replay: self.config.replay,
             rejoining: self.raft.is_rejoining(),
             certified_height: ledger.state().globals.certified_height,
+            witness: self.is_witness(),
         }
     }
 

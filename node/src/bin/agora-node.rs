@@ -1,6 +1,6 @@
 //! `agora-node`: the operator's binary.
 
-use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator};
+use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator, GenesisWitness};
 use agora_core::vectors::VectorFile;
 use agora_core::{AccountId, Amount, KeyKind, PublicKey, SecretKey};
 use agora_node::config::NodeConfig;
@@ -58,6 +58,13 @@ enum Commands {
         /// validator.json files written by `init`.
         #[arg(long = "validator", required = true)]
         validators: Vec<PathBuf>,
+        /// validator.json files written by `init`, of nodes that join as witnesses: they
+        /// vote and keep the log, never lead, do not execute the ledger.
+        #[arg(long = "witness")]
+        witnesses: Vec<PathBuf>,
+        /// The consensus weight of each witness.
+        #[arg(long, default_value_t = 10)]
+        witness_weight: u64,
         /// Funded accounts as ID=AMOUNT (base units).
         #[arg(long = "account")]
         accounts: Vec<String>,
@@ -86,6 +93,10 @@ enum Commands {
         /// Validators to run (with --vector: the vector's validators).
         #[arg(long, default_value_t = 3, conflicts_with = "vector")]
         nodes: usize,
+        /// Witnesses to run besides the validators (nodes after theirs): they vote and
+        /// keep the log, never lead, do not execute the ledger.
+        #[arg(long, default_value_t = 0, conflicts_with = "vector")]
+        witnesses: usize,
         /// Replay this test vector file on a cluster of its validators.
         #[arg(long)]
         vector: Option<PathBuf>,
@@ -125,9 +136,16 @@ fn main() -> ExitCode {
         Commands::Genesis {
             chain_name,
             validators,
+            witnesses,
+            witness_weight,
             accounts,
             out,
-        } => genesis(&chain_name, &validators, &accounts, &out),
+        } => genesis(
+            &chain_name,
+            (&validators, &witnesses, witness_weight),
+            &accounts,
+            &out,
+        ),
         Commands::Run { config, flags } => {
             let file = match config {
                 Some(path) => NodeConfig::load(&path),
@@ -142,6 +160,7 @@ fn main() -> ExitCode {
         }
         Commands::Devnet {
             nodes,
+            witnesses,
             vector,
             dir,
             p2p_base_port,
@@ -153,7 +172,11 @@ fn main() -> ExitCode {
             };
             match vector {
                 Some(vector) => replay_devnet(&vector, dir, ports),
-                None => devnet(nodes, &dir.unwrap_or_else(|| "devnet".into()), ports),
+                None => devnet(
+                    (nodes, witnesses),
+                    &dir.unwrap_or_else(|| "devnet".into()),
+                    ports,
+                ),
             }
         }
     };
@@ -247,21 +270,34 @@ fn read_public(path: &Path) -> Result<ValidatorPublic> {
 
 fn genesis(
     chain_name: &str,
-    validators: &[PathBuf],
+    (validators, witnesses, witness_weight): (&[PathBuf], &[PathBuf], u64),
     accounts: &[String],
     out: &Path,
 ) -> Result<()> {
-    let mut genesis_validators = Vec::new();
-    for path in validators {
+    let read = |path: &PathBuf| -> Result<(ValidatorPublic, Vec<u8>)> {
         let public = read_public(path)?;
         let peer: libp2p::PeerId = public
             .peer_id
             .parse()
             .with_context(|| format!("{}: bad peer id", path.display()))?;
+        Ok((public, peer.to_bytes()))
+    };
+    let mut genesis_validators = Vec::new();
+    for path in validators {
+        let (public, peer) = read(path)?;
         genesis_validators.push(GenesisValidator {
             public_key: public.public_key,
-            peer: peer.to_bytes(),
+            peer,
             base_reputation: public.base_reputation,
+        });
+    }
+    let mut genesis_witnesses = Vec::new();
+    for path in witnesses {
+        let (public, peer) = read(path)?;
+        genesis_witnesses.push(GenesisWitness {
+            public_key: public.public_key,
+            peer,
+            weight: witness_weight,
         });
     }
     let mut genesis_accounts = Vec::new();
@@ -284,7 +320,7 @@ fn genesis(
         });
     }
     let genesis = Genesis {
-        witnesses: vec![],
+        witnesses: genesis_witnesses,
         chain_name: chain_name.into(),
         params: Default::default(),
         accounts: genesis_accounts,
@@ -337,10 +373,11 @@ fn write_node_configs(dir: &Path, addresses: &[String], ports: Ports, replay: bo
     Ok(())
 }
 
-fn devnet(nodes: usize, dir: &Path, ports: Ports) -> Result<()> {
-    if nodes == 0 || nodes > 16 {
-        bail!("--nodes must be between 1 and 16");
+fn devnet((validators, witnesses): (usize, usize), dir: &Path, ports: Ports) -> Result<()> {
+    if validators == 0 || validators + witnesses > 16 {
+        bail!("--nodes must be at least 1, and --nodes plus --witnesses at most 16");
     }
+    let nodes = validators + witnesses;
     let genesis_path = dir.join("genesis.json");
     let demo_key_path = dir.join("demo.key");
     if !genesis_path.exists() {
@@ -358,15 +395,16 @@ fn devnet(nodes: usize, dir: &Path, ports: Ports) -> Result<()> {
         let demo = keys::generate_ml_dsa(KeyKind::MlDsa65);
         keys::save_ml_dsa(&demo_key_path, &demo)?;
         let demo_account = AccountId::from_public_key(demo.public_key());
-        let validator_files: Vec<PathBuf> = (0..nodes)
+        let public_files: Vec<PathBuf> = (0..nodes)
             .map(|i| {
                 dir.join(format!("node{i}"))
                     .join(keys::VALIDATOR_PUBLIC_FILE)
             })
             .collect();
+        let (validator_files, witness_files) = public_files.split_at(validators);
         genesis(
             "agora-devnet",
-            &validator_files,
+            (validator_files, witness_files, 10),
             &[format!("{demo_account}=1000000000000")],
             &genesis_path,
         )?;
@@ -375,7 +413,7 @@ fn devnet(nodes: usize, dir: &Path, ports: Ports) -> Result<()> {
     let children = start_nodes(dir, nodes)?;
     let demo = keys::load_ml_dsa(&demo_key_path)?;
     println!(
-        "Agora devnet: {nodes} validators on loopback, data in {}",
+        "Agora devnet: {validators} validators and {witnesses} witnesses on loopback, data in {}",
         dir.display()
     );
     print_nodes(dir, nodes, ports);
