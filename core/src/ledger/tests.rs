@@ -127,3 +127,101 @@ fn weight_is_base_plus_whole_points_capped() {
     assert_eq!(derive_weight(10, (5u128 << 64) | (1 << 63)), 15);
     assert_eq!(derive_weight(0, u128::MAX), MAX_VALIDATOR_WEIGHT);
 }
+
+fn key(i: u8) -> crate::PublicKey {
+    crate::SecretKey::from_seed(crate::KeyKind::MlDsa44, [i; 32])
+        .public_key()
+        .clone()
+}
+
+fn genesis_with_witnesses(weights: &[u64]) -> crate::Genesis {
+    crate::Genesis {
+        witnesses: weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| crate::genesis::GenesisWitness {
+                public_key: key(100 + i as u8),
+                peer: vec![100 + i as u8],
+                weight: *w,
+            })
+            .collect(),
+        chain_name: "witnesses".into(),
+        params: crate::Params::default(),
+        accounts: vec![],
+        validators: (0..2u8)
+            .map(|i| crate::genesis::GenesisValidator {
+                public_key: key(i),
+                peer: vec![i],
+                base_reputation: 10,
+            })
+            .collect(),
+        treasury: crate::Amount(100),
+    }
+}
+
+/// A witness in the genesis: it moves the chain id and the state root (a leaf of its own),
+/// joins the target configuration as a witness (not the committee that certifies), counts
+/// in the weight cap, and survives a snapshot round trip; without witnesses the chain id is
+/// the hash of the genesis bytes alone, as before witnesses existed.
+#[test]
+fn witnesses_in_the_genesis_join_the_configuration_but_not_the_committee() {
+    use crate::encoding::Canonical;
+    let plain = genesis_with_witnesses(&[]).normalized().unwrap();
+    assert_eq!(
+        plain.chain_id(),
+        crate::hash::tagged_hash(
+            crate::hash::tags::GENESIS,
+            &[&borsh::to_vec(&plain).unwrap()]
+        )
+    );
+    let genesis = genesis_with_witnesses(&[30]).normalized().unwrap();
+    assert_ne!(genesis.chain_id(), plain.chain_id());
+    let ledger = Ledger::from_genesis(&genesis);
+    let witness = ValidatorId::from_public_key(&key(100));
+    let target = ledger.target_config();
+    assert_eq!(target.members.len(), 2);
+    assert_eq!(target.witnesses.len(), 1);
+    assert_eq!(target.witnesses[0].validator, witness);
+    assert_eq!(
+        target.witnesses[0].weight, 19,
+        "capped as a validator would be: below the others' sum"
+    );
+    assert_eq!(ledger.state().committee.members, target.members);
+    assert!(ledger.prove(&StateKey::Witness(witness)).is_some());
+    assert_ne!(
+        ledger.state_root(),
+        Ledger::from_genesis(&plain).state_root()
+    );
+    let bytes = ledger.snapshot().to_canonical_bytes();
+    let restored = Ledger::restore(&bytes, &ledger.state_root()).unwrap();
+    assert_eq!(restored.state().witnesses, ledger.state().witnesses);
+    assert_eq!(restored.target_config(), ledger.target_config());
+    // A snapshot without witnesses carries no trailing map; an empty one written out is
+    // a second byte form, refused.
+    let plain_ledger = Ledger::from_genesis(&plain);
+    let mut padded = plain_ledger.snapshot().to_canonical_bytes();
+    padded.extend(0u32.to_le_bytes());
+    assert!(Ledger::restore(&padded, &plain_ledger.state_root()).is_err());
+}
+
+/// What a genesis may not say about witnesses.
+#[test]
+fn bad_witnesses_are_refused_with_the_reason() {
+    let mut zero = genesis_with_witnesses(&[0]);
+    assert!(zero.clone().normalized().is_err());
+    zero.witnesses[0].weight = MAX_VALIDATOR_WEIGHT + 1;
+    assert!(zero.normalized().is_err());
+    let mut twice = genesis_with_witnesses(&[1, 1]);
+    twice.witnesses[1].public_key = key(100);
+    assert!(matches!(
+        twice.normalized(),
+        Err(crate::genesis::GenesisError::Duplicate(_))
+    ));
+    let mut both = genesis_with_witnesses(&[1]);
+    both.witnesses[0].public_key = key(0);
+    let error = both.normalized().unwrap_err();
+    assert!(
+        error.to_string().contains("both a validator and a witness"),
+        "{error}"
+    );
+}
