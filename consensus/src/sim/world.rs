@@ -384,8 +384,22 @@ impl World {
         let others_proven = (0..self.nodes.len())
             .filter(|j| *j != i)
             .all(|j| self.nodes[j].store.hard_state().proven);
+        // Nor the disk of the last full member: a witness keeps no state, so with one full
+        // member left (two validators and a witness, one voted out) its disk is the only
+        // copy of the ledger, which no protocol survives losing.
+        let id = self.nodes[i].id;
+        let another_full_member = self.nodes[i].replica.as_ref().is_none_or(|r| {
+            let membership = r.raft().membership();
+            std::iter::once(&membership.incoming)
+                .chain(&membership.outgoing)
+                .all(|config| {
+                    config
+                        .voters()
+                        .any(|(other, _)| *other != id && !config.is_witness(other))
+                })
+        });
         match self.rng.random_range(0..8) {
-            _ if !others_proven => {}
+            _ if !others_proven || !another_full_member => {}
             0 => {
                 self.nodes[i].store = self.empty_store.clone();
                 self.report.disks_lost += 1;
