@@ -494,7 +494,7 @@ fn peer_seeds(blocks: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<Vec<u8>> {
             MessageBody::AppendEntries {
                 prev_index: 2,
                 prev_term: 1,
-                entries,
+                entries: entries.clone(),
                 commit: 4,
             },
         ),
@@ -556,6 +556,29 @@ fn peer_seeds(blocks: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<Vec<u8>> {
             },
         ),
         message(0, 1, 3, MessageBody::TimeoutNow),
+        message(
+            2,
+            0,
+            2,
+            MessageBody::WitnessEntries {
+                prev_index: 2,
+                prev_term: 1,
+                entries,
+                commit: 3,
+            },
+        ),
+        message(
+            0,
+            2,
+            2,
+            MessageBody::WitnessEntriesResponse {
+                success: false,
+                match_index: 2,
+                conflict_index: 1,
+                conflict_term: Some(1),
+            },
+        ),
+        message(0, 2, 2, MessageBody::Forgettable { index: 3 }),
         network::frame_request(&Request::SubmitTxs(txs.iter().take(3).cloned().collect())),
         network::frame_response(&Response::Txs(vec![
             TxAnswer::Busy,

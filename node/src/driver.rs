@@ -336,7 +336,11 @@ impl Shell {
         }
         self.events.publish_writes(&writes);
         for message in messages {
-            if self.outbound.try_send(Outbound::Raft(message)).is_err() {
+            if self
+                .outbound
+                .try_send(Outbound::Raft(Box::new(message)))
+                .is_err()
+            {
                 self.metrics.dropped_outbound.inc();
             }
         }

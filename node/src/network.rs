@@ -214,7 +214,7 @@ pub enum Inbound {
 #[derive(Debug)]
 pub enum Outbound {
     /// Send a Raft message.
-    Raft(Message),
+    Raft(Box<Message>),
     /// Forward a transaction to `leader`. Its fate is learned from the commit (or a
     /// re-send), so the leader's answer is only logged.
     Forward {
@@ -398,7 +398,7 @@ impl State {
                 }
                 let id = swarm.behaviour_mut().consensus.send_request_with_addresses(
                     &peer,
-                    Request::Raft(message),
+                    Request::Raft(*message),
                     self.address_of(&peer),
                 );
                 self.in_flight.started(id, peer, Kind::Raft);

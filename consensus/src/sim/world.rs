@@ -45,7 +45,7 @@ type SimReplica = Replica<Box<dyn VoteCrypto>>;
 
 /// What reaches a node.
 pub(super) enum Input {
-    Message(SimMessage),
+    Message(Box<SimMessage>),
     Request(RequestId, Request),
     Verified(VerifyId, bool),
 }
@@ -459,7 +459,7 @@ impl World {
             if let SimMessage::Raft(raft) = &message {
                 self.trace.update(raft.signing_bytes());
             }
-            self.input(i, Input::Message(message));
+            self.input(i, Input::Message(Box::new(message)));
         }
         for i in 0..self.nodes.len() {
             let now = self.now;
@@ -500,20 +500,22 @@ impl World {
             return;
         }
         match input {
-            Input::Message(SimMessage::Raft(message)) => replica.receive(message),
-            Input::Message(SimMessage::Forward { tx, .. }) => {
-                // The shell numbers a forward like any request; its answer goes back to
-                // the follower, which only logs it.
-                let id = self.next_request;
-                self.next_request += 1;
-                replica.request(
-                    id,
-                    Request::Submit {
-                        bytes: tx,
-                        wait: false,
-                    },
-                );
-            }
+            Input::Message(message) => match *message {
+                SimMessage::Raft(message) => replica.receive(message),
+                SimMessage::Forward { tx, .. } => {
+                    // The shell numbers a forward like any request; its answer goes back to
+                    // the follower, which only logs it.
+                    let id = self.next_request;
+                    self.next_request += 1;
+                    replica.request(
+                        id,
+                        Request::Submit {
+                            bytes: tx,
+                            wait: false,
+                        },
+                    );
+                }
+            },
             Input::Request(id, request) => replica.request(id, request),
             Input::Verified(id, ok) => replica.verified(id, ok),
         }
