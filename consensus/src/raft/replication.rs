@@ -114,10 +114,7 @@ impl<C: VoteCrypto> Raft<C> {
         let matches = matches
             || (self.cfg.bugs.skip_log_consistency_check && prev_index <= self.log.last_index());
         if !matches {
-            let (conflict_index, conflict_term) = match self.log.term_at(prev_index) {
-                None => (self.log.last_index() + 1, None),
-                Some(term) => (self.log.first_index_of_term(prev_index, term), Some(term)),
-            };
+            let (conflict_index, conflict_term) = self.conflict_hint(prev_index);
             self.send(
                 from,
                 reply(false, prev_index, conflict_index, conflict_term),
@@ -136,19 +133,57 @@ impl<C: VoteCrypto> Raft<C> {
         } else {
             entries
         };
-        if let Some(position) = self.log.find_conflict(&entries) {
-            let fresh: Vec<LogEntry> = entries[position..].to_vec();
-            let first = fresh[0].index;
-            if first <= self.log.last_index() {
-                self.untrack_config_from(first);
-                self.log.truncate_from(first);
-            }
-            self.track_config(&fresh);
-            self.log.append(fresh);
-        }
+        let taken = self.take_entries(&entries);
+        assert!(
+            taken.is_some(),
+            "a leader's append conflicts with a committed entry"
+        );
         self.verified = (self.term, last_new);
         self.log.commit_to(commit.min(last_new));
         self.send(from, reply(true, last_new, 0, None));
+    }
+
+    /// Where a log that does not hold the entry at `prev_index` with the sender's term
+    /// could match: the first index of its conflicting term there, or one past its end.
+    pub(crate) fn conflict_hint(&self, prev_index: Index) -> (Index, Option<Term>) {
+        match self.log.term_at(prev_index) {
+            None => (self.log.last_index() + 1, None),
+            Some(term) => (self.log.first_index_of_term(prev_index, term), Some(term)),
+        }
+    }
+
+    /// The sender's side: the index to send from after a rejection of `rejected` with
+    /// those hints (skipping the receiver's whole conflicting term, or to its log's end).
+    pub(crate) fn resume_from(
+        &self,
+        rejected: Index,
+        conflict_index: Index,
+        conflict_term: Option<Term>,
+    ) -> Index {
+        conflict_term
+            .and_then(|term| self.log.last_index_of_term(term, rejected))
+            .map_or(conflict_index, |index| index + 1)
+    }
+
+    /// Takes `entries`, which continue an entry this log holds: drops what conflicts with
+    /// them and appends what it lacks. `None`, and nothing changes, if that would drop a
+    /// committed entry; else whether anything changed.
+    pub(crate) fn take_entries(&mut self, entries: &[LogEntry]) -> Option<bool> {
+        let Some(position) = self.log.find_conflict(entries) else {
+            return Some(false);
+        };
+        let fresh: Vec<LogEntry> = entries[position..].to_vec();
+        let first = fresh[0].index;
+        if first <= self.log.committed() {
+            return None;
+        }
+        if first <= self.log.last_index() {
+            self.untrack_config_from(first);
+            self.log.truncate_from(first);
+        }
+        self.track_config(&fresh);
+        self.log.append(fresh);
+        Some(true)
     }
 
     /// The leader of this term has committed at least `index`.
@@ -214,9 +249,7 @@ impl<C: VoteCrypto> Raft<C> {
             if stale {
                 return;
             }
-            let hint = conflict_term
-                .and_then(|term| self.log.last_index_of_term(term, rejected))
-                .map_or(conflict_index, |index| index + 1);
+            let hint = self.resume_from(rejected, conflict_index, conflict_term);
             let progress = self.progress.get_mut(&from).expect("present");
             progress.become_probe();
             progress.next_index = hint.clamp(progress.match_index + 1, rejected);

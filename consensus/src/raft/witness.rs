@@ -128,29 +128,17 @@ impl<C: VoteCrypto> Raft<C> {
             return;
         }
         if self.log.term_at(prev_index) != Some(prev_term) {
-            let (conflict_index, conflict_term) = match self.log.term_at(prev_index) {
-                None => (self.log.last_index() + 1, None),
-                Some(term) => (self.log.first_index_of_term(prev_index, term), Some(term)),
-            };
+            let (conflict_index, conflict_term) = self.conflict_hint(prev_index);
             self.send(
                 from,
                 answer(false, prev_index, conflict_index, conflict_term),
             );
             return;
         }
-        if let Some(position) = self.log.find_conflict(&entries) {
-            let fresh: Vec<LogEntry> = entries[position..].to_vec();
-            let first = fresh[0].index;
-            if first <= committed {
-                return; // would drop a committed entry: never
-            }
-            if first <= self.log.last_index() {
-                self.untrack_config_from(first);
-                self.log.truncate_from(first);
-            }
-            self.track_config(&fresh);
-            self.log.append(fresh);
-            self.counters.witness_entries_taken += 1;
+        match self.take_entries(&entries) {
+            None => return, // it would drop a committed entry: never
+            Some(true) => self.counters.witness_entries_taken += 1,
+            Some(false) => {}
         }
         if last_term > self.term {
             // As the append of that term's leader would: an older leader's appends, which
@@ -180,10 +168,9 @@ impl<C: VoteCrypto> Raft<C> {
             return;
         }
         let rejected = match_index;
-        let hint = conflict_term
-            .and_then(|term| self.log.last_index_of_term(term, rejected))
-            .map_or(conflict_index, |index| index + 1);
-        let prev = hint.saturating_sub(1);
+        let prev = self
+            .resume_from(rejected, conflict_index, conflict_term)
+            .saturating_sub(1);
         if prev < rejected {
             self.relay_from(from, prev);
         }
