@@ -148,10 +148,15 @@ pub fn cluster_table<E: std::fmt::Display>(
         .map(|(url, status)| match status {
             Ok(s) => {
                 let role = serde_json::to_value(s.role).expect("serializes");
+                let role = role.as_str().unwrap_or_default();
                 vec![
                     url.clone(),
                     short(s.node.to_string()),
-                    role.as_str().unwrap_or_default().to_string(),
+                    if s.witness {
+                        format!("{role} (witness)")
+                    } else {
+                        role.to_string()
+                    },
                     s.term.to_string(),
                     s.height.to_string(),
                     s.applied_index.to_string(),

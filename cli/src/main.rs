@@ -576,9 +576,14 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
             cx.print(&status, || {
                 let role = serde_json::to_value(status.role).expect("serializes");
                 format!(
-                    "node {}\nrole {} (term {})\nleader {}\nheight {}  commit {}  applied {}\nstate root {}",
+                    "node {}\nrole {}{} (term {})\nleader {}\nheight {}  commit {}  applied {}\nstate root {}",
                     status.node,
                     role.as_str().unwrap_or_default(),
+                    if status.witness {
+                        ", a witness: it keeps the log and votes, it does not execute the ledger"
+                    } else {
+                        ""
+                    },
                     status.term,
                     status.leader.map_or("none".to_string(), |l| l.to_string()),
                     status.height,

@@ -25,6 +25,13 @@ fn two_full_members_and_a_witness_survive_the_loss_of_either_full_member() {
     let status = cluster.status(witness).unwrap();
     assert!(status.witness, "{status:?}");
     assert!(!cluster.status(0).unwrap().witness);
+    // The CLI, as a process, says so.
+    let agora = Agora {
+        node: format!("http://127.0.0.1:{}", cluster.nodes[witness].http_port),
+        dir: cluster.dir.clone(),
+    };
+    let text = agora.text("no.key", &["status"]);
+    assert!(text.contains("a witness"), "{text}");
 
     let mut nonce = 0;
     let tx = cluster.transfer(nonce, random_account(), 1_000);
