@@ -90,6 +90,16 @@ pub enum GenesisError {
     Invalid(String),
 }
 
+/// A peer id of at most [`MAX_PEER_BYTES`].
+fn check_peer(peer: &[u8]) -> Result<(), GenesisError> {
+    if peer.len() > MAX_PEER_BYTES {
+        return Err(GenesisError::Invalid(format!(
+            "peer id longer than {MAX_PEER_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
 impl Genesis {
     /// Parses and validates a genesis JSON document, putting it in canonical order.
     pub fn from_json(text: &str) -> Result<Genesis, GenesisError> {
@@ -133,11 +143,7 @@ impl Genesis {
                     "base reputation above {MAX_BASE_REPUTATION}"
                 )));
             }
-            if validator.peer.len() > MAX_PEER_BYTES {
-                return Err(GenesisError::Invalid(format!(
-                    "peer id longer than {MAX_PEER_BYTES} bytes"
-                )));
-            }
+            check_peer(&validator.peer)?;
         }
         self.witnesses
             .sort_by_key(|w| ValidatorId::from_public_key(&w.public_key));
@@ -161,11 +167,7 @@ impl Genesis {
                     crate::ledger::MAX_VALIDATOR_WEIGHT
                 )));
             }
-            if witness.peer.len() > MAX_PEER_BYTES {
-                return Err(GenesisError::Invalid(format!(
-                    "peer id longer than {MAX_PEER_BYTES} bytes"
-                )));
-            }
+            check_peer(&witness.peer)?;
         }
         if !self.validators.iter().any(|v| v.base_reputation > 0) {
             return Err(GenesisError::NoValidators);
