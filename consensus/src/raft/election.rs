@@ -30,6 +30,11 @@ impl<C: VoteCrypto> Raft<C> {
         if self.election_elapsed >= self.randomized_timeout && self.can_campaign() {
             self.election_elapsed = 0;
             self.campaign_pre_vote();
+        } else if self.election_elapsed >= self.randomized_timeout && self.is_witness() {
+            // A witness never campaigns, so no member ever names it a leader it cannot
+            // know (one added after its log ends); it asks instead (see `witness`).
+            self.election_elapsed = 0;
+            self.ask_for_leader();
         }
     }
 

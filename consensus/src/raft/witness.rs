@@ -183,6 +183,21 @@ impl<C: VoteCrypto> Raft<C> {
         }
     }
 
+    /// Witness, no leader heard for an election timeout: ask every member for its log end
+    /// ([`MessageBody::RecoveryProbe`], which changes nothing at the answerer). A member
+    /// following a leader that our log does not know yet names it (`LeaderIs`), as it
+    /// would to a full member's pre-vote; without this a witness that missed the entry
+    /// adding a new leader would drop that leader's messages forever.
+    pub(crate) fn ask_for_leader(&mut self) {
+        let last_index = self.log.last_index();
+        let me = self.cfg.id;
+        for id in self.membership.all_members() {
+            if id != me {
+                self.send(id, MessageBody::RecoveryProbe { last_index });
+            }
+        }
+    }
+
     /// Leader: tell each witness what it may forget.
     pub(crate) fn send_forgettable(&mut self) {
         if !self.membership.has_witnesses() {

@@ -80,11 +80,11 @@ impl Cluster {
         Self::build(weighted_config(weights), spares, adjust)
     }
 
-    /// Like [`Cluster::new`], with the nodes at `witnesses` witnesses.
-    pub fn with_witnesses(weights: &[u64], witnesses: &[usize]) -> Cluster {
+    /// Like [`Cluster::with_spares`], with the nodes at `witnesses` witnesses.
+    pub fn with_witnesses(weights: &[u64], witnesses: &[usize], spares: usize) -> Cluster {
         let mut config = weighted_config(weights);
         config.witnesses = witnesses.iter().map(|i| node_id(*i)).collect();
-        Self::build(config, 0, |_| {})
+        Self::build(config, spares, |_| {})
     }
 
     fn build(config: Config, spares: usize, adjust: impl Fn(&mut RaftConfig)) -> Cluster {
