@@ -32,7 +32,10 @@ impl<C: VoteCrypto> Raft<C> {
             self.campaign_pre_vote();
         } else if self.election_elapsed >= self.randomized_timeout && self.is_witness() {
             // A witness never campaigns, so no member ever names it a leader it cannot
-            // know (one added after its log ends); it asks instead (see `witness`).
+            // know (one added after its log ends); it asks instead (see `witness`). It
+            // forgets the leader it has not heard from, as a full member would by
+            // campaigning: else it would keep refusing pre-votes in that leader's name.
+            self.leader = None;
             self.election_elapsed = 0;
             self.ask_for_leader();
         }
