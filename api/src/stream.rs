@@ -135,7 +135,9 @@ pub fn event_accounts(event: &Event) -> Vec<AccountId> {
         Event::ValidatorAdded { validator }
         | Event::ValidatorRemoved { validator }
         | Event::ReputationSet { validator, .. }
-        | Event::ProposerRewarded { validator, .. } => vec![*validator],
+        | Event::ProposerRewarded { validator, .. }
+        | Event::WitnessAdded { witness: validator }
+        | Event::WitnessRemoved { witness: validator } => vec![*validator],
         Event::ProposalTallied { .. }
         | Event::DepositForfeited { .. }
         | Event::ParamsChanged
@@ -158,6 +160,8 @@ pub fn event_kind(event: &Event) -> Option<StreamKind> {
         Event::ValidatorAdded { .. }
         | Event::ValidatorRemoved { .. }
         | Event::ReputationSet { .. }
+        | Event::WitnessAdded { .. }
+        | Event::WitnessRemoved { .. }
         | Event::ConfigChanged => Some(StreamKind::Validators),
         Event::KeyRegistered { .. }
         | Event::Transferred { .. }

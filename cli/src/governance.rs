@@ -22,7 +22,7 @@ pub struct ProposeArgs {
     pub wait: bool,
 }
 
-/// The six kinds of proposal.
+/// The eight kinds of proposal.
 #[derive(Subcommand)]
 pub enum ProposeCommand {
     /// A statement to vote on; passing it changes nothing but the record.
@@ -100,6 +100,29 @@ pub enum ProposeCommand {
         #[command(flatten)]
         args: ProposeArgs,
     },
+    /// Add a witness (votes and keeps the log, never leads, does not execute the
+    /// ledger), from the validator.json that `agora-node init` wrote for its node.
+    ///
+    /// Example: agora propose add-witness --validator-file node4/validator.json --weight 10 --deposit 10
+    AddWitness {
+        /// The new witness's public file.
+        #[arg(long)]
+        validator_file: PathBuf,
+        /// Its consensus weight (1 to 2^32; capped like a validator's).
+        #[arg(long, default_value_t = 10)]
+        weight: u64,
+        #[command(flatten)]
+        args: ProposeArgs,
+    },
+    /// Remove a witness.
+    ///
+    /// Example: agora propose remove-witness 24b5…a3 --deposit 10
+    RemoveWitness {
+        /// Witness id (hex).
+        witness: String,
+        #[command(flatten)]
+        args: ProposeArgs,
+    },
 }
 
 /// The fields of `validator.json` a proposal needs.
@@ -108,6 +131,20 @@ struct ValidatorFile {
     public_key: PublicKey,
     peer_id: String,
     base_reputation: u64,
+}
+
+impl ValidatorFile {
+    /// Reads `path`; returns the file and its peer id's bytes.
+    fn read(path: &std::path::Path) -> Result<(ValidatorFile, Vec<u8>)> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: ValidatorFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a validator.json", path.display()))?;
+        let peer = bs58::decode(&file.peer_id)
+            .into_vec()
+            .map_err(|e| anyhow!("{}: bad peer id: {e}", file.peer_id))?;
+        Ok((file, peer))
+    }
 }
 
 fn account(text: &str) -> Result<AccountId> {
@@ -174,13 +211,7 @@ pub fn action(command: &ProposeCommand) -> Result<(Action, bool)> {
             base_reputation,
             args,
         } => {
-            let text = std::fs::read_to_string(validator_file)
-                .with_context(|| format!("reading {}", validator_file.display()))?;
-            let file: ValidatorFile = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a validator.json", validator_file.display()))?;
-            let peer = bs58::decode(&file.peer_id)
-                .into_vec()
-                .map_err(|e| anyhow!("{}: bad peer id: {e}", file.peer_id))?;
+            let (file, peer) = ValidatorFile::read(validator_file)?;
             (
                 ProposalKind::AddValidator {
                     public_key: file.public_key,
@@ -204,6 +235,27 @@ pub fn action(command: &ProposeCommand) -> Result<(Action, bool)> {
             ProposalKind::SetReputation {
                 validator: account(validator)?,
                 base_reputation: *base,
+            },
+            args,
+        ),
+        ProposeCommand::AddWitness {
+            validator_file,
+            weight,
+            args,
+        } => {
+            let (file, peer) = ValidatorFile::read(validator_file)?;
+            (
+                ProposalKind::AddWitness {
+                    public_key: file.public_key,
+                    peer,
+                    weight: *weight,
+                },
+                args,
+            )
+        }
+        ProposeCommand::RemoveWitness { witness, args } => (
+            ProposalKind::RemoveWitness {
+                witness: account(witness)?,
             },
             args,
         ),
@@ -251,6 +303,13 @@ pub fn describe(kind: &ProposalKind) -> String {
             validator,
             base_reputation,
         } => format!("set reputation of {validator} to {base_reputation}"),
+        ProposalKind::AddWitness {
+            public_key, weight, ..
+        } => format!(
+            "add witness {} of weight {weight}",
+            AccountId::from_public_key(public_key)
+        ),
+        ProposalKind::RemoveWitness { witness } => format!("remove witness {witness}"),
     }
 }
 

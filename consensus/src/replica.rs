@@ -415,6 +415,8 @@ impl<C: VoteCrypto> Replica<C> {
             raft,
         };
         replica.publish_peers();
+        let stands_aside = !replica.is_witness() && !replica.executes();
+        replica.raft.set_stands_aside(stands_aside);
         Ok(replica)
     }
 
@@ -465,9 +467,8 @@ impl<C: VoteCrypto> Replica<C> {
             self.reply(id, Err(error));
             return;
         }
-        if let Some(refusal) = self
-            .is_witness()
-            .then(|| witness_refusal(&request))
+        if let Some(refusal) = (!self.executes())
+            .then(|| witness_refusal(&request, self.is_witness()))
             .flatten()
         {
             self.reply(id, Err(refusal));
@@ -604,16 +605,19 @@ impl<C: VoteCrypto> Replica<C> {
         if !witness {
             self.prefetch_verdicts(&ready.entries);
         }
-        // 3. Install, then apply (a witness does neither: it does not execute the log).
+        // 3. Install, then apply (a witness does neither: it does not execute the log; a
+        //    former witness applies nothing until a full snapshot gives it a ledger).
+        let mut executes = self.executes();
         if let Some(snapshot) = &ready.snapshot {
-            if witness {
+            if witness || snapshot.data.is_empty() {
                 self.witness_install(snapshot);
             } else {
                 self.install(snapshot)?;
+                executes = true;
             }
         }
         for entry in &ready.committed_entries {
-            if witness {
+            if !executes {
                 self.counters.applied_entries += 1;
             } else {
                 self.apply(entry)?;
@@ -632,9 +636,10 @@ impl<C: VoteCrypto> Replica<C> {
         }
         if witness {
             self.witness_compact();
-        } else {
+        } else if executes {
             self.maybe_snapshot();
         }
+        self.raft.set_stands_aside(!witness && !self.executes());
         Ok(())
     }
 

@@ -126,6 +126,11 @@ pub struct SimReport {
     pub certificate_signatures: u64,
     /// Governance proposals passed and executed (validators added, removed, reweighted).
     pub proposals_passed: u64,
+    /// Of those, witnesses added and witnesses removed.
+    pub witness_governance: (u64, u64),
+    /// Nodes alive at the end that are full members or outsiders whose ledger lags their
+    /// log: witnesses that governance removed (they serve nothing and never lead).
+    pub former_witnesses: u64,
     /// Linearizable reads served and checked.
     pub reads_served: u64,
     /// Elections started.

@@ -140,6 +140,15 @@ pub enum ProposalError {
     /// Executing it would leave no validator with weight above 0.
     #[error("it would leave no validator with weight")]
     NoValidatorWithWeight,
+    /// The key to add is a witness already.
+    #[error("that key is a witness already")]
+    AlreadyWitness,
+    /// The witness to remove does not exist.
+    #[error("no such witness")]
+    UnknownWitness,
+    /// A witness weight of 0 or above 2^32.
+    #[error("a witness's weight must be 1 to 4294967296")]
+    WitnessWeightOutOfRange,
 }
 
 /// Whether a transaction took effect.
@@ -314,6 +323,16 @@ pub enum Event {
     },
     /// The target consensus configuration changed.
     ConfigChanged,
+    /// A witness joined.
+    WitnessAdded {
+        /// The witness.
+        witness: ValidatorId,
+    },
+    /// A witness left.
+    WitnessRemoved {
+        /// The witness.
+        witness: ValidatorId,
+    },
 }
 
 /// One member of the consensus configuration the ledger wants.

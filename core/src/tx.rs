@@ -114,6 +114,21 @@ pub enum ProposalKind {
         /// The new base.
         base_reputation: u64,
     },
+    /// Adds a witness: a consensus member that votes and keeps the log but never leads
+    /// and does not execute the ledger.
+    AddWitness {
+        /// Its ML-DSA key (signs its votes).
+        public_key: PublicKey,
+        /// Its network identity (the libp2p peer id bytes), bound to the key.
+        peer: Vec<u8>,
+        /// Its consensus weight (1 to 2^32; the cap applies as to validators).
+        weight: u64,
+    },
+    /// Removes a witness.
+    RemoveWitness {
+        /// Which one.
+        witness: ValidatorId,
+    },
 }
 
 /// What a transaction does.
@@ -245,9 +260,13 @@ fn validate_proposal(proposal: &ProposalKind) -> Result<(), DecodeError> {
         ProposalKind::AddValidator { peer, .. } => {
             check_len("validator peer id (bytes)", peer.len(), MAX_PEER_BYTES)
         }
+        ProposalKind::AddWitness { peer, .. } => {
+            check_len("witness peer id (bytes)", peer.len(), MAX_PEER_BYTES)
+        }
         ProposalKind::TreasurySpend { .. }
         | ProposalKind::RemoveValidator { .. }
-        | ProposalKind::SetReputation { .. } => Ok(()),
+        | ProposalKind::SetReputation { .. }
+        | ProposalKind::RemoveWitness { .. } => Ok(()),
     }
 }
 

@@ -33,25 +33,34 @@ pub struct Expected {
     pub config: Option<Vec<ConfigWeight>>,
 }
 
-/// One validator's consensus weight in a target configuration.
+/// One member's consensus weight in a target configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigWeight {
-    /// The validator.
+    /// The validator (or witness).
     pub validator: ValidatorId,
     /// Its consensus weight (after the cap).
     pub weight: u64,
+    /// Whether it is a witness (written only when it is: a configuration without
+    /// witnesses keeps the form it had before witnesses existed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub witness: bool,
 }
 
 impl ConfigWeight {
-    /// The weights of a target configuration.
+    /// The weights of a target configuration: the validators, then the witnesses.
     pub fn of(config: &TargetConfig) -> Vec<ConfigWeight> {
+        let weight = |witness: bool| {
+            move |member: &crate::outcome::ConfigMember| ConfigWeight {
+                validator: member.validator,
+                weight: member.weight,
+                witness,
+            }
+        };
         config
             .members
             .iter()
-            .map(|member| ConfigWeight {
-                validator: member.validator,
-                weight: member.weight,
-            })
+            .map(weight(false))
+            .chain(config.witnesses.iter().map(weight(true)))
             .collect()
     }
 }

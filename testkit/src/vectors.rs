@@ -454,12 +454,14 @@ mod certificates;
 pub use certificates::certified_chain;
 mod governance;
 mod support;
+mod witnesses;
 
 /// Every scenario, in a fixed order.
 pub fn generate_all() -> Vec<VectorFile> {
     use accounts::*;
     use certificates::*;
     use governance::*;
+    use witnesses::*;
     vec![
         transfers_and_fees(),
         failures(),
@@ -477,6 +479,7 @@ pub fn generate_all() -> Vec<VectorFile> {
         edge_cases(),
         certificates(),
         certificate_failures(),
+        governance_witnesses(),
     ]
 }
 

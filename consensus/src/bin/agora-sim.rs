@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         }
         match run(&options) {
             Ok(report) if !args.quiet => println!(
-                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} witness relays {}/{} compactions {} liveness {} ticks  trace {}",
+                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} witness relays {}/{} compactions {} added/removed {}/{} former {} liveness {} ticks  trace {}",
                 report.nodes,
                 report.committed_index,
                 report.acknowledged,
@@ -78,6 +78,9 @@ fn main() -> ExitCode {
                 report.witness_relays.0,
                 report.witness_relays.1,
                 report.witness_compactions,
+                report.witness_governance.0,
+                report.witness_governance.1,
+                report.former_witnesses,
                 report.liveness_ticks,
                 &report.trace_hash.to_hex()[..16]
             ),

@@ -99,6 +99,18 @@ impl Config {
         }
     }
 
+    /// Whether at least two of the full members (all of them, if fewer) have matched
+    /// `index`, as `matched` reports them.
+    pub fn full_members_hold(&self, index: u64, matched: impl Fn(&NodeId) -> u64) -> bool {
+        let full: Vec<u64> = self
+            .members
+            .keys()
+            .filter(|id| !self.witnesses.contains(id))
+            .map(&matched)
+            .collect();
+        full.iter().filter(|m| **m >= index).count() >= full.len().min(2)
+    }
+
     /// Sum of all weights.
     pub fn total_weight(&self) -> u64 {
         self.members.values().map(|m| m.weight).sum()

@@ -282,6 +282,9 @@ pub struct Raft<C: VoteCrypto> {
     /// Witness: the index up to which the leader said a quorum of full members holds
     /// the log (see the `witness` module).
     pub(crate) forgettable: Index,
+    /// The driver's state machine lags its log (a former witness): this member votes
+    /// and keeps the log but, like a witness, never campaigns (see `set_stands_aside`).
+    pub(crate) stands_aside: bool,
     persisted_hard_state: HardState,
     reported_soft_state: SoftState,
     ready_outstanding: bool,
@@ -375,6 +378,7 @@ impl<C: VoteCrypto> Raft<C> {
             contacts: BTreeMap::new(),
             vouched: None,
             forgettable: 0,
+            stands_aside: false,
             persisted_hard_state: hard_state,
             reported_soft_state: SoftState {
                 role: Role::Follower,

@@ -30,7 +30,9 @@ impl<C: VoteCrypto> Raft<C> {
         if self.election_elapsed >= self.randomized_timeout && self.can_campaign() {
             self.election_elapsed = 0;
             self.campaign_pre_vote();
-        } else if self.election_elapsed >= self.randomized_timeout && self.is_witness() {
+        } else if self.election_elapsed >= self.randomized_timeout
+            && (self.is_witness() || self.stands_aside)
+        {
             // A witness never campaigns, so no member ever names it a leader it cannot
             // know (one added after its log ends); it asks instead (see `witness`). It
             // forgets the leader it has not heard from, as a full member would by
@@ -63,6 +65,9 @@ impl<C: VoteCrypto> Raft<C> {
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks {
             self.heartbeat_elapsed = 0;
+            // Leaving a joint configuration may wait on full members catching up, not
+            // only on a commit.
+            self.maybe_leave_joint();
             self.broadcast_heartbeat();
         }
     }
@@ -73,6 +78,7 @@ impl<C: VoteCrypto> Raft<C> {
         let witness = witness && !self.cfg.bugs.witness_campaigns;
         self.membership.is_voter(&self.cfg.id)
             && !witness
+            && !self.stands_aside
             && self.pending_install.is_none()
             && self.rejoin.is_none()
     }

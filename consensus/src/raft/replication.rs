@@ -335,16 +335,7 @@ impl<C: VoteCrypto> Raft<C> {
 
     fn after_commit(&mut self) {
         self.release_reads_after_commit();
-        // Joint consensus, second step: once C(old,new) is committed, the leader appends
-        // C(new). One change at a time: nothing else can start while this runs.
-        if self.membership.is_joint()
-            && self
-                .config_history
-                .last()
-                .is_none_or(|(index, _)| *index <= self.log.committed())
-        {
-            let new = self.membership.incoming.clone();
-            self.append_entry(EntryData::Config(ConfigChange::Final(new)));
+        if self.maybe_leave_joint() {
             return;
         }
         // A leader that is not a voter of the committed configuration steps down.
@@ -354,6 +345,39 @@ impl<C: VoteCrypto> Raft<C> {
         {
             self.become_follower(self.term, None);
         }
+    }
+
+    /// Joint consensus, second step: once C(old,new) is committed, the leader appends
+    /// C(new). One change at a time: nothing else can start while this runs.
+    ///
+    /// With witnesses, it first waits until two full members of the incoming configuration
+    /// (all, if fewer) hold the joint entry: witnesses may have forgotten, before it,
+    /// entries that only two full members held, and leaving may drop one of them (the
+    /// simulator found that: a holder voted out, the other's disk lost, and the full
+    /// members left could catch up from nobody). During the joint step every forgetting
+    /// already counts the incoming full members.
+    pub(crate) fn maybe_leave_joint(&mut self) -> bool {
+        let Some((joint, _)) = self.config_history.last() else {
+            return false;
+        };
+        if !self.membership.is_joint() || *joint > self.log.committed() {
+            return false;
+        }
+        let (own, id) = (self.log.persisted(), self.cfg.id);
+        let held = !self.membership.has_witnesses()
+            || self.membership.incoming.full_members_hold(*joint, |n| {
+                if *n == id {
+                    own
+                } else {
+                    self.progress.get(n).map_or(0, |p| p.match_index)
+                }
+            });
+        if !held {
+            return false;
+        }
+        let new = self.membership.incoming.clone();
+        self.append_entry(EntryData::Config(ConfigChange::Final(new)));
+        true
     }
 
     pub(crate) fn handle_heartbeat(&mut self, from: NodeId, commit: Index, read_seq: u64) {

@@ -183,6 +183,14 @@ impl<C: VoteCrypto> Raft<C> {
         }
     }
 
+    /// Whether this member must not lead although it is a full member: its driver's
+    /// state machine does not hold what its log has applied (a witness that governance
+    /// removed, or later made a validator, executed none of it). It then votes and keeps
+    /// the log as a witness does, and never campaigns or takes a transfer.
+    pub fn set_stands_aside(&mut self, stands_aside: bool) {
+        self.stands_aside = stands_aside;
+    }
+
     /// Witness, no leader heard for an election timeout: ask every member for its log end
     /// ([`MessageBody::RecoveryProbe`], which changes nothing at the answerer). A member
     /// following a leader that our log does not know yet names it (`LeaderIs`), as it

@@ -7,14 +7,16 @@ use super::{Replica, Request, Write};
 use crate::raft::{Snapshot, VoteCrypto};
 use agora_api::ApiError;
 
-/// A witness's answer to any request but `Status`.
-pub(super) fn witness_refusal(request: &Request) -> Option<ApiError> {
+/// The answer to any request but `Status` of a replica that does not execute the ledger:
+/// a witness, or a former witness whose ledger lags its log.
+pub(super) fn witness_refusal(request: &Request, witness: bool) -> Option<ApiError> {
     (!matches!(request, Request::Status)).then(|| {
-        ApiError::new(
-            421,
-            "witness",
-            "this node is a witness: it keeps the log and votes, but does not execute the ledger; send reads and transactions to a full member",
-        )
+        let text = if witness {
+            "this node is a witness: it keeps the log and votes, but does not execute the ledger; send reads and transactions to a full member"
+        } else {
+            "this node was a witness and did not execute the ledger, so its state lags its log; send reads and transactions to a full member (to serve them itself, restart it with an empty data directory)"
+        };
+        ApiError::new(421, "witness", text)
     })
 }
 
@@ -22,6 +24,16 @@ impl<C: VoteCrypto> Replica<C> {
     /// Whether this replica is a witness in the configuration in force.
     pub fn is_witness(&self) -> bool {
         self.raft.is_witness()
+    }
+
+    /// Whether this replica's ledger holds everything its log has applied. Only a
+    /// witness's does not, and a former witness's: governance removed it (or removed it and
+    /// made it a validator) and it cannot execute entries on a ledger that skipped some.
+    /// Such a replica keeps voting and keeping the log, but serves nothing, applies
+    /// nothing and never leads; an empty data directory makes it a full member again (it
+    /// then rejoins as a member that lost its disk, by snapshot).
+    pub fn executes(&self) -> bool {
+        !self.is_witness() && self.app.ledger().height() == self.raft.applied_index()
     }
 
     /// Witness: a snapshot from the leader carries its metadata only; nothing to restore.

@@ -52,7 +52,8 @@ pub(super) enum Input {
 
 pub(super) struct SimNode {
     pub(super) id: NodeId,
-    /// A witness of the genesis: clients never send it requests (it serves none).
+    /// A witness at some point of the run (of the genesis, or added by governance):
+    /// clients never send it requests (it serves none, nor does it once removed).
     pub(super) witness: bool,
     pub(super) key: SecretKey,
     public_key: Vec<u8>,
@@ -144,6 +145,16 @@ impl World {
             .iter()
             .map(|_| rng.random_range(1..=10))
             .collect();
+        // With witnesses, governance also adds a witness (a second spare) and later removes
+        // it: it keeps running, a non-member whose ledger lags its log. (Not a genesis
+        // witness: a genesis member is how a member that lost its disk, and restarts
+        // knowing only the genesis configuration, finds the current leader.)
+        let spare_witness = (governance && opts.witnesses > 0).then(|| {
+            seeded_key(
+                KeyKind::MlDsa44,
+                &format!("sim-{}-spare-witness", opts.seed),
+            )
+        });
         let clients: Vec<SecretKey> = (0..CLIENTS)
             .map(|i| seeded_key(KeyKind::MlDsa44, &format!("sim-client-{}-{i}", opts.seed)))
             .collect();
@@ -213,12 +224,39 @@ impl World {
                     base_reputation: rng.random_range(1..=10),
                 },
             ));
+            if let Some(witness) = &spare_witness {
+                plan.push_back((
+                    2_000,
+                    ProposalKind::AddWitness {
+                        public_key: witness.public_key().clone(),
+                        peer: vec![],
+                        weight: rng.random_range(1..=10),
+                    },
+                ));
+            }
             plan.push_back((
                 3_000,
                 ProposalKind::RemoveValidator {
                     validator: ids[rng.random_range(0..ids.len())],
                 },
             ));
+            if let Some(witness) = &spare_witness {
+                plan.push_back((
+                    3_800,
+                    ProposalKind::RemoveWitness {
+                        witness: AccountId::from_public_key(witness.public_key()),
+                    },
+                ));
+                // And makes it a validator: its ledger lags its log, so it stands aside.
+                plan.push_back((
+                    4_200,
+                    ProposalKind::AddValidator {
+                        public_key: witness.public_key().clone(),
+                        peer: vec![],
+                        base_reputation: rng.random_range(1..=10),
+                    },
+                ));
+            }
             plan.push_back((
                 4_500,
                 ProposalKind::SetReputation {
@@ -229,12 +267,14 @@ impl World {
         }
         let witness_ids: Vec<NodeId> = witness_keys
             .iter()
+            .chain(&spare_witness)
             .map(|k| AccountId::from_public_key(k.public_key()))
             .collect();
         let nodes = keys
             .into_iter()
             .chain(witness_keys)
             .chain(spare)
+            .chain(spare_witness)
             .map(|key| SimNode {
                 witness: witness_ids.contains(&AccountId::from_public_key(key.public_key())),
                 id: AccountId::from_public_key(key.public_key()),
@@ -261,7 +301,10 @@ impl World {
         let lease_reads = rng.random_bool(0.5);
         let report = SimReport {
             seed: opts.seed,
-            nodes: count + opts.witnesses + usize::from(governance),
+            nodes: count
+                + opts.witnesses
+                + usize::from(governance)
+                + usize::from(governance && opts.witnesses > 0),
             ..SimReport::default()
         };
         let mut world = World {
@@ -724,6 +767,18 @@ impl World {
             return Err(fail(
                 "a witness never leads",
                 format!("{:?} leads term {} as a witness", node.id, raft.term()),
+            ));
+        }
+        if raft.role() == Role::Leader && !replica.executes() {
+            return Err(fail(
+                "a witness never leads",
+                format!(
+                    "{:?} leads term {} with a ledger at height {} behind its applied index {} (a former witness)",
+                    node.id,
+                    raft.term(),
+                    replica.ledger().height(),
+                    raft.applied_index()
+                ),
             ));
         }
         if raft.role() == Role::Leader && node.led_term != Some(raft.term()) {

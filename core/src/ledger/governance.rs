@@ -2,6 +2,7 @@
 //! at execution), the tally at the end of a voting period, and executing a passed proposal.
 
 use super::*;
+use crate::state::Witness;
 
 impl Ledger {
     /// Refuses at submission a proposal that could never execute.
@@ -44,18 +45,42 @@ impl Ledger {
                 public_key,
                 base_reputation,
                 ..
-            } => {
-                if validators.contains_key(&ValidatorId::from_public_key(public_key)) {
-                    Err(ProposalError::AlreadyValidator)
-                } else {
-                    base_allowed(*base_reputation)
-                }
-            }
+            } => self
+                .new_member(public_key)
+                .and_then(|()| base_allowed(*base_reputation)),
             ProposalKind::RemoveValidator { validator } => known(validator),
             ProposalKind::SetReputation {
                 validator,
                 base_reputation,
             } => known(validator).and_then(|()| base_allowed(*base_reputation)),
+            ProposalKind::AddWitness {
+                public_key, weight, ..
+            } => self.new_member(public_key).and_then(|()| {
+                if (1..=MAX_VALIDATOR_WEIGHT).contains(weight) {
+                    Ok(())
+                } else {
+                    Err(ProposalError::WitnessWeightOutOfRange)
+                }
+            }),
+            ProposalKind::RemoveWitness { witness } => {
+                if self.state.witnesses.contains_key(witness) {
+                    Ok(())
+                } else {
+                    Err(ProposalError::UnknownWitness)
+                }
+            }
+        }
+    }
+
+    /// A key to add as a validator or a witness must be neither yet.
+    fn new_member(&self, public_key: &PublicKey) -> Result<(), ProposalError> {
+        let id = ValidatorId::from_public_key(public_key);
+        if self.state.validators.contains_key(&id) {
+            Err(ProposalError::AlreadyValidator)
+        } else if self.state.witnesses.contains_key(&id) {
+            Err(ProposalError::AlreadyWitness)
+        } else {
+            Ok(())
         }
     }
 
@@ -199,6 +224,26 @@ impl Ledger {
                     validator: *validator,
                     base_reputation: *base_reputation,
                 });
+            }
+            ProposalKind::AddWitness {
+                public_key,
+                peer,
+                weight,
+            } => {
+                let id = ValidatorId::from_public_key(public_key);
+                let witness = Witness {
+                    public_key: public_key.clone(),
+                    peer: peer.clone(),
+                    weight: *weight,
+                };
+                self.state.witnesses.insert(id, witness);
+                self.dirty.insert(StateKey::Witness(id));
+                events.push(Event::WitnessAdded { witness: id });
+            }
+            ProposalKind::RemoveWitness { witness } => {
+                self.state.witnesses.remove(witness);
+                self.dirty.insert(StateKey::Witness(*witness));
+                events.push(Event::WitnessRemoved { witness: *witness });
             }
         }
         Ok(())

@@ -294,14 +294,29 @@ impl World {
             .iter()
             .filter_map(|n| n.replica.as_ref())
             .max_by_key(|r| r.ledger().height());
-        self.report.proposals_passed = furthest.map_or(0, |r| {
+        let passed: Vec<&agora_core::ProposalKind> = furthest.map_or(Vec::new(), |r| {
             r.ledger()
                 .state()
                 .proposals
                 .values()
                 .filter(|p| p.status == agora_core::state::ProposalStatus::Passed)
-                .count() as u64
+                .map(|p| &p.kind)
+                .collect()
         });
+        self.report.proposals_passed = passed.len() as u64;
+        let count = |f: fn(&agora_core::ProposalKind) -> bool| {
+            passed.iter().filter(|kind| f(kind)).count() as u64
+        };
+        self.report.witness_governance = (
+            count(|k| matches!(k, agora_core::ProposalKind::AddWitness { .. })),
+            count(|k| matches!(k, agora_core::ProposalKind::RemoveWitness { .. })),
+        );
+        self.report.former_witnesses = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .filter(|r| !r.is_witness() && !r.executes())
+            .count() as u64;
     }
 
     pub(crate) fn now(&self) -> u64 {
