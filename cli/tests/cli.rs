@@ -96,6 +96,8 @@ fn every_command_has_help() {
         "propose add-validator",
         "propose remove-validator",
         "propose set-reputation",
+        "propose add-witness",
+        "propose remove-witness",
         "vote",
         "proposals list",
         "proposals show",

@@ -283,7 +283,7 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
     assert!(String::from_utf8_lossy(&forced.stderr).contains("the transaction failed"));
     assert_eq!(nonce(&agora), before + 1, "forced: on chain, fee paid");
 
-    // The other five kinds of proposal go in the same way.
+    // The other seven kinds of proposal go in the same way.
     let validator_id = AccountId::from_public_key(validator.public_key()).to_string();
     let newcomer = agora_testkit::seeded_key(KeyKind::MlDsa44, "lifecycle-newcomer");
     let validator_file = dir.join("newcomer.json");
@@ -293,7 +293,15 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
         "base_reputation": 5,
     });
     std::fs::write(&validator_file, public.to_string()).unwrap();
-    let kinds: [Vec<&str>; 5] = [
+    let witness = agora_testkit::seeded_key(KeyKind::MlDsa44, "lifecycle-witness");
+    let witness_file = dir.join("witness.json");
+    let public = serde_json::json!({
+        "public_key": witness.public_key(),
+        "peer_id": agora_node::keys::seeded_network_key("lifecycle-witness").public().to_peer_id().to_string(),
+        "base_reputation": 5,
+    });
+    std::fs::write(&witness_file, public.to_string()).unwrap();
+    let kinds: [Vec<&str>; 6] = [
         vec![
             "text",
             "--title",
@@ -309,6 +317,13 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
         ],
         vec!["remove-validator", &validator_id],
         vec!["set-reputation", &validator_id, "--base", "40"],
+        vec![
+            "add-witness",
+            "--validator-file",
+            witness_file.to_str().unwrap(),
+            "--weight",
+            "7",
+        ],
     ];
     for kind in &kinds {
         let mut args = vec!["propose"];
@@ -327,9 +342,31 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
         ),
         &format!("remove validator {validator_id}"),
         &format!("set reputation of {validator_id} to 40"),
+        &format!(
+            "add witness {} of weight 7",
+            AccountId::from_public_key(witness.public_key())
+        ),
     ] {
         assert!(open.contains(expected), "{expected} in\n{open}");
     }
+    // Removing a witness the chain does not have is refused on chain, with the reason.
+    let unknown = agora.run(
+        "bob.key",
+        &[
+            "propose",
+            "remove-witness",
+            &validator_id,
+            "--deposit",
+            "1",
+            "--wait",
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("unknown_witness") || stderr.contains("no such witness"),
+        "{stderr}"
+    );
 
     let passed: ProposalsResponse =
         agora.answer("alice.key", &["proposals", "list", "--status", "passed"]);
