@@ -357,15 +357,18 @@ impl<C: VoteCrypto> Raft<C> {
     /// members left could catch up from nobody). During the joint step every forgetting
     /// already counts the incoming full members.
     pub(crate) fn maybe_leave_joint(&mut self) -> bool {
-        let Some((joint, _)) = self.config_history.last() else {
-            return false;
-        };
-        if !self.membership.is_joint() || *joint > self.log.committed() {
+        // The joint entry: the newest configuration entry, or, with none in the log since
+        // a snapshot, the snapshot point (the snapshot holds the joint membership).
+        let joint = self
+            .config_history
+            .last()
+            .map_or(self.log.snapshot().index, |(index, _)| *index);
+        if !self.membership.is_joint() || joint > self.log.committed() {
             return false;
         }
         let (own, id) = (self.log.persisted(), self.cfg.id);
         let held = !self.membership.has_witnesses()
-            || self.membership.incoming.full_members_hold(*joint, |n| {
+            || self.membership.incoming.full_members_hold(joint, |n| {
                 if *n == id {
                     own
                 } else {
