@@ -206,8 +206,11 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Every peer link through a fault proxy ([`crate::faults::Net`]).
     pub proxied: bool,
-    /// How many of the nodes (the last ones) join the genesis as witnesses.
+    /// How many of the genesis's nodes (the last ones) join it as witnesses.
     pub witnesses: usize,
+    /// How many nodes (the very last ones) are not in the genesis: they run from the start,
+    /// outside the configuration, until governance adds them.
+    pub spares: usize,
 }
 
 fn run_ok(args: &[&str]) {
@@ -277,8 +280,9 @@ impl Cluster {
             "--out".into(),
             genesis_path.display().to_string(),
         ];
-        for (i, node) in nodes.iter().enumerate() {
-            let role = if i + options.witnesses >= count {
+        let members = count - options.spares;
+        for (i, node) in nodes.iter().enumerate().take(members) {
+            let role = if i + options.witnesses >= members {
                 "--witness"
             } else {
                 "--validator"
