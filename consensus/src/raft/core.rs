@@ -263,6 +263,9 @@ pub struct Raft<C: VoteCrypto> {
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     pub(crate) transfer: Option<(NodeId, u64)>,
     pub(crate) transfer_streak: u32,
+    /// Members a reputation transfer went to that did not take over in time, and until
+    /// when (a tick) no reputation transfer targets them again (one entry per member).
+    pub(crate) transfer_declined: BTreeMap<NodeId, u64>,
     /// Lease reads are off until this tick (after a leadership handover began).
     pub(crate) lease_blocked_until: u64,
     pub(crate) reads: ReadQueue,
@@ -368,6 +371,7 @@ impl<C: VoteCrypto> Raft<C> {
             progress: BTreeMap::new(),
             transfer: None,
             transfer_streak: 0,
+            transfer_declined: BTreeMap::new(),
             lease_blocked_until: 0,
             reads: ReadQueue::default(),
             snapshot: (snapshot.meta.index > 0).then_some(snapshot),

@@ -10,6 +10,10 @@ use crate::raft::quorum::VoteResult;
 use crate::raft::types::{EntryData, Index, NodeId, Role, Term};
 use rand::Rng;
 
+/// How many minimum election timeouts a member that did not take over a reputation
+/// transfer is passed over by the next ones.
+const DECLINED_TRANSFER_TIMEOUTS: u64 = 30;
+
 impl<C: VoteCrypto> Raft<C> {
     pub(crate) fn tick_election(&mut self) {
         if self.rejoin.is_some() {
@@ -58,7 +62,17 @@ impl<C: VoteCrypto> Raft<C> {
         }
         if let Some((target, elapsed)) = self.transfer {
             if elapsed + 1 >= self.cfg.election_timeout_ticks_min {
-                self.transfer = None; // the target did not take over in time
+                // The target did not take over in time: it may be unable to (a former
+                // witness standing aside, a member whose clock or link is bad), so no
+                // reputation transfer tries it again for a while, else every few checks
+                // would pause proposals for a transfer that fails again.
+                self.transfer = None;
+                let now = self.now;
+                self.transfer_declined.retain(|_, until| *until > now);
+                self.transfer_declined.insert(
+                    target,
+                    now + DECLINED_TRANSFER_TIMEOUTS * self.cfg.election_timeout_ticks_min,
+                );
             } else {
                 self.transfer = Some((target, elapsed + 1));
             }
@@ -393,6 +407,11 @@ impl<C: VoteCrypto> Raft<C> {
             .incoming
             .voters()
             .filter(|(id, _)| !self.membership.is_witness(id))
+            .filter(|(id, _)| {
+                self.transfer_declined
+                    .get(id)
+                    .is_none_or(|until| *until <= self.now)
+            })
             .filter(|(id, _)| {
                 self.progress
                     .get(id)

@@ -77,6 +77,28 @@ fn leadership_moves_to_the_heaviest_healthy_voter() {
     assert_eq!(c.nodes[2].as_ref().unwrap().term(), term);
 }
 
+/// A heaviest voter that does not take over (here one standing aside: a former witness
+/// whose ledger lags) is tried, then passed over for a while: every failed transfer pauses
+/// proposals for an election timeout, so retrying it every few checks would stall the
+/// leader a quarter of the time.
+#[test]
+fn a_voter_that_does_not_take_over_is_passed_over_for_a_while() {
+    let mut c = Cluster::new(&[2, 3, 4]);
+    c.stop(2);
+    c.elect();
+    c.tick_until(400, |c| c.leader() == Some(1));
+    c.start(2);
+    c.node(2).set_stands_aside(true);
+    let before = c.node(1).counters().transfers;
+    for _ in 0..1_000 {
+        c.tick();
+        assert_ne!(c.leader(), Some(2), "it stands aside");
+    }
+    assert_eq!(c.leader(), Some(1));
+    let tried = c.node(1).counters().transfers - before;
+    assert!((1..=4).contains(&tried), "{tried} transfers in 1,000 ticks");
+}
+
 /// Thesis §9.6 (pre-vote) and §6.2 (check-quorum): an isolated node campaigns without
 /// raising its term, and when it rejoins it does not depose the healthy leader.
 #[test]
