@@ -354,6 +354,10 @@ pub struct Replica<C: VoteCrypto> {
     last_block_proposed: u64,
     pending: Actions,
     halted: Option<NodeHalt>,
+    /// Some committed entry was not executed (this replica was a witness at the time, or
+    /// restored a witness's metadata-only snapshot): its ledger lags its log until a full
+    /// snapshot is installed.
+    unexecuted: bool,
     counters: ReplicaCounters,
     #[cfg(any(test, feature = "inject-bugs"))]
     bugs: ReplicaBugs,
@@ -371,6 +375,11 @@ impl<C: VoteCrypto> Replica<C> {
             mut recovered,
             seed,
         } = parts;
+        // A witness's snapshot is its metadata only: the ledger it restores lags its log.
+        let unexecuted = recovered
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.meta.index > 0 && s.data.is_empty());
         let ledger = match &recovered.snapshot {
             // A witness's snapshot is metadata only: its ledger stays at the genesis.
             Some(snapshot) if snapshot.meta.index > 0 && !snapshot.data.is_empty() => {
@@ -408,6 +417,7 @@ impl<C: VoteCrypto> Replica<C> {
             last_block_proposed: 0,
             pending: Actions::default(),
             halted: None,
+            unexecuted,
             counters: ReplicaCounters::default(),
             #[cfg(any(test, feature = "inject-bugs"))]
             bugs: ReplicaBugs::default(),
@@ -607,17 +617,17 @@ impl<C: VoteCrypto> Replica<C> {
         }
         // 3. Install, then apply (a witness does neither: it does not execute the log; a
         //    former witness applies nothing until a full snapshot gives it a ledger).
-        let mut executes = self.executes();
         if let Some(snapshot) = &ready.snapshot {
             if witness || snapshot.data.is_empty() {
                 self.witness_install(snapshot);
             } else {
                 self.install(snapshot)?;
-                executes = true;
             }
         }
+        let executes = self.executes();
         for entry in &ready.committed_entries {
             if !executes {
+                self.unexecuted = true;
                 self.counters.applied_entries += 1;
             } else {
                 self.apply(entry)?;
@@ -677,6 +687,7 @@ impl<C: VoteCrypto> Replica<C> {
             return Ok(());
         }
         self.app = LedgerApp::new(ledger);
+        self.unexecuted = false;
         self.counters.snapshots_installed += 1;
         self.pending
             .notices

@@ -34,13 +34,13 @@ impl<C: VoteCrypto> Raft<C> {
         if self.election_elapsed >= self.randomized_timeout && self.can_campaign() {
             self.election_elapsed = 0;
             self.campaign_pre_vote();
-        } else if self.election_elapsed >= self.randomized_timeout
-            && (self.is_witness() || self.stands_aside)
-        {
-            // A witness never campaigns, so no member ever names it a leader it cannot
-            // know (one added after its log ends); it asks instead (see `witness`). It
-            // forgets the leader it has not heard from, as a full member would by
-            // campaigning: else it would keep refusing pre-votes in that leader's name.
+        } else if self.election_elapsed >= self.randomized_timeout {
+            // A node that may not campaign — a witness, a member standing aside, a node
+            // outside its own configuration (one governance added, restarted from an empty
+            // disk that knows only the genesis) — is never named a leader it cannot know
+            // (one added after its log ends) by a refused pre-vote; it asks instead (see
+            // `witness`). It forgets the leader it has not heard from, as a full member
+            // would by campaigning: else it would keep refusing pre-votes in its name.
             self.leader = None;
             self.election_elapsed = 0;
             self.ask_for_leader();

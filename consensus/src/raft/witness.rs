@@ -191,7 +191,9 @@ impl<C: VoteCrypto> Raft<C> {
         self.stands_aside = stands_aside;
     }
 
-    /// Witness, no leader heard for an election timeout: ask every member for its log end
+    /// A node that may not campaign (a witness, a member standing aside, a node outside its
+    /// own configuration), no leader heard for an election timeout: ask every member of
+    /// its configuration for its log end
     /// ([`MessageBody::RecoveryProbe`], which changes nothing at the answerer). A member
     /// following a leader that our log does not know yet names it (`LeaderIs`), as it
     /// would to a full member's pre-vote; without this a witness that missed the entry

@@ -26,18 +26,20 @@ impl<C: VoteCrypto> Replica<C> {
         self.raft.is_witness()
     }
 
-    /// Whether this replica's ledger holds everything its log has applied. Only a
-    /// witness's does not, and a former witness's: governance removed it (or removed it and
-    /// made it a validator) and it cannot execute entries on a ledger that skipped some.
-    /// Such a replica keeps voting and keeping the log, but serves nothing, applies
-    /// nothing and never leads; an empty data directory makes it a full member again (it
-    /// then rejoins as a member that lost its disk, by snapshot).
+    /// Whether this replica executes the log: its ledger holds everything its log has
+    /// applied. A witness's does not, nor a former witness's (it skipped entries, and
+    /// governance then removed it, or removed it and made it a validator): it cannot
+    /// execute entries on a ledger that skipped some. Such a replica keeps voting and
+    /// keeping the log, but serves nothing, applies nothing and never leads, until a
+    /// leader sends it a full snapshot; an empty data directory makes it a full member
+    /// again (it rejoins as a member that lost its disk, by snapshot).
     pub fn executes(&self) -> bool {
-        !self.is_witness() && self.app.ledger().height() == self.raft.applied_index()
+        !self.is_witness() && !self.unexecuted
     }
 
     /// Witness: a snapshot from the leader carries its metadata only; nothing to restore.
     pub(super) fn witness_install(&mut self, snapshot: &Snapshot) {
+        self.unexecuted = true;
         self.counters.snapshots_installed += 1;
         self.pending.notices.push(super::Notice::SnapshotInstalled {
             index: snapshot.meta.index,
