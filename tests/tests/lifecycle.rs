@@ -285,22 +285,20 @@ fn a_parameter_change_goes_from_proposal_to_effect_through_the_cli() {
 
     // The other seven kinds of proposal go in the same way.
     let validator_id = AccountId::from_public_key(validator.public_key()).to_string();
-    let newcomer = agora_testkit::seeded_key(KeyKind::MlDsa44, "lifecycle-newcomer");
-    let validator_file = dir.join("newcomer.json");
-    let public = serde_json::json!({
-        "public_key": newcomer.public_key(),
-        "peer_id": agora_node::keys::seeded_network_key("lifecycle-newcomer").public().to_peer_id().to_string(),
-        "base_reputation": 5,
-    });
-    std::fs::write(&validator_file, public.to_string()).unwrap();
-    let witness = agora_testkit::seeded_key(KeyKind::MlDsa44, "lifecycle-witness");
-    let witness_file = dir.join("witness.json");
-    let public = serde_json::json!({
-        "public_key": witness.public_key(),
-        "peer_id": agora_node::keys::seeded_network_key("lifecycle-witness").public().to_peer_id().to_string(),
-        "base_reputation": 5,
-    });
-    std::fs::write(&witness_file, public.to_string()).unwrap();
+    // A node's public file (validator.json, as `agora-node init` writes it) for a label.
+    let public_file = |label: &str| {
+        let key = agora_testkit::seeded_key(KeyKind::MlDsa44, label);
+        let path = dir.join(format!("{label}.json"));
+        let public = serde_json::json!({
+            "public_key": key.public_key(),
+            "peer_id": agora_node::keys::seeded_network_key(label).public().to_peer_id().to_string(),
+            "base_reputation": 5,
+        });
+        std::fs::write(&path, public.to_string()).unwrap();
+        (key, path)
+    };
+    let (newcomer, validator_file) = public_file("lifecycle-newcomer");
+    let (witness, witness_file) = public_file("lifecycle-witness");
     let kinds: [Vec<&str>; 6] = [
         vec![
             "text",
