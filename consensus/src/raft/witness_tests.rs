@@ -296,3 +296,59 @@ fn a_joint_configuration_restored_from_a_snapshot_is_left() {
         c.leader().is_some_and(|l| left_joint_for(c, &[l], &config))
     });
 }
+
+/// The weight rules hold with witnesses: a witness's vote counts like a full member's, so
+/// the counter-example that forces joint consensus for weight changes has its witness
+/// form — {A:1, B:1, W:1} → {A:3, B:1, W:1} in one step lets {B, W} (a quorum of the old
+/// weights) and {A} (of the new) decide with no node in common — and joint consensus
+/// rules it out: every two joint quorums intersect, checked exhaustively over every
+/// weight pair below 4 with the witness in either configuration or both.
+#[test]
+fn the_joint_consensus_counter_example_holds_with_witnesses() {
+    let with_witness = |weights: &[u64]| {
+        let mut config = weighted_config(weights);
+        config.witnesses.insert(node_id(2));
+        config
+    };
+    let (old, new) = (with_witness(&[1, 1, 1]), with_witness(&[3, 1, 1]));
+    let b_w: std::collections::BTreeSet<_> = [node_id(1), node_id(2)].into();
+    let a: std::collections::BTreeSet<_> = [node_id(0)].into();
+    assert!(old.is_quorum(&b_w) && new.is_quorum(&a) && b_w.is_disjoint(&a));
+    let joint = Membership {
+        incoming: new,
+        outgoing: Some(old),
+    };
+    assert!(!joint.is_quorum(|n| b_w.contains(n)));
+    assert!(!joint.is_quorum(|n| a.contains(n)));
+    for old_weights in (0..64u64).map(|w| [w % 4, w / 4 % 4, w / 16 % 4]) {
+        for new_weights in (0..64u64).map(|w| [w % 4, w / 4 % 4, w / 16 % 4]) {
+            for witness_in in 1..4u8 {
+                let config = |weights: &[u64; 3], flag: u8| {
+                    if witness_in & flag != 0 {
+                        with_witness(weights)
+                    } else {
+                        weighted_config(weights)
+                    }
+                };
+                let joint = Membership {
+                    incoming: config(&new_weights, 1),
+                    outgoing: Some(config(&old_weights, 2)),
+                };
+                let quorum = |set: u32| {
+                    joint.is_quorum(|n| (0..3).any(|i| set >> i & 1 == 1 && *n == node_id(i)))
+                };
+                for x in 0u32..8 {
+                    for y in 0u32..8 {
+                        if quorum(x) && quorum(y) {
+                            assert_ne!(
+                                x & y,
+                                0,
+                                "{old_weights:?} -> {new_weights:?}: {x:03b}, {y:03b}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
