@@ -50,8 +50,11 @@ impl<C: VoteCrypto> Raft<C> {
     /// Witness: a full member asked for a vote with a log ending at (`last_index`,
     /// `last_term`), less up to date than ours: send it what it lacks, from where its log
     /// may match ours (our last entry at or below its end whose term is at most its last).
+    /// A member standing aside (a former witness made a validator) relays too: it holds
+    /// the log a witness would, and may be the last holder of entries a witness forgot
+    /// (the simulator found a cluster that could elect nobody otherwise).
     pub(crate) fn relay_to_candidate(&mut self, to: NodeId, last_index: Index, last_term: Term) {
-        if !self.is_witness() || self.membership.is_witness(&to) {
+        if !(self.is_witness() || self.stands_aside) || self.membership.is_witness(&to) {
             return;
         }
         let mut prev = last_index.min(self.log.last_index());
@@ -88,7 +91,8 @@ impl<C: VoteCrypto> Raft<C> {
         );
     }
 
-    /// A full member receives entries from a witness.
+    /// A full member receives entries from a witness (or a member standing aside; it
+    /// cannot tell which, and the argument above holds for any member's log).
     pub(crate) fn handle_witness_entries(
         &mut self,
         from: NodeId,
@@ -96,7 +100,7 @@ impl<C: VoteCrypto> Raft<C> {
         entries: Vec<LogEntry>,
         commit: Index,
     ) {
-        if !self.membership.is_witness(&from)
+        if !self.membership.contains(&from)
             || self.is_witness()
             || self.role == Role::Leader
             || self.rejoin.is_some()
