@@ -352,3 +352,33 @@ fn the_joint_consensus_counter_example_holds_with_witnesses() {
         }
     }
 }
+
+/// A member standing aside (a former witness made a validator) relays like a witness: the
+/// leader commits an entry with it alone (the third member is cut off) and dies; the third
+/// member lacks the entry, so the one standing aside refuses it its vote but sends it
+/// the entry, and it is elected. Without the relay nobody could lead again: the member
+/// that has the entry never campaigns. (Found by the simulator: `agora-sim --nodes 2
+/// --witnesses 1`, seed 21003.)
+#[test]
+fn a_member_standing_aside_relays_to_a_candidate_behind_it() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    c.node(2).set_stands_aside(true);
+    let leader = c.elect();
+    assert_ne!(leader, 2);
+    let other = 1 - leader;
+    c.tick_until(50, |c| {
+        c.nodes[other]
+            .as_ref()
+            .is_some_and(|r| r.commit_index() == c.nodes[leader].as_ref().unwrap().commit_index())
+    });
+    c.isolated.insert(other);
+    c.node(leader)
+        .propose(b"with the one aside".to_vec())
+        .unwrap();
+    c.tick_until(50, |c| applied(c, leader, b"with the one aside"));
+    c.stop(leader);
+    c.isolated.clear();
+    c.tick_until(1_000, |c| c.leader() == Some(other));
+    c.tick_until(50, |c| applied(c, other, b"with the one aside"));
+    assert!(c.node(2).counters().witness_relays > 0);
+}
