@@ -35,6 +35,27 @@ fn a_witness_never_campaigns_and_gets_no_vote() {
     c.tick_until(500, |c| c.leader() == Some(1));
 }
 
+/// Once `other` has caught up, cuts it off; the leader commits `payload` without it, then
+/// stops, and `other` is reconnected: it lacks `payload`.
+fn commit_without_then_lose_the_leader(
+    c: &mut Cluster,
+    leader: usize,
+    other: usize,
+    payload: &[u8],
+) {
+    c.tick_until(50, |c| {
+        c.nodes[other]
+            .as_ref()
+            .is_some_and(|r| r.commit_index() == c.nodes[leader].as_ref().unwrap().commit_index())
+    });
+    c.isolated.insert(other);
+    c.node(leader).propose(payload.to_vec()).unwrap();
+    c.tick_until(50, |c| applied(c, leader, payload));
+    assert!(!applied(c, other, payload));
+    c.stop(leader);
+    c.isolated.clear();
+}
+
 /// Two full members and a witness: the leader commits an entry with the witness alone (the
 /// other full member is cut off), then dies. The survivor's log lacks that entry, so the
 /// witness refuses it its vote, but relays the entry; the survivor is elected and applies
@@ -44,19 +65,7 @@ fn a_full_member_behind_the_witness_catches_up_from_it_and_is_elected() {
     let mut c = Cluster::with_witnesses(&[1, 1, 1], &[2], 0);
     let leader = c.elect();
     let other = 1 - leader;
-    c.tick_until(50, |c| {
-        c.nodes[other]
-            .as_ref()
-            .is_some_and(|r| r.commit_index() == c.nodes[leader].as_ref().unwrap().commit_index())
-    });
-    c.isolated.insert(other);
-    c.node(leader)
-        .propose(b"with the witness".to_vec())
-        .unwrap();
-    c.tick_until(50, |c| applied(c, leader, b"with the witness"));
-    assert!(!applied(&c, other, b"with the witness"));
-    c.stop(leader);
-    c.isolated.clear();
+    commit_without_then_lose_the_leader(&mut c, leader, other, b"with the witness");
     c.tick_until(1_000, |c| c.leader() == Some(other));
     c.tick_until(50, |c| applied(c, other, b"with the witness"));
     assert!(c.node(2).counters().witness_relays > 0);
@@ -366,18 +375,7 @@ fn a_member_standing_aside_relays_to_a_candidate_behind_it() {
     let leader = c.elect();
     assert_ne!(leader, 2);
     let other = 1 - leader;
-    c.tick_until(50, |c| {
-        c.nodes[other]
-            .as_ref()
-            .is_some_and(|r| r.commit_index() == c.nodes[leader].as_ref().unwrap().commit_index())
-    });
-    c.isolated.insert(other);
-    c.node(leader)
-        .propose(b"with the one aside".to_vec())
-        .unwrap();
-    c.tick_until(50, |c| applied(c, leader, b"with the one aside"));
-    c.stop(leader);
-    c.isolated.clear();
+    commit_without_then_lose_the_leader(&mut c, leader, other, b"with the one aside");
     c.tick_until(1_000, |c| c.leader() == Some(other));
     c.tick_until(50, |c| applied(c, other, b"with the one aside"));
     assert!(c.node(2).counters().witness_relays > 0);
