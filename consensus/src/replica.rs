@@ -381,8 +381,7 @@ impl<C: VoteCrypto> Replica<C> {
             .as_ref()
             .is_some_and(|s| s.meta.index > 0 && s.data.is_empty());
         let ledger = match &recovered.snapshot {
-            // A witness's snapshot is metadata only: its ledger stays at the genesis.
-            Some(snapshot) if snapshot.meta.index > 0 && !snapshot.data.is_empty() => {
+            Some(snapshot) if snapshot.meta.index > 0 && !unexecuted => {
                 Ledger::restore(&snapshot.data, &Hash32(snapshot.meta.state_root)).map_err(
                     |error| StartError::BadSnapshot {
                         index: snapshot.meta.index,
@@ -425,8 +424,7 @@ impl<C: VoteCrypto> Replica<C> {
             raft,
         };
         replica.publish_peers();
-        let stands_aside = !replica.is_witness() && !replica.executes();
-        replica.raft.set_stands_aside(stands_aside);
+        replica.raft.set_stands_aside(replica.is_former_witness());
         Ok(replica)
     }
 
@@ -649,7 +647,7 @@ impl<C: VoteCrypto> Replica<C> {
         } else if executes {
             self.maybe_snapshot();
         }
-        self.raft.set_stands_aside(!witness && !self.executes());
+        self.raft.set_stands_aside(self.is_former_witness());
         Ok(())
     }
 

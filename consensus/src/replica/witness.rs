@@ -37,6 +37,12 @@ impl<C: VoteCrypto> Replica<C> {
         !self.is_witness() && !self.unexecuted
     }
 
+    /// A full member or outsider that does not execute the log (see [`Self::executes`]):
+    /// it stands aside in the core.
+    pub fn is_former_witness(&self) -> bool {
+        !self.is_witness() && self.unexecuted
+    }
+
     /// Witness: a snapshot from the leader carries its metadata only; nothing to restore.
     pub(super) fn witness_install(&mut self, snapshot: &Snapshot) {
         self.unexecuted = true;

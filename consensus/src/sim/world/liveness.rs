@@ -315,7 +315,7 @@ impl World {
             .nodes
             .iter()
             .filter_map(|n| n.replica.as_ref())
-            .filter(|r| !r.is_witness() && !r.executes())
+            .filter(|r| r.is_former_witness())
             .count() as u64;
     }
 
