@@ -543,7 +543,15 @@ fn peer_seeds(blocks: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<Vec<u8>> {
                 context: vec![1, 2, 3],
             },
         ),
-        message(2, 0, 2, MessageBody::RecoveryProbe { last_index: 1 }),
+        message(
+            2,
+            0,
+            2,
+            MessageBody::RecoveryProbe {
+                last_term: 1,
+                last_index: 1,
+            },
+        ),
         message(
             2,
             0,

@@ -238,7 +238,7 @@ impl<C: VoteCrypto> Raft<C> {
         let up_to_date = self.log.is_up_to_date(last_index, last_term);
         let grant = can_vote && up_to_date && !witness;
         if !up_to_date {
-            self.relay_to_candidate(from, last_index, last_term);
+            self.relay_to_behind_member(from, last_index, last_term);
         }
         if pre_vote {
             // A granted pre-vote answers in the candidate's proposed term.

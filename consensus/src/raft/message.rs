@@ -119,8 +119,11 @@ pub enum MessageBody {
     },
     /// A node rejoining after lost state asks for the sender's term and log end (see the
     /// `rejoin` module). Answered whatever the terms; changes nothing at the answerer, which
-    /// also names its leader if the prober's log ends before that leader was added.
+    /// also names its leader if the prober's log ends before that leader was added, and,
+    /// a witness or a member standing aside, relays its log if the prober's is behind.
     RecoveryProbe {
+        /// The term of the prober's last entry.
+        last_term: Term,
         /// The prober's last index.
         last_index: Index,
     },

@@ -80,9 +80,8 @@ impl<C: VoteCrypto> Raft<C> {
             self.conclude_reports();
             return;
         }
-        let last_index = self.log.last_index();
         for id in ask {
-            self.send(id, MessageBody::RecoveryProbe { last_index });
+            self.send_recovery_probe(id);
         }
     }
 
@@ -102,9 +101,13 @@ impl<C: VoteCrypto> Raft<C> {
 
     /// Answered for any sender the transport let through: a report tells little, and the
     /// prober's configuration (or ours) may be out of date.
-    pub(crate) fn answer_recovery_probe(&mut self, from: NodeId, prober_last_index: Index) {
+    pub(crate) fn answer_recovery_probe(
+        &mut self,
+        from: NodeId,
+        (prober_term, prober_index): (Term, Index),
+    ) {
         // A prober whose log ends before our leader was added would drop its messages.
-        self.name_leader_to(from, prober_last_index);
+        self.name_leader_to(from, prober_index);
         let (last_term, last_index) = (self.log.last_term(), self.log.last_index());
         let members = self.membership.all_members().into_iter().collect();
         let config_index = self.membership_index();
@@ -117,6 +120,10 @@ impl<C: VoteCrypto> Raft<C> {
                 config_index,
             },
         );
+        // A member that never leads may hold entries no leader can bring the prober (see
+        // `relay_to_behind_member`); sent after the report, which a rejoining prober needs
+        // before it takes them.
+        self.relay_to_behind_member(from, prober_index, prober_term);
     }
 
     pub(crate) fn handle_recovery_report(
@@ -139,6 +146,18 @@ impl<C: VoteCrypto> Raft<C> {
         if self.unreported().is_empty() {
             self.conclude_reports();
         }
+    }
+
+    /// Asks `to` for its term, log end and configuration, telling it where our log ends.
+    pub(crate) fn send_recovery_probe(&mut self, to: NodeId) {
+        let (last_term, last_index) = (self.log.last_term(), self.log.last_index());
+        self.send(
+            to,
+            MessageBody::RecoveryProbe {
+                last_term,
+                last_index,
+            },
+        );
     }
 
     /// Whom a rejoining node must hear from: every member of the newest configuration it

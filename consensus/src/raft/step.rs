@@ -24,8 +24,11 @@ impl<C: VoteCrypto> Raft<C> {
         // out of date (or ours is) must still be answered, and may have to hear from
         // members it does not know yet (see the `rejoin` module).
         match message.body {
-            MessageBody::RecoveryProbe { last_index } => {
-                self.answer_recovery_probe(message.from, last_index);
+            MessageBody::RecoveryProbe {
+                last_term,
+                last_index,
+            } => {
+                self.answer_recovery_probe(message.from, (last_term, last_index));
                 return;
             }
             MessageBody::RecoveryReport {
@@ -312,7 +315,10 @@ fn numbers(body: &MessageBody) -> (Vec<Index>, Vec<Term>) {
         MessageBody::InstallSnapshot { meta, .. } => (vec![meta.index], vec![meta.term]),
         MessageBody::InstallSnapshotResponse { index, .. }
         | MessageBody::ReadIndexResponse { index, .. } => (vec![*index], vec![]),
-        MessageBody::RecoveryProbe { last_index } => (vec![*last_index], vec![]),
+        MessageBody::RecoveryProbe {
+            last_term,
+            last_index,
+        } => (vec![*last_index], vec![*last_term]),
         MessageBody::Forgettable { index } => (vec![*index], vec![]),
         MessageBody::CommitSignatures { signatures } => (
             signatures.iter().map(|(height, _)| *height).collect(),

@@ -47,14 +47,27 @@ impl<C: VoteCrypto> Raft<C> {
         self.forgettable.min(self.log.committed())
     }
 
-    /// Witness: a full member asked for a vote with a log ending at (`last_index`,
-    /// `last_term`), less up to date than ours: send it what it lacks, from where its log
-    /// may match ours (our last entry at or below its end whose term is at most its last).
-    /// A member standing aside (a former witness made a validator) relays too: it holds
-    /// the log a witness would, and may be the last holder of entries a witness forgot
-    /// (the simulator found a cluster that could elect nobody otherwise).
-    pub(crate) fn relay_to_candidate(&mut self, to: NodeId, last_index: Index, last_term: Term) {
-        if !(self.is_witness() || self.stands_aside) || self.membership.is_witness(&to) {
+    /// Witness: a full member asked for a vote, or probed us while rejoining, with a log
+    /// ending at (`last_index`, `last_term`), less up to date than ours: send it what it
+    /// lacks, from where its log may match ours (our last entry at or below its end whose
+    /// term is at most its last). A member standing aside (a former witness made a
+    /// validator) relays too: it holds the log a witness would, and may be the last holder
+    /// of entries a witness forgot (the simulator found a cluster that could elect nobody
+    /// otherwise). A rejoining member never campaigns, so its probes are the only sign
+    /// that it is behind; it may be the only full member left that could lead, once it
+    /// holds what we hold (the simulator found that too: `--nodes 2 --witnesses 1`, seed
+    /// 21042).
+    pub(crate) fn relay_to_behind_member(
+        &mut self,
+        to: NodeId,
+        last_index: Index,
+        last_term: Term,
+    ) {
+        if !self.never_leads() || self.membership.is_witness(&to) || !self.membership.contains(&to)
+        {
+            return;
+        }
+        if (last_term, last_index) >= (self.log.last_term(), self.log.last_index()) {
             return;
         }
         let mut prev = last_index.min(self.log.last_index());
@@ -65,6 +78,11 @@ impl<C: VoteCrypto> Raft<C> {
             prev -= 1;
         }
         self.relay_from(to, prev);
+    }
+
+    /// A witness, or a member standing aside: it never campaigns, and relays its log.
+    fn never_leads(&self) -> bool {
+        self.is_witness() || self.stands_aside
     }
 
     /// Sends `to` our entries after `prev`, one bounded batch.
@@ -100,10 +118,15 @@ impl<C: VoteCrypto> Raft<C> {
         entries: Vec<LogEntry>,
         commit: Index,
     ) {
+        // A rejoining node takes relayed entries once it knows the log it must reach: it
+        // has then moved past every term it could have voted in, so moving to the relayed
+        // term below cannot let it vote twice; and the entries acknowledge nothing to a
+        // leader. Before that, it waits for the reports.
+        let rejoin_waits = self.rejoin.is_some() && self.rejoin_target().is_none();
         if !self.membership.contains(&from)
             || self.is_witness()
             || self.role == Role::Leader
-            || self.rejoin.is_some()
+            || rejoin_waits
             || self.pending_install.is_some()
         {
             return;
@@ -151,10 +174,11 @@ impl<C: VoteCrypto> Raft<C> {
         }
         self.log.commit_to(commit.min(last_index));
         self.send(from, answer(true, last_index, 0, None));
+        self.check_rejoined();
     }
 
-    /// Witness: the member's answer. Continue until it holds our whole log, or back off
-    /// to where it may match.
+    /// Witness (or a member standing aside): the member's answer. Continue until it holds
+    /// our whole log, or back off to where it may match.
     pub(crate) fn handle_witness_entries_response(
         &mut self,
         from: NodeId,
@@ -162,7 +186,7 @@ impl<C: VoteCrypto> Raft<C> {
         match_index: Index,
         (conflict_index, conflict_term): (Index, Option<Term>),
     ) {
-        if !self.is_witness() || !self.membership.contains(&from) {
+        if !self.never_leads() || !self.membership.contains(&from) {
             return;
         }
         if success {
@@ -203,11 +227,10 @@ impl<C: VoteCrypto> Raft<C> {
     /// would to a full member's pre-vote; without this a witness that missed the entry
     /// adding a new leader would drop that leader's messages forever.
     pub(crate) fn ask_for_leader(&mut self) {
-        let last_index = self.log.last_index();
         let me = self.cfg.id;
         for id in self.membership.all_members() {
             if id != me {
-                self.send(id, MessageBody::RecoveryProbe { last_index });
+                self.send_recovery_probe(id);
             }
         }
     }

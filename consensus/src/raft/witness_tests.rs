@@ -380,3 +380,34 @@ fn a_member_standing_aside_relays_to_a_candidate_behind_it() {
     c.tick_until(50, |c| applied(c, other, b"with the one aside"));
     assert!(c.node(2).counters().witness_relays > 0);
 }
+
+/// The only member that may lead lost its disk; the other two, a witness and a member
+/// standing aside, hold the log but never lead, so no leader can bring the rejoining node
+/// what it must reach before it campaigns. They relay it when it probes them, it takes the
+/// entries once it knows its target, finishes rejoining and is elected (the simulator's
+/// `--nodes 2 --witnesses 1`, seed 21042, could elect nobody before).
+#[test]
+fn a_rejoining_member_takes_the_log_from_members_that_never_lead() {
+    let mut c = Cluster::with_witnesses(&[1, 1, 1], &[2], 0);
+    c.node(1).set_stands_aside(true);
+    assert_eq!(c.elect(), 0, "the only member that may lead");
+    c.node(0).propose(b"before the loss".to_vec()).unwrap();
+    c.tick_until(50, |c| {
+        let commit = |i: usize| c.nodes[i].as_ref().map(|r| r.commit_index());
+        applied(c, 0, b"before the loss") && commit(1) == commit(0) && commit(2) == commit(0)
+    });
+    c.stop(0);
+    c.lose_storage(0);
+    c.start(0);
+    assert!(c.node(0).is_rejoining());
+    c.tick_until(1_000, |c| c.leader() == Some(0));
+    let node = c.node(0);
+    assert!(
+        node.counters().witness_entries_taken > 0,
+        "it took relayed entries"
+    );
+    assert_eq!(node.counters().rejoins, 1);
+    c.tick_until(50, |c| applied(c, 0, b"before the loss"));
+    c.node(0).propose(b"after".to_vec()).unwrap();
+    c.tick_until(50, |c| applied(c, 0, b"after"));
+}
