@@ -384,6 +384,26 @@ pub struct MemberWeight {
     pub weight: u64,
 }
 
+/// One zone of a node, in `GET /v1/zones`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
+pub struct ZoneEntry {
+    /// Its name (its genesis's chain name): its routes are `/v1/zones/<name>/…`.
+    pub name: String,
+    /// Its chain id.
+    pub chain_id: Hash32,
+    /// Why it halted on this node, if it did (its other zones still serve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<String>,
+}
+
+/// `GET /v1/zones`: the zones a node serves; the first is the one its unprefixed routes
+/// serve.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
+pub struct ZonesResponse {
+    /// The zones, the node's first zone first, then by name.
+    pub zones: Vec<ZoneEntry>,
+}
+
 /// `GET /v1/status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct StatusResponse {

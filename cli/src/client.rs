@@ -45,6 +45,8 @@ impl From<anyhow::Error> for Failure {
 /// One node's API.
 pub struct Node {
     base: String,
+    /// The zone asked (`/v1/…` routes go to `/v1/zones/<zone>/…`); none: the node's first.
+    zone: Option<String>,
     http: reqwest::blocking::Client,
 }
 
@@ -92,6 +94,7 @@ impl Node {
     pub fn new(base: &str) -> Node {
         Node {
             base: base.trim_end_matches('/').to_string(),
+            zone: None,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(40))
                 .build()
@@ -102,6 +105,20 @@ impl Node {
     /// The API's base URL.
     pub fn url(&self) -> &str {
         &self.base
+    }
+
+    /// The same node, asked about zone `zone` (`None`: the node's first zone).
+    pub fn in_zone(mut self, zone: Option<&str>) -> Node {
+        self.zone = zone.map(str::to_owned);
+        self
+    }
+
+    /// The URL of `path` (a `/v1/…` route) in the zone asked.
+    pub fn route(&self, path: &str) -> String {
+        match (&self.zone, path.strip_prefix("/v1/")) {
+            (Some(zone), Some(rest)) => format!("{}/v1/zones/{zone}/{rest}", self.base),
+            _ => format!("{}{path}", self.base),
+        }
     }
 
     /// Sends a request; any HTTP status is an answer, only a failed exchange is an error.
@@ -115,7 +132,7 @@ impl Node {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, Failure> {
-        let url = format!("{}{path}", self.base);
+        let url = self.route(path);
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
         loop {

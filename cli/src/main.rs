@@ -32,6 +32,10 @@ struct Cli {
     /// (repeat the flag) and replays through them when given.
     #[arg(long, global = true, env = "AGORA_NODE", value_delimiter = ',')]
     node: Vec<String>,
+    /// The zone to ask: one of the ledgers the node serves, by name (`agora-node zone
+    /// list`, `GET /v1/zones`) [default: the node's first zone].
+    #[arg(long, global = true, env = "AGORA_ZONE")]
+    zone: Option<String>,
     /// Key file [default: agora.key].
     #[arg(long, global = true, env = "AGORA_KEY")]
     key: Option<PathBuf>,
@@ -342,11 +346,17 @@ struct Cx {
     key: PathBuf,
     json: bool,
     force: bool,
+    zone: Option<String>,
 }
 
 impl Cx {
     fn node(&self) -> Node {
-        Node::new(&self.nodes[0])
+        self.node_at(&self.nodes[0])
+    }
+
+    /// The node at `url`, asked about the zone given.
+    fn node_at(&self, url: &str) -> Node {
+        Node::new(url).in_zone(self.zone.as_deref())
     }
 
     fn load_key(&self) -> Result<SecretKey> {
@@ -401,6 +411,7 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
             .unwrap_or_else(|| "agora.key".into()),
         json: cli.json,
         force: cli.force,
+        zone: cli.zone.clone(),
     };
     match &cli.command {
         Commands::Keys(command) => keys(&cx, command)?,
@@ -488,7 +499,7 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
             count,
         } => {
             watch::Watch {
-                node: cx.node().url().to_string(),
+                events_url: cx.node().route("/v1/events"),
                 from: *from,
                 kinds: kind.clone(),
                 account: account.clone(),
@@ -556,7 +567,7 @@ fn run(cli: &Cli, nodes_given: bool) -> Result<(), Failure> {
                 .map(|url| {
                     (
                         url.clone(),
-                        Node::new(url).get::<StatusResponse>("/v1/status"),
+                        cx.node_at(url).get::<StatusResponse>("/v1/status"),
                     )
                 })
                 .collect();
@@ -651,7 +662,7 @@ fn vectors_command(cx: &Cx, command: &VectorsCommand) -> Result<(), Failure> {
             Ok(())
         }
         VectorsCommand::Check { path } => {
-            let nodes: Vec<Node> = cx.nodes.iter().map(|n| Node::new(n)).collect();
+            let nodes: Vec<Node> = cx.nodes.iter().map(|n| cx.node_at(n)).collect();
             let mut files = vectors::files(path)?;
             if cx.nodes_given {
                 files = vectors::for_cluster(files, &nodes)?;

@@ -60,8 +60,8 @@ pub fn read_messages(
 
 /// What to follow.
 pub struct Watch {
-    /// The node's base URL.
-    pub node: String,
+    /// The event stream's URL (`…/v1/events`, or a zone's).
+    pub events_url: String,
     /// Start at this height.
     pub from: Option<u64>,
     /// Comma-separated kinds.
@@ -84,7 +84,7 @@ impl Watch {
         let mut from = self.from;
         let mut printed = 0u64;
         loop {
-            let mut url = format!("{}/v1/events?", self.node.trim_end_matches('/'));
+            let mut url = format!("{}?", self.events_url);
             if let Some(from) = from {
                 url.push_str(&format!("from={from}&"));
             }

@@ -455,6 +455,16 @@ impl<C: VoteCrypto> Replica<C> {
         }
     }
 
+    /// Leading this zone while leading at least two zones more than another member that
+    /// could lead it: hand it over (see [`Raft::balance_leadership`]). `load(n)` is how
+    /// many of the node's zones `n` leads. Nothing happens on a follower.
+    pub fn balance_leadership(&mut self, load: impl Fn(&NodeId) -> u64) -> Option<NodeId> {
+        if self.halted.is_some() || self.config.replay {
+            return None;
+        }
+        self.raft.balance_leadership(load)
+    }
+
     /// A Raft message from a peer (the network has checked it comes from a member).
     pub fn receive(&mut self, message: Message) {
         if self.halted.is_some() || message.to != self.raft.id() {

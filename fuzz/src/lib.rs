@@ -26,7 +26,7 @@ use agora_core::encoding::Canonical;
 use agora_core::ledger::{NonceRule, RestoreError};
 use agora_core::vectors::VectorFile;
 use agora_core::{Genesis, Ledger, Receipt, SignedTransaction};
-use agora_node::network::{self, Request, Response, TxAnswer};
+use agora_node::network::{self, Request, RequestBody, Response, TxAnswer};
 use agora_node::sqlite::EventsColumn;
 use std::sync::OnceLock;
 
@@ -209,8 +209,14 @@ fn peer(data: &[u8]) -> Reached {
     let response = network::read_response_bytes(data);
     let reached = decoded(request.is_ok() || response.is_ok());
     match request {
-        Ok(Request::Raft(message)) => raft(message),
-        Ok(Request::SubmitTxs(txs)) => {
+        Ok(Request {
+            body: RequestBody::Raft(message),
+            ..
+        }) => raft(message),
+        Ok(Request {
+            body: RequestBody::SubmitTxs(txs),
+            ..
+        }) => {
             for bytes in txs.iter().take(network::MAX_FORWARD_BATCH) {
                 tx(bytes);
             }
@@ -451,7 +457,10 @@ fn peer_seeds(blocks: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<Vec<u8>> {
             message.signature =
                 StubVotes::new(node_key(from)).sign(&message.signing_bytes(), [0; 32]);
         }
-        network::frame_request(&Request::Raft(message))
+        network::frame_request(&Request {
+            zone: agora_core::Hash32([1; 32]),
+            body: RequestBody::Raft(message),
+        })
     };
     let entries: Vec<LogEntry> = blocks
         .iter()
@@ -587,7 +596,10 @@ fn peer_seeds(blocks: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<Vec<u8>> {
             },
         ),
         message(0, 2, 2, MessageBody::Forgettable { index: 3 }),
-        network::frame_request(&Request::SubmitTxs(txs.iter().take(3).cloned().collect())),
+        network::frame_request(&Request {
+            zone: agora_core::Hash32([1; 32]),
+            body: RequestBody::SubmitTxs(txs.iter().take(3).cloned().collect()),
+        }),
         network::frame_response(&Response::Txs(vec![
             TxAnswer::Busy,
             TxAnswer::Rejected("nonce".into()),

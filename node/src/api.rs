@@ -46,6 +46,8 @@ pub struct ApiState {
     pub events: Arc<crate::events::EventHub>,
     /// The chain this node serves.
     pub chain_id: agora_core::ChainId,
+    /// Every zone of the node (for `/v1/zones` and `/v1/zones/<zone>/…`).
+    pub zones: crate::zones::ZoneTable,
 }
 
 /// An [`ApiError`] as an HTTP answer.
@@ -92,6 +94,7 @@ pub enum Mode {
         title = "Agora node API",
         description = "The HTTP/JSON API of an Agora node. Errors are `{\"code\", \"message\"}` with a stable code; 503 and 429 carry Retry-After. Reads are linearizable unless `?consistency=local`. Amounts are base units (10^-6 token) as decimal strings; ids and hashes are 64 hex digits."
     ),
+    paths(crate::zones::dispatch),
     components(schemas(ErrorBody, CommitMessage, LeaderMessage, ChangeMessage, ClosedMessage, StreamKind)),
     tags(
         (name = "transactions", description = "Submit and look up signed transactions"),
@@ -125,6 +128,7 @@ fn described(mode: Mode) -> OpenApiRouter<ApiState> {
         .routes(routes!(proof))
         .routes(routes!(crate::light::certificates))
         .routes(routes!(status))
+        .routes(routes!(crate::zones::list))
         .routes(routes!(openapi_json))
         .routes(routes!(metrics))
         .routes(routes!(health))
@@ -152,6 +156,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: ApiState, mode: Mode) -> Router {
     let (router, _) = described(mode).split_for_parts();
     router
+        .merge(crate::zones::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)

@@ -75,7 +75,13 @@ pub struct DriverParts {
     pub shutdown: watch::Receiver<bool>,
     /// Where committed heights and role changes are published.
     pub events: Arc<EventHub>,
+    /// This zone's chain id, and who leads each of the node's zones (shared by them all).
+    pub leaders: (agora_core::ChainId, Arc<crate::zones::LeaderBoard>),
 }
+
+/// Ticks between two looks at whether to hand this zone's leadership to a member that
+/// leads fewer of the node's zones (each zone looks at its own moment in the period).
+const BALANCE_TICKS: u64 = 20;
 
 /// Why the node stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +173,10 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         mut commands,
         mut shutdown,
         events,
+        leaders: (zone, leaders),
     } = parts;
+    let balance_at = u64::from(zone.0[0]) % BALANCE_TICKS;
+    let mut ticks = 0u64;
     let id = AccountId::from_public_key(key.public_key());
     if !recovered.hard_state.proven {
         tracing::warn!(
@@ -205,7 +214,16 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => shell.replica.tick(),
+            _ = ticker.tick() => {
+                shell.replica.tick();
+                ticks += 1;
+                leaders.set(zone, shell.replica.raft().leader());
+                if ticks % BALANCE_TICKS == balance_at {
+                    if let Some(to) = shell.replica.balance_leadership(|n| leaders.load(n)) {
+                        tracing::info!(%to, "handing leadership to a member that leads fewer of this node's zones");
+                    }
+                }
+            }
             Some(message) = inbound.recv() => shell.on_inbound(message),
             Some(command) = commands.recv() => shell.on_command(command),
             Some(results) = verified_rx.recv() => shell.on_verified(results),

@@ -17,3 +17,4 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod sqlite;
+pub mod zones;

@@ -1,4 +1,5 @@
-//! Prometheus metrics, exposed at `/metrics`.
+//! Prometheus metrics, exposed at `/metrics`: the node's own (its network), and each
+//! zone's under a `zone` label (the zone's name).
 
 use crate::network::NetworkCounters;
 use prometheus_client::metrics::counter::Counter;
@@ -6,11 +7,58 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// The node's metrics.
+/// Every metric of the node: its network's, and each zone's, labelled.
+pub struct NodeMetrics {
+    registry: Mutex<Registry>,
+    peers: Gauge,
+    unauthorized: Gauge,
+    network: Arc<NetworkCounters>,
+}
+
+impl NodeMetrics {
+    /// The node's registry, with the network's metrics.
+    pub fn new(network: Arc<NetworkCounters>) -> Arc<NodeMetrics> {
+        let mut registry = Registry::with_prefix("agora");
+        let (peers, unauthorized) = (Gauge::default(), Gauge::default());
+        registry.register("network_connected_peers", "Connected peers", peers.clone());
+        registry.register(
+            "network_dropped_unauthorized",
+            "Consensus messages from peers outside the zone's validator configuration, or for a zone this node does not serve",
+            unauthorized.clone(),
+        );
+        Arc::new(NodeMetrics {
+            registry: Mutex::new(registry),
+            peers,
+            unauthorized,
+            network,
+        })
+    }
+
+    /// A zone's metrics, registered under `zone="<name>"`.
+    pub fn zone(self: &Arc<Self>, name: &str) -> Arc<Metrics> {
+        let mut registry = self.registry.lock().expect("metrics lock");
+        let zone = registry.sub_registry_with_label(("zone".into(), name.to_owned().into()));
+        Arc::new(Metrics::register(zone, self.clone()))
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.peers
+            .set(self.network.connected_peers.load(Ordering::Relaxed) as i64);
+        self.unauthorized
+            .set(self.network.dropped_unauthorized.load(Ordering::Relaxed) as i64);
+        let mut text = String::new();
+        let registry = self.registry.lock().expect("metrics lock");
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// One zone's metrics.
 pub struct Metrics {
-    registry: Registry,
     /// Current term.
     pub term: Gauge,
     /// 0 follower, 1 pre-candidate, 2 candidate, 3 leader.
@@ -49,15 +97,17 @@ pub struct Metrics {
     pub event_subscribers: Gauge,
     /// `/v1/events` subscribers cut off for falling behind.
     pub event_subscribers_cut: Counter,
-    peers: Gauge,
-    unauthorized: Gauge,
-    network: Arc<NetworkCounters>,
+    node: Arc<NodeMetrics>,
 }
 
 impl Metrics {
-    /// Registers every metric.
-    pub fn new(network: Arc<NetworkCounters>) -> Metrics {
-        let mut registry = Registry::with_prefix("agora");
+    /// A node with one zone, named `default`, and its metrics.
+    pub fn new(network: Arc<NetworkCounters>) -> Arc<Metrics> {
+        NodeMetrics::new(network).zone("default")
+    }
+
+    /// Registers every metric of a zone in `registry`.
+    fn register(registry: &mut Registry, node: Arc<NodeMetrics>) -> Metrics {
         let metrics = Metrics {
             term: Gauge::default(),
             role: Gauge::default(),
@@ -78,10 +128,7 @@ impl Metrics {
             forward_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             event_subscribers: Gauge::default(),
             event_subscribers_cut: Counter::default(),
-            peers: Gauge::default(),
-            unauthorized: Gauge::default(),
-            network,
-            registry: Registry::default(),
+            node,
         };
         registry.register("raft_term", "Current Raft term", metrics.term.clone());
         registry.register(
@@ -174,31 +221,11 @@ impl Metrics {
             "Event stream subscribers cut off because their buffer filled (they read too slowly)",
             metrics.event_subscribers_cut.clone(),
         );
-        registry.register(
-            "network_connected_peers",
-            "Connected peers",
-            metrics.peers.clone(),
-        );
-        registry.register(
-            "network_dropped_unauthorized",
-            "Consensus messages from peers outside the validator configuration",
-            metrics.unauthorized.clone(),
-        );
-        Metrics {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
-    /// The Prometheus text exposition.
+    /// The node's whole exposition (every zone's metrics, and the network's).
     pub fn render(&self) -> String {
-        self.peers
-            .set(self.network.connected_peers.load(Ordering::Relaxed) as i64);
-        self.unauthorized
-            .set(self.network.dropped_unauthorized.load(Ordering::Relaxed) as i64);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .expect("writing to a String cannot fail");
-        text
+        self.node.render()
     }
 }

@@ -1,13 +1,17 @@
 //! The peer-to-peer transport: libp2p over TCP with Noise and Yamux, one request-response
 //! protocol with a length-prefixed borsh codec and a hard size limit.
 //!
-//! Only configured validators may speak consensus: every inbound Raft message must come
-//! from the libp2p peer that the validator configuration binds to the message's `from`
-//! node; anything else is dropped and counted. Noise (X25519) is not post-quantum, so
-//! authenticity of votes and blocks rests on their ML-DSA signatures, not on the channel.
+//! One transport carries every zone the node serves: each request names its zone (the
+//! zone's chain id), and each zone has its own validator configuration, its own queue to
+//! its driver and its own in-flight limits, so a zone that floods or stalls does not
+//! hold up another. Only a zone's configured validators may speak in it: every inbound
+//! Raft message must come from the libp2p peer that *that zone's* configuration binds to
+//! the message's `from` node; anything else is dropped and counted. Noise (X25519) is not
+//! post-quantum, so authenticity of votes and blocks rests on their ML-DSA signatures, not
+//! on the channel.
 
 use agora_consensus::raft::{Message, NodeId};
-use agora_core::Hash32;
+use agora_core::{ChainId, Hash32};
 use borsh::{BorshDeserialize, BorshSerialize};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
@@ -31,15 +35,24 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest pause between reconnection attempts.
 pub const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Version 2: forwarded transactions travel in batches (`Request::SubmitTxs`); a node of
-/// version 1 and one of version 2 do not negotiate, rather than misread each other.
-const PROTOCOL: &str = "/agora/consensus/2";
+/// Version 3: every request names its zone. Version 2 batched forwarded transactions.
+/// Nodes of different versions do not negotiate, rather than misread each other.
+const PROTOCOL: &str = "/agora/consensus/3";
 
-/// What peers send each other.
+/// What peers send each other: a zone's chain id, then what is for that zone.
+#[derive(Debug, BorshSerialize, BorshDeserialize)]
+pub struct Request {
+    /// The zone (its chain id).
+    pub zone: ChainId,
+    /// What is for it.
+    pub body: RequestBody,
+}
+
+/// What a request carries for its zone.
 // Each message is moved once per hop; boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, BorshSerialize, BorshDeserialize)]
-pub enum Request {
+pub enum RequestBody {
     /// A Raft message.
     Raft(Message),
     /// Client transactions forwarded to the leader, at most [`MAX_FORWARD_BATCH`].
@@ -227,10 +240,26 @@ pub enum Outbound {
     Validators(BTreeMap<NodeId, PeerId>),
 }
 
+/// A zone's own traffic: its drivers's queues, and its validator configuration.
+pub struct ZoneLink {
+    /// The zone's chain id, which every request for it carries.
+    pub zone: ChainId,
+    /// The zone's validator configuration at start: node -> libp2p peer.
+    pub validators: BTreeMap<NodeId, PeerId>,
+    /// To the zone's driver.
+    pub inbound: mpsc::Sender<Inbound>,
+    /// From the zone's driver.
+    pub outbound: mpsc::Receiver<Outbound>,
+    /// Addresses of peers this zone needs that the node may not dial yet (each ending in
+    /// `/p2p/<peer id>`).
+    pub peers: Vec<Multiaddr>,
+}
+
 /// Counters the network keeps.
 #[derive(Default, Debug)]
 pub struct NetworkCounters {
-    /// Raft messages from peers that are not the validator they claim to be.
+    /// Raft messages from peers that are not the validator they claim to be, and requests
+    /// for a zone this node does not serve.
     pub dropped_unauthorized: AtomicU64,
     /// Messages dropped because a peer had too many requests in flight.
     pub dropped_backpressure: AtomicU64,
@@ -248,15 +277,14 @@ pub struct NetworkConfig {
     pub listen: Multiaddr,
     /// Addresses of the other validators (each ending in `/p2p/<peer id>`).
     pub peers: Vec<Multiaddr>,
-    /// The validator configuration at start.
-    pub validators: BTreeMap<NodeId, PeerId>,
 }
 
-/// Starts the network task; returns once it listens.
+/// Starts the network task with the zones served at start; returns once it listens.
+/// Zones added later come in on `zones`.
 pub async fn spawn(
     config: NetworkConfig,
-    inbound: mpsc::Sender<Inbound>,
-    mut outbound: mpsc::Receiver<Outbound>,
+    initial: Vec<ZoneLink>,
+    mut zones: mpsc::Receiver<ZoneLink>,
     counters: Arc<NetworkCounters>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut swarm: Swarm<Behaviour> = libp2p::SwarmBuilder::with_existing_identity(config.keypair)
@@ -294,37 +322,51 @@ pub async fn spawn(
             config.listen
         )
     })?;
-    let mut addresses: BTreeMap<PeerId, Multiaddr> = BTreeMap::new();
-    for address in &config.peers {
-        let Some(peer) = peer_of(address) else {
+    for address in config
+        .peers
+        .iter()
+        .chain(initial.iter().flat_map(|link| &link.peers))
+    {
+        if peer_of(address).is_none() {
             anyhow::bail!("peer address {address} must end in /p2p/<peer id>");
-        };
-        swarm.add_peer_address(peer, address.clone());
-        addresses.insert(peer, address.clone());
+        }
     }
     let mut state = State {
-        validators: config.validators,
+        zones: BTreeMap::new(),
         in_flight: InFlight::default(),
         backoff: BTreeMap::new(),
         connected: BTreeSet::new(),
-        addresses,
+        addresses: BTreeMap::new(),
         counters,
         answers: futures::stream::FuturesUnordered::new(),
     };
-    for peer in state.addresses.keys().copied().collect::<Vec<_>>() {
-        let _ = swarm.dial(dial_options(peer, &state.addresses));
+    let mut from_drivers = futures::stream::SelectAll::new();
+    state.add_peers(&mut swarm, &config.peers);
+    for link in initial {
+        state.add_zone(&mut swarm, link, &mut from_drivers);
     }
     let handle = tokio::spawn(async move {
         let mut redial = tokio::time::interval(Duration::from_millis(250));
+        let mut zones_open = true;
         loop {
             tokio::select! {
-                event = swarm.select_next_some() => state.on_event(&mut swarm, event, &inbound).await,
-                command = outbound.recv() => match command {
-                    Some(command) => state.on_command(&mut swarm, command),
-                    None => break,
+                event = swarm.select_next_some() => state.on_event(&mut swarm, event).await,
+                Some((zone, command)) = from_drivers.next(), if !from_drivers.is_empty() => {
+                    state.on_command(&mut swarm, zone, command)
+                }
+                link = zones.recv(), if zones_open => match link {
+                    Some(link) => state.add_zone(&mut swarm, link, &mut from_drivers),
+                    None => zones_open = false,
                 },
-                _ = redial.tick() => state.redial(&mut swarm),
-                Some((channel, response)) = state.answers.next(), if !state.answers.is_empty() => {
+                _ = redial.tick() => {
+                    // Every driver gone (the node is stopping) and no zone can come: done.
+                    if from_drivers.is_empty() && !zones_open {
+                        break;
+                    }
+                    state.redial(&mut swarm)
+                }
+                Some((zone, channel, response)) = state.answers.next(), if !state.answers.is_empty() => {
+                    state.forward_answered(zone);
                     let _ = swarm.behaviour_mut().consensus.send_response(channel, response);
                 }
             }
@@ -333,6 +375,9 @@ pub async fn spawn(
     Ok(handle)
 }
 
+/// A zone's commands from its driver, each tagged with the zone.
+type DriverStream = futures::stream::BoxStream<'static, (ChainId, Outbound)>;
+
 fn peer_of(address: &Multiaddr) -> Option<PeerId> {
     address.iter().find_map(|p| match p {
         libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
@@ -340,8 +385,16 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
     })
 }
 
-struct State {
+/// What the network knows of one zone.
+struct Zone {
     validators: BTreeMap<NodeId, PeerId>,
+    inbound: mpsc::Sender<Inbound>,
+    /// Forwarded transactions awaiting this zone's driver's answer.
+    pending_forwards: usize,
+}
+
+struct State {
+    zones: BTreeMap<ChainId, Zone>,
     in_flight: InFlight<OutboundRequestId>,
     /// Next redial time and current backoff per disconnected peer.
     backoff: BTreeMap<PeerId, (tokio::time::Instant, Duration)>,
@@ -351,12 +404,16 @@ struct State {
     answers: futures::stream::FuturesUnordered<
         futures::future::BoxFuture<
             'static,
-            (request_response::ResponseChannel<Response>, Response),
+            (
+                ChainId,
+                request_response::ResponseChannel<Response>,
+                Response,
+            ),
         >,
     >,
 }
 
-/// Forwarded transactions awaiting the driver's answer, at most.
+/// Forwarded transactions awaiting one zone's driver's answer, at most.
 const MAX_PENDING_FORWARDS: usize = 1024;
 
 /// Dial options that always carry the configured address: libp2p forgets a peer's
@@ -376,63 +433,131 @@ impl State {
         self.addresses.get(peer).cloned().into_iter().collect()
     }
 
-    fn node_of(&self, peer: &PeerId) -> Option<NodeId> {
-        self.validators
+    /// Dials peers the node did not know (addresses were checked at start, or by the
+    /// zone's loader).
+    fn add_peers(&mut self, swarm: &mut Swarm<Behaviour>, peers: &[Multiaddr]) {
+        for address in peers {
+            let Some(peer) = peer_of(address) else {
+                tracing::warn!(%address, "a peer address without /p2p/<peer id> is ignored");
+                continue;
+            };
+            if self.addresses.insert(peer, address.clone()).is_none() {
+                swarm.add_peer_address(peer, address.clone());
+                let _ = swarm.dial(dial_options(peer, &self.addresses));
+            }
+        }
+    }
+
+    /// Starts carrying a zone's traffic (a zone already served is replaced: its driver
+    /// restarted).
+    fn add_zone(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        link: ZoneLink,
+        from_drivers: &mut futures::stream::SelectAll<DriverStream>,
+    ) {
+        let ZoneLink {
+            zone,
+            validators,
+            inbound,
+            outbound,
+            peers,
+        } = link;
+        self.add_peers(swarm, &peers);
+        self.zones.insert(
+            zone,
+            Zone {
+                validators,
+                inbound,
+                pending_forwards: 0,
+            },
+        );
+        from_drivers.push(Box::pin(futures::stream::unfold(
+            outbound,
+            move |mut outbound| async move {
+                let command = outbound.recv().await?;
+                Some(((zone, command), outbound))
+            },
+        )));
+    }
+
+    fn forward_answered(&mut self, zone: ChainId) {
+        if let Some(zone) = self.zones.get_mut(&zone) {
+            zone.pending_forwards = zone.pending_forwards.saturating_sub(1);
+        }
+    }
+
+    /// The node `peer` is in `zone`'s configuration.
+    fn node_of(&self, zone: &ChainId, peer: &PeerId) -> Option<NodeId> {
+        self.zones
+            .get(zone)?
+            .validators
             .iter()
             .find(|(_, p)| *p == peer)
             .map(|(n, _)| *n)
     }
 
-    fn on_command(&mut self, swarm: &mut Swarm<Behaviour>, command: Outbound) {
+    fn peer_in(&self, zone: &ChainId, node: &NodeId) -> Option<PeerId> {
+        self.zones.get(zone)?.validators.get(node).copied()
+    }
+
+    fn on_command(&mut self, swarm: &mut Swarm<Behaviour>, zone: ChainId, command: Outbound) {
         match command {
             Outbound::Raft(message) => {
-                let Some(peer) = self.validators.get(&message.to).copied() else {
+                let Some(peer) = self.peer_in(&zone, &message.to) else {
                     return;
                 };
-                if !self.in_flight.may_start(peer, Kind::Raft) {
+                if !self.in_flight.may_start((peer, zone), Kind::Raft) {
                     self.counters
                         .dropped_backpressure
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, "dropping a consensus message: too many requests in flight");
                     return;
                 }
+                let request = Request {
+                    zone,
+                    body: RequestBody::Raft(*message),
+                };
                 let id = swarm.behaviour_mut().consensus.send_request_with_addresses(
                     &peer,
-                    Request::Raft(*message),
+                    request,
                     self.address_of(&peer),
                 );
-                self.in_flight.started(id, peer, Kind::Raft);
+                self.in_flight.started(id, (peer, zone), Kind::Raft);
             }
             Outbound::Forward { leader, txs } => {
-                let Some(peer) = self.validators.get(&leader).copied() else {
+                let Some(peer) = self.peer_in(&zone, &leader) else {
                     return;
                 };
-                if !self.in_flight.may_start(peer, Kind::Forward) {
+                if !self.in_flight.may_start((peer, zone), Kind::Forward) {
                     self.counters
                         .dropped_backpressure
                         .fetch_add(1, Ordering::Relaxed);
                     return;
                 }
+                let request = Request {
+                    zone,
+                    body: RequestBody::SubmitTxs(txs),
+                };
                 let id = swarm.behaviour_mut().consensus.send_request_with_addresses(
                     &peer,
-                    Request::SubmitTxs(txs),
+                    request,
                     self.address_of(&peer),
                 );
-                self.in_flight.started(id, peer, Kind::Forward);
+                self.in_flight.started(id, (peer, zone), Kind::Forward);
             }
-            Outbound::Validators(validators) => self.validators = validators,
+            Outbound::Validators(validators) => {
+                if let Some(zone) = self.zones.get_mut(&zone) {
+                    zone.validators = validators;
+                }
+            }
         }
     }
 
-    async fn on_event(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        event: SwarmEvent<BehaviourEvent>,
-        inbound: &mpsc::Sender<Inbound>,
-    ) {
+    async fn on_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Consensus(event)) => {
-                self.on_consensus(swarm, event, inbound).await
+                self.on_consensus(swarm, event).await
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 self.connected.insert(peer_id);
@@ -505,7 +630,6 @@ impl State {
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         event: request_response::Event<Request, Response>,
-        inbound: &mpsc::Sender<Inbound>,
     ) {
         use request_response::{Event, Message as Rr};
         match event {
@@ -516,27 +640,34 @@ impl State {
                 },
                 ..
             } => {
-                let claimed = match &request {
-                    Request::Raft(message) => Some(message.from),
-                    Request::SubmitTxs(_) => None,
+                let Request { zone, body } = request;
+                let claimed = match &body {
+                    RequestBody::Raft(message) => Some(message.from),
+                    RequestBody::SubmitTxs(_) => None,
                 };
-                let Some(sender) = self.node_of(&peer) else {
+                let Some(sender) = self.node_of(&zone, &peer) else {
                     self.counters
                         .dropped_unauthorized
                         .fetch_add(1, Ordering::Relaxed);
+                    let reason = if self.zones.contains_key(&zone) {
+                        "not a validator of this zone"
+                    } else {
+                        "not a zone this node serves"
+                    };
                     let _ = swarm
                         .behaviour_mut()
                         .consensus
-                        .send_response(channel, Response::Refused("not a validator".into()));
+                        .send_response(channel, Response::Refused(reason.into()));
                     return;
                 };
-                match request {
-                    Request::Raft(message) => {
+                let route = self.zones.get_mut(&zone).expect("the sender is in it");
+                match body {
+                    RequestBody::Raft(message) => {
                         if claimed != Some(sender) {
                             self.counters
                                 .dropped_unauthorized
                                 .fetch_add(1, Ordering::Relaxed);
-                        } else if inbound.try_send(Inbound::Raft(message)).is_err() {
+                        } else if route.inbound.try_send(Inbound::Raft(message)).is_err() {
                             self.counters
                                 .dropped_backpressure
                                 .fetch_add(1, Ordering::Relaxed);
@@ -546,7 +677,7 @@ impl State {
                             .consensus
                             .send_response(channel, Response::Ack);
                     }
-                    Request::SubmitTxs(txs) => {
+                    RequestBody::SubmitTxs(txs) => {
                         let (reply, answer) = oneshot::channel();
                         if txs.len() > MAX_FORWARD_BATCH {
                             // A validator that breaks the protocol; nothing is queued.
@@ -555,8 +686,11 @@ impl State {
                                 .fetch_add(1, Ordering::Relaxed);
                         }
                         if txs.len() > MAX_FORWARD_BATCH
-                            || self.answers.len() >= MAX_PENDING_FORWARDS
-                            || inbound.try_send(Inbound::SubmitTxs(txs, reply)).is_err()
+                            || route.pending_forwards >= MAX_PENDING_FORWARDS
+                            || route
+                                .inbound
+                                .try_send(Inbound::SubmitTxs(txs, reply))
+                                .is_err()
                         {
                             let _ = swarm
                                 .behaviour_mut()
@@ -564,6 +698,7 @@ impl State {
                                 .send_response(channel, Response::Busy);
                             return;
                         }
+                        route.pending_forwards += 1;
                         // The answer is awaited beside the swarm's events, never inside them.
                         self.answers.push(Box::pin(async move {
                             let response = tokio::time::timeout(Duration::from_secs(5), answer)
@@ -571,7 +706,7 @@ impl State {
                                 .ok()
                                 .and_then(|r| r.ok())
                                 .unwrap_or(Response::Busy);
-                            (channel, response)
+                            (zone, channel, response)
                         }));
                     }
                 }
@@ -619,66 +754,72 @@ impl State {
 /// What an outbound request carries, for the in-flight limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// A Raft message: at most [`MAX_INFLIGHT_PER_PEER`] to one peer.
+    /// A Raft message: at most [`MAX_INFLIGHT_PER_PEER`] to one peer in one zone.
     Raft,
-    /// A forwarded transaction: at most [`MAX_FORWARDS_IN_FLIGHT`] in all.
+    /// A forwarded transaction: at most [`MAX_FORWARDS_IN_FLIGHT`] in one zone.
     Forward,
 }
 
-/// Forwarded transactions awaiting the leader's answer, at most.
+/// Forwarded transactions awaiting the leader's answer, at most, per zone.
 pub const MAX_FORWARDS_IN_FLIGHT: usize = 1024;
+
+/// Whom a request goes to: a peer, in a zone.
+type Destination = (PeerId, ChainId);
 
 /// Outbound requests awaiting an answer. Each is counted against its own limit when it
 /// starts and released exactly once, when its answer or failure arrives: a forward's
-/// answer never frees a Raft slot it did not take.
+/// answer never frees a Raft slot it did not take, and one zone's requests never take
+/// another's slots.
 struct InFlight<Id> {
-    requests: BTreeMap<Id, (PeerId, Kind)>,
-    raft_per_peer: BTreeMap<PeerId, usize>,
-    forwards: usize,
+    requests: BTreeMap<Id, (Destination, Kind)>,
+    raft: BTreeMap<Destination, usize>,
+    forwards: BTreeMap<ChainId, usize>,
 }
 
 impl<Id: Ord> Default for InFlight<Id> {
     fn default() -> Self {
         InFlight {
             requests: BTreeMap::new(),
-            raft_per_peer: BTreeMap::new(),
-            forwards: 0,
+            raft: BTreeMap::new(),
+            forwards: BTreeMap::new(),
+        }
+    }
+}
+
+fn release<K: Ord>(counts: &mut BTreeMap<K, usize>, key: K) {
+    if let Some(count) = counts.get_mut(&key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(&key);
         }
     }
 }
 
 impl<Id: Ord> InFlight<Id> {
-    /// Whether a request of `kind` to `peer` is within its limit.
-    fn may_start(&self, peer: PeerId, kind: Kind) -> bool {
+    /// Whether a request of `kind` to `to` is within its limit.
+    fn may_start(&self, to: Destination, kind: Kind) -> bool {
         match kind {
-            Kind::Raft => {
-                self.raft_per_peer.get(&peer).copied().unwrap_or(0) < MAX_INFLIGHT_PER_PEER
+            Kind::Raft => self.raft.get(&to).copied().unwrap_or(0) < MAX_INFLIGHT_PER_PEER,
+            Kind::Forward => {
+                self.forwards.get(&to.1).copied().unwrap_or(0) < MAX_FORWARDS_IN_FLIGHT
             }
-            Kind::Forward => self.forwards < MAX_FORWARDS_IN_FLIGHT,
         }
     }
 
-    fn started(&mut self, id: Id, peer: PeerId, kind: Kind) {
+    fn started(&mut self, id: Id, to: Destination, kind: Kind) {
         match kind {
-            Kind::Raft => *self.raft_per_peer.entry(peer).or_default() += 1,
-            Kind::Forward => self.forwards += 1,
+            Kind::Raft => *self.raft.entry(to).or_default() += 1,
+            Kind::Forward => *self.forwards.entry(to.1).or_default() += 1,
         }
-        self.requests.insert(id, (peer, kind));
+        self.requests.insert(id, (to, kind));
     }
 
     /// The request `id` was answered or failed; returns its kind (none if unknown).
     fn finished(&mut self, id: &Id) -> Option<Kind> {
-        let (peer, kind) = self.requests.remove(id)?;
+        let (to, kind) = self.requests.remove(id)?;
         match kind {
-            Kind::Raft => {
-                if let Some(count) = self.raft_per_peer.get_mut(&peer) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.raft_per_peer.remove(&peer);
-                    }
-                }
-            }
-            Kind::Forward => self.forwards -= 1,
+            Kind::Raft => release(&mut self.raft, to),
+            Kind::Forward => release(&mut self.forwards, to.1),
         }
         Some(kind)
     }
@@ -698,10 +839,19 @@ mod tests {
     /// or more than the limit, or is cut inside its length, is an error and not a value.
     #[test]
     fn frames_read_back_and_short_or_oversized_frames_are_refused() {
-        let request = Request::SubmitTxs(vec![vec![1, 2, 3], vec![]]);
+        let request = Request {
+            zone: Hash32([7; 32]),
+            body: RequestBody::SubmitTxs(vec![vec![1, 2, 3], vec![]]),
+        };
         let framed = frame_request(&request);
         match read_request_bytes(&framed).unwrap() {
-            Request::SubmitTxs(txs) => assert_eq!(txs, vec![vec![1, 2, 3], vec![]]),
+            Request {
+                zone,
+                body: RequestBody::SubmitTxs(txs),
+            } => {
+                assert_eq!(zone, Hash32([7; 32]));
+                assert_eq!(txs, vec![vec![1, 2, 3], vec![]])
+            }
             other => panic!("read back {other:?}"),
         }
         let answer = frame_response(&Response::Txs(vec![TxAnswer::Busy]));
@@ -734,7 +884,7 @@ mod tests {
     /// (or inflate) the Raft limit.
     #[test]
     fn forward_answers_release_only_their_own_slots() {
-        let peer = PeerId::random();
+        let peer = (PeerId::random(), Hash32([1; 32]));
         let mut in_flight = InFlight::<u64>::default();
         for id in 0..MAX_INFLIGHT_PER_PEER as u64 {
             assert!(in_flight.may_start(peer, Kind::Raft));
@@ -764,5 +914,24 @@ mod tests {
         assert!(in_flight.may_start(peer, Kind::Raft));
         assert_eq!(in_flight.finished(&0), None, "released once");
         assert_eq!(in_flight.len(), MAX_INFLIGHT_PER_PEER - 1);
+    }
+
+    /// A zone that used up its limits to a peer leaves another zone's untouched: a flood
+    /// in one zone does not stall the next.
+    #[test]
+    fn one_zones_requests_never_take_anothers_slots() {
+        let peer = PeerId::random();
+        let (busy, quiet) = ((peer, Hash32([1; 32])), (peer, Hash32([2; 32])));
+        let mut in_flight = InFlight::<u64>::default();
+        for id in 0..MAX_INFLIGHT_PER_PEER as u64 {
+            in_flight.started(id, busy, Kind::Raft);
+        }
+        for id in 0..MAX_FORWARDS_IN_FLIGHT as u64 {
+            in_flight.started(100_000 + id, busy, Kind::Forward);
+        }
+        assert!(!in_flight.may_start(busy, Kind::Raft));
+        assert!(!in_flight.may_start(busy, Kind::Forward));
+        assert!(in_flight.may_start(quiet, Kind::Raft));
+        assert!(in_flight.may_start(quiet, Kind::Forward));
     }
 }

@@ -1,19 +1,21 @@
-//! A whole node: storage, network, driver and HTTP API, from a [`NodeConfig`].
+//! A whole node: its zones (each a ledger with its storage and driver), the network and
+//! the HTTP API they share, from a [`NodeConfig`].
 
 use crate::api::{self, ApiState};
 use crate::config::NodeConfig;
 use crate::driver::{self, DriverConfig, DriverError, DriverParts};
 use crate::events::EventHub;
 use crate::keys;
-use crate::metrics::Metrics;
-use crate::network::{self, NetworkConfig, NetworkCounters};
+use crate::metrics::NodeMetrics;
+use crate::network::{self, NetworkConfig, NetworkCounters, ZoneLink};
 use crate::sqlite::SqliteStore;
+use crate::zones::{self, ZoneRoute, ZoneSpec, ZoneTable};
 use agora_consensus::replica::ReplicaConfig;
-use agora_core::genesis::Genesis;
-use agora_core::{AccountId, Ledger};
+use agora_core::{AccountId, ChainId, Ledger};
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -22,8 +24,38 @@ use tokio::sync::{mpsc, watch};
 /// connections.
 const HTTP_DRAIN: Duration = Duration::from_secs(10);
 
-/// Runs a node until `stop` completes (then: no new requests, flush, close) or the driver
-/// halts (an error: the node must not continue).
+/// How often a running node looks for zones added to its data directory.
+const ZONE_SCAN: Duration = Duration::from_secs(1);
+
+/// What every zone of a node shares.
+struct Shared {
+    config: NodeConfig,
+    data_dir: PathBuf,
+    metrics: Arc<NodeMetrics>,
+    zones: ZoneTable,
+    leaders: Arc<zones::LeaderBoard>,
+    links: mpsc::Sender<ZoneLink>,
+    shutdown: watch::Receiver<bool>,
+    mode: api::Mode,
+}
+
+/// A zone whose driver runs.
+#[derive(Clone)]
+struct Running {
+    name: String,
+    chain_id: ChainId,
+    events: Arc<EventHub>,
+}
+
+type DriverResult = (
+    Running,
+    Result<Result<(), DriverError>, tokio::task::JoinError>,
+);
+
+/// Runs a node until `stop` completes (then: no new requests, flush, close) or its zones'
+/// drivers have all stopped. A driver that halts (an error: that zone must not continue)
+/// ends the node if it was the only zone; with several, its zone answers `zone_halted`
+/// and the others go on.
 pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<()> {
     let data_dir = config
         .data_dir
@@ -33,20 +65,17 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         .genesis
         .clone()
         .context("no genesis: pass --genesis, AGORA_GENESIS or genesis in node.toml")?;
-    let genesis = Genesis::from_json(
-        &std::fs::read_to_string(&genesis_path)
-            .with_context(|| format!("reading {}", genesis_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a valid genesis", genesis_path.display()))?;
-    let key = keys::load_ml_dsa(&data_dir.join(keys::VALIDATOR_KEY_FILE))?;
+    // The first zone: the genesis the configuration names, the database in the data
+    // directory itself (as before zones existed). Its name is not checked as an added
+    // zone's is: its routes are the unprefixed ones.
+    let genesis = zones::read_genesis(&genesis_path)?;
+    let first = ZoneSpec {
+        name: genesis.chain_name.clone(),
+        genesis,
+        store_dir: data_dir.clone(),
+        peers: Vec::new(),
+    };
     let network_key = keys::load_network_key(&data_dir.join(keys::NETWORK_KEY_FILE))?;
-    let genesis_ledger = Ledger::from_genesis(&genesis);
-    let store = SqliteStore::open(&data_dir.join(crate::sqlite::STORE_FILE)).await?;
-    // Every stored row is read and checked here, before the node listens to anyone: a
-    // corrupt database stops it before it has served or signed anything.
-    let recovered = agora_consensus::storage::LogStore::load(&store)
-        .await
-        .map_err(DriverError::from)?;
     let listen: libp2p::Multiaddr = config
         .listen
         .as_deref()
@@ -57,37 +86,63 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         .http
         .clone()
         .unwrap_or_else(|| "127.0.0.1:8001".into());
-    let peers: Vec<libp2p::Multiaddr> = config
-        .peers
-        .iter()
-        .map(|p| p.parse().with_context(|| format!("bad peer address {p}")))
-        .collect::<Result<_>>()?;
+    let peers = zones::parse_peers(&config.peers)?;
 
     let counters = Arc::new(NetworkCounters::default());
-    let metrics = Arc::new(Metrics::new(counters.clone()));
-    let (inbound_tx, inbound_rx) = mpsc::channel(4_096);
-    let (outbound_tx, outbound_rx) = mpsc::channel(4_096);
-    let (command_tx, command_rx) = mpsc::channel(1_024);
+    let (links_tx, links_rx) = mpsc::channel(zones::MAX_ZONES);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let target = genesis_ledger.target_config();
-    let validators = target
-        .members
-        .iter()
-        .chain(&target.witnesses)
-        .filter_map(|m| Some((m.validator, libp2p::PeerId::from_bytes(&m.peer).ok()?)))
-        .collect();
+    let shared = Shared {
+        config: config.clone(),
+        data_dir: data_dir.clone(),
+        metrics: NodeMetrics::new(counters.clone()),
+        zones: ZoneTable::default(),
+        leaders: Arc::default(),
+        links: links_tx,
+        shutdown: shutdown_rx.clone(),
+        mode: if config.replay.unwrap_or(false) {
+            api::Mode::Replay
+        } else {
+            api::Mode::Chain
+        },
+    };
+    // Every zone's database is read and checked before the node listens to anyone: a
+    // corrupt database stops it before it has served or signed anything.
+    let mut drivers = tokio::task::JoinSet::new();
+    let mut specs = vec![first];
+    for name in zones::zone_names(&data_dir)? {
+        specs.push(zones::read_zone(&zones::zone_dir(&data_dir, &name))?);
+    }
+    let mut prepared = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for spec in specs {
+        let chain_id = spec.genesis.chain_id();
+        if !seen.insert(spec.name.clone()) || !seen.insert(chain_id.to_string()) {
+            anyhow::bail!(
+                "zone {} (chain {chain_id}) is the node's genesis and also in {}: a node serves a zone once",
+                spec.name,
+                data_dir.join(zones::ZONES_DIR).display()
+            );
+        }
+        prepared.push(prepare_zone(&shared, spec).await?);
+    }
     let network = network::spawn(
         NetworkConfig {
             keypair: network_key,
             listen: listen.clone(),
             peers,
-            validators,
         },
-        inbound_tx,
-        outbound_rx,
+        Vec::new(),
+        links_rx,
         counters,
     )
     .await?;
+    let mut router = None;
+    let mut running = Vec::new();
+    for zone in prepared {
+        router.get_or_insert_with(|| zone.router.clone());
+        running.push(zone.start(&shared, &mut drivers).await?);
+    }
+    let router = router.expect("the first zone");
 
     let listener = tokio::net::TcpListener::bind(&http)
         .await
@@ -96,27 +151,6 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
                 "cannot serve the HTTP API on {http} (the `http` setting, --http or AGORA_HTTP)"
             )
         })?;
-    let mode = if config.replay.unwrap_or(false) {
-        api::Mode::Replay
-    } else {
-        api::Mode::Chain
-    };
-    let events = Arc::new(EventHub::new(
-        AccountId::from_public_key(key.public_key()),
-        config.event_buffer.unwrap_or(1_024),
-        config.event_subscribers.unwrap_or(256),
-        metrics.clone(),
-    ));
-    let router = api::router(
-        ApiState {
-            commands: command_tx,
-            metrics: metrics.clone(),
-            reader: store.reader(),
-            events: events.clone(),
-            chain_id: genesis.chain_id(),
-        },
-        mode,
-    );
     #[cfg(feature = "inject-bugs")]
     let router = match crate::light::lies::from_env() {
         Some(lie) => router.layer(axum::middleware::from_fn_with_state(
@@ -141,42 +175,64 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
             })
             .await;
     });
-    let tick_ms = config.tick_ms.unwrap_or(100);
-    let mut replica = ReplicaConfig::for_tick(tick_ms, config.empty_block_ms.unwrap_or(1_000));
-    replica.snapshot_interval_entries = config.snapshot_interval.unwrap_or(1_000);
-    replica.mempool_capacity = config.mempool_capacity.unwrap_or(10_000);
-    replica.replay = config.replay.unwrap_or(false);
-    let driver_config = DriverConfig {
-        tick: Duration::from_millis(tick_ms),
-        replica,
-    };
-    tracing::info!(node = %AccountId::from_public_key(key.public_key()), %listen, %http, chain = %genesis.chain_id(), "starting");
-    let parts = DriverParts {
-        key,
-        genesis: genesis_ledger,
-        store,
-        recovered,
-        config: driver_config,
-        metrics,
-        inbound: inbound_rx,
-        outbound: outbound_tx,
-        commands: command_rx,
-        shutdown: shutdown_rx,
-        events: events.clone(),
-    };
-    let mut driver = tokio::spawn(driver::run(parts));
-    let result = tokio::select! {
-        result = &mut driver => result,
-        _ = stop => {
-            tracing::info!("signal received: stopping (no new requests, flushing, closing)");
-            let _ = shutdown_tx.send(true);
-            driver.await
+    let zone_names: Vec<&str> = running.iter().map(|z| z.name.as_str()).collect();
+    tracing::info!(%listen, %http, zones = ?zone_names, "started");
+    let mut events: Vec<Arc<EventHub>> = running.iter().map(|z| z.events.clone()).collect();
+    tokio::pin!(stop);
+    let mut scan = tokio::time::interval(ZONE_SCAN);
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            _ = &mut stop => {
+                tracing::info!("signal received: stopping (no new requests, flushing, closing)");
+                break;
+            }
+            Some(finished) = drivers.join_next() => {
+                let (zone, result) = finished.context("a zone's driver task failed")?;
+                match result {
+                    Ok(Ok(())) => {}
+                    // The node's last zone: the node stops, with the zone's error.
+                    Ok(Err(error)) if drivers.is_empty() => {
+                        failure = Some(anyhow::Error::from(error));
+                    }
+                    Ok(Err(error)) => {
+                        tracing::error!(zone = %zone.name, error = %format!("{error:#}"), "the zone halted; the node's other zones go on");
+                        shared.zones.insert(&zone.name, zone.chain_id, ZoneRoute::Halted(error.to_string()));
+                        shared.leaders.remove(&zone.chain_id);
+                        zone.events.stop();
+                    }
+                    Err(panic) => failure = Some(anyhow::anyhow!("zone {}: the driver task panicked: {panic}", zone.name)),
+                }
+                if failure.is_some() || drivers.is_empty() {
+                    break;
+                }
+            }
+            _ = scan.tick() => {
+                if let Some(zone) = find_new_zone(&shared).await {
+                    let name = zone.spec_name.clone();
+                    match zone.start(&shared, &mut drivers).await {
+                        Ok(zone) => {
+                            tracing::info!(zone = %zone.name, "zone added: serving it");
+                            events.push(zone.events.clone());
+                        }
+                        Err(error) => tracing::error!(zone = %name, error = %format!("{error:#}"), "could not start an added zone"),
+                    }
+                }
+            }
         }
-    };
+    }
     let _ = shutdown_tx.send(true);
+    while let Some(finished) = drivers.join_next().await {
+        if let Ok((zone, Ok(Err(error)))) = finished {
+            tracing::error!(zone = %zone.name, error = %format!("{error:#}"), "the zone stopped on an error");
+            failure.get_or_insert(error.into());
+        }
+    }
     // Open event streams end with `closed`; requests in flight get their answers. A client
     // that still holds a connection after HTTP_DRAIN does not keep the node from exiting.
-    events.stop();
+    for hub in &events {
+        hub.stop();
+    }
     let server_abort = server.abort_handle();
     if tokio::time::timeout(HTTP_DRAIN, server).await.is_err() {
         tracing::warn!(
@@ -186,7 +242,176 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         server_abort.abort();
     }
     network.abort();
-    Ok(result.context("the driver task panicked")??)
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// A zone opened and checked, not yet started.
+struct Prepared {
+    spec_name: String,
+    router: axum::Router,
+    link: ZoneLink,
+    parts: DriverParts,
+    chain_id: ChainId,
+}
+
+/// A zone added to the data directory since the last look, opened; errors are logged
+/// (the operator's `zone add` checked what it could; a zone that will not open stays out).
+async fn find_new_zone(shared: &Shared) -> Option<Prepared> {
+    let names = match zones::zone_names(&shared.data_dir) {
+        Ok(names) => names,
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "could not read the zones directory");
+            return None;
+        }
+    };
+    for name in names {
+        if shared.zones.get(&name).is_some() {
+            continue;
+        }
+        let opened = async {
+            let spec = zones::read_zone(&zones::zone_dir(&shared.data_dir, &name))?;
+            prepare_zone(shared, spec).await
+        };
+        match opened.await {
+            Ok(zone) => return Some(zone),
+            Err(error) => {
+                // Logged once per look; the directory stays until the operator fixes it.
+                tracing::error!(zone = %name, error = %format!("{error:#}"), "an added zone cannot be served");
+                // Served as halted, so that the error is visible at /v1/zones and logged once.
+                shared.zones.insert(
+                    &name,
+                    agora_core::Hash32([0; 32]),
+                    ZoneRoute::Halted(format!("{error:#}")),
+                );
+            }
+        }
+    }
+    None
+}
+
+/// Opens a zone: its genesis, its database (every row checked), its channels, its routes.
+async fn prepare_zone(shared: &Shared, spec: ZoneSpec) -> Result<Prepared> {
+    let ZoneSpec {
+        name,
+        genesis,
+        store_dir,
+        peers,
+    } = spec;
+    let chain_id = genesis.chain_id();
+    if shared.zones.holds(&name, &chain_id) {
+        anyhow::bail!("this node already serves a zone named {name} or of chain {chain_id}");
+    }
+    let config = &shared.config;
+    let key = keys::load_ml_dsa(&shared.data_dir.join(keys::VALIDATOR_KEY_FILE))?;
+    let genesis_ledger = Ledger::from_genesis(&genesis);
+    let store = SqliteStore::open(&store_dir.join(crate::sqlite::STORE_FILE)).await?;
+    let recovered = agora_consensus::storage::LogStore::load(&store)
+        .await
+        .map_err(DriverError::from)
+        .with_context(|| format!("zone {name}"))?;
+    let metrics = shared.metrics.zone(&name);
+    let (inbound_tx, inbound_rx) = mpsc::channel(4_096);
+    let (outbound_tx, outbound_rx) = mpsc::channel(4_096);
+    let (command_tx, command_rx) = mpsc::channel(1_024);
+    let target = genesis_ledger.target_config();
+    let validators = target
+        .members
+        .iter()
+        .chain(&target.witnesses)
+        .filter_map(|m| Some((m.validator, libp2p::PeerId::from_bytes(&m.peer).ok()?)))
+        .collect();
+    let events = Arc::new(EventHub::new(
+        AccountId::from_public_key(key.public_key()),
+        config.event_buffer.unwrap_or(1_024),
+        config.event_subscribers.unwrap_or(256),
+        metrics.clone(),
+    ));
+    let router = api::router(
+        ApiState {
+            commands: command_tx,
+            metrics: metrics.clone(),
+            reader: store.reader(),
+            events: events.clone(),
+            chain_id,
+            zones: shared.zones.clone(),
+        },
+        shared.mode,
+    );
+    let tick_ms = config.tick_ms.unwrap_or(100);
+    let mut replica = ReplicaConfig::for_tick(tick_ms, config.empty_block_ms.unwrap_or(1_000));
+    replica.snapshot_interval_entries = config.snapshot_interval.unwrap_or(1_000);
+    replica.mempool_capacity = config.mempool_capacity.unwrap_or(10_000);
+    replica.replay = config.replay.unwrap_or(false);
+    let parts = DriverParts {
+        key,
+        genesis: genesis_ledger,
+        store,
+        recovered,
+        config: DriverConfig {
+            tick: Duration::from_millis(tick_ms),
+            replica,
+        },
+        metrics,
+        inbound: inbound_rx,
+        outbound: outbound_tx,
+        commands: command_rx,
+        shutdown: shared.shutdown.clone(),
+        events,
+        leaders: (chain_id, shared.leaders.clone()),
+    };
+    Ok(Prepared {
+        spec_name: name,
+        router,
+        link: ZoneLink {
+            zone: chain_id,
+            validators,
+            inbound: inbound_tx,
+            outbound: outbound_rx,
+            peers,
+        },
+        parts,
+        chain_id,
+    })
+}
+
+impl Prepared {
+    /// Hands the zone's traffic to the network, serves its routes and starts its driver.
+    async fn start(
+        self,
+        shared: &Shared,
+        drivers: &mut tokio::task::JoinSet<DriverResult>,
+    ) -> Result<Running> {
+        let Prepared {
+            spec_name: name,
+            router,
+            link,
+            parts,
+            chain_id,
+        } = self;
+        shared
+            .links
+            .send(link)
+            .await
+            .context("the network task stopped")?;
+        shared
+            .zones
+            .insert(&name, chain_id, ZoneRoute::Serving(router));
+        tracing::info!(zone = %name, chain = %chain_id, "starting the zone");
+        let running = Running {
+            name,
+            chain_id,
+            events: parts.events.clone(),
+        };
+        let handle = running.clone();
+        drivers.spawn(async move {
+            let result = tokio::spawn(driver::run(parts)).await;
+            (handle, result)
+        });
+        Ok(running)
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

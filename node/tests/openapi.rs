@@ -113,7 +113,7 @@ async fn every_described_operation_reaches_its_handler() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = SqliteStore::open(&dir.join("node.db")).await.unwrap();
-    let metrics = Arc::new(Metrics::new(Arc::new(NetworkCounters::default())));
+    let metrics = Metrics::new(Arc::new(NetworkCounters::default()));
     // No replica behind it: handlers that ask it answer 503 at once, which is a handler's
     // answer, not the fallback's.
     let (commands, _) = tokio::sync::mpsc::channel(1);
@@ -128,6 +128,7 @@ async fn every_described_operation_reaches_its_handler() {
             metrics,
         )),
         chain_id: agora_core::Hash32([7; 32]),
+        zones: Default::default(),
     };
     let operations = described_operations();
     assert!(operations.len() >= 20, "{operations:?}");

@@ -413,12 +413,18 @@ impl Cluster {
 
     /// The value of the Prometheus sample `name` (the whole name, labels included) on
     /// node `i`.
+    /// A metric's value on node `i`: the node's own, or its first zone's (a zone's metrics
+    /// carry a `zone` label).
     pub fn metric(&self, i: usize, name: &str) -> Option<f64> {
         let (_, metrics) = self.get(i, "/metrics")?;
         metrics
             .as_str()?
             .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))?
+            .find(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|series| series.split('{').next() == Some(name))
+            })?
             .split_whitespace()
             .last()?
             .parse()
@@ -453,13 +459,24 @@ impl Cluster {
 
     /// Signs a transfer from the demo account with the given nonce.
     pub fn transfer(&self, nonce: u64, to: AccountId, amount: u128) -> Vec<u8> {
+        self.transfer_on(self.genesis.chain_id(), nonce, to, amount)
+    }
+
+    /// Signs a transfer from the demo account on chain `chain_id` (a zone's).
+    pub fn transfer_on(
+        &self,
+        chain_id: agora_core::ChainId,
+        nonce: u64,
+        to: AccountId,
+        amount: u128,
+    ) -> Vec<u8> {
         let sender = if nonce == 0 {
             Sender::Register(self.demo.public_key().clone())
         } else {
             Sender::Account(self.demo_account())
         };
         Transaction {
-            chain_id: self.genesis.chain_id(),
+            chain_id,
             sender,
             nonce,
             action: Action::Transfer {
@@ -474,8 +491,23 @@ impl Cluster {
     /// Submits to node `i` and waits for the commit, retrying while the node is busy or
     /// has no leader. Returns the committed answer.
     pub fn submit_and_wait(&self, i: usize, tx: &[u8], limit: Duration) -> SubmitResponse {
+        self.submit_and_wait_in(None, i, tx, limit)
+    }
+
+    /// Like [`Cluster::submit_and_wait`], in zone `zone` of node `i` (`None`: its first).
+    pub fn submit_and_wait_in(
+        &self,
+        zone: Option<&str>,
+        i: usize,
+        tx: &[u8],
+        limit: Duration,
+    ) -> SubmitResponse {
+        let path = match zone {
+            Some(zone) => format!("/v1/zones/{zone}/tx?wait=commit"),
+            None => "/v1/tx?wait=commit".to_string(),
+        };
         wait_for("a committed transaction", limit, || {
-            match http(self.nodes[i].http_port, "POST", "/v1/tx?wait=commit", tx) {
+            match http(self.nodes[i].http_port, "POST", &path, tx) {
                 Some((200, value)) => {
                     let answer: SubmitResponse =
                         serde_json::from_value(value).expect("a submit answer");

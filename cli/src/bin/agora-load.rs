@@ -5,10 +5,15 @@
 //! It reports committed transactions per second, commit latency percentiles, and, for
 //! each process named with `--cpu-pid`, the CPU time it spent per committed transaction.
 //!
+//! With `--zone` (repeat it) the load goes to several zones of the same nodes at once,
+//! `--clients` clients in each, and the report gives each zone's rate and the total.
+//!
 //! Example, with `agora-node devnet` running (its pid in $DEVNET):
 //!   agora-load --funder devnet/demo.key --node http://127.0.0.1:8100 \
 //!       --node http://127.0.0.1:8101 --node http://127.0.0.1:8102 --clients 256 \
 //!       --seconds 20 --cpu-pid $DEVNET
+//! and with `agora-node devnet --zones 3`, add
+//!       --zone agora-devnet --zone agora-devnet-2 --zone agora-devnet-3
 
 use agora_cli::client::{sign, Failure, Node};
 use agora_cli::keyfile;
@@ -32,9 +37,13 @@ struct Args {
     /// A key file of a funded account (e.g. the devnet's demo.key).
     #[arg(long)]
     funder: PathBuf,
-    /// Concurrent clients, each with an account of its own.
+    /// Concurrent clients (in each zone), each with an account of its own.
     #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// A zone to load, by name (repeat: each gets --clients clients; the funder must
+    /// hold funds in each) [default: the nodes' first zone].
+    #[arg(long = "zone")]
+    zones: Vec<String>,
     /// How long to run.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
@@ -65,6 +74,8 @@ struct Tally {
     latencies: Vec<Duration>,
     errors: BTreeMap<String, u64>,
     signed_in_window: u64,
+    /// Transfers committed in each zone loaded (by name; "" is the nodes' first zone).
+    per_zone: BTreeMap<String, u64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,43 +105,73 @@ struct Client {
     signed: Vec<Vec<u8>>,
 }
 
+/// A zone under load: its nodes (as routes), its chain, its clients.
+struct ZoneLoad {
+    name: String,
+    nodes: Vec<Node>,
+    chain_id: Hash32,
+    clients: Vec<Client>,
+}
+
 fn run(args: &Args) -> Result<()> {
     if args.clients == 0 {
         bail!("--clients must be at least 1");
     }
     let kind = KeyKind::from_name(&args.kind).context("unknown key kind")?;
-    let nodes: Vec<Node> = args.nodes.iter().map(|n| Node::new(n)).collect();
     let funder = keyfile::load(&args.funder)?;
-    let chain_id = nodes[0].chain_id().map_err(failure)?;
-    let keys: Vec<SecretKey> = (0..args.clients)
-        .map(|_| {
-            let mut seed = [0u8; 32];
-            rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut seed)
-                .map_err(|e| anyhow!("no OS randomness: {e}"))?;
-            Ok(SecretKey::from_seed(kind, seed))
-        })
-        .collect::<Result<_>>()?;
-    fund(&nodes[0], &funder, &keys)?;
     let per_client = args
         .per_client
         .unwrap_or_else(|| (args.seconds as usize).saturating_mul(10).max(1));
-    let signing = Instant::now();
-    let clients = presign(&keys, chain_id, per_client)?;
-    eprintln!(
-        "funded {} clients and signed {} transfers each ({}) in {:.1} s; loading for {} s",
-        clients.len(),
-        per_client,
-        args.kind,
-        signing.elapsed().as_secs_f64(),
-        args.seconds
-    );
+    let names: Vec<Option<&str>> = if args.zones.is_empty() {
+        vec![None]
+    } else {
+        args.zones.iter().map(|z| Some(z.as_str())).collect()
+    };
+    let mut zones = Vec::new();
+    for zone in names {
+        let nodes: Vec<Node> = args
+            .nodes
+            .iter()
+            .map(|n| Node::new(n).in_zone(zone))
+            .collect();
+        let chain_id = nodes[0]
+            .chain_id()
+            .map_err(failure)
+            .with_context(|| format!("zone {}", zone.unwrap_or("(the first)")))?;
+        let keys: Vec<SecretKey> = (0..args.clients)
+            .map(|_| {
+                let mut seed = [0u8; 32];
+                rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut seed)
+                    .map_err(|e| anyhow!("no OS randomness: {e}"))?;
+                Ok(SecretKey::from_seed(kind, seed))
+            })
+            .collect::<Result<_>>()?;
+        fund(&nodes[0], &funder, &keys)?;
+        let signing = Instant::now();
+        let clients = presign(&keys, chain_id, per_client)?;
+        eprintln!(
+            "zone {}: funded {} clients and signed {} transfers each ({}) in {:.1} s",
+            zone.unwrap_or("(the first)"),
+            clients.len(),
+            per_client,
+            args.kind,
+            signing.elapsed().as_secs_f64(),
+        );
+        zones.push(ZoneLoad {
+            name: zone.unwrap_or("").to_string(),
+            nodes,
+            chain_id,
+            clients,
+        });
+    }
+    eprintln!("loading for {} s", args.seconds);
 
     let cpu_before: Vec<Option<f64>> = args.cpu_pids.iter().map(|p| cpu_seconds(*p)).collect();
     let started = Instant::now();
     let tally = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(load(args, chain_id, clients, started))?;
+        .block_on(load(args, zones, started))?;
     let elapsed = started.elapsed();
     let cpu: Vec<serde_json::Value> = args
         .cpu_pids
@@ -167,6 +208,11 @@ fn report(
         "seconds": elapsed.as_secs_f64(),
         "committed": committed,
         "committed_per_second": committed as f64 / elapsed.as_secs_f64(),
+        "zones": tally.per_zone.iter().map(|(zone, n)| json!({
+            "zone": zone,
+            "committed": n,
+            "committed_per_second": *n as f64 / elapsed.as_secs_f64(),
+        })).collect::<Vec<_>>(),
         "latency_ms": { "p50": percentile(50), "p90": percentile(90), "p99": percentile(99), "max": percentile(100) },
         "signed_in_window": tally.signed_in_window,
         "cpu": cpu,
@@ -189,6 +235,14 @@ fn report(
         tally.signed_in_window,
         tally.errors
     );
+    if tally.per_zone.len() > 1 {
+        for (zone, n) in &tally.per_zone {
+            println!(
+                "zone {zone}: {n} committed, {:.0} tx/s",
+                *n as f64 / elapsed.as_secs_f64()
+            );
+        }
+    }
     for entry in &cpu {
         match entry["cpu_seconds"].as_f64() {
             Some(seconds) => println!(
@@ -257,31 +311,35 @@ fn transfer(to: AccountId) -> Action {
     }
 }
 
-/// The timed window: one async closed-loop client per account.
-async fn load(
-    args: &Args,
-    chain_id: Hash32,
-    clients: Vec<Client>,
-    started: Instant,
-) -> Result<Tally> {
+/// The timed window: one async closed-loop client per account, in every zone at once.
+async fn load(args: &Args, zones: Vec<ZoneLoad>, started: Instant) -> Result<Tally> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(40))
-        .pool_max_idle_per_host(args.clients)
+        .pool_max_idle_per_host(args.clients.saturating_mul(zones.len()))
         .build()?;
     let tally = Arc::new(Mutex::new(Tally::default()));
     let deadline = started + Duration::from_secs(args.seconds);
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, client) in clients.into_iter().enumerate() {
-        let node = args.nodes[i % args.nodes.len()].trim_end_matches('/');
-        let client_loop = ClientLoop {
-            http: http.clone(),
-            node: node.to_string(),
-            batch: usize::from(args.batch),
-            chain_id,
-            deadline,
-            tally: tally.clone(),
-        };
-        tasks.spawn(client_loop.run(client));
+    for zone in zones {
+        tally
+            .lock()
+            .expect("no client yet")
+            .per_zone
+            .insert(zone.name.clone(), 0);
+        for (i, client) in zone.clients.into_iter().enumerate() {
+            let node = &zone.nodes[i % zone.nodes.len()];
+            let client_loop = ClientLoop {
+                http: http.clone(),
+                tx_url: node.route("/v1/tx?wait=commit"),
+                txs_url: node.route("/v1/txs?wait=commit"),
+                zone: zone.name.clone(),
+                batch: usize::from(args.batch),
+                chain_id: zone.chain_id,
+                deadline,
+                tally: tally.clone(),
+            };
+            tasks.spawn(client_loop.run(client));
+        }
     }
     while tasks.join_next().await.is_some() {}
     let tally = Arc::try_unwrap(tally)
@@ -294,7 +352,9 @@ async fn load(
 /// One client's connection to the cluster and where it reports.
 struct ClientLoop {
     http: reqwest::Client,
-    node: String,
+    tx_url: String,
+    txs_url: String,
+    zone: String,
     batch: usize,
     chain_id: Hash32,
     deadline: Instant,
@@ -333,7 +393,10 @@ impl ClientLoop {
                 let mut tally = self.tally.lock().expect("no client panicked");
                 for outcome in &outcomes {
                     match outcome {
-                        Ok(latency) => tally.latencies.push(*latency),
+                        Ok(latency) => {
+                            tally.latencies.push(*latency);
+                            *tally.per_zone.entry(self.zone.clone()).or_default() += 1;
+                        }
                         Err(code) => *tally.errors.entry(code.clone()).or_default() += 1,
                     }
                 }
@@ -359,14 +422,12 @@ impl ClientLoop {
     async fn submit(&self, txs: &[Vec<u8>]) -> Vec<ItemOutcome> {
         let sent = Instant::now();
         let request = if txs.len() == 1 {
-            let url = format!("{}/v1/tx?wait=commit", self.node);
-            self.http.post(url).body(txs[0].clone())
+            self.http.post(&self.tx_url).body(txs[0].clone())
         } else {
-            let url = format!("{}/v1/txs?wait=commit", self.node);
             let body = agora_api::SubmitBatchRequest {
                 txs: txs.iter().map(hex::encode).collect(),
             };
-            self.http.post(url).json(&body)
+            self.http.post(&self.txs_url).json(&body)
         };
         let response = match request.send().await {
             Ok(response) => response,

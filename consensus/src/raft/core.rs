@@ -168,6 +168,8 @@ pub struct Counters {
     pub elections: u64,
     /// Leadership transfers started.
     pub transfers: u64,
+    /// Of those, transfers that spread leaders across a node's zones.
+    pub balance_transfers: u64,
     /// Leaders outside the configuration that a member vouched for.
     pub leaders_vouched: u64,
     /// Followers whose log was found behind what they had acknowledged (lost state).

@@ -393,6 +393,56 @@ impl<C: VoteCrypto> Raft<C> {
         }
     }
 
+    /// Spreading leaders across a node's zones: each zone is its own group, and with the
+    /// same members in several, nothing else keeps every zone's leader off the same node.
+    /// `load(n)` is how many of this node's zones `n` leads, as this node sees them (the
+    /// driver gathers it). A leader that leads at least two zones more than a healthy,
+    /// caught-up full voter of the top weight — the only ones reputation would not hand
+    /// leadership away from, so the two rules never pull against each other — hands this
+    /// zone's leadership to the least loaded one. Each hand-over lowers the sum of squared
+    /// loads, so the moves end. Returns the target, if a transfer started.
+    pub fn balance_leadership(&mut self, load: impl Fn(&NodeId) -> u64) -> Option<NodeId> {
+        self.assert_no_ready();
+        if self.role != Role::Leader || self.transfer.is_some() || self.membership.is_joint() {
+            return None;
+        }
+        let last = self.log.last_index();
+        let me = self.cfg.id;
+        let eligible: Vec<(NodeId, u64)> = self
+            .membership
+            .incoming
+            .voters()
+            .filter(|(id, _)| !self.membership.is_witness(id))
+            .filter(|(id, _)| {
+                **id == me
+                    || self.progress.get(id).is_some_and(|p| {
+                        p.healthy
+                            && p.match_index + 1 >= last
+                            && self
+                                .transfer_declined
+                                .get(id)
+                                .is_none_or(|until| *until <= self.now)
+                    })
+            })
+            .map(|(id, weight)| (*id, weight))
+            .collect();
+        let top = eligible.iter().map(|(_, w)| *w).max()?;
+        if self.membership.incoming.weight(&me) < top {
+            return None; // reputation moves this leadership; it is not ours to balance
+        }
+        let (target, target_load) = eligible
+            .iter()
+            .filter(|(id, weight)| *weight == top && *id != me)
+            .map(|(id, _)| (*id, load(id)))
+            .min_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))?;
+        if load(&me) < target_load.saturating_add(2) {
+            return None;
+        }
+        self.counters.balance_transfers += 1;
+        self.start_transfer(target);
+        Some(target)
+    }
+
     /// Reputation-aware leadership: if a healthy voter outweighs this leader for
     /// `transfer_hysteresis_checks` checks in a row, hand over to the heaviest one.
     fn check_reputation_transfer(&mut self) {

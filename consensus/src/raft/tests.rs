@@ -99,6 +99,71 @@ fn a_voter_that_does_not_take_over_is_passed_over_for_a_while() {
     assert!((1..=4).contains(&tried), "{tried} transfers in 1,000 ticks");
 }
 
+/// Zones spread their leaders: a leader that leads two zones more than another full voter
+/// of the top weight hands this zone to the least loaded such voter; a balanced load, a
+/// lighter voter, a witness and a follower change nothing.
+#[test]
+fn a_leader_of_more_zones_hands_this_one_to_the_least_loaded_voter() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    c.node(leader).propose(b"caught up".to_vec()).unwrap();
+    c.tick_until(50, |c| {
+        c.applied
+            .iter()
+            .all(|a| payloads(a).contains(&b"caught up".to_vec()))
+    });
+    // A full check-quorum round: the followers count as healthy.
+    for _ in 0..100 {
+        c.tick();
+    }
+    assert_eq!(c.leader(), Some(leader));
+    let me = node_id(leader);
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    assert_eq!(c.node(leader).balance_leadership(|_| 1), None);
+    let one_more = |n: &crate::raft::NodeId| if *n == me { 2 } else { 1 };
+    assert_eq!(c.node(leader).balance_leadership(one_more), None);
+    let loads = |n: &crate::raft::NodeId| match n {
+        n if *n == me => 3,
+        n if *n == node_id(a) => 2,
+        _ => 1,
+    };
+    assert_eq!(c.node(leader).balance_leadership(loads), Some(node_id(b)));
+    c.tick_until(30, |c| c.leader() == Some(b));
+    assert_eq!(c.node(leader).balance_leadership(|_| 0), None, "a follower");
+    assert_eq!(c.node(b).counters().balance_transfers, 0);
+    assert_eq!(c.node(leader).counters().balance_transfers, 1);
+
+    // The heaviest voter leads: lighter voters take nothing from it, however loaded.
+    let mut c = Cluster::new(&[1, 1, 3]);
+    c.tick_until(400, |c| c.leader() == Some(2));
+    let heavy = node_id(2);
+    assert_eq!(
+        c.node(2)
+            .balance_leadership(|n| if *n == heavy { 9 } else { 0 }),
+        None
+    );
+    // A witness never gets a zone's leadership, though it leads nothing.
+    let mut c = Cluster::with_witnesses(&[1, 1, 1], &[2], 0);
+    let leader = c.elect();
+    for _ in 0..100 {
+        c.tick();
+    }
+    let other = node_id(1 - leader);
+    let me = node_id(leader);
+    let loads = |n: &crate::raft::NodeId| match n {
+        n if *n == me => 3,
+        n if *n == other => 2,
+        _ => 0,
+    };
+    assert_eq!(c.node(leader).balance_leadership(loads), None);
+    let loads = |n: &crate::raft::NodeId| match n {
+        n if *n == me => 3,
+        n if *n == other => 1,
+        _ => 0,
+    };
+    assert_eq!(c.node(leader).balance_leadership(loads), Some(other));
+}
+
 /// Thesis §9.6 (pre-vote) and §6.2 (check-quorum): an isolated node campaigns without
 /// raising its term, and when it rejoins it does not depose the healthy leader.
 #[test]

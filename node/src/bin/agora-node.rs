@@ -4,7 +4,7 @@ use agora_core::genesis::{Genesis, GenesisAccount, GenesisValidator, GenesisWitn
 use agora_core::vectors::VectorFile;
 use agora_core::{AccountId, Amount, KeyKind, PublicKey, SecretKey};
 use agora_node::config::NodeConfig;
-use agora_node::{keys, node};
+use agora_node::{keys, node, zones};
 use agora_testkit::{seeded_key, VALIDATOR_PEER_IDS};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -97,6 +97,10 @@ enum Commands {
         /// keep the log, never lead, do not execute the ledger.
         #[arg(long, default_value_t = 0, conflicts_with = "vector")]
         witnesses: usize,
+        /// Zones every node serves: independent ledgers (agora-devnet, agora-devnet-2, …)
+        /// with the same validators, each its own Raft group and database.
+        #[arg(long, default_value_t = 1, conflicts_with = "vector")]
+        zones: usize,
         /// Replay this test vector file on a cluster of its validators.
         #[arg(long)]
         vector: Option<PathBuf>,
@@ -110,6 +114,40 @@ enum Commands {
         /// First HTTP port (node i serves on base + i).
         #[arg(long, default_value_t = 8100)]
         http_base_port: u16,
+    },
+    /// A node's zones: the independent ledgers it serves besides its first.
+    Zone {
+        #[command(subcommand)]
+        command: ZoneCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZoneCommand {
+    /// Join a zone: its genesis goes into the node's data directory with a new database,
+    /// and a running node starts serving it within a second, without a restart. The
+    /// node's validator key must be a validator or a witness in the zone's genesis.
+    ///
+    /// Example: agora-node zone add --data-dir node1 --genesis zone-b.json
+    Add {
+        /// The node's data directory.
+        #[arg(long, env = "AGORA_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The zone's genesis (its chain name is the zone's name).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Addresses of the zone's validators that the node's own peers do not name, each
+        /// ending in /p2p/<peer id> (repeat the flag).
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+    },
+    /// List the zones in a node's data directory (besides the one its genesis names).
+    ///
+    /// Example: agora-node zone list --data-dir node1
+    List {
+        /// The node's data directory.
+        #[arg(long, env = "AGORA_DATA_DIR")]
+        data_dir: PathBuf,
     },
 }
 
@@ -158,9 +196,11 @@ fn main() -> ExitCode {
                 ))
             })
         }
+        Commands::Zone { command } => zone(command),
         Commands::Devnet {
             nodes,
             witnesses,
+            zones,
             vector,
             dir,
             p2p_base_port,
@@ -173,7 +213,7 @@ fn main() -> ExitCode {
             match vector {
                 Some(vector) => replay_devnet(&vector, dir, ports),
                 None => devnet(
-                    (nodes, witnesses),
+                    (nodes, witnesses, zones),
                     &dir.unwrap_or_else(|| "devnet".into()),
                     ports,
                 ),
@@ -373,9 +413,42 @@ fn write_node_configs(dir: &Path, addresses: &[String], ports: Ports, replay: bo
     Ok(())
 }
 
-fn devnet((validators, witnesses): (usize, usize), dir: &Path, ports: Ports) -> Result<()> {
+fn zone(command: ZoneCommand) -> Result<()> {
+    match command {
+        ZoneCommand::Add {
+            data_dir,
+            genesis,
+            peers,
+        } => {
+            let key = keys::load_ml_dsa(&data_dir.join(keys::VALIDATOR_KEY_FILE))?;
+            let name =
+                runtime().block_on(zones::add(&data_dir, &genesis, &peers, key.public_key()))?;
+            println!(
+                "zone {name} added to {}; a running node serves it within a second at /v1/zones/{name}/…",
+                data_dir.display()
+            );
+            Ok(())
+        }
+        ZoneCommand::List { data_dir } => {
+            for name in zones::zone_names(&data_dir)? {
+                let zone = zones::read_zone(&zones::zone_dir(&data_dir, &name))?;
+                println!("{name}  chain {}", zone.genesis.chain_id());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn devnet(
+    (validators, witnesses, zone_count): (usize, usize, usize),
+    dir: &Path,
+    ports: Ports,
+) -> Result<()> {
     if validators == 0 || validators + witnesses > 16 {
         bail!("--nodes must be at least 1, and --nodes plus --witnesses at most 16");
+    }
+    if zone_count == 0 || zone_count > zones::MAX_ZONES {
+        bail!("--zones must be between 1 and {}", zones::MAX_ZONES);
     }
     let nodes = validators + witnesses;
     let genesis_path = dir.join("genesis.json");
@@ -409,6 +482,21 @@ fn devnet((validators, witnesses): (usize, usize), dir: &Path, ports: Ports) -> 
             &genesis_path,
         )?;
         write_node_configs(dir, &addresses, ports, false)?;
+        // The other zones: the same members and demo account, chains of their own.
+        for z in 2..=zone_count {
+            let zone_genesis = dir.join(format!("genesis-zone{z}.json"));
+            genesis(
+                &format!("agora-devnet-{z}"),
+                (validator_files, witness_files, 10),
+                &[format!("{demo_account}=1000000000000")],
+                &zone_genesis,
+            )?;
+            for i in 0..nodes {
+                let node_dir = dir.join(format!("node{i}"));
+                let key = keys::load_ml_dsa(&node_dir.join(keys::VALIDATOR_KEY_FILE))?;
+                runtime().block_on(zones::add(&node_dir, &zone_genesis, &[], key.public_key()))?;
+            }
+        }
     }
     let children = start_nodes(dir, nodes)?;
     let demo = keys::load_ml_dsa(&demo_key_path)?;
@@ -416,6 +504,13 @@ fn devnet((validators, witnesses): (usize, usize), dir: &Path, ports: Ports) -> 
         "Agora devnet: {validators} validators and {witnesses} witnesses on loopback, data in {}",
         dir.display()
     );
+    let added = zones::zone_names(&dir.join("node0"))?;
+    if !added.is_empty() {
+        println!(
+            "Zones: agora-devnet (the unprefixed routes) and {}, each at /v1/zones/<zone>/…",
+            added.join(", ")
+        );
+    }
     print_nodes(dir, nodes, ports);
     println!(
         "Demo account {} holds 1,000,000,000,000 base units; its key is {}",

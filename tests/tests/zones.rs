@@ -1,0 +1,253 @@
+//! Zones as real processes: three `agora-node` processes on loopback serving three
+//! independent ledgers over one transport and one HTTP port each.
+
+use agora_core::genesis::Genesis;
+use agora_core::ChainId;
+use agora_tests::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long a zone may go without committing after losing a node (the e2e fail-over
+/// bound the other tests use).
+const FAIL_OVER: Duration = Duration::from_secs(30);
+
+/// Writes a zone's genesis: `validators` and `witnesses` (node indexes), the demo account
+/// funded.
+fn zone_genesis(
+    cluster: &Cluster,
+    name: &str,
+    validators: &[usize],
+    witnesses: &[usize],
+) -> PathBuf {
+    let path = cluster.dir.join(format!("{name}.json"));
+    let mut args: Vec<String> = vec![
+        "genesis".into(),
+        "--chain-name".into(),
+        name.into(),
+        "--out".into(),
+        path.display().to_string(),
+        "--account".into(),
+        format!("{}=1000000000", cluster.demo_account()),
+    ];
+    for (flag, nodes) in [("--validator", validators), ("--witness", witnesses)] {
+        for i in nodes {
+            args.push(flag.into());
+            args.push(
+                cluster.nodes[*i]
+                    .dir
+                    .join("validator.json")
+                    .display()
+                    .to_string(),
+            );
+        }
+    }
+    let output = Command::new(bin()).args(&args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    path
+}
+
+/// `agora-node zone add`, as a process; its output and whether it succeeded.
+fn zone_add(data_dir: &Path, genesis: &Path) -> (bool, String) {
+    let output = Command::new(bin())
+        .args(["zone", "add", "--data-dir"])
+        .arg(data_dir)
+        .arg("--genesis")
+        .arg(genesis)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn chain_of(path: &Path) -> ChainId {
+    Genesis::from_json(&std::fs::read_to_string(path).unwrap())
+        .unwrap()
+        .chain_id()
+}
+
+/// The leader of zone `zone` as node `i` reports it (by node index), once it knows one.
+fn zone_leader(cluster: &Cluster, zone: &str, i: usize) -> Option<usize> {
+    let status: agora_api::StatusResponse =
+        cluster.get_as(i, &format!("/v1/zones/{zone}/status"))?;
+    let leader = status.leader?;
+    cluster
+        .nodes
+        .iter()
+        .position(|n| n.public["account"].as_str() == Some(leader.to_string().as_str()))
+}
+
+/// The leader of `zone` on which every running node agrees.
+fn agreed_leader(cluster: &Cluster, zone: &str) -> Option<usize> {
+    let running: Vec<usize> = (0..cluster.nodes.len())
+        .filter(|i| cluster.nodes[*i].child.is_some())
+        .collect();
+    let first = zone_leader(cluster, zone, running[0])?;
+    running
+        .iter()
+        .all(|i| zone_leader(cluster, zone, *i) == Some(first))
+        .then_some(first)
+}
+
+/// Three nodes, three zones: the first zone (the genesis each node runs with), `zone-b`
+/// (the same three validators) and `zone-w` (nodes 0 and 1 full members, node 2 a
+/// witness), the last two joined by `agora-node zone add` while the nodes run. Every zone
+/// commits on its own chain; leaders spread so that no node leads two zones; kill -9 of
+/// a node leaves every zone committing again within the fail-over bound; `zone-w`
+/// survives the loss of either of its full members. The CLI reaches each zone with
+/// `--zone`, the metrics carry a `zone` label, and `zone add` refuses a zone the node is
+/// not a member of, or one it has.
+#[test]
+fn three_nodes_serve_three_zones_with_spread_leaders_and_survive_a_kill() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cluster = Cluster::start("zones", 3, 1_000);
+    cluster.wait_ready(Duration::from_secs(60));
+    let first = "zones";
+    let zone_b = zone_genesis(&cluster, "zone-b", &[0, 1, 2], &[]);
+    let zone_w = zone_genesis(&cluster, "zone-w", &[0, 1], &[2]);
+    let outsider = zone_genesis(&cluster, "zone-x", &[0, 1], &[]);
+    for i in 0..3 {
+        for genesis in [&zone_b, &zone_w] {
+            let (ok, text) = zone_add(&cluster.nodes[i].dir, genesis);
+            assert!(ok, "zone add: {text}");
+        }
+    }
+    // Refused, changing nothing: a second add, and a zone whose genesis lacks the node.
+    let (ok, text) = zone_add(&cluster.nodes[0].dir, &zone_b);
+    assert!(!ok && text.contains("already has zone zone-b"), "{text}");
+    let (ok, text) = zone_add(&cluster.nodes[2].dir, &outsider);
+    assert!(
+        !ok && text.contains("neither a validator nor a witness"),
+        "{text}"
+    );
+    assert!(!cluster.nodes[2].dir.join("zones/zone-x").exists());
+
+    // The running nodes serve the new zones without a restart.
+    let zones = [first, "zone-b", "zone-w"];
+    let chains = [
+        cluster.genesis.chain_id(),
+        chain_of(&zone_b),
+        chain_of(&zone_w),
+    ];
+    let listed: agora_api::ZonesResponse = wait_for("three zones", Duration::from_secs(30), || {
+        cluster
+            .get_as::<agora_api::ZonesResponse>(1, "/v1/zones")
+            .filter(|z| z.zones.len() == 3)
+    });
+    let names: Vec<&str> = listed.zones.iter().map(|z| z.name.as_str()).collect();
+    assert_eq!(names, zones, "the first zone first, then by name");
+    for (entry, chain) in listed.zones.iter().zip(chains) {
+        assert_eq!(entry.chain_id, chain);
+        assert_eq!(entry.halted, None);
+    }
+
+    // Each zone commits on its own chain: a transfer in one is not in the others.
+    let mut nonces = [0u64; 3];
+    let to = random_account();
+    for (z, zone) in zones.iter().enumerate() {
+        let tx = cluster.transfer_on(chains[z], nonces[z], to, 1_000 + z as u128);
+        // Through a different node for each zone (node 2 is zone-w's witness: node 1).
+        let through = [0, 2, 1][z];
+        let answer = cluster.submit_and_wait_in(Some(zone), through, &tx, Duration::from_secs(60));
+        assert!(applied(&answer), "{zone}: {answer:?}");
+        nonces[z] += 1;
+    }
+    let agora = Agora {
+        node: format!("http://127.0.0.1:{}", cluster.nodes[1].http_port),
+        dir: cluster.dir.clone(),
+    };
+    for (z, zone) in zones.iter().enumerate() {
+        let account: agora_api::AccountResponse =
+            agora.answer("no.key", &["--zone", zone, "account", &to.to_string()]);
+        assert_eq!(account.balance.0, 1_000 + z as u128, "{zone}");
+    }
+    // A signature for one zone's chain is refused in another, and nothing changes.
+    let wrong = cluster.transfer_on(chains[0], nonces[1], to, 5);
+    let (code, body) = http(
+        cluster.nodes[0].http_port,
+        "POST",
+        "/v1/zones/zone-b/tx",
+        &wrong,
+    )
+    .unwrap();
+    assert_eq!(
+        (code, error_code(&body).as_deref()),
+        (400, Some("wrong_chain")),
+        "{body}"
+    );
+    let (code, body) = cluster.get(0, "/v1/zones/nowhere/status").unwrap();
+    assert_eq!(
+        (code, error_code(&body).as_deref()),
+        (404, Some("unknown_zone"))
+    );
+
+    // Metrics: one exposition, each zone's series labelled.
+    let (_, metrics) = cluster.get(0, "/metrics").unwrap();
+    let metrics = metrics.as_str().unwrap().to_string();
+    for zone in zones {
+        assert!(
+            metrics.contains(&format!("agora_raft_commit_index{{zone=\"{zone}\"}}")),
+            "{zone} has its series"
+        );
+    }
+
+    // Leaders spread: each zone's leader on its own node.
+    let leaders = wait_for("leaders on three nodes", Duration::from_secs(60), || {
+        let leaders: Vec<usize> = zones
+            .iter()
+            .map(|z| agreed_leader(&cluster, z))
+            .collect::<Option<_>>()?;
+        let mut distinct = leaders.clone();
+        distinct.sort();
+        distinct.dedup();
+        (distinct.len() == 3).then_some(leaders)
+    });
+    assert_ne!(leaders[2], 2, "the witness of zone-w never leads it");
+    eprintln!("leaders: {leaders:?}");
+
+    // kill -9 of zone-w's leader (a full member there, the leader of one zone): every
+    // zone commits again, through a survivor, within the fail-over bound.
+    let victim = leaders[2];
+    let survivor = 1 - victim;
+    cluster.kill9(victim);
+    let killed_at = Instant::now();
+    for (z, zone) in zones.iter().enumerate() {
+        let tx = cluster.transfer_on(chains[z], nonces[z], to, 1);
+        let answer = cluster.submit_and_wait_in(Some(zone), survivor, &tx, FAIL_OVER);
+        assert!(applied(&answer), "{zone}: {answer:?}");
+        nonces[z] += 1;
+        eprintln!(
+            "{zone} committed {:.2} s after the kill",
+            killed_at.elapsed().as_secs_f64()
+        );
+    }
+    // zone-w's other full member: the restarted victim carries zone-w with the witness.
+    cluster.launch(victim);
+    wait_for(
+        "the restarted node in every zone",
+        Duration::from_secs(60),
+        || {
+            zones
+                .iter()
+                .all(|z| zone_leader(&cluster, z, victim).is_some())
+                .then_some(())
+        },
+    );
+    cluster.kill9(survivor);
+    let killed_at = Instant::now();
+    let tx = cluster.transfer_on(chains[2], nonces[2], to, 1);
+    let answer = cluster.submit_and_wait_in(Some("zone-w"), victim, &tx, FAIL_OVER);
+    assert!(applied(&answer), "{answer:?}");
+    eprintln!(
+        "zone-w committed {:.2} s after losing its other full member",
+        killed_at.elapsed().as_secs_f64()
+    );
+}
