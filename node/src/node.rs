@@ -95,7 +95,7 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         config: config.clone(),
         data_dir: data_dir.clone(),
         metrics: NodeMetrics::new(counters.clone()),
-        zones: ZoneTable::default(),
+        zones: ZoneTable::new(&first.name),
         leaders: Arc::default(),
         links: links_tx,
         shutdown: shutdown_rx.clone(),
@@ -106,24 +106,26 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         },
     };
     // Every zone's database is read and checked before the node listens to anyone: a
-    // corrupt database stops it before it has served or signed anything.
+    // corrupt database stops it before it has served or signed anything in that zone.
+    // The first zone's stops the node (as before zones existed); an added zone's is
+    // served as halted, with its reason, and the other zones start.
     let mut drivers = tokio::task::JoinSet::new();
-    let mut specs = vec![first];
+    let mut seen = vec![(first.name.clone(), first.genesis.chain_id())];
+    let mut prepared = vec![prepare_zone(&shared, first).await?];
     for name in zones::zone_names(&data_dir)? {
-        specs.push(zones::read_zone(&zones::zone_dir(&data_dir, &name))?);
-    }
-    let mut prepared = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for spec in specs {
-        let chain_id = spec.genesis.chain_id();
-        if !seen.insert(spec.name.clone()) || !seen.insert(chain_id.to_string()) {
-            anyhow::bail!(
-                "zone {} (chain {chain_id}) is the node's genesis and also in {}: a node serves a zone once",
-                spec.name,
-                data_dir.join(zones::ZONES_DIR).display()
-            );
+        let opened = async {
+            let spec = zones::read_zone(&zones::zone_dir(&data_dir, &name))?;
+            let chain_id = spec.genesis.chain_id();
+            if let Some((other, _)) = seen.iter().find(|(n, c)| *n == name || *c == chain_id) {
+                anyhow::bail!("zone {name} (chain {chain_id}) is also the node's zone {other}: a node serves a zone once");
+            }
+            seen.push((name.clone(), chain_id));
+            prepare_zone(&shared, spec).await
+        };
+        match opened.await {
+            Ok(zone) => prepared.push(zone),
+            Err(error) => halt_unopened(&shared, &name, error),
         }
-        prepared.push(prepare_zone(&shared, spec).await?);
     }
     let network = network::spawn(
         NetworkConfig {
@@ -277,19 +279,21 @@ async fn find_new_zone(shared: &Shared) -> Option<Prepared> {
         };
         match opened.await {
             Ok(zone) => return Some(zone),
-            Err(error) => {
-                // Logged once per look; the directory stays until the operator fixes it.
-                tracing::error!(zone = %name, error = %format!("{error:#}"), "an added zone cannot be served");
-                // Served as halted, so that the error is visible at /v1/zones and logged once.
-                shared.zones.insert(
-                    &name,
-                    agora_core::Hash32([0; 32]),
-                    ZoneRoute::Halted(format!("{error:#}")),
-                );
-            }
+            Err(error) => halt_unopened(shared, &name, error),
         }
     }
     None
+}
+
+/// An added zone that will not open (a corrupt database, a bad genesis): logged once and
+/// served as halted, with the reason (at `/v1/zones`, and `zone_halted` on its routes),
+/// until the operator repairs it and restarts the node. The other zones are not held up.
+fn halt_unopened(shared: &Shared, name: &str, error: anyhow::Error) {
+    tracing::error!(zone = %name, error = %format!("{error:#}"), "an added zone cannot be served; the node's other zones go on");
+    let unknown = agora_core::Hash32([0; 32]);
+    shared
+        .zones
+        .insert(name, unknown, ZoneRoute::Halted(format!("{error:#}")));
 }
 
 /// Opens a zone: its genesis, its database (every row checked), its channels, its routes.

@@ -251,13 +251,20 @@ pub enum ZoneRoute {
 pub struct ZoneTable {
     zones: Arc<RwLock<BTreeMap<String, (ChainId, ZoneRoute)>>>,
     /// The node's first zone, which the unprefixed routes serve.
-    first: Arc<std::sync::OnceLock<String>>,
+    first: String,
 }
 
 impl ZoneTable {
-    /// Serves (or re-serves) a zone. The first zone inserted is the node's first zone.
+    /// The table of a node whose first zone is `first`.
+    pub fn new(first: &str) -> ZoneTable {
+        ZoneTable {
+            zones: Arc::default(),
+            first: first.to_owned(),
+        }
+    }
+
+    /// Serves (or re-serves) a zone.
     pub fn insert(&self, name: &str, chain_id: ChainId, route: ZoneRoute) {
-        let _ = self.first.set(name.to_owned());
         self.zones
             .write()
             .expect("zone table lock")
@@ -279,9 +286,8 @@ impl ZoneTable {
     /// The zones: the first zone, then the others by name.
     pub fn list(&self) -> Vec<agora_api::ZoneEntry> {
         let zones = self.zones.read().expect("zone table lock");
-        let first = self.first.get();
         let mut sorted: Vec<_> = zones.iter().collect();
-        sorted.sort_by_key(|(name, _)| (Some(*name) != first, name.as_str()));
+        sorted.sort_by_key(|(name, _)| (**name != self.first, name.as_str()));
         sorted
             .into_iter()
             .map(|(name, (chain_id, route))| agora_api::ZoneEntry {
@@ -413,9 +419,9 @@ mod tests {
 
     #[test]
     fn the_first_zone_is_listed_first() {
-        let table = ZoneTable::default();
-        table.insert("m", Hash32([1; 32]), ZoneRoute::Halted("x".into()));
+        let table = ZoneTable::new("m");
         table.insert("a", Hash32([2; 32]), ZoneRoute::Halted("y".into()));
+        table.insert("m", Hash32([1; 32]), ZoneRoute::Halted("x".into()));
         table.insert("z", Hash32([3; 32]), ZoneRoute::Halted("z".into()));
         let names: Vec<String> = table.list().into_iter().map(|z| z.name).collect();
         assert_eq!(names, ["m", "a", "z"]);

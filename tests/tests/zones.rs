@@ -250,4 +250,36 @@ fn three_nodes_serve_three_zones_with_spread_leaders_and_survive_a_kill() {
         "zone-w committed {:.2} s after losing its other full member",
         killed_at.elapsed().as_secs_f64()
     );
+
+    // A zone whose database is damaged does not hold up the node's others: node 2 comes
+    // back with zone-b's database corrupt; it serves its first zone and zone-w, says why
+    // zone-b is halted, and zone-b goes on without it.
+    cluster.launch(survivor);
+    assert!(cluster.stop(2).success(), "a graceful stop");
+    let db = cluster.nodes[2].dir.join("zones/zone-b/node.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    const PAGE: usize = 4096;
+    for page in (PAGE..bytes.len()).step_by(PAGE) {
+        bytes[page + 2048..page + 2064].fill(0xA5);
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    cluster.launch(2);
+    let listed = wait_for("node 2 back", Duration::from_secs(60), || {
+        cluster.get_as::<agora_api::ZonesResponse>(2, "/v1/zones")
+    });
+    let halted = listed.zones.iter().find(|z| z.name == "zone-b").unwrap();
+    let why = halted.halted.as_deref().expect("zone-b is halted");
+    assert!(why.contains("corrupt"), "{why}");
+    let (code, body) = cluster.get(2, "/v1/zones/zone-b/status").unwrap();
+    assert_eq!(
+        (code, error_code(&body).as_deref()),
+        (503, Some("zone_halted"))
+    );
+    wait_for("node 2's other zones", Duration::from_secs(60), || {
+        (zone_leader(&cluster, first, 2).is_some() && zone_leader(&cluster, "zone-w", 2).is_some())
+            .then_some(())
+    });
+    let tx = cluster.transfer_on(chains[1], nonces[1], to, 1);
+    let answer = cluster.submit_and_wait_in(Some("zone-b"), 0, &tx, FAIL_OVER);
+    assert!(applied(&answer), "{answer:?}");
 }
