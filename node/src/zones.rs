@@ -320,13 +320,14 @@ pub async fn list(State(state): State<ApiState>) -> Json<agora_api::ZonesRespons
     })
 }
 
-/// Every `/v1/…` route of one zone, as `/v1/zones/<zone>/…`: `GET
-/// /v1/zones/<zone>/status`, `POST /v1/zones/<zone>/tx`, and so on.
+/// Every `/v1/…` route of one zone, as `/v1/zones/<zone>/…` (`GET
+/// /v1/zones/<zone>/status`, `POST /v1/zones/<zone>/tx`, and so on), and the zone's
+/// probes, `/v1/zones/<zone>/health` and `/v1/zones/<zone>/ready`.
 #[utoipa::path(
     get, path = "/v1/zones/{zone}/{route}", tag = "operations",
     params(
         ("zone" = String, Path, description = "The zone's name (its chain name)"),
-        ("route" = String, Path, description = "A /v1 route without its /v1 prefix, e.g. status, accounts/{id}, tx (POST)")
+        ("route" = String, Path, description = "A /v1 route without its /v1 prefix, e.g. status, accounts/{id}, tx (POST); or health, ready")
     ),
     responses(
         (status = 200, description = "The zone's answer, as the route describes it"),
@@ -339,9 +340,14 @@ pub async fn dispatch(State(state): State<ApiState>, request: Request<Body>) -> 
     let rest = path.strip_prefix("/v1/zones/").unwrap_or_default();
     let (zone, route) = rest.split_once('/').unwrap_or((rest, ""));
     let zone = zone.to_owned();
+    // A zone's probes are its own too; `/metrics` is the node's (every zone labelled).
+    let path = match route {
+        "health" | "ready" => format!("/{route}"),
+        _ => format!("/v1/{route}"),
+    };
     let target = match request.uri().query() {
-        Some(query) => format!("/v1/{route}?{query}"),
-        None => format!("/v1/{route}"),
+        Some(query) => format!("{path}?{query}"),
+        None => path,
     };
     match state.zones.get(&zone) {
         None => Failure(ApiError::new(

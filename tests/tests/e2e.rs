@@ -547,3 +547,82 @@ fn a_port_in_use_is_named_and_stops_devnet() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// `agora-node devnet --zones 2`: every node serves both zones (`agora-devnet` at the
+/// unprefixed routes, `agora-devnet-2` under `/v1/zones/`), and a transfer signed for the
+/// second zone's chain commits there and not in the first.
+#[test]
+fn devnet_serves_several_zones() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_dir("devnet-zones");
+    let (p2p, http_base) = (free_port_block(3), free_port_block(3));
+    let mut devnet = Terminate(
+        std::process::Command::new(bin())
+            .args(["devnet", "--nodes", "3", "--zones", "2"])
+            .args(["--dir", dir.to_str().unwrap()])
+            .args(["--p2p-base-port", &p2p.to_string()])
+            .args(["--http-base-port", &http_base.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("both zones ready", Duration::from_secs(60), || {
+        [
+            "/v1/zones/agora-devnet/ready",
+            "/v1/zones/agora-devnet-2/ready",
+        ]
+        .iter()
+        .all(|path| http(http_base, "GET", path, &[]).is_some_and(|(s, _)| s == 200))
+        .then_some(())
+    });
+    let (_, zones) = http(http_base + 2, "GET", "/v1/zones", &[]).unwrap();
+    let zones: agora_api::ZonesResponse = serde_json::from_value(zones).unwrap();
+    let names: Vec<&str> = zones.zones.iter().map(|z| z.name.as_str()).collect();
+    assert_eq!(names, ["agora-devnet", "agora-devnet-2"]);
+    let demo = agora_node::keys::load_ml_dsa(&dir.join("demo.key")).unwrap();
+    let genesis = agora_core::Genesis::from_json(
+        &std::fs::read_to_string(dir.join("genesis-zone2.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(zones.zones[1].chain_id, genesis.chain_id());
+    let to = random_account();
+    let tx = agora_core::tx::Transaction {
+        chain_id: genesis.chain_id(),
+        sender: agora_core::tx::Sender::Register(demo.public_key().clone()),
+        nonce: 0,
+        action: agora_core::tx::Action::Transfer {
+            to,
+            amount: agora_core::Amount(5),
+        },
+    }
+    .sign(&demo, agora_node::keys::os_random());
+    let bytes = agora_core::encoding::Canonical::to_canonical_bytes(&tx);
+    let path = "/v1/zones/agora-devnet-2/tx?wait=commit";
+    let answer = wait_for("the transfer to commit", Duration::from_secs(30), || {
+        http(http_base + 1, "POST", path, &bytes).filter(|(s, _)| *s == 200)
+    });
+    let answer: SubmitResponse = serde_json::from_value(answer.1).unwrap();
+    assert!(applied(&answer), "{answer:?}");
+    let balance = |path: &str| {
+        let (_, account) = http(http_base, "GET", path, &[]).unwrap();
+        serde_json::from_value::<agora_api::AccountResponse>(account)
+            .unwrap()
+            .balance
+    };
+    assert_eq!(
+        balance(&format!("/v1/zones/agora-devnet-2/accounts/{to}")),
+        agora_core::Amount(5)
+    );
+    assert_eq!(
+        balance(&format!("/v1/accounts/{to}")),
+        agora_core::Amount(0),
+        "the first zone is another ledger"
+    );
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(devnet.0.id().to_string())
+        .status();
+    assert!(devnet.0.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(dir);
+}
