@@ -11,6 +11,7 @@ mod clients;
 pub mod cluster;
 pub mod network;
 mod world;
+mod zones;
 
 pub use checker::Violation;
 
@@ -46,6 +47,13 @@ pub struct SimOptions {
     /// Witnesses in the genesis, besides the validators (each with a weight drawn from
     /// the seed): they vote and keep the log, never lead, do not execute the ledger.
     pub witnesses: usize,
+    /// Zones every node serves (see `zones`): each a cluster of its own with its own
+    /// genesis, weights, clients, governance and checkers, on the same nodes, whose
+    /// crashes, disk losses and partitions strike every zone at once.
+    pub zones: usize,
+    /// Which zone this world is (0: the only one, or the one whose faults every zone
+    /// shares); set by the zones runner.
+    pub zone: usize,
     /// Deliberate bugs in the Raft core (checker tests only).
     #[cfg(any(test, feature = "inject-bugs"))]
     pub bugs: Bugs,
@@ -77,6 +85,9 @@ impl SimOptions {
         if self.witnesses > 0 {
             args.push_str(&format!(" --witnesses {}", self.witnesses));
         }
+        if self.zones > 1 {
+            args.push_str(&format!(" --zones {}", self.zones));
+        }
         args
     }
 
@@ -95,6 +106,8 @@ impl SimOptions {
             election_noop: true,
             governance: true,
             witnesses: 0,
+            zones: 1,
+            zone: 0,
             #[cfg(any(test, feature = "inject-bugs"))]
             bugs: Bugs::default(),
             #[cfg(any(test, feature = "inject-bugs"))]
@@ -175,6 +188,16 @@ pub struct SimReport {
     pub witness_relays: (u64, u64),
     /// Witnesses' log compactions (behind what a quorum of the full members holds).
     pub witness_compactions: u64,
+    /// With several zones: each zone's final commit index (this report's other fields are
+    /// the first zone's).
+    pub zone_commits: Vec<u64>,
+    /// With several zones: each zone's crashes: the node crashes every zone shares, and
+    /// the zone's own (a failed write to its database stops that zone alone).
+    pub zone_crashes: Vec<u64>,
+    /// With several zones: node crashes, which struck every zone at once.
+    pub shared_crashes: u64,
+    /// With several zones: leadership transfers that spread leaders over the nodes.
+    pub balance_transfers: u64,
 }
 
 /// A violated property, with what is needed to replay it.
@@ -202,6 +225,9 @@ impl std::fmt::Display for SimFailure {
 
 /// Runs one seed.
 pub fn run(options: &SimOptions) -> Result<SimReport, SimFailure> {
+    if options.zones > 1 {
+        return zones::run(options);
+    }
     let mut world = world::World::new(options.clone());
     let result = world.run();
     world.finish_report();

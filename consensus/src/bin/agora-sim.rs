@@ -38,6 +38,10 @@ struct Args {
     /// not execute the ledger.
     #[arg(long, default_value_t = 0)]
     witnesses: usize,
+    /// Zones every node serves: clusters of their own on the same nodes, whose crashes,
+    /// disk losses and partitions strike every zone at once; every checker runs per zone.
+    #[arg(long, default_value_t = 1)]
+    zones: usize,
     /// Print only failures and the summary.
     #[arg(long)]
     quiet: bool,
@@ -53,10 +57,24 @@ fn main() -> ExitCode {
         options.governance = !args.no_governance;
         options.node_count = args.nodes;
         options.witnesses = args.witnesses;
+        options.zones = args.zones.max(1);
         if let Some(t) = args.ticks {
             options.safety_ticks = t;
         }
         match run(&options) {
+            Ok(report) if !args.quiet && report.zone_commits.len() > 1 => println!(
+                "seed {seed}: ok  nodes {} zones {} commits {:?} balance transfers {} (first zone: elections {} crashes {} disks lost {} rejoins {} witness relays {}/{})",
+                report.nodes,
+                report.zone_commits.len(),
+                report.zone_commits,
+                report.balance_transfers,
+                report.elections,
+                report.crashes,
+                report.disks_lost,
+                report.rejoins,
+                report.witness_relays.0,
+                report.witness_relays.1,
+            ),
             Ok(report) if !args.quiet => println!(
                 "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} witness relays {}/{} compactions {} added/removed {}/{} former {} liveness {} ticks  trace {}",
                 report.nodes,

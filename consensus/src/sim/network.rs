@@ -132,6 +132,11 @@ impl Network {
     }
 
     /// Removes every partition.
+    /// The links cut now: (from, to).
+    pub fn blocked(&self) -> &BTreeSet<(NodeId, NodeId)> {
+        &self.blocked
+    }
+
     pub fn heal(&mut self) {
         self.blocked.clear();
     }

@@ -164,6 +164,79 @@ fn a_witness_that_leads_is_caught() {
     panic!("no checker noticed a witness leading in 100 seeds");
 }
 
+/// Several zones on the same nodes, with a witness in each: crashes, disk losses,
+/// restored copies and partitions strike every zone at once, every checker runs in every
+/// zone, and leaders are handed between zones' members as the node does. Longer runs:
+/// `agora-sim --zones 3 --witnesses 1` (`AGORA_SIM_ZONE_SEEDS` here).
+#[test]
+fn seeds_with_zones_are_clean() {
+    let seeds = std::env::var("AGORA_SIM_ZONE_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let reports = run_seeds(9_000, seeds, |o| {
+        o.safety_ticks = CI_TICKS;
+        o.zones = 3;
+        o.witnesses = 1;
+    })
+    .unwrap_or_else(|failure| panic!("{failure}"));
+    for report in &reports {
+        assert_eq!(report.zone_commits.len(), 3);
+        assert!(
+            report.zone_commits.iter().all(|c| *c > 100),
+            "every zone commits: {:?}",
+            report.zone_commits
+        );
+        assert!(report.shared_crashes > 0);
+        assert!(
+            report
+                .zone_crashes
+                .iter()
+                .all(|c| *c >= report.shared_crashes),
+            "a node's crash strikes every zone: {:?}, {} node crashes",
+            report.zone_crashes,
+            report.shared_crashes
+        );
+    }
+    let total = |f: fn(&SimReport) -> u64| reports.iter().map(f).sum::<u64>();
+    assert!(total(|r| r.crashes) > seeds, "crashes struck the nodes");
+    assert!(
+        total(|r| r.balance_transfers) > 0,
+        "no leader was handed to a less loaded node"
+    );
+}
+
+/// The witness checker runs in every zone: a witness that campaigns is caught in a run
+/// of two zones.
+#[test]
+fn a_witness_that_leads_is_caught_in_a_zone() {
+    for seed in 0..100 {
+        let options = SimOptions {
+            bugs: Bugs {
+                witness_campaigns: true,
+                ..Bugs::default()
+            },
+            safety_ticks: CI_TICKS,
+            node_count: Some(2),
+            witnesses: 1,
+            zones: 2,
+            ..SimOptions::standard(seed)
+        };
+        if let Err(failure) = run(&options) {
+            if failure.violation.is_liveness() {
+                continue;
+            }
+            assert_eq!(
+                failure.violation.property, "a witness never leads",
+                "{failure}"
+            );
+            assert!(failure.violation.detail.starts_with("zone "), "{failure}");
+            return;
+        }
+    }
+    panic!("no checker noticed a witness leading in 100 seeds");
+}
+
 /// Replay clusters run without the election no-op; the same faults and checkers apply.
 #[test]
 fn leaders_without_the_election_noop_are_just_as_safe() {

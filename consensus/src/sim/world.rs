@@ -112,6 +112,26 @@ pub(crate) struct World {
     /// The latest acknowledgement of a commit to a client: (tick, height).
     pub(super) latest_ack: Option<(u64, u64)>,
     pub(crate) report: SimReport,
+    /// Node faults this world decided, for the other zones to share (the first zone's,
+    /// with several zones).
+    pub(super) fault_log: Option<Vec<NodeFault>>,
+    /// Another zone decides this world's crashes, backups and partitions.
+    pub(super) shares_faults: bool,
+}
+
+/// A fault that strikes a node, not a zone: every zone it serves suffers it at once.
+#[derive(Clone, Debug)]
+pub(super) enum NodeFault {
+    /// The process crashed for `downtime` ticks; `disk` is the draw that decided its disk.
+    Crash {
+        node: usize,
+        downtime: u64,
+        disk: u32,
+    },
+    /// An operator copied the node's data directory.
+    Backup { node: usize },
+    /// The links now cut.
+    Partition(std::collections::BTreeSet<(NodeId, NodeId)>),
 }
 
 pub(super) fn fail(property: &'static str, detail: String) -> Violation {
@@ -120,7 +140,11 @@ pub(super) fn fail(property: &'static str, detail: String) -> Violation {
 
 impl World {
     pub(crate) fn new(opts: SimOptions) -> World {
-        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        // Zone k > 0 of a seed draws from a stream of its own; its nodes' keys are the
+        // first zone's (the same validators serve every zone).
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            opts.seed ^ (opts.zone as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let count = opts.node_count.unwrap_or_else(|| rng.random_range(3..=7));
         let weights: Vec<u64> = if opts.distinct_weights {
             let mut w: Vec<u64> = (1..=count as u64).map(|i| i * 10).collect();
@@ -168,7 +192,11 @@ impl World {
                     weight: *w,
                 })
                 .collect(),
-            chain_name: format!("agora-sim-{}", opts.seed),
+            chain_name: if opts.zone == 0 {
+                format!("agora-sim-{}", opts.seed)
+            } else {
+                format!("agora-sim-{}-zone-{}", opts.seed, opts.zone)
+            },
             params: Params::default(),
             accounts: clients
                 .iter()
@@ -323,6 +351,8 @@ impl World {
             faults_on: opts.faults,
             outsider: seeded_key(KeyKind::MlDsa44, "sim-outsider"),
             next_partition_change: 300,
+            fault_log: None,
+            shares_faults: false,
             lease_reads,
             healed_at: None,
             latest_ack: None,
@@ -419,6 +449,20 @@ impl World {
     /// in memory.
     fn crash(&mut self, i: usize) {
         let downtime = self.rng.random_range(20..=400);
+        let disk = self.rng.random_range(0..8);
+        if let Some(log) = &mut self.fault_log {
+            log.push(NodeFault::Crash {
+                node: i,
+                downtime,
+                disk,
+            });
+        }
+        self.crash_with(i, downtime, disk);
+    }
+
+    /// Node `i` crashes for `downtime` ticks; `disk` 0 loses its disk, 1 restores an older
+    /// copy, others keep it — where that is survivable in this zone (below).
+    pub(super) fn crash_with(&mut self, i: usize, downtime: u64, disk: u32) {
         // Sometimes the disk goes with it: the node comes back with an empty store, or
         // with an older copy of it that an operator restored. Either way it has no promise
         // record and rejoins before it votes. One disk at a time: while another node is
@@ -441,7 +485,7 @@ impl World {
                         .any(|(other, _)| *other != id && !config.is_witness(other))
                 })
         });
-        match self.rng.random_range(0..8) {
+        match disk {
             _ if !others_proven || !another_full_member => {}
             0 => {
                 self.nodes[i].store = self.empty_store.clone();
@@ -566,7 +610,7 @@ impl World {
 
     /// Takes node `i`'s actions and starts carrying them out: at once, or after a slow
     /// write.
-    fn drain(&mut self, i: usize) -> Result<(), Violation> {
+    pub(super) fn drain(&mut self, i: usize) -> Result<(), Violation> {
         if self.nodes[i].replica.is_none() {
             return Ok(());
         }
@@ -633,7 +677,11 @@ impl World {
             self.persist(i, write)?;
         }
         if roll < 3 {
-            self.crash(i);
+            // With several zones this is the zone's own database failing: its driver
+            // stops (and is restarted), the node's other zones go on, as in agora-node.
+            let downtime = self.rng.random_range(20..=400);
+            let disk = self.rng.random_range(0..8);
+            self.crash_with(i, downtime, disk);
             return Ok(());
         }
         let id = self.nodes[i].id;

@@ -1,7 +1,7 @@
 //! The world's faults: crashes and restarts, partitions, an outsider's messages, and the
 //! record of who led when (the safety phase's adversary).
 
-use super::{World, OUTSIDER_TERM};
+use super::{NodeFault, World, OUTSIDER_TERM};
 use crate::raft::{Message, MessageBody, NodeId, Role, StubVotes, VoteCrypto};
 use crate::sim::network::SimMessage;
 use agora_core::AccountId;
@@ -16,6 +16,14 @@ impl World {
                 self.start(i);
             }
         }
+        if self.shares_faults {
+            // Another zone decides crashes, backups and partitions (`share`); this zone's
+            // own adversary is left: the outsider.
+            if self.rng.random_range(0..2_000) == 0 {
+                self.outsider_attack();
+            }
+            return;
+        }
         if self.rng.random_range(0..1_500) == 0 {
             let i = self.rng.random_range(0..count);
             if self.nodes[i].replica.is_some() {
@@ -26,6 +34,9 @@ impl World {
             // An operator's backup: a copy of a node's disk as it stands.
             let i = self.rng.random_range(0..count);
             self.nodes[i].backup = Some(self.nodes[i].store.clone());
+            if let Some(log) = &mut self.fault_log {
+                log.push(NodeFault::Backup { node: i });
+            }
         }
         if self.now >= self.next_partition_change {
             self.next_partition_change = self.now + self.rng.random_range(200..=1_500);
@@ -56,6 +67,34 @@ impl World {
             }
         }
         self.report.partitions += 1;
+        if let Some(log) = &mut self.fault_log {
+            log.push(NodeFault::Partition(self.network.blocked().clone()));
+        }
+    }
+
+    /// Suffers a fault another zone's world decided for the same node.
+    pub(in crate::sim) fn share(&mut self, fault: &NodeFault) {
+        match fault {
+            NodeFault::Crash {
+                node,
+                downtime,
+                disk,
+            } => {
+                if self.nodes[*node].replica.is_some() {
+                    self.crash_with(*node, *downtime, *disk);
+                }
+            }
+            NodeFault::Backup { node } => {
+                self.nodes[*node].backup = Some(self.nodes[*node].store.clone());
+            }
+            NodeFault::Partition(blocked) => {
+                self.network.heal();
+                for (from, to) in blocked {
+                    self.network.block(*from, *to);
+                }
+                self.report.partitions += 1;
+            }
+        }
     }
 
     /// A peer outside the configuration, with a valid key of its own, tries to take over.
