@@ -12,11 +12,13 @@
 //!   checker that judges them against the chain the nodes archived.
 
 pub mod cluster;
+pub mod disk;
 pub mod faults;
 pub mod history;
 pub mod members;
 
 pub use cluster::*;
+pub use disk::*;
 pub use members::*;
 
 use std::path::PathBuf;

@@ -149,61 +149,12 @@ fn a_torn_write_ahead_log_is_recovered_and_the_node_catches_up() {
     assert!(!log.contains("is corrupt"), "recovered, not refused: {log}");
 }
 
-/// A tmpfs mounted for one test and unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: PathBuf, megabytes: u32) -> Tmpfs {
-        std::fs::create_dir_all(&at).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(&at)
-            .status()
-            .expect("mount runs");
-        assert!(status.success(), "mounting a tmpfs at {}", at.display());
-        Tmpfs(at)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Fills the file system holding `dir` with `filler`, then frees `leave` bytes of it.
-fn fill_leaving(filler: &Path, leave: u64) {
-    use std::io::Write;
-    let mut file = std::fs::File::create(filler).unwrap();
-    let chunk = vec![0u8; 64 * 1024];
-    while file.write_all(&chunk).is_ok() {}
-    let _ = file.sync_all();
-    let written = std::fs::metadata(filler).unwrap().len();
-    file.set_len(written.saturating_sub(leave)).unwrap();
-}
-
 /// The disk under a follower fills up while the cluster commits: the follower stops with
 /// a message that names the database, says the disk is full and what to do; the others
 /// go on committing; once space is freed it starts again and catches up.
 #[test]
 fn a_full_disk_stops_the_node_with_a_clear_error_and_it_catches_up_once_freed() {
-    if !is_root() {
-        // CI runs as root (`.ci/run` sets AGORA_REQUIRE_ROOT_TESTS): there this fails.
-        assert!(
-            std::env::var_os("AGORA_REQUIRE_ROOT_TESTS").is_none(),
-            "mounting a small tmpfs needs root"
-        );
-        eprintln!("not root: the full-disk test needs to mount a tmpfs; not run");
+    if !may_mount("the full-disk test") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -283,3 +283,106 @@ fn three_nodes_serve_three_zones_with_spread_leaders_and_survive_a_kill() {
     let answer = cluster.submit_and_wait_in(Some("zone-b"), 0, &tx, FAIL_OVER);
     assert!(applied(&answer), "{answer:?}");
 }
+
+/// A zone that halts while the node runs does not stall the node's other zone: node 1's
+/// `zone-b` database sits on a small tmpfs that fills up while zone-b commits; its
+/// driver stops on the failed write (the zone answers `zone_halted`, `/v1/zones` says the
+/// disk is full), and node 1 — the same process — goes on serving and committing in its
+/// first zone.
+#[test]
+fn a_zone_whose_disk_fills_halts_alone() {
+    if !may_mount("the zone full-disk test") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cluster = Cluster::start("zone-full", 3, 1_000);
+    cluster.wait_ready(Duration::from_secs(60));
+    let zone_b = zone_genesis(&cluster, "zone-b", &[0, 1, 2], &[]);
+    let chain_b = chain_of(&zone_b);
+    let victim = 1;
+    assert!(cluster.stop(victim).success(), "a graceful stop");
+    for i in 0..3 {
+        let (ok, text) = zone_add(&cluster.nodes[i].dir, &zone_b);
+        assert!(ok, "zone add: {text}");
+    }
+    // Node 1's zone-b directory moves onto a 16 MiB tmpfs, filled to 256 KiB.
+    let zone_dir = cluster.nodes[victim].dir.join("zones/zone-b");
+    let saved = cluster.dir.join("zone-b-saved");
+    std::fs::rename(&zone_dir, &saved).unwrap();
+    let mount = Tmpfs::mount(zone_dir.clone(), 16);
+    for entry in std::fs::read_dir(&saved).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), zone_dir.join(entry.file_name())).unwrap();
+    }
+    fill_leaving(&zone_dir.join("filler"), 256 * 1024);
+    cluster.launch(victim);
+    wait_for("zone-b on every node", Duration::from_secs(60), || {
+        (0..3)
+            .all(|i| zone_leader(&cluster, "zone-b", i).is_some())
+            .then_some(())
+    });
+    // zone-b commits through node 0 until node 1's copy of it no longer fits.
+    let to = random_account();
+    // Nonce 0 registers the demo key in zone-b: awaited first, so that node 0 knows the
+    // account when the next ones come.
+    let tx = cluster.transfer_on(chain_b, 0, to, 1);
+    cluster.submit_and_wait_in(Some("zone-b"), 0, &tx, FAIL_OVER);
+    let mut nonce = 1;
+    let halted = |cluster: &Cluster| {
+        cluster
+            .get_as::<agora_api::ZonesResponse>(victim, "/v1/zones")
+            .and_then(|z| z.zones.into_iter().find(|z| z.name == "zone-b")?.halted)
+    };
+    let why = loop {
+        if let Some(why) = halted(&cluster) {
+            break why;
+        }
+        assert!(nonce < 3_000, "node 1's zone-b never ran out of space");
+        // A batch of 20 transfers, the last awaited.
+        for _ in 0..19 {
+            let tx = cluster.transfer_on(chain_b, nonce, to, 1);
+            let port = cluster.nodes[0].http_port;
+            wait_for("a transfer accepted", FAIL_OVER, || {
+                match http(port, "POST", "/v1/zones/zone-b/tx", &tx) {
+                    Some((200, _)) => Some(()),
+                    Some((503, _)) | None => None,
+                    Some((status, body)) => panic!("transfer {nonce} refused: {status} {body}"),
+                }
+            });
+            nonce += 1;
+        }
+        let tx = cluster.transfer_on(chain_b, nonce, to, 1);
+        cluster.submit_and_wait_in(Some("zone-b"), 0, &tx, FAIL_OVER);
+        nonce += 1;
+    };
+    assert!(why.contains("disk is full"), "{why}");
+    assert!(
+        cluster.nodes[victim]
+            .child
+            .as_mut()
+            .unwrap()
+            .try_wait()
+            .unwrap()
+            .is_none(),
+        "the process runs on"
+    );
+    let (code, body) = cluster.get(victim, "/v1/zones/zone-b/status").unwrap();
+    assert_eq!(
+        (code, error_code(&body).as_deref()),
+        (503, Some("zone_halted"))
+    );
+    // Its first zone still takes a transaction through node 1 and commits it.
+    let tx = cluster.transfer(0, to, 7);
+    let answer = cluster.submit_and_wait(victim, &tx, FAIL_OVER);
+    assert!(applied(&answer), "{answer:?}");
+    // zone-b goes on without node 1.
+    let tx = cluster.transfer_on(chain_b, nonce, to, 1);
+    assert!(applied(&cluster.submit_and_wait_in(
+        Some("zone-b"),
+        2,
+        &tx,
+        FAIL_OVER
+    )));
+    cluster.kill9(victim);
+    drop(mount);
+}
