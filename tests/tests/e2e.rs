@@ -455,63 +455,82 @@ fn a_peer_outside_the_validator_configuration_is_ignored() {
     rogue.wait().unwrap();
 }
 
-/// The README's first command: `agora-node devnet` starts a working cluster with a
-/// funded demo account whose transfer commits; SIGTERM stops it all.
-#[test]
-fn devnet_starts_a_working_cluster() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = temp_dir("devnet");
+/// `agora-node devnet ARGS` in `dir` on free loopback ports, its output discarded; the
+/// process and node 0's HTTP port (node i serves on that port + i).
+fn spawn_devnet(dir: &std::path::Path, args: &[&str]) -> (Terminate, u16) {
     let (p2p, http_base) = (free_port_block(3), free_port_block(3));
-    let mut devnet = Terminate(
+    let devnet = Terminate(
         std::process::Command::new(bin())
-            .args([
-                "devnet",
-                "--nodes",
-                "3",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--p2p-base-port",
-                &p2p.to_string(),
-                "--http-base-port",
-                &http_base.to_string(),
-            ])
+            .arg("devnet")
+            .args(args)
+            .args(["--dir", dir.to_str().unwrap()])
+            .args(["--p2p-base-port", &p2p.to_string()])
+            .args(["--http-base-port", &http_base.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap(),
     );
-    wait_for("devnet ready", Duration::from_secs(60), || {
-        http(http_base, "GET", "/ready", &[]).filter(|(s, _)| *s == 200)
-    });
+    (devnet, http_base)
+}
+
+/// The devnet demo account's first transaction on the chain of `genesis_file` (in `dir`):
+/// it registers the key and sends `amount` to `to`.
+fn demo_first_transfer(
+    dir: &std::path::Path,
+    genesis_file: &str,
+    to: agora_core::AccountId,
+    amount: u128,
+) -> Vec<u8> {
     let demo = agora_node::keys::load_ml_dsa(&dir.join("demo.key")).unwrap();
     let genesis =
-        agora_core::Genesis::from_json(&std::fs::read_to_string(dir.join("genesis.json")).unwrap())
+        agora_core::Genesis::from_json(&std::fs::read_to_string(dir.join(genesis_file)).unwrap())
             .unwrap();
     let tx = agora_core::tx::Transaction {
         chain_id: genesis.chain_id(),
         sender: agora_core::tx::Sender::Register(demo.public_key().clone()),
         nonce: 0,
         action: agora_core::tx::Action::Transfer {
-            to: random_account(),
-            amount: agora_core::Amount(5),
+            to,
+            amount: agora_core::Amount(amount),
         },
     }
     .sign(&demo, agora_node::keys::os_random());
-    let bytes = agora_core::encoding::Canonical::to_canonical_bytes(&tx);
-    let answer = wait_for(
-        "the demo transfer to commit",
-        Duration::from_secs(30),
-        || http(http_base + 1, "POST", "/v1/tx?wait=commit", &bytes).filter(|(s, _)| *s == 200),
-    );
-    let answer: SubmitResponse = serde_json::from_value(answer.1).unwrap();
-    assert!(applied(&answer), "{answer:?}");
+    agora_core::encoding::Canonical::to_canonical_bytes(&tx)
+}
+
+/// Posts `bytes` to `path` (a `?wait=commit` route) until a 200; the answer.
+fn commit_at(port: u16, path: &str, bytes: &[u8]) -> SubmitResponse {
+    let answer = wait_for("the transfer to commit", Duration::from_secs(30), || {
+        http(port, "POST", path, bytes).filter(|(s, _)| *s == 200)
+    });
+    serde_json::from_value(answer.1).unwrap()
+}
+
+/// SIGTERM to the devnet; it must stop every node and exit successfully.
+fn stop_devnet(mut devnet: Terminate, dir: &std::path::Path) {
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(devnet.0.id().to_string())
         .status();
-    let exit = devnet.0.wait().unwrap();
-    assert!(exit.success());
+    assert!(devnet.0.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The README's first command: `agora-node devnet` starts a working cluster with a
+/// funded demo account whose transfer commits; SIGTERM stops it all.
+#[test]
+fn devnet_starts_a_working_cluster() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_dir("devnet");
+    let (devnet, http_base) = spawn_devnet(&dir, &["--nodes", "3"]);
+    wait_for("devnet ready", Duration::from_secs(60), || {
+        http(http_base, "GET", "/ready", &[]).filter(|(s, _)| *s == 200)
+    });
+    let bytes = demo_first_transfer(&dir, "genesis.json", random_account(), 5);
+    let answer = commit_at(http_base + 1, "/v1/tx?wait=commit", &bytes);
+    assert!(applied(&answer), "{answer:?}");
+    stop_devnet(devnet, &dir);
 }
 
 /// A port already taken is named with its setting (issue #13), and devnet stops with the
@@ -555,18 +574,7 @@ fn a_port_in_use_is_named_and_stops_devnet() {
 fn devnet_serves_several_zones() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp_dir("devnet-zones");
-    let (p2p, http_base) = (free_port_block(3), free_port_block(3));
-    let mut devnet = Terminate(
-        std::process::Command::new(bin())
-            .args(["devnet", "--nodes", "3", "--zones", "2"])
-            .args(["--dir", dir.to_str().unwrap()])
-            .args(["--p2p-base-port", &p2p.to_string()])
-            .args(["--http-base-port", &http_base.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (devnet, http_base) = spawn_devnet(&dir, &["--nodes", "3", "--zones", "2"]);
     wait_for("both zones ready", Duration::from_secs(60), || {
         [
             "/v1/zones/agora-devnet/ready",
@@ -580,29 +588,18 @@ fn devnet_serves_several_zones() {
     let zones: agora_api::ZonesResponse = serde_json::from_value(zones).unwrap();
     let names: Vec<&str> = zones.zones.iter().map(|z| z.name.as_str()).collect();
     assert_eq!(names, ["agora-devnet", "agora-devnet-2"]);
-    let demo = agora_node::keys::load_ml_dsa(&dir.join("demo.key")).unwrap();
     let genesis = agora_core::Genesis::from_json(
         &std::fs::read_to_string(dir.join("genesis-zone2.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(zones.zones[1].chain_id, genesis.chain_id());
     let to = random_account();
-    let tx = agora_core::tx::Transaction {
-        chain_id: genesis.chain_id(),
-        sender: agora_core::tx::Sender::Register(demo.public_key().clone()),
-        nonce: 0,
-        action: agora_core::tx::Action::Transfer {
-            to,
-            amount: agora_core::Amount(5),
-        },
-    }
-    .sign(&demo, agora_node::keys::os_random());
-    let bytes = agora_core::encoding::Canonical::to_canonical_bytes(&tx);
-    let path = "/v1/zones/agora-devnet-2/tx?wait=commit";
-    let answer = wait_for("the transfer to commit", Duration::from_secs(30), || {
-        http(http_base + 1, "POST", path, &bytes).filter(|(s, _)| *s == 200)
-    });
-    let answer: SubmitResponse = serde_json::from_value(answer.1).unwrap();
+    let bytes = demo_first_transfer(&dir, "genesis-zone2.json", to, 5);
+    let answer = commit_at(
+        http_base + 1,
+        "/v1/zones/agora-devnet-2/tx?wait=commit",
+        &bytes,
+    );
     assert!(applied(&answer), "{answer:?}");
     let balance = |path: &str| {
         let (_, account) = http(http_base, "GET", path, &[]).unwrap();
@@ -619,10 +616,5 @@ fn devnet_serves_several_zones() {
         agora_core::Amount(0),
         "the first zone is another ledger"
     );
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(devnet.0.id().to_string())
-        .status();
-    assert!(devnet.0.wait().unwrap().success());
-    let _ = std::fs::remove_dir_all(dir);
+    stop_devnet(devnet, &dir);
 }
