@@ -15,6 +15,7 @@ pub mod config;
 mod core;
 pub mod crypto;
 mod election;
+mod leaving;
 pub mod log;
 pub mod message;
 pub mod progress;
@@ -44,3 +45,5 @@ pub use types::{
 mod tests;
 #[cfg(test)]
 mod witness_tests;
+#[cfg(test)]
+mod leaving_tests;

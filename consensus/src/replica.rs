@@ -791,6 +791,11 @@ impl<C: VoteCrypto> Replica<C> {
             index,
             |sender| ledger.next_nonce(sender),
         );
+        if txs.is_empty() && !idle {
+            // Only held transactions (waiting for a predecessor): a block could take none,
+            // and an empty block now would be followed by another as soon as it commits.
+            return;
+        }
         let bytes: Vec<Vec<u8>> = txs.iter().map(|tx| tx.bytes.clone()).collect();
         let randomness: [u8; 32] = self.rng.random();
         let certificates = self.certificates_for(self.raft.log(), index);

@@ -182,6 +182,9 @@ pub struct SimReport {
     /// Waiting clients answered 504 (not committed in time) during the faults: clients of
     /// a node that was cut off, or voted out while cut off and never told.
     pub commit_timeouts: u64,
+    /// Waiting clients a node answered `not_a_member`: governance removed the node, and
+    /// the leader told it so before letting it go.
+    pub voted_out_answers: u64,
     /// Ticks the liveness phase needed.
     pub liveness_ticks: u64,
     /// Batches of a witness's log sent to full members behind it, and batches taken.

@@ -33,8 +33,9 @@ pub struct NodeConfig {
     /// Applied entries between snapshots (default 1000).
     #[arg(long, env = "AGORA_SNAPSHOT_INTERVAL")]
     pub snapshot_interval: Option<u64>,
-    /// Mempool capacity in transactions (default 10000).
-    #[arg(skip)]
+    /// Mempool capacity in transactions, per zone (default 10000); a full mempool
+    /// answers 503 with Retry-After.
+    #[arg(long, env = "AGORA_MEMPOOL_CAPACITY")]
     pub mempool_capacity: Option<usize>,
     /// Milliseconds without transactions after which the leader proposes an empty block,
     /// so that heights (voting periods, unbonding, epochs) advance with time; 0 never

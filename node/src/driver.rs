@@ -510,6 +510,7 @@ impl Shell {
         });
         m.commit_index.set(raft.commit_index() as i64);
         m.applied_index.set(raft.applied_index() as i64);
+        m.snapshot_index.set(raft.log().snapshot().index as i64);
         m.mempool_depth.set(self.replica.mempool_len() as i64);
         m.dropped_bad_vote_signature
             .set(raft.counters().dropped_bad_vote_signature as i64);

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub commit_index: Gauge,
     /// Applied index.
     pub applied_index: Gauge,
+    /// Index of the newest snapshot (the log is compacted up to it).
+    pub snapshot_index: Gauge,
     /// Transactions in the mempool.
     pub mempool_depth: Gauge,
     /// Votes dropped for a missing or bad signature.
@@ -113,6 +115,7 @@ impl Metrics {
             role: Gauge::default(),
             commit_index: Gauge::default(),
             applied_index: Gauge::default(),
+            snapshot_index: Gauge::default(),
             mempool_depth: Gauge::default(),
             dropped_bad_vote_signature: Gauge::default(),
             follower_regressions: Gauge::default(),
@@ -145,6 +148,11 @@ impl Metrics {
             "raft_applied_index",
             "Entries applied to the ledger",
             metrics.applied_index.clone(),
+        );
+        registry.register(
+            "raft_snapshot_index",
+            "Index of the newest snapshot; the log is compacted up to it",
+            metrics.snapshot_index.clone(),
         );
         registry.register(
             "mempool_depth",

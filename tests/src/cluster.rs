@@ -470,22 +470,7 @@ impl Cluster {
         to: AccountId,
         amount: u128,
     ) -> Vec<u8> {
-        let sender = if nonce == 0 {
-            Sender::Register(self.demo.public_key().clone())
-        } else {
-            Sender::Account(self.demo_account())
-        };
-        Transaction {
-            chain_id,
-            sender,
-            nonce,
-            action: Action::Transfer {
-                to,
-                amount: Amount(amount),
-            },
-        }
-        .sign(&self.demo, agora_node::keys::os_random())
-        .to_canonical_bytes()
+        sign_transfer(&self.demo, chain_id, nonce, to, amount)
     }
 
     /// Submits to node `i` and waits for the commit, retrying while the node is busy or
@@ -534,6 +519,32 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Signs a transfer from `key`'s account on chain `chain_id`; nonce 0 registers the key.
+pub fn sign_transfer(
+    key: &SecretKey,
+    chain_id: agora_core::ChainId,
+    nonce: u64,
+    to: AccountId,
+    amount: u128,
+) -> Vec<u8> {
+    let sender = if nonce == 0 {
+        Sender::Register(key.public_key().clone())
+    } else {
+        Sender::Account(AccountId::from_public_key(key.public_key()))
+    };
+    Transaction {
+        chain_id,
+        sender,
+        nonce,
+        action: Action::Transfer {
+            to,
+            amount: Amount(amount),
+        },
+    }
+    .sign(key, agora_node::keys::os_random())
+    .to_canonical_bytes()
 }
 
 /// Whether a committed answer's receipt says the transaction applied.

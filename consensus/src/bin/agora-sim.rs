@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                 report.witness_relays.1,
             ),
             Ok(report) if !args.quiet => println!(
-                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} witness relays {}/{} compactions {} added/removed {}/{} former {} liveness {} ticks  trace {}",
+                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} voted-out {} witness relays {}/{} compactions {} added/removed {}/{} former {} liveness {} ticks  trace {}",
                 report.nodes,
                 report.committed_index,
                 report.acknowledged,
@@ -93,6 +93,7 @@ fn main() -> ExitCode {
                 report.inline_checks,
                 report.leaders_vouched,
                 report.commit_timeouts,
+                report.voted_out_answers,
                 report.witness_relays.0,
                 report.witness_relays.1,
                 report.witness_compactions,

@@ -263,6 +263,9 @@ pub struct Raft<C: VoteCrypto> {
     pub(crate) randomized_timeout: u64,
     pub(crate) votes: BTreeMap<NodeId, bool>,
     pub(crate) progress: BTreeMap<NodeId, Progress>,
+    /// Leader: removed members it still replicates to (see the `leaving` module); each
+    /// also has a progress.
+    pub(crate) leaving: BTreeMap<NodeId, super::leaving::Leaving>,
     pub(crate) transfer: Option<(NodeId, u64)>,
     pub(crate) transfer_streak: u32,
     /// Members a reputation transfer went to that did not take over in time, and until
@@ -371,6 +374,7 @@ impl<C: VoteCrypto> Raft<C> {
             randomized_timeout: 0,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
+            leaving: BTreeMap::new(),
             transfer: None,
             transfer_streak: 0,
             transfer_declined: BTreeMap::new(),
@@ -788,7 +792,18 @@ impl<C: VoteCrypto> Raft<C> {
         self.membership = membership;
         if self.role == Role::Leader {
             let members: BTreeSet<NodeId> = self.membership.all_members();
-            self.progress.retain(|id, _| members.contains(id));
+            // Members this configuration removed are told before they are let go.
+            let removed: BTreeSet<NodeId> = self
+                .progress
+                .keys()
+                .filter(|id| !members.contains(id) && !self.leaving.contains_key(id))
+                .copied()
+                .collect();
+            self.leaving.retain(|id, _| !members.contains(id));
+            self.start_leaving(removed, self.membership_index());
+            let leaving = &self.leaving;
+            self.progress
+                .retain(|id, _| members.contains(id) || leaving.contains_key(id));
             let next = self.log.last_index() + 1;
             for id in members {
                 if id != self.cfg.id {

@@ -146,6 +146,7 @@ impl<C: VoteCrypto> Raft<C> {
         self.heartbeat_elapsed = 0;
         self.votes.clear();
         self.progress.clear();
+        self.leaving.clear();
         self.transfer = None;
         self.transfer_streak = 0;
         self.reads.clear();
@@ -332,6 +333,7 @@ impl<C: VoteCrypto> Raft<C> {
             .filter(|id| *id != self.cfg.id)
             .map(|id| (id, Progress::new(next)))
             .collect();
+        self.leaving_from_log();
         // A new leader commits entries of earlier terms only by committing one of its own
         // term (§5.4.2): the no-op.
         if self.cfg.election_noop {

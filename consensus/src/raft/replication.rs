@@ -70,6 +70,7 @@ impl<C: VoteCrypto> Raft<C> {
     }
 
     pub(crate) fn broadcast_heartbeat(&mut self) {
+        self.retire_leaving();
         let read_seq = self.reads.next_round(self.now);
         let peers: Vec<(NodeId, Index)> = self
             .progress
@@ -78,6 +79,7 @@ impl<C: VoteCrypto> Raft<C> {
             .collect();
         for (id, matched) in peers {
             let commit = self.log.committed().min(matched);
+            self.note_leaving_heartbeat(id, commit);
             self.send(id, MessageBody::Heartbeat { commit, read_seq });
         }
         self.send_forgettable();
@@ -451,6 +453,12 @@ impl<C: VoteCrypto> Raft<C> {
     }
 
     fn start_snapshot(&mut self, to: NodeId) {
+        if self.leaving.remove(&to).is_some() {
+            // A removed member too far behind for the log: a whole snapshot is not worth
+            // sending to a node that has left, and would not tell it so (see `leaving`).
+            self.progress.remove(&to);
+            return;
+        }
         let Some(snapshot) = &self.snapshot else {
             return;
         };

@@ -161,6 +161,17 @@ impl<C: VoteCrypto> Raft<C> {
         if self.membership.contains(&message.from) {
             return true;
         }
+        // A removed member being told so answers this leader's appends and heartbeats (of
+        // this term: one that moved past it is not told, rather than unseat the leader).
+        if self.leaving.contains_key(&message.from)
+            && message.term == self.term
+            && matches!(
+                message.body,
+                MessageBody::AppendEntriesResponse { .. } | MessageBody::HeartbeatResponse { .. }
+            )
+        {
+            return true;
+        }
         let leader_traffic = matches!(
             message.body,
             MessageBody::AppendEntries { .. }

@@ -131,6 +131,16 @@ impl<C: VoteCrypto> Replica<C> {
                 "this node replays test vectors; it takes entries at /v1/replay, not transactions",
             ));
         }
+        if let Some(index) = self.raft.voted_out() {
+            // A committed configuration removed this node: it hears from no leader any
+            // more, so what it forwarded would never be seen committed here. Final: an
+            // awaited submission is answered so at its next resend.
+            return Err(ApiError::new(
+                421,
+                "not_a_member",
+                format!("governance removed this node from the validators (configuration entry {index}); the transaction may still commit if it was sent before: query the account's nonce, and send to a validator"),
+            ));
+        }
         if !self.raft.membership().contains(&self.raft.id()) {
             // A node outside the configuration (not yet added, or removed) hears from no
             // leader: what it forwarded would never be seen committed here.

@@ -1,6 +1,7 @@
-//! Which peers the network should accept messages from: the ledger's validators and every
+//! Which peers the network should accept messages from: the ledger's validators, every
 //! member of the Raft configuration, which lags the ledger during a change (a removed
-//! validator still votes in the joint configuration) and, in replay mode, never follows it.
+//! validator still votes in the joint configuration) and, in replay mode, never follows it,
+//! and the removed members a leader is still telling that they were removed.
 
 use super::Replica;
 use crate::raft::{NodeId, VoteCrypto};
@@ -26,7 +27,9 @@ impl PeerBook {
 impl<C: VoteCrypto> Replica<C> {
     pub(super) fn publish_peers(&mut self) {
         let target = self.app.ledger().target_config();
-        let members = self.raft.membership().all_members();
+        // Removed members the leader still tells that they were removed count as members.
+        let mut members = self.raft.membership().all_members();
+        members.extend(self.raft.leaving());
         let vouched = self.raft.vouched_leader().cloned();
         let book = &mut self.peers;
         if book.last_target.as_ref() == Some(target)

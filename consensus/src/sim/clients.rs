@@ -281,6 +281,18 @@ impl World {
                 }
                 self.report.commit_timeouts += 1;
             }
+            (Outstanding::Submit { client, .. }, Err(error)) if error.code == "not_a_member" => {
+                self.busy_clients[client] = false;
+                // Only a node that a committed configuration left out may say so.
+                let raft = self.nodes[i].replica.as_ref().expect("it answered").raft();
+                if raft.membership_at(raft.commit_index()).contains(&id) {
+                    return Err(fail(
+                        "only a node voted out answers that it is not a member",
+                        format!("{id:?} answered {error:?} while its committed configuration holds it"),
+                    ));
+                }
+                self.report.voted_out_answers += 1;
+            }
             (Outstanding::Submit { client, .. }, _) => self.busy_clients[client] = false,
             (Outstanding::Replay { client }, Ok(Answer::Replayed(replayed))) => {
                 self.busy_clients[client] = false;

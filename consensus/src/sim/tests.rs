@@ -480,27 +480,16 @@ fn each_node_checks_each_signature_about_once() {
     }
 }
 
-/// A follower that has not yet applied the block registering an account does not refuse
-/// the account's next transaction as unknown: it checks again on state as fresh as the
-/// leader's commit (a linearizable read), then admits it. Deterministic: the follower is
-/// asked in the very tick the leader acknowledged the registration.
-#[test]
-fn a_lagging_follower_rechecks_before_refusing_an_account_as_unknown() {
-    use super::clients::{Outstanding, Purpose};
-    use super::world::{Input, World};
-    use crate::replica::Request;
-    use agora_core::encoding::Canonical;
-    use agora_core::tx::{tx_hash, Action, Sender, Transaction};
-    use agora_core::{AccountId, Amount, Hash32};
-
-    let mut world = World::new(SimOptions {
+/// A world without faults, governance or random client traffic, once it has had a leader
+/// for 100 ticks; returns the world and the leader.
+fn quiet_world() -> (super::world::World, usize) {
+    let mut world = super::world::World::new(SimOptions {
         faults: false,
         governance: false,
         node_count: Some(3),
         ..SimOptions::standard(3)
     });
-    let client = 1;
-    world.busy_clients[client] = true; // no random traffic from this client
+    world.busy_clients.iter_mut().for_each(|busy| *busy = true); // no random traffic
     let leader = loop {
         world.now += 1;
         world.step().unwrap();
@@ -510,62 +499,128 @@ fn a_lagging_follower_rechecks_before_refusing_an_account_as_unknown() {
             }
         }
     };
+    (world, leader)
+}
+
+/// A transfer of 1 from `key`'s account, signed for the world's chain.
+fn transfer_from(
+    world: &super::world::World,
+    key: &agora_core::SecretKey,
+    nonce: u64,
+) -> Vec<u8> {
+    use agora_core::encoding::Canonical;
+    use agora_core::tx::{Action, Sender, Transaction};
+    use agora_core::{AccountId, Amount, Hash32};
+    let sender = match nonce {
+        0 => Sender::Register(key.public_key().clone()),
+        _ => Sender::Account(AccountId::from_public_key(key.public_key())),
+    };
+    Transaction {
+        chain_id: world.genesis_ledger.chain_id(),
+        sender,
+        nonce,
+        action: Action::Transfer {
+            to: AccountId(Hash32([9; 32])),
+            amount: Amount(1),
+        },
+    }
+    .sign(key, [nonce as u8; 32])
+    .to_canonical_bytes()
+}
+
+/// Submits `bytes` for `client` to node `i` and steps until it is answered; returns
+/// whether it was a commit.
+fn submit_and_wait(world: &mut super::world::World, client: usize, i: usize, bytes: Vec<u8>) -> bool {
+    use super::clients::{Outstanding, Purpose};
+    use super::world::Input;
+    use crate::replica::Request;
+    use agora_core::tx::tx_hash;
+    let id = world.next_request;
+    world.next_request += 1;
+    let acknowledged = world.report.acknowledged;
+    world.outstanding.insert(
+        id,
+        (
+            i,
+            Outstanding::Submit {
+                client,
+                tx_hash: tx_hash(&bytes),
+                purpose: Purpose::Transfer,
+                bytes: bytes.clone(),
+                sent_at: world.now,
+            },
+        ),
+    );
+    world.checker.on_sent(tx_hash(&bytes));
+    world.input(i, Input::Request(id, Request::Submit { bytes, wait: true }));
+    while world.outstanding.contains_key(&id) {
+        world.now += 1;
+        world.step().unwrap();
+    }
+    world.busy_clients[client] = true;
+    world.report.acknowledged > acknowledged
+}
+
+/// A follower that has not yet applied the block registering an account does not refuse
+/// the account's next transaction as unknown: it checks again on state as fresh as the
+/// leader's commit (a linearizable read), then admits it. Deterministic: the follower is
+/// asked in the very tick the leader acknowledged the registration.
+#[test]
+fn a_lagging_follower_rechecks_before_refusing_an_account_as_unknown() {
+    use agora_core::AccountId;
+    let client = 1;
+    let (mut world, leader) = quiet_world();
     let follower = (leader + 1) % 3;
     let key = world.clients[client].clone();
     let account = AccountId::from_public_key(key.public_key());
-    let chain_id = world.genesis_ledger.chain_id();
-    let transfer = |nonce: u64, sender: Sender| {
-        Transaction {
-            chain_id,
-            sender,
-            nonce,
-            action: Action::Transfer {
-                to: AccountId(Hash32([9; 32])),
-                amount: Amount(1),
-            },
-        }
-        .sign(&key, [nonce as u8; 32])
-        .to_canonical_bytes()
-    };
-    // Submits to node `i`, waits for its answer; returns whether it was a commit.
-    let submit = |world: &mut World, i: usize, bytes: Vec<u8>| {
-        let id = world.next_request;
-        world.next_request += 1;
-        let acknowledged = world.report.acknowledged;
-        world.outstanding.insert(
-            id,
-            (
-                i,
-                Outstanding::Submit {
-                    client,
-                    tx_hash: tx_hash(&bytes),
-                    purpose: Purpose::Transfer,
-                    bytes: bytes.clone(),
-                    sent_at: world.now,
-                },
-            ),
-        );
-        world.checker.on_sent(tx_hash(&bytes));
-        world.input(i, Input::Request(id, Request::Submit { bytes, wait: true }));
-        while world.outstanding.contains_key(&id) {
-            world.now += 1;
-            world.step().unwrap();
-        }
-        world.busy_clients[client] = true;
-        world.report.acknowledged > acknowledged
-    };
-    assert!(submit(
-        &mut world,
-        leader,
-        transfer(0, Sender::Register(key.public_key().clone()))
-    ));
+    let register = transfer_from(&world, &key, 0);
+    assert!(submit_and_wait(&mut world, client, leader, register));
     let lagging = world.nodes[follower].replica.as_ref().unwrap();
     assert!(
         !lagging.ledger().state().account_keys.contains_key(&account),
         "the follower has not applied the registration yet"
     );
+    let next = transfer_from(&world, &key, 1);
     assert!(
-        submit(&mut world, follower, transfer(1, Sender::Account(account))),
+        submit_and_wait(&mut world, client, follower, next),
         "admitted after a fresh check, and committed"
+    );
+}
+
+/// A transaction waiting for its predecessor is held in the mempool, and a block could
+/// take nothing: the leader proposes no block for it, only the empty block the idle
+/// interval asks for (it once proposed an empty block each time the last one committed,
+/// for as long as the transaction was held: one submission, a stream of blocks).
+#[test]
+fn a_held_transaction_does_not_make_the_leader_propose_empty_blocks() {
+    use super::world::Input;
+    use crate::replica::Request;
+    let client = 1;
+    let (mut world, leader) = quiet_world();
+    let key = world.clients[client].clone();
+    let register = transfer_from(&world, &key, 0);
+    assert!(submit_and_wait(&mut world, client, leader, register));
+    // Nonce 2 without nonce 1: held.
+    let gapped = transfer_from(&world, &key, 2);
+    let id = world.next_request;
+    world.next_request += 1;
+    world.input(leader, Input::Request(id, Request::Submit { bytes: gapped, wait: false }));
+    let proposed = |world: &super::world::World| {
+        world.nodes[leader].replica.as_ref().unwrap().counters().blocks_proposed
+    };
+    let before = proposed(&world);
+    let ticks = 300;
+    for _ in 0..ticks {
+        world.now += 1;
+        world.step().unwrap();
+    }
+    let replica = world.nodes[leader].replica.as_ref().unwrap();
+    assert_eq!(replica.raft().role(), crate::raft::Role::Leader, "still leads");
+    assert_eq!(replica.mempool_len(), 1, "the transaction is held");
+    let interval = 15; // the simulator's empty-block interval, in ticks
+    let blocks = proposed(&world) - before;
+    assert!(
+        blocks <= ticks / interval + 1,
+        "{blocks} blocks in {ticks} ticks for one held transaction"
     );
 }
