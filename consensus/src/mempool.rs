@@ -134,6 +134,39 @@ impl Mempool {
         Ok(())
     }
 
+    /// [`Mempool::push`], except that a full mempool makes room for a transaction a block
+    /// could take now (its nonce is its sender's next) by dropping a held one: the one
+    /// furthest ahead of its sender's next nonce, the newest of those. Held transactions
+    /// take only the room ready ones leave, so senders with gaps cannot keep everyone
+    /// else out for the hold time — nor the very transaction that would fill their gap.
+    /// `ledger_nonce` gives the applied ledger's next nonce of any sender.
+    pub fn push_evicting(
+        &mut self,
+        tx: PendingTx,
+        now: u64,
+        limit: SenderLimit,
+        ledger_nonce: impl Fn(&AccountId) -> u64,
+    ) -> Result<(), MempoolError> {
+        let ready = tx.nonce == self.next_nonce(&tx.sender, &|_: &AccountId| limit.ledger_nonce);
+        match self.push(tx.clone(), now, limit) {
+            Err(MempoolError::Full) if ready => {}
+            other => return other,
+        }
+        let victim = self
+            .queued
+            .iter()
+            .filter_map(|(hash, q)| {
+                let next = self.next_nonce(&q.tx.sender, &ledger_nonce);
+                (q.tx.nonce > next).then_some((q.tx.nonce - next, q.since, *hash))
+            })
+            .max();
+        let Some((_, _, victim)) = victim else {
+            return Err(MempoolError::Full);
+        };
+        self.remove(&victim);
+        self.push(tx, now, limit)
+    }
+
     /// How many of `sender`'s transactions are queued here or in blocks in flight, given
     /// its nonce in the applied ledger.
     pub fn pending_for(&self, sender: &AccountId, ledger_nonce: u64) -> u64 {
@@ -429,6 +462,41 @@ mod tests {
         };
         pool.push(tx(1, 2, 0), 0, applied)
             .expect("applied, so no longer pending");
+    }
+
+    #[test]
+    fn a_full_mempool_drops_a_held_transaction_for_a_ready_one() {
+        let mut pool = Mempool::new(3, 100);
+        let ledger = |_: &AccountId| 0;
+        // Sender 1 holds nonces 2 and 5 (1 missing), sender 2 has its nonce 0: full.
+        pool.push(tx(1, 2, 0), 0, SenderLimit::NONE).unwrap();
+        pool.push(tx(1, 5, 0), 1, SenderLimit::NONE).unwrap();
+        pool.push(tx(2, 0, 0), 2, SenderLimit::NONE).unwrap();
+        // A held transaction is refused, and makes no room.
+        assert_eq!(
+            pool.push_evicting(tx(3, 4, 0), 3, SenderLimit::NONE, ledger),
+            Err(MempoolError::Full)
+        );
+        assert_eq!(pool.len(), 3);
+        // A ready one (nonce 0 of sender 3) takes the place of the held transaction
+        // furthest ahead: sender 1's nonce 5.
+        pool.push_evicting(tx(3, 0, 0), 3, SenderLimit::NONE, ledger)
+            .unwrap();
+        assert!(!pool.holds(&tx(1, 5, 0).hash) && pool.holds(&tx(1, 2, 0).hash));
+        // Sender 1's missing nonce 0 — the ledger says its next is 0 — is ready too: it
+        // drops nonce 2, the last held transaction.
+        pool.push_evicting(tx(1, 0, 0), 4, SenderLimit::NONE, ledger)
+            .unwrap();
+        assert!(!pool.holds(&tx(1, 2, 0).hash));
+        // Nothing is held any more: full, and a ready transaction is refused too.
+        assert_eq!(
+            pool.push_evicting(tx(4, 0, 0), 5, SenderLimit::NONE, ledger),
+            Err(MempoolError::Full)
+        );
+        assert_eq!(
+            nonces(&pool.take(10, 100, 5, 1, ledger)),
+            vec![(2, 0), (3, 0), (1, 0)]
+        );
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub use types::{
 };
 
 #[cfg(test)]
+mod leaving_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod witness_tests;
-#[cfg(test)]
-mod leaving_tests;

@@ -387,147 +387,144 @@ fn a_zone_whose_disk_fills_halts_alone() {
     drop(mount);
 }
 
-/// One zone's sender submitting as fast as it can, without waiting: returns how many
-/// times the zone's mempool was full, once `stop` is set. It resumes from the account's
-/// nonce whenever its window is taken (a transaction accepted by a node that then lost
-/// leadership may never reach the new leader).
-fn flood(
-    port: u16,
-    zone: &str,
-    chain: ChainId,
-    key: agora_core::SecretKey,
-    stop: &std::sync::atomic::AtomicBool,
-) -> u64 {
-    let account = agora_core::AccountId::from_public_key(key.public_key());
-    let sink = random_account();
-    let (tx_path, account_path) = (
-        format!("/v1/zones/{zone}/tx"),
-        format!("/v1/zones/{zone}/accounts/{account}"),
-    );
-    let mut nonce = 1;
+/// Submits `tx` to `zone` on `port` again and again until `stop` is set; returns how
+/// many times the zone answered that its mempool is full (anything else fails the test).
+fn hammer(port: u16, zone: &str, tx: &[u8], stop: &std::sync::atomic::AtomicBool) -> u64 {
+    let path = format!("/v1/zones/{zone}/tx");
     let mut full = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let tx = sign_transfer(&key, chain, nonce, sink, 1);
-        match http(port, "POST", &tx_path, &tx) {
-            Some((200, _)) => nonce += 1,
-            Some((503, body)) => {
+        match http(port, "POST", &path, tx) {
+            Some((503, body))
                 if body["message"]
                     .as_str()
-                    .is_some_and(|m| m.contains("mempool is full"))
-                {
-                    full += 1;
-                }
-                std::thread::sleep(Duration::from_millis(2));
+                    .is_some_and(|m| m.contains("mempool is full")) =>
+            {
+                full += 1
             }
-            // Its window of pending transactions is taken, or a nonce was used meanwhile:
-            // go on from the committed nonce.
-            Some((429 | 409 | 400, _)) => {
-                std::thread::sleep(Duration::from_millis(20));
-                if let Some((200, body)) = http(port, "GET", &account_path, b"") {
-                    nonce = body["nonce"].as_u64().expect("an account's nonce");
-                }
-            }
-            Some((status, body)) => panic!("flooding {zone}: {status} {body}"),
-            None => std::thread::sleep(Duration::from_millis(20)),
+            Some((status, body)) => panic!("{zone} took or refused otherwise: {status} {body}"),
+            None => {}
         }
+        std::thread::sleep(Duration::from_millis(5));
     }
     full
 }
 
 /// A zone whose mempool is full and that snapshots again and again does not stall the
-/// node's other zone: three senders flood `zone-b` (mempools of 64 transactions, a
-/// snapshot every 20 entries) through its leader, and while it refuses them for a full
-/// mempool and compacts its log on every node, transfers in the first zone keep
-/// committing, each within the fail-over bound.
+/// node's other zone. Mempools hold 64 transactions and every node snapshots every 20
+/// entries (empty blocks every 100 ms keep both zones' logs growing). Three senders fill
+/// `zone-b`'s mempool on its leader with 64 transactions that wait for a missing nonce (held,
+/// so it stays full), a client keeps submitting there and is refused for the full mempool,
+/// and meanwhile transfers in the first zone commit through every node, each within the
+/// fail-over bound, until zone-b has compacted its log on every node. Then the missing
+/// nonces arrive and zone-b commits all 64.
 #[test]
 fn a_full_mempool_and_snapshots_in_one_zone_do_not_stall_another() {
+    use agora_core::{AccountId, KeyKind, SecretKey};
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let cluster = Cluster::start_with("zone-flood", 3, 20, &["--mempool-capacity", "64"]);
+    let extra = ["--mempool-capacity", "64", "--empty-block-ms", "100"];
+    let cluster = Cluster::start_with("zone-flood", 3, 20, &extra);
     cluster.wait_ready(Duration::from_secs(60));
+    let first = "zone-flood";
     let zone_b = zone_genesis(&cluster, "zone-b", &[0, 1, 2], &[]);
     let chain_b = chain_of(&zone_b);
     for i in 0..3 {
         let (ok, text) = zone_add(&cluster.nodes[i].dir, &zone_b);
         assert!(ok, "zone add: {text}");
     }
-    let leader_b = wait_for("zone-b's leader", Duration::from_secs(60), || {
-        agreed_leader(&cluster, "zone-b")
+    // Leaders spread (one node leading both would hand one over); then they stay.
+    let leader_b = wait_for("the zones' leaders apart", Duration::from_secs(60), || {
+        let (a, b) = (
+            agreed_leader(&cluster, first)?,
+            agreed_leader(&cluster, "zone-b")?,
+        );
+        (a != b).then_some(b)
     });
     // Three funded, registered senders in zone-b.
-    let senders: Vec<agora_core::SecretKey> = (0..3)
-        .map(|_| agora_node::keys::generate_ml_dsa(agora_core::KeyKind::MlDsa44))
+    let senders: Vec<SecretKey> = (0..3)
+        .map(|_| agora_node::keys::generate_ml_dsa(KeyKind::MlDsa44))
         .collect();
+    let account = |key: &SecretKey| AccountId::from_public_key(key.public_key());
+    let submit_b = |tx: &[u8]| {
+        let answer = cluster.submit_and_wait_in(Some("zone-b"), leader_b, tx, FAIL_OVER);
+        assert!(applied(&answer), "{answer:?}");
+    };
     for (n, key) in senders.iter().enumerate() {
-        let account = agora_core::AccountId::from_public_key(key.public_key());
-        let fund = cluster.transfer_on(chain_b, n as u64, account, 10_000_000);
-        assert!(applied(
-            &cluster.submit_and_wait_in(Some("zone-b"), leader_b, &fund, FAIL_OVER)
-        ));
-        let register = sign_transfer(key, chain_b, 0, random_account(), 1);
-        assert!(applied(&cluster.submit_and_wait_in(
-            Some("zone-b"),
-            leader_b,
-            &register,
-            FAIL_OVER
-        )));
+        submit_b(&cluster.transfer_on(chain_b, n as u64, account(key), 10_000_000));
+        submit_b(&sign_transfer(key, chain_b, 0, random_account(), 1));
     }
-    let snapshots = |cluster: &Cluster| -> Vec<f64> {
+    // 31 + 31 + 2 transactions from nonce 2 on, nonce 1 missing: all held.
+    let port = cluster.nodes[leader_b].http_port;
+    let sink = random_account();
+    for (key, last) in senders.iter().zip([32u64, 32, 3]) {
+        for nonce in 2..=last {
+            let tx = sign_transfer(key, chain_b, nonce, sink, 1);
+            match http(port, "POST", "/v1/zones/zone-b/tx", &tx) {
+                Some((200, _)) => {}
+                other => panic!("nonce {nonce} not taken: {other:?}"),
+            }
+        }
+    }
+    let depth = |i: usize| zone_metric(&cluster, i, "agora_mempool_depth", "zone-b");
+    wait_for("zone-b's mempool full", Duration::from_secs(10), || {
+        (depth(leader_b)? == 64.0).then_some(())
+    });
+    let snapshots = || -> Vec<f64> {
         (0..3)
-            .map(|i| {
-                zone_metric(cluster, i, "agora_raft_snapshot_index", "zone-b").unwrap_or(0.0)
-            })
+            .map(|i| zone_metric(&cluster, i, "agora_raft_snapshot_index", "zone-b").unwrap_or(0.0))
             .collect()
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let port = cluster.nodes[leader_b].http_port;
-    let (full, before, after) = std::thread::scope(|scope| {
-        let floods: Vec<_> = senders
-            .iter()
-            .map(|key| {
-                let (key, stop) = (key.clone(), &stop);
-                scope.spawn(move || flood(port, "zone-b", chain_b, key, stop))
-            })
-            .collect();
-        // The flood is under way: zone-b's mempool on its leader reaches its capacity.
-        wait_for("zone-b's mempool full", Duration::from_secs(60), || {
-            let depth = zone_metric(&cluster, leader_b, "agora_mempool_depth", "zone-b")?;
-            (depth >= 48.0).then_some(())
-        });
-        let before = snapshots(&cluster);
-        // Meanwhile the first zone commits, one awaited transfer after another, through
-        // every node in turn.
+    let refused = sign_transfer(&senders[2], chain_b, 4, sink, 1);
+    let (full, before, after, committed) = std::thread::scope(|scope| {
+        let hammering = scope.spawn(|| hammer(port, "zone-b", &refused, &stop));
+        let before = snapshots();
+        // The first zone commits, one awaited transfer after another through each node in
+        // turn, until zone-b has snapshotted again on every node.
         let to = random_account();
-        for nonce in 0..6u64 {
+        let mut nonce = 0u64;
+        let started = Instant::now();
+        let after = loop {
             let tx = cluster.transfer(nonce, to, 1);
             let answer = cluster.submit_and_wait((nonce % 3) as usize, &tx, FAIL_OVER);
             assert!(applied(&answer), "{answer:?}");
-        }
-        let after = snapshots(&cluster);
+            nonce += 1;
+            let now = snapshots();
+            if nonce >= 3 && now.iter().zip(&before).all(|(a, b)| a > b) {
+                break now;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(50),
+                "zone-b did not snapshot on every node: {before:?} -> {now:?}"
+            );
+        };
+        assert_eq!(depth(leader_b), Some(64.0), "zone-b's mempool stayed full");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let full: u64 = floods.into_iter().map(|f| f.join().unwrap()).sum();
-        (full, before, after)
+        (hammering.join().unwrap(), before, after, nonce)
     });
-    assert!(full > 0, "zone-b's mempool never refused a transaction as full");
-    // zone-b compacted its log on every node while the first zone committed.
-    for i in 0..3 {
-        assert!(
-            after[i] > before[i],
-            "node {i}: no zone-b snapshot while the first zone committed ({} -> {})",
-            before[i],
-            after[i]
-        );
+    assert!(
+        full > 0,
+        "zone-b never refused a transaction for its full mempool"
+    );
+    eprintln!(
+        "{committed} transfers committed in {first} while zone-b was full ({full} refusals) and snapshotted: {before:?} -> {after:?}"
+    );
+    // A missing nonce arrives at the full mempool: it takes the place of a held
+    // transaction (the furthest ahead), commits, and the held ones behind it follow; the
+    // others' missing nonces then find room.
+    for key in &senders {
+        submit_b(&sign_transfer(key, chain_b, 1, sink, 1));
     }
-    // zone-b itself is well: its nodes agree on a state root once the flood drains.
-    wait_for("zone-b's nodes agreeing", FAIL_OVER, || {
-        let roots: Vec<(u64, agora_core::Hash32)> = (0..3)
-            .map(|i| {
-                let s: agora_api::StatusResponse =
-                    cluster.get_as(i, "/v1/zones/zone-b/status")?;
-                Some((s.height, s.state_root))
-            })
-            .collect::<Option<_>>()?;
-        roots.iter().all(|r| *r == roots[0]).then_some(())
+    let nonce_of = |key: &SecretKey| {
+        let path = format!("/v1/zones/zone-b/accounts/{}", account(key));
+        cluster.get(leader_b, &path)?.1["nonce"].as_u64()
+    };
+    wait_for("zone-b's mempool drained", FAIL_OVER, || {
+        (depth(leader_b)? == 0.0).then_some(())
     });
+    // 3 + 64 transactions, of which the first missing nonce dropped one held at the end
+    // of a sender's run: the three accounts' nonces, from 1 each, moved by 66 together.
+    let nonces: Vec<u64> = senders.iter().map(|k| nonce_of(k).unwrap()).collect();
+    assert_eq!(nonces.iter().sum::<u64>(), 3 + 66, "{nonces:?}");
 }
 
 /// A zone's series of metric `name` on node `i`.

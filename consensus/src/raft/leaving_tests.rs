@@ -41,7 +41,11 @@ fn a_member_removed_while_cut_off_is_told_once_it_can_hear() {
     assert!(c.node(leader).leaving().any(|id| id == node_id(removed)));
     assert_eq!(knows_it_was_removed(c.node(removed)), None);
     for i in (0..4).filter(|i| *i != removed) {
-        assert_eq!(knows_it_was_removed(c.node(i)), None, "members are not voted out");
+        assert_eq!(
+            knows_it_was_removed(c.node(i)),
+            None,
+            "members are not voted out"
+        );
     }
     c.isolated.clear();
     c.tick_until(100, |c| {

@@ -235,7 +235,13 @@ impl<C: VoteCrypto> Replica<C> {
                     sender: admit.sender,
                     nonce: admit.nonce,
                 };
-                match self.mempool.push(tx, self.now, admit.limit) {
+                let ledger = self.app.ledger();
+                let pushed = self
+                    .mempool
+                    .push_evicting(tx, self.now, admit.limit, |sender| {
+                        ledger.next_nonce(sender)
+                    });
+                match pushed {
                     Ok(()) | Err(MempoolError::Duplicate) => Ok(()),
                     Err(error) => Err(self.mempool_refusal(error, &admit)),
                 }

@@ -288,7 +288,9 @@ impl World {
                 if raft.membership_at(raft.commit_index()).contains(&id) {
                     return Err(fail(
                         "only a node voted out answers that it is not a member",
-                        format!("{id:?} answered {error:?} while its committed configuration holds it"),
+                        format!(
+                            "{id:?} answered {error:?} while its committed configuration holds it"
+                        ),
                     ));
                 }
                 self.report.voted_out_answers += 1;

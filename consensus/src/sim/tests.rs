@@ -503,11 +503,7 @@ fn quiet_world() -> (super::world::World, usize) {
 }
 
 /// A transfer of 1 from `key`'s account, signed for the world's chain.
-fn transfer_from(
-    world: &super::world::World,
-    key: &agora_core::SecretKey,
-    nonce: u64,
-) -> Vec<u8> {
+fn transfer_from(world: &super::world::World, key: &agora_core::SecretKey, nonce: u64) -> Vec<u8> {
     use agora_core::encoding::Canonical;
     use agora_core::tx::{Action, Sender, Transaction};
     use agora_core::{AccountId, Amount, Hash32};
@@ -530,7 +526,12 @@ fn transfer_from(
 
 /// Submits `bytes` for `client` to node `i` and steps until it is answered; returns
 /// whether it was a commit.
-fn submit_and_wait(world: &mut super::world::World, client: usize, i: usize, bytes: Vec<u8>) -> bool {
+fn submit_and_wait(
+    world: &mut super::world::World,
+    client: usize,
+    i: usize,
+    bytes: Vec<u8>,
+) -> bool {
     use super::clients::{Outstanding, Purpose};
     use super::world::Input;
     use crate::replica::Request;
@@ -604,9 +605,23 @@ fn a_held_transaction_does_not_make_the_leader_propose_empty_blocks() {
     let gapped = transfer_from(&world, &key, 2);
     let id = world.next_request;
     world.next_request += 1;
-    world.input(leader, Input::Request(id, Request::Submit { bytes: gapped, wait: false }));
+    world.input(
+        leader,
+        Input::Request(
+            id,
+            Request::Submit {
+                bytes: gapped,
+                wait: false,
+            },
+        ),
+    );
     let proposed = |world: &super::world::World| {
-        world.nodes[leader].replica.as_ref().unwrap().counters().blocks_proposed
+        world.nodes[leader]
+            .replica
+            .as_ref()
+            .unwrap()
+            .counters()
+            .blocks_proposed
     };
     let before = proposed(&world);
     let ticks = 300;
@@ -615,7 +630,11 @@ fn a_held_transaction_does_not_make_the_leader_propose_empty_blocks() {
         world.step().unwrap();
     }
     let replica = world.nodes[leader].replica.as_ref().unwrap();
-    assert_eq!(replica.raft().role(), crate::raft::Role::Leader, "still leads");
+    assert_eq!(
+        replica.raft().role(),
+        crate::raft::Role::Leader,
+        "still leads"
+    );
     assert_eq!(replica.mempool_len(), 1, "the transaction is held");
     let interval = 15; // the simulator's empty-block interval, in ticks
     let blocks = proposed(&world) - before;
