@@ -169,6 +169,47 @@ fn three_nodes_serve_three_zones_with_spread_leaders_and_survive_a_kill() {
             agora.answer("no.key", &["--zone", zone, "account", &to.to_string()]);
         assert_eq!(account.balance.0, 1_000 + z as u128, "{zone}");
     }
+    // The light client, per zone: zone-b's balance verified against zone-b's genesis
+    // (its committee and certificates), without trusting node 1, once a certificate covers
+    // the transfer; the first zone's genesis is not zone-b's chain, and the same client
+    // refuses the answer.
+    let key = format!("account:{to}");
+    let proof = |genesis: &Path| {
+        agora.run(
+            "no.key",
+            &[
+                "--json",
+                "--zone",
+                "zone-b",
+                "proof",
+                &key,
+                "--trustless",
+                "--genesis",
+                genesis.to_str().unwrap(),
+            ],
+        )
+    };
+    let verified = wait_for(
+        "a certified proof in zone-b",
+        Duration::from_secs(60),
+        || {
+            let output = proof(&zone_b);
+            output.status.success().then(|| {
+                serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("--json output")
+            })
+        },
+    );
+    assert_eq!(
+        (&verified["verified"], &verified["trustless"]),
+        (&serde_json::json!(true), &serde_json::json!(true)),
+        "{verified}"
+    );
+    assert_eq!(verified["decoded"]["balance"], "1001", "{verified}");
+    let output = proof(&cluster.dir.join("genesis.json"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("not from the trusted chain"), "{stderr}");
+
     // A signature for one zone's chain is refused in another, and nothing changes.
     let wrong = cluster.transfer_on(chains[0], nonces[1], to, 5);
     let (code, body) = http(
