@@ -87,3 +87,110 @@ fn honest_verdicts_change_no_outcome_and_are_used() {
         "a verdict replaces verification ({overridden})"
     );
 }
+
+/// A verdict is keyed by the hash of the transaction's signed bytes — the signature
+/// included — and its signer, so a copy of a transaction whose signature was tampered with
+/// never finds the genuine one's verdict: with the genuine verdict (valid) cached, the
+/// forged copy in a block is verified at apply and fails exactly as without a cache, while
+/// the genuine transaction in its place applies on the cached verdict.
+#[test]
+fn a_tampered_signature_never_borrows_the_genuine_verdict() {
+    use agora_core::tx::Action;
+    use agora_core::{Amount, KeyKind, Params, TxError};
+    use agora_testkit::vectors::Scenario;
+
+    let mut s = Scenario::new(
+        "forged",
+        "a tampered signature",
+        &[KeyKind::MlDsa65],
+        Params::default(),
+    );
+    let genuine = s.sign(
+        0,
+        Action::Transfer {
+            to: AccountId(Hash32([7; 32])),
+            amount: Amount(5),
+        },
+    );
+    // The signature is the last field: flip its last byte.
+    let mut forged = genuine.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    let parsed = SignedTransaction::from_canonical_bytes(&forged).expect("still well formed");
+    let original = SignedTransaction::from_canonical_bytes(&genuine).unwrap();
+    assert_eq!(
+        parsed.tx, original.tx,
+        "the same transaction, another signature"
+    );
+    let (genuine_hash, forged_hash) = (tx_hash(&genuine), tx_hash(&forged));
+    assert_ne!(
+        genuine_hash, forged_hash,
+        "the cache key covers the signature"
+    );
+
+    let before = s.ledger().clone();
+    s.forget_pending();
+    let plain = s.block(0, "the forged copy", vec![forged]);
+    assert_eq!(
+        plain.receipts[0].status,
+        TxStatus::Failed(TxError::BadSignature)
+    );
+    let file = s.finish();
+    let forged_entry = &file.entries.last().unwrap().entry;
+    // A cache that holds the genuine transaction's verdict, and answers nothing else.
+    let genuine_only = Honest {
+        verdicts: BTreeMap::from([(genuine_hash, true)]),
+        consulted: Cell::new(0),
+    };
+    let cached = before
+        .clone()
+        .apply_with(forged_entry, &genuine_only)
+        .unwrap();
+    assert_eq!(
+        cached, plain,
+        "same bytes, same outcome, with or without the cache"
+    );
+    assert_eq!(
+        genuine_only.consulted.get(),
+        1,
+        "apply asked, and found no verdict"
+    );
+
+    // The genuine transaction in the same block position applies on its cached verdict,
+    // looked up under its own hash: a cache claiming that one bad makes it fail.
+    // (The same scenario again, so the same chain.)
+    let mut s = Scenario::new(
+        "forged",
+        "a tampered signature",
+        &[KeyKind::MlDsa65],
+        Params::default(),
+    );
+    s.sign(
+        0,
+        Action::Transfer {
+            to: AccountId(Hash32([7; 32])),
+            amount: Amount(5),
+        },
+    );
+    s.forget_pending();
+    let applied = s.block(0, "the genuine transaction", vec![genuine.clone()]);
+    assert_eq!(applied.receipts[0].status, TxStatus::Applied);
+    let genuine_file = s.finish();
+    let genuine_entry = &genuine_file.entries.last().unwrap().entry;
+    let with_verdict = before
+        .clone()
+        .apply_with(genuine_entry, &genuine_only)
+        .unwrap();
+    assert_eq!(with_verdict, applied);
+    let genuine_is_bad = Honest {
+        verdicts: BTreeMap::from([(genuine_hash, false)]),
+        consulted: Cell::new(0),
+    };
+    let lied_to = before
+        .clone()
+        .apply_with(genuine_entry, &genuine_is_bad)
+        .unwrap();
+    assert_eq!(
+        lied_to.receipts[0].status,
+        TxStatus::Failed(TxError::BadSignature)
+    );
+}
