@@ -258,11 +258,16 @@ impl<C: VoteCrypto> Replica<C> {
                 };
                 let mut pushed = self.forwarded.push(tx.clone(), self.now, admit.limit);
                 if pushed == Err(MempoolError::Full) {
-                    // Pruned as blocks apply; an idle chain may have let it fill.
+                    // Pruned as blocks apply; an idle chain may have let it fill. Like the
+                    // leader's, it makes room for a ready transaction over held ones.
                     let ledger = self.app.ledger();
                     self.forwarded
                         .prune(self.now, |sender| ledger.next_nonce(sender));
-                    pushed = self.forwarded.push(tx, self.now, admit.limit);
+                    pushed = self
+                        .forwarded
+                        .push_evicting(tx, self.now, admit.limit, |sender| {
+                            ledger.next_nonce(sender)
+                        });
                 }
                 match pushed {
                     Ok(()) | Err(MempoolError::Duplicate) => {}
