@@ -15,6 +15,16 @@ struct Honest {
     consulted: Cell<usize>,
 }
 
+impl Honest {
+    /// A cache holding one verdict.
+    fn one(tx: Hash32, ok: bool) -> Honest {
+        Honest {
+            verdicts: BTreeMap::from([(tx, ok)]),
+            consulted: Cell::new(0),
+        }
+    }
+}
+
 impl SignatureVerdicts for Honest {
     fn verdict(&self, tx: &Hash32, _: &AccountId) -> Option<bool> {
         self.consulted.set(self.consulted.get() + 1);
@@ -137,10 +147,7 @@ fn a_tampered_signature_never_borrows_the_genuine_verdict() {
     let file = s.finish();
     let forged_entry = &file.entries.last().unwrap().entry;
     // A cache that holds the genuine transaction's verdict, and answers nothing else.
-    let genuine_only = Honest {
-        verdicts: BTreeMap::from([(genuine_hash, true)]),
-        consulted: Cell::new(0),
-    };
+    let genuine_only = Honest::one(genuine_hash, true);
     let cached = before
         .clone()
         .apply_with(forged_entry, &genuine_only)
@@ -181,10 +188,7 @@ fn a_tampered_signature_never_borrows_the_genuine_verdict() {
         .apply_with(genuine_entry, &genuine_only)
         .unwrap();
     assert_eq!(with_verdict, applied);
-    let genuine_is_bad = Honest {
-        verdicts: BTreeMap::from([(genuine_hash, false)]),
-        consulted: Cell::new(0),
-    };
+    let genuine_is_bad = Honest::one(genuine_hash, false);
     let lied_to = before
         .clone()
         .apply_with(genuine_entry, &genuine_is_bad)
