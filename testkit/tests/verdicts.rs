@@ -109,19 +109,24 @@ fn a_tampered_signature_never_borrows_the_genuine_verdict() {
     use agora_core::{Amount, KeyKind, Params, TxError};
     use agora_testkit::vectors::Scenario;
 
-    let mut s = Scenario::new(
-        "forged",
-        "a tampered signature",
-        &[KeyKind::MlDsa65],
-        Params::default(),
-    );
-    let genuine = s.sign(
-        0,
-        Action::Transfer {
+    // A scenario whose member 0 has signed the genuine transfer (deterministic signing:
+    // the same bytes each time), its nonce to be used by the block that follows.
+    let signed_once = || {
+        let mut s = Scenario::new(
+            "forged",
+            "a tampered signature",
+            &[KeyKind::MlDsa65],
+            Params::default(),
+        );
+        let transfer = Action::Transfer {
             to: AccountId(Hash32([7; 32])),
             amount: Amount(5),
-        },
-    );
+        };
+        let genuine = s.sign(0, transfer);
+        s.forget_pending();
+        (s, genuine)
+    };
+    let (mut s, genuine) = signed_once();
     // The signature is the last field: flip its last byte.
     let mut forged = genuine.clone();
     *forged.last_mut().unwrap() ^= 1;
@@ -138,7 +143,6 @@ fn a_tampered_signature_never_borrows_the_genuine_verdict() {
     );
 
     let before = s.ledger().clone();
-    s.forget_pending();
     let plain = s.block(0, "the forged copy", vec![forged]);
     assert_eq!(
         plain.receipts[0].status,
@@ -165,20 +169,7 @@ fn a_tampered_signature_never_borrows_the_genuine_verdict() {
     // The genuine transaction in the same block position applies on its cached verdict,
     // looked up under its own hash: a cache claiming that one bad makes it fail.
     // (The same scenario again, so the same chain.)
-    let mut s = Scenario::new(
-        "forged",
-        "a tampered signature",
-        &[KeyKind::MlDsa65],
-        Params::default(),
-    );
-    s.sign(
-        0,
-        Action::Transfer {
-            to: AccountId(Hash32([7; 32])),
-            amount: Amount(5),
-        },
-    );
-    s.forget_pending();
+    let (mut s, _) = signed_once();
     let applied = s.block(0, "the genuine transaction", vec![genuine.clone()]);
     assert_eq!(applied.receipts[0].status, TxStatus::Applied);
     let genuine_file = s.finish();

@@ -55,11 +55,17 @@ impl<C: VoteCrypto> Raft<C> {
         if membership.contains(&me) || *index > self.log.committed() {
             return None;
         }
-        let before = match self.config_history.len() {
-            1 => &self.log.snapshot().membership,
-            n => &self.config_history[n - 2].1,
-        };
+        let before = self.membership_before_last_change();
         before.contains(&me).then_some(*index)
+    }
+
+    /// The membership the newest configuration entry in the log replaced (the snapshot's,
+    /// if no earlier entry is left). Call only with a configuration entry in the log.
+    fn membership_before_last_change(&self) -> &crate::raft::Membership {
+        match self.config_history.len() {
+            0 | 1 => &self.log.snapshot().membership,
+            n => &self.config_history[n - 2].1,
+        }
     }
 
     /// Leader: `removed` left the configuration with the entry at `removed_at`; keep
@@ -84,10 +90,7 @@ impl<C: VoteCrypto> Raft<C> {
         let Some((index, membership)) = self.config_history.last() else {
             return;
         };
-        let before = match self.config_history.len() {
-            1 => &self.log.snapshot().membership,
-            n => &self.config_history[n - 2].1,
-        };
+        let before = self.membership_before_last_change();
         let removed: BTreeSet<NodeId> = before
             .all_members()
             .difference(&membership.all_members())
