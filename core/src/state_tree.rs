@@ -47,44 +47,6 @@ fn bit(path: &Path, depth: usize) -> bool {
     (path[depth / 8] >> (7 - depth % 8)) & 1 == 1
 }
 
-#[derive(Clone, Debug)]
-enum Node {
-    Empty,
-    Leaf { path: Path, hash: Hash32 },
-    Inner(Box<Inner>),
-}
-
-#[derive(Clone, Debug)]
-struct Inner {
-    left: Node,
-    right: Node,
-    hash: Hash32,
-    dirty: bool,
-}
-
-impl Node {
-    fn inner(left: Node, right: Node) -> Node {
-        Node::Inner(Box::new(Inner {
-            left,
-            right,
-            hash: Hash32::ZERO,
-            dirty: true,
-        }))
-    }
-
-    /// The hash of a clean node.
-    fn hash(&self) -> Hash32 {
-        match self {
-            Node::Empty => Hash32::ZERO,
-            Node::Leaf { hash, .. } => *hash,
-            Node::Inner(inner) => {
-                assert!(!inner.dirty, "hash read from a dirty node");
-                inner.hash
-            }
-        }
-    }
-}
-
 /// An inclusion proof: the sibling hashes from the root down to the leaf.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -127,20 +89,91 @@ impl StateProof {
     }
 }
 
-/// The tree of leaf hashes. It does not hold the values; the ledger does.
-#[derive(Clone, Debug)]
-pub struct StateTree {
-    root: Node,
-    leaves: u64,
+/// A subtree: empty, a leaf slot or an inner slot of the tree's arenas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Ref {
+    #[default]
+    Empty,
+    Leaf(u32),
+    Inner(u32),
 }
 
-impl Default for StateTree {
+#[derive(Clone, Debug)]
+struct Leaf {
+    path: Path,
+    hash: Hash32,
+}
+
+#[derive(Clone, Debug)]
+struct Inner {
+    /// Left (bit 0) and right (bit 1).
+    children: [Ref; 2],
+    hash: Hash32,
+    dirty: bool,
+}
+
+/// Slots in one vector, freed slots reused: nodes sit close together (an inner node is
+/// 52 bytes, no allocation of its own), so a walk from the root touches few cache lines
+/// and cloning or dropping a tree is one copy or one free per arena.
+#[derive(Clone, Debug)]
+struct Arena<T> {
+    slots: Vec<T>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Arena<T> {
     fn default() -> Self {
-        StateTree {
-            root: Node::Empty,
-            leaves: 0,
+        Arena {
+            slots: Vec::new(),
+            free: Vec::new(),
         }
     }
+}
+
+impl<T> Arena<T> {
+    fn alloc(&mut self, value: T) -> u32 {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = value;
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len())
+                    .expect("a state tree holds fewer than 2^32 nodes of a kind");
+                self.slots.push(value);
+                slot
+            }
+        }
+    }
+
+    fn release(&mut self, slot: u32) {
+        self.free.push(slot);
+    }
+
+    fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
+impl<T> std::ops::Index<u32> for Arena<T> {
+    type Output = T;
+    fn index(&self, slot: u32) -> &T {
+        &self.slots[slot as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<u32> for Arena<T> {
+    fn index_mut(&mut self, slot: u32) -> &mut T {
+        &mut self.slots[slot as usize]
+    }
+}
+
+/// The tree of leaf hashes. It does not hold the values; the ledger does.
+#[derive(Clone, Debug, Default)]
+pub struct StateTree {
+    root: Ref,
+    leaves: Arena<Leaf>,
+    inners: Arena<Inner>,
 }
 
 impl StateTree {
@@ -151,39 +184,64 @@ impl StateTree {
 
     /// How many leaves the tree holds.
     pub fn len(&self) -> u64 {
-        self.leaves
+        self.leaves.live() as u64
     }
 
     /// Whether the tree has no leaves.
     pub fn is_empty(&self) -> bool {
-        self.leaves == 0
+        self.leaves.live() == 0
     }
 
     /// Sets `key` to `value` (inserting or replacing).
     pub fn insert(&mut self, key: &[u8], value: &[u8]) {
         let path = key_path(key);
         let hash = leaf_hash(&path, value);
-        if insert_at(&mut self.root, path, hash) {
-            self.leaves += 1;
+        // Walk down in place, marking inner nodes dirty; `parent` is where `node` hangs.
+        let mut parent: Option<(u32, usize)> = None;
+        let mut node = self.root;
+        let mut depth = 0;
+        loop {
+            match node {
+                Ref::Inner(slot) => {
+                    let inner = &mut self.inners[slot];
+                    inner.dirty = true;
+                    let side = usize::from(bit(&path, depth));
+                    node = inner.children[side];
+                    parent = Some((slot, side));
+                    depth += 1;
+                }
+                Ref::Leaf(slot) if self.leaves[slot].path == path => {
+                    self.leaves[slot].hash = hash;
+                    return;
+                }
+                Ref::Leaf(slot) => {
+                    let existing_path = self.leaves[slot].path;
+                    let added = Ref::Leaf(self.leaves.alloc(Leaf { path, hash }));
+                    let subtree = self.split(node, &existing_path, added, &path, depth);
+                    self.hang(parent, subtree);
+                    return;
+                }
+                Ref::Empty => {
+                    let added = Ref::Leaf(self.leaves.alloc(Leaf { path, hash }));
+                    self.hang(parent, added);
+                    return;
+                }
+            }
         }
     }
 
     /// Removes `key`; returns whether it was present.
     pub fn remove(&mut self, key: &[u8]) -> bool {
         let path = key_path(key);
-        let root = std::mem::replace(&mut self.root, Node::Empty);
-        let (root, removed) = remove_at(root, &path, 0);
+        let (root, removed) = self.remove_at(self.root, &path, 0);
         self.root = root;
-        if removed {
-            self.leaves -= 1;
-        }
         removed
     }
 
     /// The root hash, rehashing the nodes changed since the last call.
     pub fn root(&mut self) -> Hash32 {
-        rehash(&mut self.root);
-        self.root.hash()
+        self.rehash(self.root);
+        self.hash(self.root)
     }
 
     /// The inclusion proof for `key`, if it is present. The tree must be clean: call
@@ -191,145 +249,121 @@ impl StateTree {
     pub fn prove(&self, key: &[u8]) -> Option<StateProof> {
         let path = key_path(key);
         let mut siblings = Vec::new();
-        let mut node = &self.root;
+        let mut node = self.root;
         let mut depth = 0;
         loop {
             match node {
-                Node::Empty => return None,
-                Node::Leaf {
-                    path: leaf_path, ..
-                } => {
-                    return (leaf_path == &path).then_some(StateProof { siblings });
+                Ref::Empty => return None,
+                Ref::Leaf(slot) => {
+                    return (self.leaves[slot].path == path).then_some(StateProof { siblings });
                 }
-                Node::Inner(inner) => {
-                    let (next, sibling) = if bit(&path, depth) {
-                        (&inner.right, &inner.left)
-                    } else {
-                        (&inner.left, &inner.right)
-                    };
-                    siblings.push(sibling.hash());
-                    node = next;
+                Ref::Inner(slot) => {
+                    let side = usize::from(bit(&path, depth));
+                    let children = self.inners[slot].children;
+                    siblings.push(self.hash(children[1 - side]));
+                    node = children[side];
                     depth += 1;
                 }
             }
         }
     }
-}
 
-/// Walks down in place, marking inner nodes dirty; returns whether a leaf was added.
-fn insert_at(root: &mut Node, path: Path, hash: Hash32) -> bool {
-    let mut node = root;
-    let mut depth = 0;
-    loop {
+    /// The hash of a clean subtree.
+    fn hash(&self, node: Ref) -> Hash32 {
         match node {
-            Node::Inner(inner) => {
-                inner.dirty = true;
-                node = if bit(&path, depth) {
-                    &mut inner.right
+            Ref::Empty => Hash32::ZERO,
+            Ref::Leaf(slot) => self.leaves[slot].hash,
+            Ref::Inner(slot) => {
+                let inner = &self.inners[slot];
+                assert!(!inner.dirty, "hash read from a dirty node");
+                inner.hash
+            }
+        }
+    }
+
+    /// Puts `node` where the walk came from: the root, or one side of an inner node.
+    fn hang(&mut self, parent: Option<(u32, usize)>, node: Ref) {
+        match parent {
+            None => self.root = node,
+            Some((slot, side)) => self.inners[slot].children[side] = node,
+        }
+    }
+
+    fn new_inner(&mut self, children: [Ref; 2]) -> Ref {
+        Ref::Inner(self.inners.alloc(Inner {
+            children,
+            hash: Hash32::ZERO,
+            dirty: true,
+        }))
+    }
+
+    /// The smallest subtree at `depth` holding two leaves with different paths: an inner
+    /// node where the paths part, under one single-child inner node per bit they share.
+    fn split(&mut self, a: Ref, a_path: &Path, b: Ref, b_path: &Path, depth: usize) -> Ref {
+        let parting = (depth..256)
+            .find(|&d| bit(a_path, d) != bit(b_path, d))
+            .expect("distinct paths differ in some bit");
+        let mut subtree = if bit(a_path, parting) {
+            self.new_inner([b, a])
+        } else {
+            self.new_inner([a, b])
+        };
+        for shared in (depth..parting).rev() {
+            subtree = if bit(a_path, shared) {
+                self.new_inner([Ref::Empty, subtree])
+            } else {
+                self.new_inner([subtree, Ref::Empty])
+            };
+        }
+        subtree
+    }
+
+    fn remove_at(&mut self, node: Ref, path: &Path, depth: usize) -> (Ref, bool) {
+        match node {
+            Ref::Empty => (node, false),
+            Ref::Leaf(slot) => {
+                if &self.leaves[slot].path == path {
+                    self.leaves.release(slot);
+                    (Ref::Empty, true)
                 } else {
-                    &mut inner.left
+                    (node, false)
+                }
+            }
+            Ref::Inner(slot) => {
+                let side = usize::from(bit(path, depth));
+                let child = self.inners[slot].children[side];
+                let (child, removed) = self.remove_at(child, path, depth + 1);
+                if !removed {
+                    return (node, false);
+                }
+                let inner = &mut self.inners[slot];
+                inner.children[side] = child;
+                inner.dirty = true;
+                // Keep the canonical shape: a subtree left with a single leaf becomes that
+                // leaf. (A lone inner child holds two or more leaves, so it stays.)
+                let collapsed = match inner.children {
+                    [Ref::Empty, Ref::Empty] => Ref::Empty,
+                    [Ref::Empty, leaf @ Ref::Leaf(_)] | [leaf @ Ref::Leaf(_), Ref::Empty] => leaf,
+                    _ => return (node, true),
                 };
-                depth += 1;
-            }
-            Node::Leaf {
-                path: existing,
-                hash: existing_hash,
-            } if *existing == path => {
-                *existing_hash = hash;
-                return false;
-            }
-            Node::Leaf { path: existing, .. } => {
-                let existing_path = *existing;
-                let existing = std::mem::replace(node, Node::Empty);
-                *node = split(
-                    existing,
-                    &existing_path,
-                    Node::Leaf { path, hash },
-                    &path,
-                    depth,
-                );
-                return true;
-            }
-            Node::Empty => {
-                *node = Node::Leaf { path, hash };
-                return true;
+                self.inners.release(slot);
+                (collapsed, true)
             }
         }
     }
-}
 
-/// The smallest subtree at `depth` holding two leaves with different paths.
-fn split(a: Node, a_path: &Path, b: Node, b_path: &Path, depth: usize) -> Node {
-    assert!(depth < 256, "distinct paths differ in some bit");
-    match (bit(a_path, depth), bit(b_path, depth)) {
-        (false, true) => Node::inner(a, b),
-        (true, false) => Node::inner(b, a),
-        (false, false) => Node::inner(split(a, a_path, b, b_path, depth + 1), Node::Empty),
-        (true, true) => Node::inner(Node::Empty, split(a, a_path, b, b_path, depth + 1)),
-    }
-}
-
-fn remove_at(node: Node, path: &Path, depth: usize) -> (Node, bool) {
-    match node {
-        Node::Empty => (Node::Empty, false),
-        Node::Leaf {
-            path: leaf_path,
-            hash,
-        } => {
-            if &leaf_path == path {
-                (Node::Empty, true)
-            } else {
-                (
-                    Node::Leaf {
-                        path: leaf_path,
-                        hash,
-                    },
-                    false,
-                )
+    fn rehash(&mut self, node: Ref) {
+        if let Ref::Inner(slot) = node {
+            let inner = &self.inners[slot];
+            if inner.dirty {
+                let [left, right] = inner.children;
+                self.rehash(left);
+                self.rehash(right);
+                let hash = inner_hash(&self.hash(left), &self.hash(right));
+                let inner = &mut self.inners[slot];
+                inner.hash = hash;
+                inner.dirty = false;
             }
-        }
-        Node::Inner(mut inner) => {
-            let removed = if bit(path, depth) {
-                let child = std::mem::replace(&mut inner.right, Node::Empty);
-                let (child, removed) = remove_at(child, path, depth + 1);
-                inner.right = child;
-                removed
-            } else {
-                let child = std::mem::replace(&mut inner.left, Node::Empty);
-                let (child, removed) = remove_at(child, path, depth + 1);
-                inner.left = child;
-                removed
-            };
-            if !removed {
-                return (Node::Inner(inner), false);
-            }
-            inner.dirty = true;
-            // Keep the canonical shape: a subtree left with a single leaf becomes that leaf.
-            // (A lone inner child holds two or more leaves, so it stays.)
-            let inner = *inner;
-            let collapsed = match (inner.left, inner.right) {
-                (Node::Empty, Node::Empty) => Node::Empty,
-                (Node::Empty, leaf @ Node::Leaf { .. })
-                | (leaf @ Node::Leaf { .. }, Node::Empty) => leaf,
-                (left, right) => Node::Inner(Box::new(Inner {
-                    left,
-                    right,
-                    hash: Hash32::ZERO,
-                    dirty: true,
-                })),
-            };
-            (collapsed, true)
-        }
-    }
-}
-
-fn rehash(node: &mut Node) {
-    if let Node::Inner(inner) = node {
-        if inner.dirty {
-            rehash(&mut inner.left);
-            rehash(&mut inner.right);
-            inner.hash = inner_hash(&inner.left.hash(), &inner.right.hash());
-            inner.dirty = false;
         }
     }
 }
@@ -436,6 +470,47 @@ mod tests {
         let root = tree.root();
         let forged = StateProof { siblings: vec![] };
         assert!(forged.verify(&root, b"a", root.as_bytes()).is_err());
+    }
+
+    /// Churn on a tree large enough to be many levels deep: removed nodes' slots are
+    /// reused (the arenas stop growing once the tree stops growing) and the root stays the
+    /// one a rebuild computes.
+    #[test]
+    fn churn_reuses_slots_and_keeps_the_root() {
+        let mut tree = StateTree::new();
+        let mut model = BTreeMap::new();
+        for i in 0u32..3_000 {
+            tree.insert(&i.to_le_bytes(), b"first");
+            model.insert(i.to_le_bytes().to_vec(), b"first".to_vec());
+        }
+        assert_eq!(tree.root(), reference(&model));
+        let (leaf_slots, inner_slots) = (tree.leaves.slots.len(), tree.inners.slots.len());
+        for round in 0u32..3 {
+            for i in (0u32..3_000).filter(|i| i % 3 != round) {
+                assert!(tree.remove(&i.to_le_bytes()));
+                model.remove(&i.to_le_bytes().to_vec());
+            }
+            assert_eq!(tree.len(), 1_000);
+            assert_eq!(tree.root(), reference(&model));
+            for i in (0u32..3_000).filter(|i| i % 3 != round) {
+                let value = [round as u8; 4];
+                tree.insert(&i.to_le_bytes(), &value);
+                model.insert(i.to_le_bytes().to_vec(), value.to_vec());
+            }
+            assert_eq!(tree.len(), 3_000);
+            assert_eq!(tree.root(), reference(&model));
+            assert_eq!(tree.leaves.slots.len(), leaf_slots);
+            assert_eq!(tree.inners.slots.len(), inner_slots);
+        }
+        let root = tree.root();
+        for i in [0u32, 1_234, 2_999] {
+            let key = i.to_le_bytes();
+            let value = &model[&key.to_vec()];
+            tree.prove(&key)
+                .unwrap()
+                .verify(&root, &key, value)
+                .unwrap();
+        }
     }
 
     proptest! {
