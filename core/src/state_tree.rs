@@ -488,7 +488,7 @@ mod tests {
         for round in 0u32..3 {
             for i in (0u32..3_000).filter(|i| i % 3 != round) {
                 assert!(tree.remove(&i.to_le_bytes()));
-                model.remove(&i.to_le_bytes().to_vec());
+                model.remove(i.to_le_bytes().as_slice());
             }
             assert_eq!(tree.len(), 1_000);
             assert_eq!(tree.root(), reference(&model));
@@ -505,7 +505,7 @@ mod tests {
         let root = tree.root();
         for i in [0u32, 1_234, 2_999] {
             let key = i.to_le_bytes();
-            let value = &model[&key.to_vec()];
+            let value = &model[key.as_slice()];
             tree.prove(&key)
                 .unwrap()
                 .verify(&root, &key, value)
