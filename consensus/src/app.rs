@@ -6,8 +6,10 @@ use crate::raft::{EntryData, LogEntry, RaftLog};
 use agora_core::block::{Block, Entry, EntryPayload};
 use agora_core::encoding::Canonical;
 use agora_core::state::{Proposal, ProposalStatus};
+use agora_core::tx_root::tx_root_of_ids;
 use agora_core::{
-    AccountId, Certificate, Halt, Ledger, Outcome, ProposalKind, SecretKey, SignatureVerdicts,
+    AccountId, Certificate, Halt, Hash32, Ledger, Outcome, ProposalKind, SecretKey,
+    SignatureVerdicts,
 };
 
 /// How far (in entries) a leader's applied state may lag its next proposal: further
@@ -72,14 +74,15 @@ impl LedgerApp {
     }
 
     /// Builds the block a leader proposes at `index`, on top of the last block in its log
-    /// (or in its applied state), checking the newest root it has applied. `None` when its
-    /// applied state lags too far behind to propose.
+    /// (or in its applied state), checking the newest root it has applied. `tx_ids` are
+    /// the transactions' ids, hashed when they were admitted. `None` when its applied
+    /// state lags too far behind to propose.
     pub fn build_block(
         &self,
         log: &RaftLog,
         index: u64,
         key: &SecretKey,
-        (txs, certificates): (Vec<Vec<u8>>, Vec<Certificate>),
+        (txs, tx_ids, certificates): (Vec<Vec<u8>>, &[Hash32], Vec<Certificate>),
         randomness: [u8; 32],
     ) -> Option<Vec<u8>> {
         let applied = self.ledger.height();
@@ -97,7 +100,9 @@ impl LedgerApp {
                 break;
             }
         }
-        let block = Block::build(
+        let tx_root = tx_root_of_ids(tx_ids);
+        debug_assert_eq!(tx_root, agora_core::tx_root::tx_root(&txs));
+        let block = Block::build_with_tx_root(
             self.ledger.chain_id(),
             index,
             key,
@@ -105,6 +110,7 @@ impl LedgerApp {
             applied,
             self.ledger.state_root(),
             txs,
+            tx_root,
             certificates,
             randomness,
         );

@@ -582,6 +582,12 @@ impl<C: VoteCrypto> Replica<C> {
         )
     }
 
+    /// Blocks this replica applied without knowing their transactions' ids already (from
+    /// building the block, or from its entry's arrival): it hashed their transactions again.
+    pub fn blocks_hashed_at_apply(&self) -> u64 {
+        self.verifier.tx_id_misses()
+    }
+
     /// Clients waiting for commits.
     pub fn commit_waiters(&self) -> usize {
         self.waiters.clients()
@@ -695,6 +701,7 @@ impl<C: VoteCrypto> Replica<C> {
             return Ok(());
         }
         self.app = LedgerApp::new(ledger);
+        self.verifier.forget_tx_ids_through(index);
         self.unexecuted = false;
         self.counters.snapshots_installed += 1;
         self.pending
@@ -717,6 +724,7 @@ impl<C: VoteCrypto> Replica<C> {
         self.notify_waiters(entry.index, &outcome.receipts);
         self.answer_replays(entry, &outcome);
         self.mempool.applied_through(entry.index);
+        self.verifier.forget_tx_ids_through(entry.index);
         let ledger = self.app.ledger();
         self.forwarded
             .prune(self.now, |sender| ledger.next_nonce(sender));
@@ -797,13 +805,14 @@ impl<C: VoteCrypto> Replica<C> {
             return;
         }
         let bytes: Vec<Vec<u8>> = txs.iter().map(|tx| tx.bytes.clone()).collect();
+        let ids: Vec<Hash32> = txs.iter().map(|tx| tx.hash).collect();
         let randomness: [u8; 32] = self.rng.random();
         let certificates = self.certificates_for(self.raft.log(), index);
         let Some(payload) = self.app.build_block(
             self.raft.log(),
             index,
             &self.key,
-            (bytes, certificates),
+            (bytes, &ids, certificates),
             randomness,
         ) else {
             self.mempool.restore(txs, self.now);
@@ -813,6 +822,7 @@ impl<C: VoteCrypto> Replica<C> {
         let speculative = payload.clone();
         match self.raft.propose(payload) {
             Ok(index) => {
+                self.verifier.remember_tx_ids(index, self.raft.term(), ids);
                 self.proposed_blocks.push_back(index);
                 self.last_block_proposed = self.now;
                 self.counters.blocks_proposed += 1;

@@ -80,12 +80,43 @@ impl Block {
         certificates: Vec<Certificate>,
         randomness: [u8; 32],
     ) -> Block {
+        let root = tx_root(&txs);
+        Block::build_with_tx_root(
+            chain_id,
+            height,
+            proposer_key,
+            parent_hash,
+            checked_height,
+            checked_state_root,
+            txs,
+            root,
+            certificates,
+            randomness,
+        )
+    }
+
+    /// [`Block::build`] for a proposer that already holds its transactions' ids:
+    /// `tx_root` must be [`crate::tx_root::tx_root_of_ids`] of their ids, in order (a
+    /// block whose root does not match its transactions is refused by every node).
+    #[allow(clippy::too_many_arguments)]
+    pub fn build_with_tx_root(
+        chain_id: ChainId,
+        height: u64,
+        proposer_key: &SecretKey,
+        parent_hash: Hash32,
+        checked_height: u64,
+        checked_state_root: Hash32,
+        txs: Vec<Vec<u8>>,
+        tx_root: Hash32,
+        certificates: Vec<Certificate>,
+        randomness: [u8; 32],
+    ) -> Block {
         let header = BlockHeader {
             chain_id,
             height,
             proposer: ValidatorId::from_public_key(proposer_key.public_key()),
             parent_hash,
-            tx_root: tx_root(&txs),
+            tx_root,
             checked_height,
             checked_state_root,
             certificates_hash: certificates_hash(&certificates),
@@ -150,7 +181,8 @@ pub enum EntryPayload {
 pub struct Entry {
     /// The Raft index, equal to the height after applying.
     pub index: u64,
-    /// The Raft term (informational for the ledger).
+    /// The Raft term (the ledger only uses it to find ids the node already hashed for
+    /// this entry: see [`crate::SignatureVerdicts::tx_ids`]).
     pub term: u64,
     /// The contents.
     pub payload: EntryPayload,

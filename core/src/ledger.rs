@@ -64,14 +64,24 @@ struct PreparedTx {
     signature_ok: Option<bool>,
 }
 
-/// Signature verdicts reached before a block applies (at admission, or when its entry
-/// arrived), keyed by transaction hash and the key checked, named by its account id
-/// (`H(agora/account/v1, key)`, which is also the sender's id). An implementation returns
-/// only what verifying that transaction under that key returned; `None` makes the ledger
-/// verify.
+/// What a node worked out about an entry's transactions before it applies: signature
+/// verdicts reached at admission or when the entry arrived, keyed by transaction hash and
+/// the key checked, named by its account id (`H(agora/account/v1, key)`, which is also the
+/// sender's id), and the transactions' ids. An implementation returns only what verifying
+/// that transaction under that key returned, and only ids it hashed from that entry's own
+/// bytes; `None` makes the ledger verify, or hash.
 pub trait SignatureVerdicts {
     /// The verdict for transaction `tx` under the key whose account id is `signer`.
     fn verdict(&self, tx: &Hash32, signer: &AccountId) -> Option<bool>;
+
+    /// The ids of the transactions of the block in the log entry at `index` of `term`, in
+    /// block order. An index and a term name one entry (Raft's log matching), so ids
+    /// hashed when the block was built or arrived are its ids. They cannot change an
+    /// outcome: the block's header commits to its ids through the transaction root, and
+    /// ids that do not lead to that root are ignored and the bytes hashed.
+    fn tx_ids(&self, _index: u64, _term: u64) -> Option<&[Hash32]> {
+        None
+    }
 }
 
 /// No verdicts: every signature is verified during prepare.
@@ -281,7 +291,10 @@ impl Ledger {
         let index = entry.index;
         let block = match &entry.payload {
             EntryPayload::Noop | EntryPayload::Membership(_) => None,
-            EntryPayload::Block(bytes) => Some(self.prepare_block(index, bytes, verdicts)?),
+            EntryPayload::Block(bytes) => {
+                let known_ids = verdicts.tx_ids(index, entry.term);
+                Some(self.prepare_block(index, bytes, known_ids, verdicts)?)
+            }
         };
         Ok(PreparedEntry {
             chain_id: self.chain_id,
@@ -294,6 +307,7 @@ impl Ledger {
         &self,
         index: u64,
         bytes: &[u8],
+        known_ids: Option<&[Hash32]>,
         verdicts: &dyn SignatureVerdicts,
     ) -> Result<(Block, Vec<PreparedTx>), Halt> {
         let invalid = |reason: String| Halt::InvalidBlock { index, reason };
@@ -311,14 +325,25 @@ impl Ledger {
                 header.height
             )));
         }
-        // Each transaction's bytes are hashed once here: its id, which the root's leaf
-        // and the receipt both use.
-        let ids: Vec<Hash32> = block.txs.iter().map(|bytes| tx_hash(bytes)).collect();
-        if header.tx_root != tx_root_of_ids(&ids) {
-            return Err(invalid(
-                "transaction root does not match the transactions".into(),
-            ));
-        }
+        // Each transaction's id (the root's leaf and the receipt both use it): the ids this
+        // node already hashed from this entry's bytes when they lead to the header's root,
+        // else the bytes hashed here.
+        let ids = match known_ids {
+            Some(ids)
+                if ids.len() == block.txs.len() && header.tx_root == tx_root_of_ids(ids) =>
+            {
+                ids.to_vec()
+            }
+            _ => {
+                let ids: Vec<Hash32> = block.txs.iter().map(|bytes| tx_hash(bytes)).collect();
+                if header.tx_root != tx_root_of_ids(&ids) {
+                    return Err(invalid(
+                        "transaction root does not match the transactions".into(),
+                    ));
+                }
+                ids
+            }
+        };
         let proposer =
             self.state.validators.get(&header.proposer).ok_or_else(|| {
                 invalid(format!("proposer {} is not a validator", header.proposer))

@@ -523,6 +523,8 @@ impl Shell {
         m.signatures_checked.set(checked as i64);
         m.signatures_inline.set(inline as i64);
         m.signatures_in_flight.set(in_flight as i64);
+        m.blocks_hashed_at_apply
+            .set(self.replica.blocks_hashed_at_apply() as i64);
     }
 }
 

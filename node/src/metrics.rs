@@ -85,6 +85,8 @@ pub struct Metrics {
     pub signatures_inline: Gauge,
     /// Signature checks in flight.
     pub signatures_in_flight: Gauge,
+    /// Blocks applied whose transaction ids were not known already (hashed again).
+    pub blocks_hashed_at_apply: Gauge,
     /// Times this node halted (state root divergence, bad snapshot, corrupt entry).
     pub halts: Counter,
     /// Consensus messages dropped because the network queue was full.
@@ -124,6 +126,7 @@ impl Metrics {
             signatures_checked: Gauge::default(),
             signatures_inline: Gauge::default(),
             signatures_in_flight: Gauge::default(),
+            blocks_hashed_at_apply: Gauge::default(),
             halts: Counter::default(),
             dropped_outbound: Counter::default(),
             replica_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
@@ -193,6 +196,11 @@ impl Metrics {
             "signatures_in_flight",
             "Signature checks handed to the crypto threads and not yet back",
             metrics.signatures_in_flight.clone(),
+        );
+        registry.register(
+            "blocks_hashed_at_apply",
+            "Blocks applied whose transaction ids were not known from building the block or from its arrival, so apply hashed them",
+            metrics.blocks_hashed_at_apply.clone(),
         );
         registry.register(
             "state_root_divergence_halts",

@@ -189,3 +189,78 @@ fn a_tampered_signature_never_borrows_the_genuine_verdict() {
         TxStatus::Failed(TxError::BadSignature)
     );
 }
+
+/// Transaction ids a node hashed before apply (when it built the block, or when its entry
+/// arrived), handed to apply by index and term.
+struct KnownIds {
+    ids: BTreeMap<(u64, u64), Vec<Hash32>>,
+    asked: Cell<usize>,
+}
+
+impl SignatureVerdicts for KnownIds {
+    fn verdict(&self, _: &Hash32, _: &AccountId) -> Option<bool> {
+        None
+    }
+
+    fn tx_ids(&self, index: u64, term: u64) -> Option<&[Hash32]> {
+        self.asked.set(self.asked.get() + 1);
+        self.ids.get(&(index, term)).map(Vec::as_slice)
+    }
+}
+
+/// Apply asks for the ids it knows instead of hashing every transaction again, and ids
+/// cannot change what it decides: with the true ids, with every id off by one bit, with the
+/// ids in the wrong order or one missing, every vector applies to the same outcome as
+/// without (ids that do not lead to the header's transaction root are ignored and the
+/// bytes hashed).
+#[test]
+fn known_transaction_ids_change_no_outcome() {
+    type Tamper = fn(Vec<Hash32>) -> Vec<Hash32>;
+    let tampers: [(&str, Tamper); 4] = [
+        ("true ids", |ids| ids),
+        ("a bit off", |ids| {
+            ids.into_iter()
+                .map(|mut id| {
+                    id.0[31] ^= 1;
+                    id
+                })
+                .collect()
+        }),
+        ("reversed", |mut ids| {
+            ids.reverse();
+            ids
+        }),
+        ("one missing", |mut ids| {
+            ids.pop();
+            ids
+        }),
+    ];
+    let mut blocks_with_txs = 0;
+    for (name, tamper) in tampers {
+        let mut asked = 0;
+        for file in agora_testkit::vectors::generate_all() {
+            let genesis = file.genesis.clone().normalized().unwrap();
+            let mut plain = Ledger::from_genesis(&genesis);
+            let mut known = Ledger::from_genesis(&genesis);
+            for vector in &file.entries {
+                let entry = &vector.entry;
+                let txs = block_txs(&entry.payload);
+                if name == "true ids" && txs.len() > 1 {
+                    blocks_with_txs += 1;
+                }
+                let ids: Vec<Hash32> = txs.iter().map(|tx| tx_hash(tx)).collect();
+                let provider = KnownIds {
+                    ids: BTreeMap::from([((entry.index, entry.term), tamper(ids))]),
+                    asked: Cell::new(0),
+                };
+                let a = plain.apply(entry);
+                let b = known.apply_with(entry, &provider);
+                assert_eq!(a, b, "{name}: {} at {}", file.name, entry.index);
+                assert_eq!(plain.state_root(), known.state_root());
+                asked += provider.asked.get();
+            }
+        }
+        assert!(asked > 50, "{name}: apply asked for known ids ({asked})");
+    }
+    assert!(blocks_with_txs > 10, "the vectors have blocks of several transactions");
+}

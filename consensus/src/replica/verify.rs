@@ -102,6 +102,10 @@ pub(super) enum Then {
 
 type Key = (Hash32, AccountId);
 
+/// How many log entries' transaction ids a node keeps ahead of applying them (a leader
+/// has at most its uncommitted blocks in flight; a follower what one append carries).
+const MAX_TX_ID_ENTRIES: usize = 1_024;
+
 struct InFlight {
     key: Key,
     then: Vec<Then>,
@@ -119,6 +123,13 @@ pub(super) struct Verifier {
     next_id: VerifyId,
     /// Lookups by block apply that missed.
     apply_misses: std::cell::Cell<u64>,
+    /// The transaction ids of blocks in log entries not applied yet, by (index, term), as
+    /// this node hashed them when it built the block or the entry arrived: a block's
+    /// transactions are hashed once per node, not again at apply. At most
+    /// [`MAX_TX_ID_ENTRIES`] entries (the oldest index goes first).
+    tx_ids: BTreeMap<(u64, u64), Vec<Hash32>>,
+    /// Blocks whose transaction ids apply did not find here (it hashed them).
+    tx_id_misses: std::cell::Cell<u64>,
     /// Jobs to hand out with the next actions.
     pub(super) jobs: Vec<(VerifyId, VerifyJob)>,
 }
@@ -137,6 +148,8 @@ impl Verifier {
             max_in_flight,
             next_id: 0,
             apply_misses: std::cell::Cell::new(0),
+            tx_ids: BTreeMap::new(),
+            tx_id_misses: std::cell::Cell::new(0),
             jobs: Vec::new(),
         }
     }
@@ -155,6 +168,24 @@ impl Verifier {
     /// inline).
     pub(super) fn work(&self) -> (u64, u64) {
         (self.next_id, self.apply_misses.get())
+    }
+
+    /// Keeps the ids of the transactions of the block at `index` of `term`.
+    pub(super) fn remember_tx_ids(&mut self, index: u64, term: u64, ids: Vec<Hash32>) {
+        self.tx_ids.insert((index, term), ids);
+        while self.tx_ids.len() > MAX_TX_ID_ENTRIES {
+            self.tx_ids.pop_first();
+        }
+    }
+
+    /// Blocks that applied without their transaction ids known (hashed at apply).
+    pub(super) fn tx_id_misses(&self) -> u64 {
+        self.tx_id_misses.get()
+    }
+
+    /// Drops the ids of entries at or below `index` (applied, or under a snapshot).
+    pub(super) fn forget_tx_ids_through(&mut self, index: u64) {
+        self.tx_ids = self.tx_ids.split_off(&(index.saturating_add(1), 0));
     }
 
     fn cached_verdict(&self, tx: &Hash32, signer: &AccountId) -> Option<bool> {
@@ -221,6 +252,14 @@ impl SignatureVerdicts for Verifier {
         }
         verdict
     }
+
+    fn tx_ids(&self, index: u64, term: u64) -> Option<&[Hash32]> {
+        let ids = self.tx_ids.get(&(index, term)).map(Vec::as_slice);
+        if ids.is_none() {
+            self.tx_id_misses.set(self.tx_id_misses.get() + 1);
+        }
+        ids
+    }
 }
 
 impl<C: VoteCrypto> Replica<C> {
@@ -256,7 +295,8 @@ impl<C: VoteCrypto> Replica<C> {
     }
 
     /// A follower starts checking the signatures of blocks that just arrived, so that
-    /// applying them finds the verdicts ready. Best effort: a full pipeline skips.
+    /// applying them finds the verdicts ready (best effort: a full pipeline skips), and
+    /// keeps their transactions' ids for apply.
     pub(super) fn prefetch_verdicts(&mut self, entries: &[LogEntry]) {
         if self.raft.role() == Role::Leader {
             return; // its blocks hold what its own admission verified
@@ -268,11 +308,13 @@ impl<C: VoteCrypto> Replica<C> {
             let Ok(block) = Block::from_canonical_bytes(&bytes[..]) else {
                 continue;
             };
-            for tx in &block.txs {
+            let ids: Vec<Hash32> = block.txs.iter().map(|tx| tx_hash(tx)).collect();
+            let mut full = false;
+            for (tx, &hash) in block.txs.iter().zip(&ids) {
                 if self.verifier.in_flight() >= self.verifier.max_in_flight {
-                    return;
+                    full = true;
+                    break;
                 }
-                let hash = tx_hash(tx);
                 let Ok(signed) = SignedTransaction::from_canonical_bytes(tx) else {
                     continue;
                 };
@@ -285,7 +327,10 @@ impl<C: VoteCrypto> Replica<C> {
                 let job = VerifyJob::tx(signed, key);
                 let _ = self.verifier.start(hash, job, Then::Prefetch);
             }
-            self.prefetch_certificates(&block);
+            if !full {
+                self.prefetch_certificates(&block);
+            }
+            self.verifier.remember_tx_ids(entry.index, entry.term, ids);
         }
     }
 }

@@ -643,3 +643,38 @@ fn a_held_transaction_does_not_make_the_leader_propose_empty_blocks() {
         "{blocks} blocks in {ticks} ticks for one held transaction"
     );
 }
+
+/// Every node hashes a block's transactions once: the leader when it admitted them, a
+/// follower when the entry arrived; apply finds those ids and hashes nothing again. Blocks
+/// through every node in turn, then every node has applied them all without a miss.
+#[test]
+fn apply_finds_the_transaction_ids_each_node_hashed_before() {
+    let client = 1;
+    let (mut world, leader) = quiet_world();
+    let key = world.clients[client].clone();
+    for nonce in 0..6u64 {
+        let bytes = transfer_from(&world, &key, nonce);
+        let via = (leader + nonce as usize) % 3;
+        assert!(submit_and_wait(&mut world, client, via, bytes));
+    }
+    let committed = world.nodes[leader]
+        .replica
+        .as_ref()
+        .unwrap()
+        .raft()
+        .commit_index();
+    for _ in 0..200 {
+        world.now += 1;
+        world.step().unwrap();
+    }
+    for (i, node) in world.nodes.iter().enumerate() {
+        let replica = node.replica.as_ref().unwrap();
+        assert!(replica.raft().applied_index() >= committed, "node {i} applied all");
+        assert!(replica.counters().committed_txs >= 6, "node {i} applied the transfers");
+        assert_eq!(
+            replica.blocks_hashed_at_apply(),
+            0,
+            "node {i} hashed a block's transactions again at apply"
+        );
+    }
+}
