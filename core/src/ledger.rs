@@ -329,9 +329,7 @@ impl Ledger {
         // node already hashed from this entry's bytes when they lead to the header's root,
         // else the bytes hashed here.
         let ids = match known_ids {
-            Some(ids)
-                if ids.len() == block.txs.len() && header.tx_root == tx_root_of_ids(ids) =>
-            {
+            Some(ids) if ids.len() == block.txs.len() && header.tx_root == tx_root_of_ids(ids) => {
                 ids.to_vec()
             }
             _ => {

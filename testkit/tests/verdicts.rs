@@ -262,5 +262,8 @@ fn known_transaction_ids_change_no_outcome() {
         }
         assert!(asked > 50, "{name}: apply asked for known ids ({asked})");
     }
-    assert!(blocks_with_txs > 10, "the vectors have blocks of several transactions");
+    assert!(
+        blocks_with_txs > 10,
+        "the vectors have blocks of several transactions"
+    );
 }

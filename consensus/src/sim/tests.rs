@@ -669,8 +669,14 @@ fn apply_finds_the_transaction_ids_each_node_hashed_before() {
     }
     for (i, node) in world.nodes.iter().enumerate() {
         let replica = node.replica.as_ref().unwrap();
-        assert!(replica.raft().applied_index() >= committed, "node {i} applied all");
-        assert!(replica.counters().committed_txs >= 6, "node {i} applied the transfers");
+        assert!(
+            replica.raft().applied_index() >= committed,
+            "node {i} applied all"
+        );
+        assert!(
+            replica.counters().committed_txs >= 6,
+            "node {i} applied the transfers"
+        );
         assert_eq!(
             replica.blocks_hashed_at_apply(),
             0,
