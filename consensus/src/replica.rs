@@ -614,22 +614,21 @@ impl<C: VoteCrypto> Replica<C> {
         if let Some(soft) = ready.soft_state {
             self.on_role_change(soft.role, soft.leader);
         }
-        // Signature checks of arriving blocks start now; they only fill the verdict cache.
-        let witness = self.is_witness();
-        if !witness {
-            self.prefetch_verdicts(&ready.entries);
-        }
         // 1. Durable first (the executor's part), 2. then the messages.
         if ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty() {
             self.pending.writes.push(Write::Log {
                 hard_state: ready.hard_state,
                 snapshot: ready.snapshot.clone(),
-                entries: std::mem::take(&mut ready.entries),
+                entries: ready.entries.clone(),
             });
         }
         self.pending
             .messages
             .append(&mut std::mem::take(&mut ready.messages));
+        let witness = self.is_witness();
+        if !witness {
+            self.prefetch_verdicts(&ready.entries);
+        }
         // 3. Install, then apply (a witness does neither: it does not execute the log; a
         //    former witness applies nothing until a full snapshot gives it a ledger).
         if let Some(snapshot) = &ready.snapshot {
