@@ -139,30 +139,38 @@ cpu=()
 children=$(pgrep -P "$devnet" || true)
 for pid in ${children:-$devnet}; do cpu+=(--cpu-pid "$pid"); done
 echo "== Agora devnet (3 nodes), agora-load --clients $clients --seconds $seconds --kind $kind --batch $batch"
+height() { curl -sf "http://127.0.0.1:$agora_http/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])'; }
 "$bin/agora-load" --funder "$work/devnet/demo.key" "${nodes[@]}" \
   --clients "$clients" --seconds "$seconds" --kind "$kind" --batch "$batch" "${cpu[@]}" --json \
   >"$work/load.json" 2>"$work/load.err" &
 load=$!
+# The timed window starts once the clients are funded and have signed.
+until grep -q "loading for" "$work/load.err" 2>/dev/null; do
+  kill -0 "$load" 2>/dev/null || break
+  sleep 0.1
+done
+first_height=$(height)
 if [ "$cpu_split" = 1 ]; then
   # Sample the nodes from the start of the timed window to a second before its end.
-  until grep -q "loading for" "$work/load.err" 2>/dev/null; do
-    kill -0 "$load" 2>/dev/null || break
-    sleep 0.1
-  done
   perf record -q -o "$work/perf.data" -F 197 --call-graph dwarf,16384 \
     -p "$(echo ${children:-$devnet} | tr ' ' ',')" -- sleep $((seconds - 1)) 2>/dev/null || true
 fi
 wait "$load" || { cat "$work/load.err" >&2; exit 1; }
+last_height=$(height)
 cat "$work/load.err" >&2
-python3 - "$work/load.json" "$etcd_rate" <<'EOF'
+python3 - "$work/load.json" "$etcd_rate" "$first_height" "$last_height" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))
 etcd = float(sys.argv[2]) if sys.argv[2] else None
+blocks = int(sys.argv[4]) - int(sys.argv[3])
 agora = report["committed_per_second"]
 lat = report["latency_ms"]
 print(f"agora: {report['committed']} committed in {report['seconds']:.1f} s = {agora:.0f} tx/s "
       f"({report['kind']}, {report['clients']} clients, batch {report['batch']}); latency ms p50 {lat['p50']:.0f} "
       f"p99 {lat['p99']:.0f} max {lat['max']:.0f}; errors {report['errors']}")
+if blocks > 0:
+    print(f"  {blocks} heights during the load (about {blocks / report['seconds']:.0f} per second), "
+          f"{report['committed'] / blocks:.1f} transactions per height")
 for entry in report["cpu"]:
     if entry["cpu_seconds"] is not None and report["committed"]:
         print(f"  pid {entry['pid']}: {entry['cpu_seconds']:.1f} CPU s, "
