@@ -126,7 +126,8 @@ pub(super) struct Verifier {
     /// The transaction ids of blocks in log entries not applied yet, by (index, term), as
     /// this node hashed them when it built the block or the entry arrived: a block's
     /// transactions are hashed once per node, not again at apply. At most
-    /// [`MAX_TX_ID_ENTRIES`] entries (the oldest index goes first).
+    /// [`MAX_TX_ID_ENTRIES`] entries (past it the highest index goes: the lowest apply
+    /// soonest).
     tx_ids: BTreeMap<(u64, u64), Vec<Hash32>>,
     /// Blocks whose transaction ids apply did not find here (it hashed them).
     tx_id_misses: std::cell::Cell<u64>,
@@ -174,7 +175,7 @@ impl Verifier {
     pub(super) fn remember_tx_ids(&mut self, index: u64, term: u64, ids: Vec<Hash32>) {
         self.tx_ids.insert((index, term), ids);
         while self.tx_ids.len() > MAX_TX_ID_ENTRIES {
-            self.tx_ids.pop_first();
+            self.tx_ids.pop_last();
         }
     }
 
