@@ -24,8 +24,8 @@ use crate::state::{
     ROOT_HISTORY_LEN,
 };
 use crate::state_tree::{StateProof, StateTree};
-use crate::tx::{tx_hash, Action, ProposalKind, Sender, SignedTransaction};
-use crate::tx_root::tx_root_of_ids;
+use crate::tx::{Action, ProposalKind, Sender, SignedTransaction};
+use crate::tx_root::{tx_ids, tx_root_of_ids};
 use crate::types::{AccountId, Amount, ValidatorId};
 use fixed::types::U64F64;
 use std::collections::{BTreeMap, BTreeSet};
@@ -333,7 +333,7 @@ impl Ledger {
                 ids.to_vec()
             }
             _ => {
-                let ids: Vec<Hash32> = block.txs.iter().map(|bytes| tx_hash(bytes)).collect();
+                let ids = tx_ids(&block.txs);
                 if header.tx_root != tx_root_of_ids(&ids) {
                     return Err(invalid(
                         "transaction root does not match the transactions".into(),

@@ -44,8 +44,12 @@ fn bind_count(tree_root: [u8; 32], count: u64) -> Hash32 {
 
 /// The transaction root of a block: the rs_merkle root bound to the transaction count.
 pub fn tx_root<T: AsRef<[u8]>>(txs: &[T]) -> Hash32 {
-    let ids: Vec<Hash32> = txs.iter().map(|tx| tx_hash(tx.as_ref())).collect();
-    tx_root_of_ids(&ids)
+    tx_root_of_ids(&tx_ids(txs))
+}
+
+/// The ids of `txs` (each one's [`tx_hash`]), in order.
+pub fn tx_ids<T: AsRef<[u8]>>(txs: &[T]) -> Vec<Hash32> {
+    txs.iter().map(|tx| tx_hash(tx.as_ref())).collect()
 }
 
 /// [`tx_root`] from the transactions' ids, in block order.

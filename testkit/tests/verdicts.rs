@@ -5,6 +5,7 @@
 use agora_core::block::{Block, EntryPayload};
 use agora_core::encoding::Canonical;
 use agora_core::tx::tx_hash;
+use agora_core::tx_root::tx_ids;
 use agora_core::{AccountId, Hash32, Ledger, SignatureVerdicts, SignedTransaction, TxStatus};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -248,7 +249,7 @@ fn known_transaction_ids_change_no_outcome() {
                 if name == "true ids" && txs.len() > 1 {
                     blocks_with_txs += 1;
                 }
-                let ids: Vec<Hash32> = txs.iter().map(|tx| tx_hash(tx)).collect();
+                let ids = tx_ids(&txs);
                 let provider = KnownIds {
                     ids: BTreeMap::from([((entry.index, entry.term), tamper(ids))]),
                     asked: Cell::new(0),

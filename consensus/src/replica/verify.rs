@@ -13,7 +13,7 @@ use super::{Replica, RequestId};
 use crate::raft::{EntryData, LogEntry, Role, VoteCrypto};
 use agora_core::block::Block;
 use agora_core::encoding::Canonical;
-use agora_core::tx::tx_hash;
+use agora_core::tx_root::tx_ids;
 use agora_core::{
     AccountId, CommitStatement, Hash32, PublicKey, Purpose, Signature, SignatureVerdicts,
     SignedTransaction, ValidatorId,
@@ -309,7 +309,7 @@ impl<C: VoteCrypto> Replica<C> {
             let Ok(block) = Block::from_canonical_bytes(&bytes[..]) else {
                 continue;
             };
-            let ids: Vec<Hash32> = block.txs.iter().map(|tx| tx_hash(tx)).collect();
+            let ids = tx_ids(&block.txs);
             let mut full = false;
             for (tx, &hash) in block.txs.iter().zip(&ids) {
                 if self.verifier.in_flight() >= self.verifier.max_in_flight {
