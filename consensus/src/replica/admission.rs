@@ -52,18 +52,20 @@ const STALE_REFUSALS: [&str; 2] = ["unknown_account", "insufficient_funds_for_fe
 
 impl<C: VoteCrypto> Replica<C> {
     pub(super) fn submit(&mut self, id: RequestId, bytes: Vec<u8>, wait: bool) {
-        self.submit_checked(id, bytes, wait, false);
+        self.submit_checked(id, bytes, None, wait, false);
     }
 
-    /// [`Replica::submit`]; `fresh`: the state was just brought up to the leader's commit.
+    /// [`Replica::submit`]; `fresh`: the state was just brought up to the leader's commit;
+    /// `hash`: the bytes' hash, if this replica computed it already.
     pub(super) fn submit_checked(
         &mut self,
         id: RequestId,
         bytes: Vec<u8>,
+        hash: Option<Hash32>,
         wait: bool,
         fresh: bool,
     ) {
-        match self.check(&bytes) {
+        match self.check(&bytes, hash) {
             // This replica's state may lag the leader's commit (a follower that has not
             // applied the block registering the account, or funding it): such a refusal
             // is only given after checking again on state as fresh as the leader's.
@@ -73,7 +75,12 @@ impl<C: VoteCrypto> Replica<C> {
             Err(error) => self.reply(id, Err(error)),
             Ok(Checked::Admissible(admit)) => self.admitted(id, admit, bytes, wait),
             Ok(Checked::Unverified(hash, job)) => {
-                let then = Then::Submit { id, bytes, wait };
+                let then = Then::Submit {
+                    id,
+                    bytes,
+                    hash,
+                    wait,
+                };
                 if self.verifier.start(hash, *job, then).is_err() {
                     let error =
                         ApiError::busy("too many signatures are being checked; retry shortly");
@@ -109,12 +116,12 @@ impl<C: VoteCrypto> Replica<C> {
 
     /// An awaited submission, sent again: checked against the state of now, then queued or
     /// forwarded. Refusals are the caller's to handle; busy ones are tried again later.
-    pub(super) fn send_again(&mut self, bytes: Vec<u8>) -> Option<ApiError> {
-        match self.check(&bytes) {
+    pub(super) fn send_again(&mut self, bytes: Vec<u8>, hash: Option<Hash32>) -> Option<ApiError> {
+        match self.check(&bytes, hash) {
             Err(error) => Some(error),
             Ok(Checked::Admissible(admit)) => self.route(admit, &bytes).err(),
             Ok(Checked::Unverified(hash, job)) => {
-                let then = Then::Resend { bytes };
+                let then = Then::Resend { bytes, hash };
                 let _ = self.verifier.start(hash, *job, then);
                 None
             }
@@ -122,8 +129,10 @@ impl<C: VoteCrypto> Replica<C> {
     }
 
     /// Checks a transaction against the applied state by the ledger's own rules; the
-    /// signature by its cached verdict, or not yet (see [`Checked`]).
-    pub(super) fn check(&self, bytes: &[u8]) -> Result<Checked, ApiError> {
+    /// signature by its cached verdict, or not yet (see [`Checked`]). `hash`: the bytes'
+    /// hash as this replica computed it before (after a verification), so that a
+    /// submission is hashed once.
+    pub(super) fn check(&self, bytes: &[u8], hash: Option<Hash32>) -> Result<Checked, ApiError> {
         if self.config.replay {
             return Err(ApiError::new(
                 409,
@@ -150,7 +159,7 @@ impl<C: VoteCrypto> Replica<C> {
         }
         let signed = SignedTransaction::from_canonical_bytes(bytes)
             .map_err(|e| ApiError::new(400, "malformed_transaction", e.to_string()))?;
-        let hash = tx_hash(bytes);
+        let hash = hash.unwrap_or_else(|| tx_hash(bytes));
         let verdict = self.cached_verdict(&hash, &signed);
         let ledger = self.app.ledger();
         // Every other rule first: a stale nonce or an empty account costs no verification.

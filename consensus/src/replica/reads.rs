@@ -107,7 +107,9 @@ impl<C: VoteCrypto> Replica<C> {
                     let answer = queries::answer(self.app.ledger(), &query);
                     self.reply(id, answer);
                 }
-                Waiting::Recheck { bytes, wait } => self.submit_checked(id, bytes, wait, true),
+                Waiting::Recheck { bytes, wait } => {
+                    self.submit_checked(id, bytes, None, wait, true)
+                }
             }
         }
     }

@@ -86,10 +86,12 @@ pub(super) enum Then {
     Submit {
         id: RequestId,
         bytes: Vec<u8>,
+        /// The bytes' hash, as the check before the verification computed it.
+        hash: Hash32,
         wait: bool,
     },
     /// An awaited submission being sent again.
-    Resend { bytes: Vec<u8> },
+    Resend { bytes: Vec<u8>, hash: Hash32 },
     /// A transaction of a block that arrived: only the cache wants the verdict.
     Prefetch,
     /// A validator's commit signature the leader gathers.
@@ -271,9 +273,14 @@ impl<C: VoteCrypto> Replica<C> {
         }
         for then in self.verifier.finish(id, ok) {
             match then {
-                Then::Submit { id, bytes, wait } => self.submit(id, bytes, wait),
-                Then::Resend { bytes } => {
-                    let _ = self.send_again(bytes);
+                Then::Submit {
+                    id,
+                    bytes,
+                    hash,
+                    wait,
+                } => self.submit_checked(id, bytes, Some(hash), wait, false),
+                Then::Resend { bytes, hash } => {
+                    let _ = self.send_again(bytes, Some(hash));
                 }
                 Then::Prefetch => {}
                 Then::Commit {

@@ -98,7 +98,9 @@ impl<C: VoteCrypto> Replica<C> {
             .collect();
         for hash in due {
             let bytes = self.waiters.by_hash[&hash].bytes.clone();
-            let refused = self.send_again(bytes).filter(|e| e.status != 503);
+            let refused = self
+                .send_again(bytes, Some(hash))
+                .filter(|e| e.status != 503);
             if let Some(error) = refused {
                 for (_, id) in self.waiters.take(&hash) {
                     self.reply(id, Err(error.clone()));
