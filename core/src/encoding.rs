@@ -58,11 +58,36 @@ pub trait Canonical: BorshSerialize + BorshDeserialize + Sized {
         let value: Self =
             borsh::from_slice(bytes).map_err(|error| DecodeError::Malformed(error.to_string()))?;
         value.validate()?;
-        if value.to_canonical_bytes() != bytes {
+        if !encodes_to(&value, bytes) {
             return Err(DecodeError::NonCanonical);
         }
         Ok(value)
     }
+}
+
+/// Whether `value`'s canonical encoding is exactly `bytes`: the encoding is streamed
+/// against them (no copy of a block's hundreds of kilobytes is made to compare).
+fn encodes_to<T: BorshSerialize>(value: &T, bytes: &[u8]) -> bool {
+    /// Consumes `rest` as matching bytes are written; fails on the first difference.
+    struct Compare<'a> {
+        rest: &'a [u8],
+    }
+    impl std::io::Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            match self.rest.strip_prefix(buf) {
+                Some(rest) => {
+                    self.rest = rest;
+                    Ok(buf.len())
+                }
+                None => Err(std::io::ErrorKind::InvalidData.into()),
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut compare = Compare { rest: bytes };
+    value.serialize(&mut compare).is_ok() && compare.rest.is_empty()
 }
 
 /// Fails with [`DecodeError::Invalid`] when a collection is longer than its limit.
@@ -97,6 +122,25 @@ mod tests {
     }
     impl Canonical for Sample {
         const MAX_BYTES: usize = 64;
+    }
+
+    #[test]
+    fn the_streamed_comparison_wants_every_byte_and_no_more() {
+        let value = Sample {
+            map: BTreeMap::from([(1, 7), (2, 9)]),
+        };
+        let bytes = value.to_canonical_bytes();
+        assert!(encodes_to(&value, &bytes));
+        assert!(!encodes_to(&value, &bytes[..bytes.len() - 1]), "one short");
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(!encodes_to(&value, &longer), "one too many");
+        for at in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] ^= 1;
+            assert!(!encodes_to(&value, &changed), "byte {at} changed");
+        }
+        assert!(!encodes_to(&value, &[]));
     }
 
     #[test]
