@@ -43,7 +43,7 @@ impl LedgerApp {
     ) -> Result<Outcome, Halt> {
         let payload = match &entry.data {
             EntryData::Noop => EntryPayload::Noop,
-            EntryData::Normal(bytes) => EntryPayload::Block(bytes.clone()),
+            EntryData::Normal(bytes) => EntryPayload::Block(bytes.to_vec()),
             EntryData::Config(change) => {
                 EntryPayload::Membership(borsh::to_vec(change).expect("in memory"))
             }

@@ -846,7 +846,7 @@ impl<C: VoteCrypto> Replica<C> {
         let entry = LogEntry {
             index,
             term: self.raft.term(),
-            data: crate::raft::EntryData::Normal(payload),
+            data: crate::raft::EntryData::Normal(payload.into()),
         };
         if let Ok(outcome) = copy.apply_entry(&entry, &self.verifier) {
             self.notify_waiters(index, &outcome.receipts);

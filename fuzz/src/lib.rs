@@ -392,7 +392,12 @@ pub fn seeds(target: Target) -> Vec<Vec<u8>> {
             let mut seeds: Vec<Vec<u8>> = blocks
                 .iter()
                 .take(3)
-                .map(|b| with(0, &borsh::to_vec(&EntryData::Normal(b.clone())).unwrap()))
+                .map(|b| {
+                    with(
+                        0,
+                        &borsh::to_vec(&EntryData::Normal(b.as_slice().into())).unwrap(),
+                    )
+                })
                 .collect();
             let hard = HardState {
                 term: 3,
@@ -469,7 +474,7 @@ fn peer_seeds(blocks: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .map(|(i, block)| LogEntry {
             index: 3 + i as u64,
             term: 2,
-            data: EntryData::Normal(block.clone()),
+            data: EntryData::Normal(block.as_slice().into()),
         })
         .collect();
     let snapshot = reference.ledgers[0].snapshot().to_canonical_bytes();

@@ -36,7 +36,7 @@ fn durable_appends(c: &mut Criterion) {
                         .map(|i| LogEntry {
                             index: next + i,
                             term: 1,
-                            data: EntryData::Normal(vec![7; payload_bytes]),
+                            data: EntryData::Normal(vec![7; payload_bytes].into()),
                         })
                         .collect();
                     next += per_save as u64;
@@ -59,7 +59,7 @@ fn height(index: u64, txs: usize, receipts: bool, events: bool) -> Write {
         entry: LogEntry {
             index,
             term: 1,
-            data: EntryData::Normal(vec![7; txs * 3_400]),
+            data: EntryData::Normal(vec![7; txs * 3_400].into()),
         },
         receipts: (0..each(receipts))
             .map(|i| Receipt {

@@ -328,7 +328,7 @@ impl SqliteStore {
                     state_root,
                 } => {
                     let block = match &entry.data {
-                        EntryData::Normal(bytes) => Some(bytes.as_slice()),
+                        EntryData::Normal(bytes) => Some(&bytes[..]),
                         _ => None,
                     };
                     let receipts_json =

@@ -551,7 +551,7 @@ impl<C: VoteCrypto> Raft<C> {
     pub fn propose(&mut self, payload: Vec<u8>) -> Result<Index, ProposeError> {
         self.assert_no_ready();
         self.check_can_append()?;
-        Ok(self.append_entry(EntryData::Normal(payload)))
+        Ok(self.append_entry(EntryData::Normal(payload.into())))
     }
 
     /// Appends a no-op entry if this node leads (replay clusters, whose leaders do not

@@ -8,7 +8,7 @@ fn payloads(entries: &[crate::raft::LogEntry]) -> Vec<Vec<u8>> {
     entries
         .iter()
         .filter_map(|e| match &e.data {
-            EntryData::Normal(p) => Some(p.clone()),
+            EntryData::Normal(p) => Some(p.to_vec()),
             _ => None,
         })
         .collect()

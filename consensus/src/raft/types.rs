@@ -3,6 +3,7 @@
 use crate::raft::config::{Config, Membership};
 use agora_core::AccountId;
 use borsh::{BorshDeserialize, BorshSerialize};
+use std::sync::Arc;
 
 /// A node in the cluster: the account id of its validator key.
 pub type NodeId = AccountId;
@@ -18,8 +19,10 @@ pub type Index = u64;
 pub enum EntryData {
     /// Appended by every new leader so it can commit entries of its term (§5.4.2, §8).
     Noop,
-    /// An application payload (a block's canonical bytes).
-    Normal(Vec<u8>),
+    /// An application payload (a block's canonical bytes), shared: the log, the storage
+    /// write, the appends to each follower and apply hold the same bytes, not copies of
+    /// them (encoded exactly as a `Vec<u8>`).
+    Normal(Arc<[u8]>),
     /// A configuration change: takes effect when appended (§6).
     Config(ConfigChange),
 }
@@ -209,6 +212,19 @@ mod tests {
     use super::*;
     use agora_core::block::EntryPayload;
     use agora_core::vectors::VectorFile;
+
+    /// Shared payload bytes encode exactly as the `Vec<u8>` they were before (tag, u32
+    /// length, bytes): stored logs and peers' messages read the same.
+    #[test]
+    fn a_shared_payload_encodes_as_a_byte_vector() {
+        let data = EntryData::Normal(vec![7u8, 8, 9].into());
+        let bytes = borsh::to_vec(&data).unwrap();
+        assert_eq!(bytes, [1, 3, 0, 0, 0, 7, 8, 9]);
+        let mut as_vec = vec![1u8];
+        as_vec.extend(borsh::to_vec(&vec![7u8, 8, 9]).unwrap());
+        assert_eq!(bytes, as_vec);
+        assert_eq!(borsh::from_slice::<EntryData>(&bytes).unwrap(), data);
+    }
 
     /// The spec (vectors/README.md §1) gives the `membership` payload's bytes as the
     /// canonical `ConfigChange`; the vector that carries one was built by hand in the test

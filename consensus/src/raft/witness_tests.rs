@@ -10,7 +10,7 @@ use crate::sim::cluster::{node_id, weighted_config, Cluster};
 fn applied(c: &Cluster, i: usize, payload: &[u8]) -> bool {
     c.applied[i]
         .iter()
-        .any(|e| matches!(&e.data, EntryData::Normal(p) if p == payload))
+        .any(|e| matches!(&e.data, EntryData::Normal(p) if &p[..] == payload))
 }
 
 /// With both full members gone the witness never leads, however long it waits; with one

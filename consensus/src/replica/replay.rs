@@ -41,7 +41,7 @@ impl<C: VoteCrypto> Replica<C> {
         let data =
             match &entry.payload {
                 EntryPayload::Noop => EntryData::Noop,
-                EntryPayload::Block(bytes) => EntryData::Normal(bytes.clone()),
+                EntryPayload::Block(bytes) => EntryData::Normal(bytes.as_slice().into()),
                 EntryPayload::Membership(_) => return Err(ApiError::new(
                     400,
                     "membership_entry",
@@ -83,7 +83,7 @@ impl<C: VoteCrypto> Replica<C> {
         }
         if entry.index == last + 1 {
             let proposed = match &data {
-                EntryData::Normal(bytes) => self.raft.propose(bytes.clone()),
+                EntryData::Normal(bytes) => self.raft.propose(bytes.to_vec()),
                 _ => self.raft.propose_noop(),
             };
             if let Err(error) = proposed {

@@ -21,7 +21,7 @@ fn entry(index: u64, term: u64) -> LogEntry {
     LogEntry {
         index,
         term,
-        data: EntryData::Normal(format!("entry {index} of term {term}").into_bytes()),
+        data: EntryData::Normal(format!("entry {index} of term {term}").into_bytes().into()),
     }
 }
 

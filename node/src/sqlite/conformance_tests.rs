@@ -90,7 +90,7 @@ async fn a_flipped_bit_is_reported_not_replayed() {
         .map(|index| LogEntry {
             index,
             term: 1,
-            data: EntryData::Normal(format!("entry {index}").into_bytes()),
+            data: EntryData::Normal(format!("entry {index}").into_bytes().into()),
         })
         .collect();
     store.save(None, None, &entries).await.unwrap();
@@ -221,7 +221,7 @@ async fn rows_summed_with_sha3_before_blake3_still_read() {
     let entry = |index: u64| LogEntry {
         index,
         term: 1,
-        data: EntryData::Normal(format!("entry {index}").into_bytes()),
+        data: EntryData::Normal(format!("entry {index}").into_bytes().into()),
     };
     store.save(None, None, &[entry(1), entry(2)]).await.unwrap();
     store
