@@ -12,7 +12,7 @@ use agora_consensus::raft::{
 use agora_consensus::replica::Write;
 use agora_consensus::storage::{LogStore, StorageError};
 use agora_core::hash::tagged_hash;
-use agora_core::{Event, Receipt, TxTrace};
+use agora_core::{Event, TxTrace};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -35,6 +35,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// The database file's identity (device, inode), which a proven hard state is bound to.
     file_id: Vec<u8>,
+    /// Transaction-index rows archived but not yet in the table (`tx_index`).
+    recent: tx_index::RecentTxs,
 }
 
 /// The identity of the file at `path`: a copy restored from elsewhere has another.
@@ -219,6 +221,7 @@ impl SqliteStore {
             pool,
             path: path.to_path_buf(),
             file_id: file_identity(path)?,
+            recent: tx_index::RecentTxs::default(),
         };
         let check: String = sqlx::query_scalar("PRAGMA quick_check")
             .fetch_one(&store.pool)
@@ -238,6 +241,7 @@ impl SqliteStore {
                 detail: format!("schema migration failed: {e}"),
             })?;
         store.checksum_unsummed_rows().await?;
+        store.recover_tx_index().await?;
         Ok(store)
     }
 
@@ -310,6 +314,9 @@ impl SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        // The archived heights' index rows: into the table in batches (`tx_index`).
+        let mut index_rows = Vec::new();
+        let mut highest = None;
         for write in writes {
             match write {
                 Write::Log {
@@ -357,39 +364,16 @@ impl SqliteStore {
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| self.error(e))?;
-                    self.index_txs(&mut tx, height, receipts).await?;
+                    index_rows.extend(tx_index::rows_of(height, receipts));
+                    highest = highest.max(Some(height));
                     self.index_certificates(&mut tx, height, events).await?;
                 }
             }
         }
+        let flushed = self.index_if_due(&mut tx, &index_rows, highest).await?;
         // Dropping `tx` on an error above rolls everything back.
-        tx.commit().await.map_err(|e| self.error(e))
-    }
-
-    /// Records where each of `receipts`' transactions committed; a hash indexed already
-    /// keeps its first height.
-    async fn index_txs(
-        &self,
-        tx: &mut Transaction<'_, Sqlite>,
-        height: i64,
-        receipts: &[Receipt],
-    ) -> Result<(), StorageError> {
-        for (chunk_number, chunk) in receipts.chunks(INDEX_ROWS_PER_INSERT).enumerate() {
-            let first = chunk_number * INDEX_ROWS_PER_INSERT;
-            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO tx_index (hash, height, position) ",
-            );
-            insert.push_values(chunk.iter().enumerate(), |mut row, (offset, receipt)| {
-                row.push_bind(receipt.tx_hash.0.to_vec())
-                    .push_bind(height)
-                    .push_bind((first + offset) as i64);
-            });
-            insert
-                .build()
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| self.error(e))?;
-        }
+        tx.commit().await.map_err(|e| self.error(e))?;
+        self.indexed(&index_rows, highest, flushed);
         Ok(())
     }
 
@@ -463,6 +447,7 @@ impl SqliteStore {
         StoreReader {
             pool: self.pool.clone(),
             path: self.path_string(),
+            recent: self.recent.clone(),
         }
     }
 
@@ -799,6 +784,7 @@ fn corrupt(path: String, detail: impl Into<String>) -> StorageError {
 }
 
 mod reader;
+mod tx_index;
 pub use reader::StoreReader;
 
 #[cfg(test)]

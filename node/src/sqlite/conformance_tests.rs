@@ -4,7 +4,7 @@
 use super::*;
 use agora_consensus::raft::EntryData;
 use agora_consensus::storage::conformance::{run, StoreFactory};
-use agora_core::{AccountId, Amount, Hash32, TxStatus};
+use agora_core::{AccountId, Amount, Hash32, Receipt, TxStatus};
 
 /// A store and the file it lives in, so the suite can reopen it as a new process would.
 struct Reopenable(SqliteStore, PathBuf);
@@ -351,6 +351,7 @@ async fn a_transaction_is_found_by_hash_with_its_own_events_and_a_bad_index_is_r
     assert_eq!(block.traces.len(), 2);
 
     // An index row that points elsewhere is refused, not answered.
+    store.flush_tx_index().await.unwrap();
     sqlx::query("UPDATE tx_index SET position = 0 WHERE height = 1 AND position = 1")
         .execute(&store.pool_for_tests())
         .await
@@ -369,6 +370,140 @@ async fn a_transaction_is_found_by_hash_with_its_own_events_and_a_bad_index_is_r
         reader.tx(&Hash32([3; 32])).await,
         Err(StorageError::Corrupt { .. })
     ));
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Height `height` with `count` transactions whose hashes begin with the big-endian
+/// numbers from `first` (no events or traces).
+fn archived_numbered(height: u64, first: u32, count: u32) -> Write {
+    let receipts = (first..first + count)
+        .map(|n| {
+            let mut hash = [0xAB; 32];
+            hash[..4].copy_from_slice(&n.to_be_bytes());
+            Receipt {
+                tx_hash: Hash32(hash),
+                status: TxStatus::Applied,
+                fee: Amount(1),
+            }
+        })
+        .collect();
+    Write::Archive {
+        entry: LogEntry {
+            index: height,
+            term: 1,
+            data: EntryData::Noop,
+        },
+        receipts,
+        events: Vec::new(),
+        traces: Vec::new(),
+        state_root: Hash32([height as u8; 32]),
+    }
+}
+
+async fn index_table_rows(store: &SqliteStore) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM tx_index")
+        .fetch_one(&store.pool_for_tests())
+        .await
+        .unwrap()
+}
+
+async fn place_of(reader: &StoreReader, n: u32) -> Option<(u64, u32)> {
+    let mut hash = [0xAB; 32];
+    hash[..4].copy_from_slice(&n.to_be_bytes());
+    let found = reader.tx(&Hash32(hash)).await.unwrap();
+    found.map(|tx| (tx.height, tx.position))
+}
+
+/// Index rows wait in memory (the readers find them there), go into the table as one
+/// batch once enough wait, and none is lost by a restart, with or without a clean close:
+/// the heights archived after the batch mark are read back from their receipts.
+#[tokio::test]
+async fn transaction_index_rows_go_in_by_batch_and_survive_a_restart() {
+    let dir = temp_dir("tx-index-batches");
+    let path = dir.join("node.db");
+    let mut store = SqliteStore::open(&path).await.unwrap();
+    store.write(&[archived_numbered(1, 0, 100)]).await.unwrap();
+    store
+        .write(&[archived_numbered(2, 100, 100)])
+        .await
+        .unwrap();
+    assert_eq!(index_table_rows(&store).await, 0, "not yet a batch");
+    assert_eq!(place_of(&store.reader(), 150).await, Some((2, 50)));
+    assert_eq!(place_of(&store.reader(), 99).await, Some((1, 99)));
+    assert_eq!(place_of(&store.reader(), 200).await, None);
+
+    // A restart without a clean close: the rows come back from the archive.
+    drop(store);
+    let mut store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(place_of(&store.reader(), 150).await, Some((2, 50)));
+    assert_eq!(index_table_rows(&store).await, 0);
+
+    // Enough rows make a batch: all go in with the write that completes it.
+    let per_height = 1_000;
+    let mut height = 3;
+    let mut next = 200;
+    while store.recent.len() > 0 || height == 3 {
+        store
+            .write(&[archived_numbered(height, next, per_height)])
+            .await
+            .unwrap();
+        next += per_height;
+        height += 1;
+        assert!(store.recent.len() < tx_index::FLUSH_ROWS, "bounded");
+    }
+    let total = i64::from(next);
+    assert_eq!(index_table_rows(&store).await, total, "every row, once");
+    assert!(total >= tx_index::FLUSH_ROWS as i64);
+    let reader = store.reader();
+    assert_eq!(place_of(&reader, 150).await, Some((2, 50)));
+    assert_eq!(
+        place_of(&reader, next - 1).await,
+        Some((height - 1, per_height - 1))
+    );
+
+    // Included again later (it fails on its nonce there): the first place is kept, the
+    // table's against memory's as within either.
+    store
+        .write(&[archived_numbered(height, 150, 1)])
+        .await
+        .unwrap();
+    assert_eq!(store.recent.len(), 1);
+    assert_eq!(place_of(&reader, 150).await, Some((2, 50)));
+
+    // Restarted after the batch: only the heights after its mark come back to memory.
+    store.close().await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.recent.len(), 1, "the height after the batch");
+    let reader = store.reader();
+    assert_eq!(place_of(&reader, 150).await, Some((2, 50)));
+    assert_eq!(place_of(&reader, 0).await, Some((1, 0)));
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A store from before batches indexed every height as it archived it: opened now, it
+/// takes the mark at its highest archived height and reads nothing back.
+#[tokio::test]
+async fn a_store_without_the_batch_mark_counts_its_archive_as_indexed() {
+    let dir = temp_dir("tx-index-mark");
+    let path = dir.join("node.db");
+    let mut store = SqliteStore::open(&path).await.unwrap();
+    store.write(&[archived_numbered(1, 0, 10)]).await.unwrap();
+    store.flush_tx_index().await.unwrap();
+    sqlx::query("DELETE FROM node_meta WHERE key = ?")
+        .bind(tx_index::THROUGH_KEY)
+        .execute(&store.pool_for_tests())
+        .await
+        .unwrap();
+    store.close().await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.recent.len(), 0);
+    assert_eq!(
+        store.get_meta(tx_index::THROUGH_KEY).await.unwrap(),
+        Some(1i64.to_le_bytes().to_vec())
+    );
+    assert_eq!(place_of(&store.reader(), 3).await, Some((1, 3)));
     store.close().await;
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -25,6 +25,8 @@ struct ArchivedRow {
 pub struct StoreReader {
     pub(super) pool: SqlitePool,
     pub(super) path: String,
+    /// Index rows not yet in `tx_index`.
+    pub(super) recent: super::tx_index::RecentTxs,
 }
 
 impl StoreReader {
@@ -52,12 +54,20 @@ impl StoreReader {
     /// Where the transaction `hash` committed, from the index, checked against the
     /// archived receipt; none if this node's archive does not hold it.
     pub async fn tx(&self, hash: &Hash32) -> Result<Option<CommittedTx>, StorageError> {
-        let found: Option<(i64, i64)> =
+        // The rows waiting in memory first: a batch that goes into the table meanwhile
+        // leaves them there only once it committed, so one of the two places holds it.
+        let waiting = self.recent.place(hash);
+        let stored: Option<(i64, i64)> =
             sqlx::query_as("SELECT height, position FROM tx_index WHERE hash = ?")
                 .bind(&hash.0[..])
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| classify(&self.path, e))?;
+        // Both, for a transaction included again later: the first place.
+        let found = match (waiting, stored) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let Some((height, position)) = found else {
             return Ok(None);
         };
