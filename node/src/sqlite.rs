@@ -3,7 +3,8 @@
 //! WAL journal with `synchronous=FULL`: a commit is on disk, log and all, before `save`
 //! returns, so an acknowledged vote or append survives `kill -9` and power loss. Each
 //! `save` is one transaction with multi-row inserts (group commit). Rows of replicated
-//! data carry a SHA3 checksum, and the snapshot a digest of its bytes, checked on load:
+//! data carry a checksum (BLAKE3; SHA3 sums from before still read), and the snapshot a
+//! digest of its bytes, checked on load:
 //! SQLite detects broken pages but not a flipped bit inside a value.
 
 use agora_consensus::raft::{
@@ -750,9 +751,16 @@ fn integrity_summary(report: &str) -> String {
 /// Tells corruption (which needs an operator) from other failures.
 fn classify(path: &str, error: sqlx::Error) -> StorageError {
     let text = error.to_string();
-    let corrupt = ["malformed", "not a database", "corrupt", "disk image"]
-        .iter()
-        .any(|needle| text.contains(needle));
+    // A column that no longer decodes to its type (text that is not UTF-8) is damaged data.
+    let corrupt = [
+        "malformed",
+        "not a database",
+        "corrupt",
+        "disk image",
+        "while decoding column",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle));
     if corrupt {
         StorageError::Corrupt {
             path: path.to_string(),

@@ -508,6 +508,31 @@ async fn a_store_without_the_batch_mark_counts_its_archive_as_indexed() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Opening reads the receipts after the batch mark back: a changed row there (or one no
+/// longer text) stops the open as corrupt, naming the file, rather than indexing it.
+#[tokio::test]
+async fn a_damaged_row_after_the_batch_mark_is_corrupt_at_open() {
+    for damage in ["'[]'", "CAST(X'C328' AS TEXT)"] {
+        let dir = temp_dir("tx-index-damaged");
+        let path = dir.join("node.db");
+        let mut store = SqliteStore::open(&path).await.unwrap();
+        store.write(&[archived_numbered(1, 0, 5)]).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE blocks SET receipts = {damage} WHERE height = 1"
+        )))
+        .execute(&store.pool_for_tests())
+        .await
+        .unwrap();
+        store.close().await;
+        let error = SqliteStore::open(&path).await.err().expect("refused");
+        assert!(
+            matches!(&error, StorageError::Corrupt { path: p, .. } if p.contains("node.db")),
+            "{damage}: {error}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 #[test]
 fn an_integrity_report_is_summarized_for_an_operator() {
     let report = "*** in database main ***\nPage 5: btree page 5 has bad magic\nPage 6: never used\nPage 7: never used";

@@ -12,9 +12,9 @@ use agora_core::{Event, Hash32, Receipt, TxTrace};
 use sqlx::{Row, SqlitePool};
 
 /// One archived height, checked against its checksum.
-struct ArchivedRow {
+pub(super) struct ArchivedRow {
     block: Option<Vec<u8>>,
-    receipts: Vec<Receipt>,
+    pub(super) receipts: Vec<Receipt>,
     events: Vec<Event>,
     traces: Vec<TxTrace>,
     state_root: Hash32,
@@ -188,7 +188,7 @@ impl StoreReader {
         })
     }
 
-    async fn archived(&self, height: u64) -> Result<Option<ArchivedRow>, StorageError> {
+    pub(super) async fn archived(&self, height: u64) -> Result<Option<ArchivedRow>, StorageError> {
         let error = |e| classify(&self.path, e);
         let Ok(height) = i64::try_from(height) else {
             return Ok(None); // no chain gets that high

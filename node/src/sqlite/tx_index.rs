@@ -16,7 +16,7 @@
 use super::{corrupt, meta_checksum, SqliteStore, Sum, INDEX_ROWS_PER_INSERT};
 use agora_consensus::storage::{LogStore, StorageError};
 use agora_core::{Hash32, Receipt};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -206,24 +206,24 @@ impl SqliteStore {
                 highest
             }
         };
-        let archived =
-            sqlx::query("SELECT height, receipts FROM blocks WHERE height > ? ORDER BY height")
+        // Each row read back is checked against its checksum, as a reader would.
+        let heights: Vec<i64> =
+            sqlx::query_scalar("SELECT height FROM blocks WHERE height > ? ORDER BY height")
                 .bind(through)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| self.error(e))?;
+        let reader = self.reader();
         let mut rows = Vec::new();
         let mut highest = None;
-        for row in archived {
-            let height: i64 = row.try_get("height").map_err(|e| self.error(e))?;
-            let receipts: String = row.try_get("receipts").map_err(|e| self.error(e))?;
-            let receipts: Vec<Receipt> = serde_json::from_str(&receipts).map_err(|e| {
+        for height in heights {
+            let archived = reader.archived(height as u64).await?.ok_or_else(|| {
                 corrupt(
                     self.path_string(),
-                    format!("archived receipts at height {height}: {e}"),
+                    format!("archived height {height} vanished"),
                 )
             })?;
-            rows.extend(rows_of(height, &receipts));
+            rows.extend(rows_of(height, &archived.receipts));
             highest = Some(height);
         }
         self.recent
