@@ -482,6 +482,38 @@ async fn transaction_index_rows_go_in_by_batch_and_survive_a_restart() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The mark never lags the archive by more than `MARK_LAG_HEIGHTS`, rows or none (an idle
+/// chain's empty heights): what opening the store reads back stays bounded.
+#[tokio::test]
+async fn the_batch_mark_follows_an_idle_chain() {
+    let dir = temp_dir("tx-index-idle");
+    let path = dir.join("node.db");
+    let mut store = SqliteStore::open(&path).await.unwrap();
+    store.write(&[archived_numbered(1, 0, 3)]).await.unwrap();
+    let lag = tx_index::MARK_LAG_HEIGHTS as u64;
+    for height in 2..=lag + 50 {
+        store
+            .write(&[archived_numbered(height, 0, 0)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        index_table_rows(&store).await,
+        3,
+        "went in with the lagging mark"
+    );
+    assert_eq!(store.recent.len(), 0);
+    assert_eq!(
+        store.get_meta(tx_index::THROUGH_KEY).await.unwrap(),
+        Some((lag as i64).to_le_bytes().to_vec())
+    );
+    store.close().await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(place_of(&store.reader(), 1).await, Some((1, 1)));
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// A store from before batches indexed every height as it archived it: opened now, it
 /// takes the mark at its highest archived height and reads nothing back.
 #[tokio::test]

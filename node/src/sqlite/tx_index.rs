@@ -5,8 +5,9 @@
 //! every transaction (~65 of ~450 pages for a height of 70 transactions in a 20-second
 //! benchmark), as many bytes as the block itself, twice over counting the WAL checkpoint.
 //! Rows now wait in memory ([`RecentTxs`], shared with the readers, which look there too)
-//! until [`FLUSH_ROWS`] are pending, then go in, sorted, in one write: each index page is
-//! rewritten once per batch rather than once per height.
+//! until [`FLUSH_ROWS`] are pending, or the mark below lags the archive by
+//! [`MARK_LAG_HEIGHTS`], then go in, sorted, in one write: each index page is rewritten
+//! once per batch rather than once per height.
 //!
 //! Nothing is lost in a crash: the rows are derived from the archived receipts, which are
 //! durable when their height's write commits. `node_meta` key [`THROUGH_KEY`] records the
@@ -23,6 +24,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Pending rows that make a batch: the index takes them in one write.
 pub(super) const FLUSH_ROWS: usize = 8_192;
 
+/// The most heights the mark may lag the archive (an idle chain's empty heights included),
+/// which bounds what opening the store reads back.
+pub(super) const MARK_LAG_HEIGHTS: i64 = 1_024;
+
 /// `node_meta` key: the height (u64, little endian) through which every archived height's
 /// transactions are in `tx_index`.
 pub(super) const THROUGH_KEY: &str = "tx_index_through";
@@ -36,6 +41,8 @@ struct Pending {
     rows: BTreeMap<Hash32, Place>,
     /// The highest height archived (committed) so far.
     archived_through: i64,
+    /// The mark as stored: the table holds every row of the heights through it.
+    marked: i64,
 }
 
 /// Index rows archived but not yet in the table; shared by the store and its readers.
@@ -65,12 +72,18 @@ impl RecentTxs {
         self.lock().archived_through
     }
 
-    /// Records a committed write's rows (`flushed`: they and everything waiting went into
-    /// the table with it).
-    fn committed(&self, rows: &[(Hash32, Place)], highest: Option<i64>, flushed: bool) {
+    /// The stored mark.
+    fn marked(&self) -> i64 {
+        self.lock().marked
+    }
+
+    /// Records a committed write's rows (`flushed`: the mark it stored, with which they
+    /// and everything waiting went into the table).
+    fn committed(&self, rows: &[(Hash32, Place)], highest: Option<i64>, flushed: Option<i64>) {
         let mut pending = self.lock();
-        if flushed {
+        if let Some(mark) = flushed {
             pending.rows.clear();
+            pending.marked = mark;
         } else {
             add_first_places(&mut pending.rows, rows);
         }
@@ -116,18 +129,24 @@ impl SqliteStore {
         tx: &mut Transaction<'_, Sqlite>,
         rows: &[(Hash32, Place)],
         highest: Option<i64>,
-    ) -> Result<bool, StorageError> {
-        if self.recent.len() + rows.len() < FLUSH_ROWS {
-            return Ok(false);
-        }
+    ) -> Result<Option<i64>, StorageError> {
         let through = highest.unwrap_or(0).max(self.recent.archived_through());
+        let full = self.recent.len() + rows.len() >= FLUSH_ROWS;
+        if !full && through - self.recent.marked() < MARK_LAG_HEIGHTS {
+            return Ok(None);
+        }
         self.insert_index_rows(tx, &self.recent.merged(rows), through)
             .await?;
-        Ok(true)
+        Ok(Some(through))
     }
 
-    /// After a write committed.
-    pub(super) fn indexed(&self, rows: &[(Hash32, Place)], highest: Option<i64>, flushed: bool) {
+    /// After a write committed (`flushed`: the mark [`SqliteStore::index_if_due`] stored).
+    pub(super) fn indexed(
+        &self,
+        rows: &[(Hash32, Place)],
+        highest: Option<i64>,
+        flushed: Option<i64>,
+    ) {
         self.recent.committed(rows, highest, flushed);
     }
 
@@ -138,7 +157,7 @@ impl SqliteStore {
         self.insert_index_rows(&mut tx, &self.recent.merged(&[]), through)
             .await?;
         tx.commit().await.map_err(|e| self.error(e))?;
-        self.recent.committed(&[], None, true);
+        self.recent.committed(&[], None, Some(through));
         Ok(())
     }
 
@@ -226,8 +245,11 @@ impl SqliteStore {
             rows.extend(rows_of(height, &archived.receipts));
             highest = Some(height);
         }
+        let mut pending = self.recent.lock();
+        pending.marked = through;
+        drop(pending);
         self.recent
-            .committed(&rows, Some(highest.unwrap_or(through).max(through)), false);
+            .committed(&rows, Some(highest.unwrap_or(through).max(through)), None);
         Ok(())
     }
 }
