@@ -59,3 +59,18 @@ pub fn may_mount(test: &str) -> bool {
     eprintln!("not root: {test} needs to mount a tmpfs; not run");
     false
 }
+
+/// Writes 16 bytes of garbage into the middle of every page of a SQLite database's bytes
+/// but the first (the header), at the page size the file's header states.
+pub fn damage_every_page(bytes: &mut [u8]) {
+    assert!(bytes.starts_with(b"SQLite format 3\0"), "a SQLite database");
+    let page = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65_536,
+        size => usize::from(size),
+    };
+    assert!(page >= 512, "a page size in the header");
+    for start in (page..bytes.len()).step_by(page) {
+        let middle = start + page / 2;
+        bytes[middle..middle + 16].fill(0xA5);
+    }
+}

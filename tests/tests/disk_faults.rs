@@ -79,12 +79,9 @@ fn a_damaged_database_refuses_to_start_and_the_stated_remedy_works() {
     assert!(cluster.stop(victim).success(), "a graceful stop");
     let db = cluster.nodes[victim].dir.join("node.db");
     let mut bytes = std::fs::read(&db).unwrap();
-    // 16 bytes in the middle of every page but the first (SQLite's 4 KiB pages): the log
-    // entries, the archive and the b-tree pages that index them.
-    const PAGE: usize = 4096;
-    for page in (PAGE..bytes.len()).step_by(PAGE) {
-        bytes[page + 2048..page + 2064].fill(0xA5);
-    }
+    // 16 bytes in the middle of every page but the first: the log entries, the archive
+    // and the b-tree pages that index them.
+    damage_every_page(&mut bytes);
     std::fs::write(&db, &bytes).unwrap();
     let log_before = cluster.log(victim).len();
     cluster.launch(victim);

@@ -299,10 +299,7 @@ fn three_nodes_serve_three_zones_with_spread_leaders_and_survive_a_kill() {
     assert!(cluster.stop(2).success(), "a graceful stop");
     let db = cluster.nodes[2].dir.join("zones/zone-b/node.db");
     let mut bytes = std::fs::read(&db).unwrap();
-    const PAGE: usize = 4096;
-    for page in (PAGE..bytes.len()).step_by(PAGE) {
-        bytes[page + 2048..page + 2064].fill(0xA5);
-    }
+    damage_every_page(&mut bytes);
     std::fs::write(&db, &bytes).unwrap();
     cluster.launch(2);
     let listed = wait_for("node 2 back", Duration::from_secs(60), || {

@@ -590,3 +590,61 @@ async fn a_garbage_file_is_a_clear_error() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+async fn page_size(store: &SqliteStore) -> i64 {
+    sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&store.pool_for_tests())
+        .await
+        .unwrap()
+}
+
+/// A database this version creates has its larger pages; one created with SQLite's
+/// default 4 KiB pages (every store before them) keeps its size, and still writes, reads
+/// and reopens.
+#[tokio::test]
+async fn a_new_store_has_large_pages_and_an_old_one_keeps_its_own() {
+    let dir = temp_dir("page-size");
+    let path = dir.join("node.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(page_size(&store).await, i64::from(PAGE_BYTES));
+    store.close().await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(page_size(&store).await, i64::from(PAGE_BYTES), "reopened");
+    store.close().await;
+
+    let old = dir.join("old.db");
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&old)
+            .create_if_missing(true)
+            .page_size(4096)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE before_us (x INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let mut store = SqliteStore::open(&old).await.unwrap();
+    assert_eq!(
+        page_size(&store).await,
+        4096,
+        "an existing file keeps its pages"
+    );
+    // A block-sized entry: a chain of overflow pages of the old size.
+    let entry = LogEntry {
+        index: 1,
+        term: 1,
+        data: EntryData::Normal(vec![9u8; 100_000].into()),
+    };
+    store
+        .save(None, None, std::slice::from_ref(&entry))
+        .await
+        .unwrap();
+    store.close().await;
+    let store = SqliteStore::open(&old).await.unwrap();
+    let recovered = store.load().await.unwrap();
+    assert_eq!(recovered.entries, vec![entry]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
