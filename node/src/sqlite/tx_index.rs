@@ -245,11 +245,10 @@ impl SqliteStore {
             rows.extend(rows_of(height, &archived.receipts));
             highest = Some(height);
         }
-        let mut pending = self.recent.lock();
-        pending.marked = through;
-        drop(pending);
+        self.recent.lock().marked = through;
+        // Every height read back is after the mark.
         self.recent
-            .committed(&rows, Some(highest.unwrap_or(through).max(through)), None);
+            .committed(&rows, Some(highest.unwrap_or(through)), None);
         Ok(())
     }
 }
