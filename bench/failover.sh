@@ -39,18 +39,35 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin/agora-node" devnet --nodes 3 --dir "$work/devnet" \
-  --p2p-base-port "$p2p" --http-base-port "$http" >"$work/devnet.log" 2>&1 &
-pids+=($!)
 url() { echo "http://127.0.0.1:$((http + $1))"; }
 role() { curl -sf "$(url "$1")/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["role"])' 2>/dev/null || echo down; }
-for _ in $(seq 1 300); do
-  n=0
-  for i in 0 1 2; do curl -sf "$(url $i)/ready" >/dev/null 2>&1 && n=$((n + 1)); done
-  [ "$n" = 3 ] && break
-  sleep 0.2
-done
-[ "$n" = 3 ] || { echo "the devnet did not become ready" >&2; exit 1; }
+wait_ready() {
+  for _ in $(seq 1 300); do
+    n=0
+    for i in 0 1 2; do curl -sf "$(url $i)/ready" >/dev/null 2>&1 && n=$((n + 1)); done
+    [ "$n" = 3 ] && return 0
+    sleep 0.2
+  done
+  echo "the devnet did not become ready" >&2
+  exit 1
+}
+# `agora-node devnet` writes the genesis, keys and configs; it stops every node when one
+# exits (so nobody looks at a devnet with a node missing), which a kill -9 would do, so
+# once the network exists it is stopped and its three nodes run here on their own.
+"$bin/agora-node" devnet --nodes 3 --dir "$work/devnet" \
+  --p2p-base-port "$p2p" --http-base-port "$http" >"$work/devnet.log" 2>&1 &
+devnet=$!
+wait_ready
+kill -TERM "$devnet"
+wait "$devnet" 2>/dev/null || true
+run_node() {
+  "$bin/agora-node" run --config "$work/devnet/node$1/node.toml" \
+    >>"$work/devnet/node$1/node.log" 2>&1 &
+  pids+=($!)
+  disown "$!" # a kill -9 is the point: no "Killed" report from the shell
+}
+for i in 0 1 2; do run_node "$i"; done
+wait_ready
 key="$work/devnet/demo.key"
 to=$("$bin/agora" --key "$key" --json keys show | python3 -c 'import json,sys; print(json.load(sys.stdin)["account"])')
 echo "devnet ready; warming up ${warmup}s"
@@ -74,9 +91,7 @@ for t in $(seq 1 "$trials"); do
   took=$(python3 -c "print(f'{$end - $start:.2f}')")
   times+=("$took")
   echo "trial $t: killed node$leader (pid $victim); committed through node$survivor after ${took} s"
-  "$bin/agora-node" run --config "$work/devnet/node$leader/node.toml" \
-    >>"$work/devnet/node$leader/node.log" 2>&1 &
-  pids+=($!)
+  run_node "$leader"
   sleep 20
 done
 python3 -c "import statistics,sys; v=sorted(map(float,sys.argv[1:])); print(f'fail-over: {len(v)} trials, median {statistics.median(v):.2f} s, min {v[0]:.2f} s, max {v[-1]:.2f} s')" "${times[@]}"
