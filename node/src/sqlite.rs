@@ -31,7 +31,7 @@ pub const STORE_FILE: &str = "node.db";
 /// it was created with: SQLite cannot change it in WAL mode). Blocks are hundreds of
 /// kilobytes stored as chains of overflow pages, and every page costs a WAL frame (a
 /// header, a checksum, a write) and a copy at checkpoint: 16 KiB pages cut the store's
-/// CPU per transaction by about a quarter against SQLite's 4 KiB default, for about 10%
+/// CPU per transaction by about a fifth against SQLite's 4 KiB default, for about 10%
 /// more bytes written (the small tables' pages a height touches are larger;
 /// BENCHMARKS.md, "Larger database pages").
 pub const PAGE_BYTES: u32 = 16 * 1024;
