@@ -34,7 +34,7 @@ pub use genesis::{genesis_snapshot, raft_config_of};
 pub use history::{ArchivedEntry, HistoryJob, MAX_PROOF_REPLAY};
 pub use local::role_name;
 pub use queries::Query;
-pub use verify::{VerifyId, VerifyJob};
+pub use verify::{SignatureWork, VerifyId, VerifyJob};
 
 use crate::app::LedgerApp;
 use crate::mempool::Mempool;
@@ -443,6 +443,8 @@ impl<C: VoteCrypto> Replica<C> {
             return;
         }
         self.now += 1;
+        self.verifier
+            .expire_holds(self.now, self.config.apply_hold_ticks);
         self.raft.tick();
         self.resend_awaited();
         self.expire_reads();
@@ -530,6 +532,7 @@ impl<C: VoteCrypto> Replica<C> {
         {
             self.propose_block();
         }
+        self.limit_apply();
         let mut moved = false;
         while self.raft.has_ready() {
             moved = true;
@@ -570,16 +573,16 @@ impl<C: VoteCrypto> Replica<C> {
         self.mempool.len()
     }
 
-    /// Signature work so far: (checks handed to the executor, block applies that found no
-    /// verdict and verified inline, verdicts cached, checks in flight).
-    pub fn signature_work(&self) -> (u64, u64, usize, usize) {
-        let (jobs, misses) = self.verifier.work();
-        (
-            jobs,
-            misses,
-            self.verifier.cached(),
-            self.verifier.in_flight(),
-        )
+    /// Signature work so far.
+    pub fn signature_work(&self) -> SignatureWork {
+        let (handed_out, inline) = self.verifier.work();
+        SignatureWork {
+            handed_out,
+            inline,
+            cached: self.verifier.cached(),
+            in_flight: self.verifier.in_flight(),
+            holds_expired: self.verifier.holds_expired(),
+        }
     }
 
     /// Blocks this replica applied without knowing their transactions' ids already (from
@@ -639,6 +642,12 @@ impl<C: VoteCrypto> Replica<C> {
             }
         }
         let executes = self.executes();
+        if !witness {
+            // Entries that arrived committed wait for the checks just started for them.
+            if let Some(limit) = self.limit_apply() {
+                ready.committed_entries.retain(|entry| entry.index <= limit);
+            }
+        }
         for entry in &ready.committed_entries {
             if !executes {
                 self.unexecuted = true;
@@ -701,7 +710,7 @@ impl<C: VoteCrypto> Replica<C> {
             return Ok(());
         }
         self.app = LedgerApp::new(ledger);
-        self.verifier.forget_tx_ids_through(index);
+        self.verifier.forget_entries_through(index);
         self.unexecuted = false;
         self.counters.snapshots_installed += 1;
         self.pending
@@ -724,7 +733,7 @@ impl<C: VoteCrypto> Replica<C> {
         self.notify_waiters(entry.index, &outcome.receipts);
         self.answer_replays(entry, &outcome);
         self.mempool.applied_through(entry.index);
-        self.verifier.forget_tx_ids_through(entry.index);
+        self.verifier.forget_entries_through(entry.index);
         let ledger = self.app.ledger();
         self.forwarded
             .prune(self.now, |sender| ledger.next_nonce(sender));

@@ -60,6 +60,11 @@ pub struct SimOptions {
     /// Deliberate bugs in the replica (checker tests only).
     #[cfg(any(test, feature = "inject-bugs"))]
     pub replica_bugs: ReplicaBugs,
+    /// How long a committed entry waits for its signature pre-checks (tests only; the
+    /// default, 2 ticks, is shorter than the 0 to 3 ticks a check takes here, so applies
+    /// both wait and give up waiting).
+    #[cfg(any(test, feature = "inject-bugs"))]
+    pub apply_hold_ticks: Option<u64>,
 }
 
 impl SimOptions {
@@ -112,6 +117,8 @@ impl SimOptions {
             bugs: Bugs::default(),
             #[cfg(any(test, feature = "inject-bugs"))]
             replica_bugs: ReplicaBugs::default(),
+            #[cfg(any(test, feature = "inject-bugs"))]
+            apply_hold_ticks: None,
         }
     }
 }
@@ -177,6 +184,9 @@ pub struct SimReport {
     pub signature_checks: u64,
     /// Of those, the inline ones.
     pub inline_checks: u64,
+    /// Committed entries (on the nodes alive at the end) that stopped waiting for their
+    /// signature pre-checks and applied anyway.
+    pub apply_holds_expired: u64,
     /// Leaders outside a node's configuration that a member named to it (`LeaderIs`).
     pub leaders_vouched: u64,
     /// Waiting clients answered 504 (not committed in time) during the faults: clients of

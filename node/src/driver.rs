@@ -519,10 +519,11 @@ impl Shell {
         m.follower_regressions
             .set(raft.counters().follower_regressions as i64);
         m.rejoins.set(raft.counters().rejoins as i64);
-        let (checked, inline, _, in_flight) = self.replica.signature_work();
-        m.signatures_checked.set(checked as i64);
-        m.signatures_inline.set(inline as i64);
-        m.signatures_in_flight.set(in_flight as i64);
+        let work = self.replica.signature_work();
+        m.signatures_checked.set(work.handed_out as i64);
+        m.signatures_inline.set(work.inline as i64);
+        m.signatures_in_flight.set(work.in_flight as i64);
+        m.apply_holds_expired.set(work.holds_expired as i64);
         m.blocks_hashed_at_apply
             .set(self.replica.blocks_hashed_at_apply() as i64);
     }

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub signatures_inline: Gauge,
     /// Signature checks in flight.
     pub signatures_in_flight: Gauge,
+    /// Committed entries that stopped waiting for their signature pre-checks.
+    pub apply_holds_expired: Gauge,
     /// Blocks applied whose transaction ids were not known already (hashed again).
     pub blocks_hashed_at_apply: Gauge,
     /// Times this node halted (state root divergence, bad snapshot, corrupt entry).
@@ -126,6 +128,7 @@ impl Metrics {
             signatures_checked: Gauge::default(),
             signatures_inline: Gauge::default(),
             signatures_in_flight: Gauge::default(),
+            apply_holds_expired: Gauge::default(),
             blocks_hashed_at_apply: Gauge::default(),
             halts: Counter::default(),
             dropped_outbound: Counter::default(),
@@ -196,6 +199,11 @@ impl Metrics {
             "signatures_in_flight",
             "Signature checks handed to the crypto threads and not yet back",
             metrics.signatures_in_flight.clone(),
+        );
+        registry.register(
+            "apply_holds_expired",
+            "Committed entries that waited apply_hold_ticks for their signature checks and applied anyway, checking inline",
+            metrics.apply_holds_expired.clone(),
         );
         registry.register(
             "blocks_hashed_at_apply",

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                 report.witness_relays.1,
             ),
             Ok(report) if !args.quiet => println!(
-                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline vouched {} timeouts {} voted-out {} witness relays {}/{} compactions {} added/removed {}/{} former {} liveness {} ticks  trace {}",
+                "seed {seed}: ok  nodes {} commit {} acked {} reads {} elections {} crashes {} (disks lost {}, older copies {}, rejoins {}) configs {} governance {} snapshots {} sigs {}/{} inline ({} holds expired) vouched {} timeouts {} voted-out {} witness relays {}/{} compactions {} added/removed {}/{} former {} liveness {} ticks  trace {}",
                 report.nodes,
                 report.committed_index,
                 report.acknowledged,
@@ -91,6 +91,7 @@ fn main() -> ExitCode {
                 report.snapshots_installed,
                 report.signature_checks,
                 report.inline_checks,
+                report.apply_holds_expired,
                 report.leaders_vouched,
                 report.commit_timeouts,
                 report.voted_out_answers,

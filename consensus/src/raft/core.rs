@@ -296,6 +296,9 @@ pub struct Raft<C: VoteCrypto> {
     persisted_hard_state: HardState,
     reported_soft_state: SoftState,
     ready_outstanding: bool,
+    /// Committed entries above this index are not handed out for applying yet (the driver
+    /// holds them back, e.g. while their signatures are being checked elsewhere).
+    apply_limit: Option<Index>,
     pub(crate) counters: Counters,
 }
 
@@ -395,6 +398,7 @@ impl<C: VoteCrypto> Raft<C> {
                 leader: None,
             },
             ready_outstanding: false,
+            apply_limit: None,
             counters: Counters::default(),
             log,
             crypto,
@@ -464,6 +468,20 @@ impl<C: VoteCrypto> Raft<C> {
     /// The apply index (as acknowledged through `advance`).
     pub fn applied_index(&self) -> Index {
         self.log.applied()
+    }
+
+    /// Holds committed entries above `limit` back from the next `Ready`s (`None`: hand
+    /// out everything committed). Commitment, replication and elections are unaffected;
+    /// only applying waits.
+    pub fn set_apply_limit(&mut self, limit: Option<Index>) {
+        self.apply_limit = limit;
+    }
+
+    /// The highest index the next `Ready` may hand out for applying.
+    fn apply_bound(&self) -> Index {
+        let committed = self.log.committed();
+        self.apply_limit
+            .map_or(committed, |limit| limit.min(committed))
     }
 
     /// The last log index.
@@ -648,7 +666,7 @@ impl<C: VoteCrypto> Raft<C> {
         self.hard_state() != self.persisted_hard_state
             || self.log.persisted() < self.log.last_index()
             || self.pending_install.is_some()
-            || self.log.applied() < self.log.committed()
+            || self.log.applied() < self.apply_bound()
             || !self.messages.is_empty()
             || !self.read_states.is_empty()
             || self.soft_state() != self.reported_soft_state
@@ -664,7 +682,9 @@ impl<C: VoteCrypto> Raft<C> {
             hard_state: (hard_state != self.persisted_hard_state).then_some(hard_state),
             entries: self.log.unstable(),
             snapshot: self.pending_install.clone(),
-            committed_entries: self.log.next_committed(self.cfg.max_apply_batch_bytes),
+            committed_entries: self
+                .log
+                .next_committed(self.apply_bound(), self.cfg.max_apply_batch_bytes),
             messages: std::mem::take(&mut self.messages),
             read_states: std::mem::take(&mut self.read_states),
             soft_state: (soft_state != self.reported_soft_state).then_some(soft_state),

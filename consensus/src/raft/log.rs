@@ -181,13 +181,15 @@ impl RaftLog {
         self.committed = index;
     }
 
-    /// Entries committed but not yet handed out for applying, up to `max_bytes`.
-    pub fn next_committed(&self, max_bytes: u64) -> Vec<LogEntry> {
-        if self.applied >= self.committed {
+    /// Entries committed but not yet handed out for applying, up to `max_bytes` and up to
+    /// index `through` (no further than the commit index).
+    pub fn next_committed(&self, through: Index, max_bytes: u64) -> Vec<LogEntry> {
+        let through = through.min(self.committed);
+        if self.applied >= through {
             return Vec::new();
         }
         let mut out = self.entries_from(self.applied + 1, max_bytes);
-        out.retain(|e| e.index <= self.committed);
+        out.retain(|e| e.index <= through);
         out
     }
 

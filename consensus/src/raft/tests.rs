@@ -806,3 +806,38 @@ fn a_rejoining_node_skips_the_reported_terms_and_votes_only_for_complete_logs() 
     assert!(!node.rejoin_allows_vote(6, 39), "shorter");
     assert!(node.is_rejoining() && !node.hard_state().proven);
 }
+
+/// The driver may hold committed entries back from applying (`set_apply_limit`): they
+/// commit and replicate as usual, no `Ready` hands them out while held, and lifting the
+/// limit hands them out in order.
+#[test]
+fn entries_above_the_apply_limit_commit_but_wait_to_apply() {
+    let mut c = Cluster::new(&[1, 1, 1]);
+    let leader = c.elect();
+    let follower = (leader + 1) % 3;
+    let held = c.node(follower).applied_index();
+    c.node(follower).set_apply_limit(Some(held));
+    for n in 0..3u8 {
+        c.node(leader).propose(vec![n]).unwrap();
+    }
+    c.tick_until(50, |c| payloads(&c.applied[leader]).len() == 3);
+    c.tick_until(50, |c| {
+        c.nodes[follower].as_ref().unwrap().commit_index() >= held + 3
+    });
+    let before = payloads(&c.applied[follower]).len();
+    for _ in 0..20 {
+        c.tick();
+    }
+    assert_eq!(
+        c.node(follower).applied_index(),
+        held,
+        "nothing applied while held"
+    );
+    assert_eq!(payloads(&c.applied[follower]).len(), before);
+    c.node(follower).set_apply_limit(None);
+    c.tick_until(50, |c| payloads(&c.applied[follower]).len() == before + 3);
+    assert_eq!(
+        payloads(&c.applied[follower])[before..],
+        [vec![0u8], vec![1], vec![2]]
+    );
+}

@@ -40,6 +40,9 @@ pub struct ReplicaConfig {
     /// Signature checks handed to the executor and not yet answered, at most: past it,
     /// submissions are refused as busy.
     pub max_verifying: usize,
+    /// How long a committed entry waits for the signature checks started when it arrived
+    /// before it applies anyway, verifying inline what has no verdict yet.
+    pub apply_hold_ticks: u64,
     /// Replay mode, for checking test vectors on a live cluster: the leader proposes no
     /// blocks, no configuration changes and no election no-op of its own; its log holds
     /// exactly the entries clients replay, at the heights the vector fixes. Transactions
@@ -70,6 +73,7 @@ impl ReplicaConfig {
             empty_block_interval_ticks: (empty_block_ms > 0).then(|| ticks(empty_block_ms)),
             verdict_cache_entries: 65_536,
             max_verifying: 4_096,
+            apply_hold_ticks: ticks(1_000),
             replay: false,
         }
     }

@@ -6,7 +6,9 @@
 //! keyed by transaction hash and signer, which admission and block apply consult (a miss
 //! verifies inline, so a lost or slow verification never changes an outcome, only its
 //! cost). Followers start verifying a block's transactions when its entry arrives, before
-//! it commits. At most `max_verifying` checks are in flight: past that, a submission is
+//! it commits; a committed entry whose checks are still running waits for them (at most
+//! `apply_hold_ticks`) rather than verifying the same signatures again inline, on the
+//! event loop. At most `max_verifying` checks are in flight: past that, a submission is
 //! refused as busy (503) and a block's pre-check is skipped.
 
 use super::{Replica, RequestId};
@@ -19,6 +21,21 @@ use agora_core::{
     SignedTransaction, ValidatorId,
 };
 use std::collections::{BTreeMap, VecDeque};
+
+/// A replica's signature work so far, for metrics and the simulator's report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignatureWork {
+    /// Checks handed to the executor.
+    pub handed_out: u64,
+    /// Signatures a block apply found no verdict for and verified inline.
+    pub inline: u64,
+    /// Verdicts cached.
+    pub cached: usize,
+    /// Checks in flight.
+    pub in_flight: usize,
+    /// Committed entries that stopped waiting for their pre-checks and applied anyway.
+    pub holds_expired: u64,
+}
 
 /// Names a verification: its result comes back with this id.
 pub type VerifyId = u64;
@@ -92,8 +109,9 @@ pub(super) enum Then {
     },
     /// An awaited submission being sent again.
     Resend { bytes: Vec<u8>, hash: Hash32 },
-    /// A transaction of a block that arrived: only the cache wants the verdict.
-    Prefetch,
+    /// A signature in the block at log `index`, which arrived: the cache wants the
+    /// verdict, and applying that entry waits for it.
+    Prefetch { index: u64 },
     /// A validator's commit signature the leader gathers.
     Commit {
         height: u64,
@@ -111,6 +129,13 @@ const MAX_TX_ID_ENTRIES: usize = 1_024;
 struct InFlight {
     key: Key,
     then: Vec<Then>,
+}
+
+/// A log entry's pre-checks still running.
+struct Awaited {
+    checks: usize,
+    /// The tick the first of them started.
+    since: u64,
 }
 
 /// The verdict cache and the verifications in flight.
@@ -133,6 +158,10 @@ pub(super) struct Verifier {
     tx_ids: BTreeMap<(u64, u64), Vec<Hash32>>,
     /// Blocks whose transaction ids apply did not find here (it hashed them).
     tx_id_misses: std::cell::Cell<u64>,
+    /// By log index: entries whose pre-checks are running; applying them waits.
+    awaited: BTreeMap<u64, Awaited>,
+    /// Entries that stopped waiting for their pre-checks after `apply_hold_ticks`.
+    holds_expired: u64,
     /// Jobs to hand out with the next actions.
     pub(super) jobs: Vec<(VerifyId, VerifyJob)>,
 }
@@ -153,6 +182,8 @@ impl Verifier {
             apply_misses: std::cell::Cell::new(0),
             tx_ids: BTreeMap::new(),
             tx_id_misses: std::cell::Cell::new(0),
+            awaited: BTreeMap::new(),
+            holds_expired: 0,
             jobs: Vec::new(),
         }
     }
@@ -186,9 +217,56 @@ impl Verifier {
         self.tx_id_misses.get()
     }
 
-    /// Drops the ids of entries at or below `index` (applied, or under a snapshot).
-    pub(super) fn forget_tx_ids_through(&mut self, index: u64) {
-        self.tx_ids = self.tx_ids.split_off(&(index.saturating_add(1), 0));
+    /// Drops what it keeps for entries at or below `index` (applied, or under a
+    /// snapshot): their transaction ids, and any wait for their pre-checks.
+    pub(super) fn forget_entries_through(&mut self, index: u64) {
+        let next = index.saturating_add(1);
+        self.tx_ids = self.tx_ids.split_off(&(next, 0));
+        self.awaited = self.awaited.split_off(&next);
+    }
+
+    /// The highest log index that may be applied now: just below the first entry whose
+    /// pre-checks are running (`None`: no limit).
+    pub(super) fn apply_limit(&self) -> Option<u64> {
+        self.awaited
+            .keys()
+            .next()
+            .map(|index| index.saturating_sub(1))
+    }
+
+    /// Stops waiting for pre-checks started `hold` ticks or more before `now`: those
+    /// entries apply, verifying inline what has no verdict yet.
+    pub(super) fn expire_holds(&mut self, now: u64, hold: u64) {
+        let before = self.awaited.len();
+        self.awaited
+            .retain(|_, awaited| now.saturating_sub(awaited.since) < hold);
+        self.holds_expired += (before - self.awaited.len()) as u64;
+    }
+
+    /// Entries that stopped waiting for their pre-checks (the hold expired).
+    pub(super) fn holds_expired(&self) -> u64 {
+        self.holds_expired
+    }
+
+    /// A pre-check of the entry at `index` started (or joined one running) at `now`.
+    fn awaiting(&mut self, index: u64, now: u64) {
+        self.awaited
+            .entry(index)
+            .or_insert(Awaited {
+                checks: 0,
+                since: now,
+            })
+            .checks += 1;
+    }
+
+    /// A pre-check of the entry at `index` finished.
+    fn prefetched(&mut self, index: u64) {
+        if let Some(awaited) = self.awaited.get_mut(&index) {
+            awaited.checks -= 1;
+            if awaited.checks == 0 {
+                self.awaited.remove(&index);
+            }
+        }
     }
 
     fn cached_verdict(&self, tx: &Hash32, signer: &AccountId) -> Option<bool> {
@@ -282,7 +360,7 @@ impl<C: VoteCrypto> Replica<C> {
                 Then::Resend { bytes, hash } => {
                     let _ = self.send_again(bytes, Some(hash));
                 }
-                Then::Prefetch => {}
+                Then::Prefetch { index } => self.verifier.prefetched(index),
                 Then::Commit {
                     height,
                     validator,
@@ -333,10 +411,10 @@ impl<C: VoteCrypto> Replica<C> {
                     continue;
                 };
                 let job = VerifyJob::tx(signed, key);
-                let _ = self.verifier.start(hash, job, Then::Prefetch);
+                self.prefetch(entry.index, hash, job);
             }
             if !full {
-                self.prefetch_certificates(&block);
+                self.prefetch_certificates(entry.index, &block);
             }
             self.verifier.remember_tx_ids(entry.index, entry.term, ids);
         }
@@ -347,7 +425,7 @@ impl<C: VoteCrypto> Replica<C> {
     /// Starts checking the commit signatures of a block that arrived, against the state
     /// this node has applied (a certificate for a height it has not applied yet is checked
     /// at apply).
-    fn prefetch_certificates(&mut self, block: &Block) {
+    fn prefetch_certificates(&mut self, index: u64, block: &Block) {
         let ledger = self.app.ledger();
         let mut jobs = Vec::new();
         for certificate in &block.certificates {
@@ -380,8 +458,26 @@ impl<C: VoteCrypto> Replica<C> {
                 return;
             }
             if self.verifier.cached_verdict(&hash, &job.signer()).is_none() {
-                let _ = self.verifier.start(hash, job, Then::Prefetch);
+                self.prefetch(index, hash, job);
             }
         }
+    }
+
+    /// Starts a pre-check for the entry at `index`; applying the entry waits for it.
+    fn prefetch(&mut self, index: u64, hash: Hash32, job: VerifyJob) {
+        if self
+            .verifier
+            .start(hash, job, Then::Prefetch { index })
+            .is_ok()
+        {
+            self.verifier.awaiting(index, self.now);
+        }
+    }
+
+    /// Tells Raft how far applying may go: not into an entry whose pre-checks run.
+    pub(super) fn limit_apply(&mut self) -> Option<u64> {
+        let limit = self.verifier.apply_limit();
+        self.raft.set_apply_limit(limit);
+        limit
     }
 }

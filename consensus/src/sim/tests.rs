@@ -480,6 +480,44 @@ fn each_node_checks_each_signature_about_once() {
     }
 }
 
+/// A follower does not check again, inline, a signature whose check it started when the
+/// block arrived: a committed entry whose checks are still running waits for them. With a
+/// hold longer than any check takes here (0 to 3 ticks), no hold expires and no apply
+/// verifies inline; with the default hold (2 ticks) some give up waiting and check
+/// inline, which is what shows the first run's zero is the wait's doing.
+#[test]
+fn a_committed_block_waits_for_its_running_checks_instead_of_checking_again() {
+    for (hold, seed) in [(Some(50), 11), (None, 11)] {
+        let report = run(&SimOptions {
+            faults: false,
+            governance: false,
+            node_count: Some(3),
+            safety_ticks: 2_000,
+            apply_hold_ticks: hold,
+            ..SimOptions::standard(seed)
+        })
+        .unwrap_or_else(|failure| panic!("{failure}"));
+        eprintln!(
+            "hold {hold:?}: {} checks, {} inline, {} holds expired, {} transactions",
+            report.signature_checks,
+            report.inline_checks,
+            report.apply_holds_expired,
+            report.transactions_committed
+        );
+        assert!(report.transactions_committed > 100);
+        if hold.is_some() {
+            assert_eq!(report.apply_holds_expired, 0);
+            assert_eq!(
+                report.inline_checks, 0,
+                "no apply checked a signature again"
+            );
+        } else {
+            assert!(report.apply_holds_expired > 0);
+            assert!(report.inline_checks > 0);
+        }
+    }
+}
+
 /// A world without faults, governance or random client traffic, once it has had a leader
 /// for 100 ticks; returns the world and the leader.
 fn quiet_world() -> (super::world::World, usize) {

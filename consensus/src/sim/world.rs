@@ -369,6 +369,16 @@ impl World {
         world
     }
 
+    /// Checks here finish 0 to 3 ticks after they start: with 2, some holds expire, so
+    /// applies both wait for pre-checks and give up waiting.
+    fn apply_hold_ticks(&self) -> u64 {
+        #[cfg(any(test, feature = "inject-bugs"))]
+        if let Some(ticks) = self.opts.apply_hold_ticks {
+            return ticks;
+        }
+        2
+    }
+
     fn replica_config(&self) -> ReplicaConfig {
         ReplicaConfig {
             snapshot_interval_entries: SNAPSHOT_INTERVAL_ENTRIES,
@@ -395,6 +405,7 @@ impl World {
             // Small, so that verdicts are evicted and applies also verify inline.
             verdict_cache_entries: 256,
             max_verifying: 64,
+            apply_hold_ticks: self.apply_hold_ticks(),
             replay: false,
         }
     }

@@ -269,9 +269,10 @@ impl World {
             .filter_map(|n| n.replica.as_ref())
             .map(|r| r.raft().counters().clone());
         for replica in self.nodes.iter().filter_map(|n| n.replica.as_ref()) {
-            let (jobs, misses, _, _) = replica.signature_work();
-            self.report.signature_checks += jobs + misses;
-            self.report.inline_checks += misses;
+            let work = replica.signature_work();
+            self.report.signature_checks += work.handed_out + work.inline;
+            self.report.inline_checks += work.inline;
+            self.report.apply_holds_expired += work.holds_expired;
         }
         for c in counters {
             self.report.dropped_bad_vote_signature += c.dropped_bad_vote_signature;
