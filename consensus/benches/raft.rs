@@ -44,5 +44,24 @@ fn commit_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, commit_throughput);
+/// Decoding a log entry that carries a block of about 240 KB (68 ML-DSA-65 transfers), as
+/// a follower does for every append it is sent.
+fn decode_block_entry(c: &mut Criterion) {
+    use agora_consensus::raft::{EntryData, LogEntry};
+    let payload: Vec<u8> = (0..240_000u32).map(|i| (i * 7) as u8).collect();
+    let entry = LogEntry {
+        index: 7,
+        term: 2,
+        data: EntryData::Normal(payload.into()),
+    };
+    let bytes = borsh::to_vec(&entry).unwrap();
+    let mut group = c.benchmark_group("entry");
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function("decode_240kb_block", |b| {
+        b.iter(|| borsh::from_slice::<LogEntry>(std::hint::black_box(&bytes)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, commit_throughput, decode_block_entry);
 criterion_main!(benches);

@@ -395,7 +395,7 @@ pub fn seeds(target: Target) -> Vec<Vec<u8>> {
                 .map(|b| {
                     with(
                         0,
-                        &borsh::to_vec(&EntryData::Normal(b.as_slice().into())).unwrap(),
+                        &borsh::to_vec(&EntryData::Normal(b.clone().into())).unwrap(),
                     )
                 })
                 .collect();
@@ -474,7 +474,7 @@ fn peer_seeds(blocks: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .map(|(i, block)| LogEntry {
             index: 3 + i as u64,
             term: 2,
-            data: EntryData::Normal(block.as_slice().into()),
+            data: EntryData::Normal(block.clone().into()),
         })
         .collect();
     let snapshot = reference.ledgers[0].snapshot().to_canonical_bytes();

@@ -41,7 +41,7 @@ impl<C: VoteCrypto> Replica<C> {
         let data =
             match &entry.payload {
                 EntryPayload::Noop => EntryData::Noop,
-                EntryPayload::Block(bytes) => EntryData::Normal(bytes.as_slice().into()),
+                EntryPayload::Block(bytes) => EntryData::Normal(std::sync::Arc::new(bytes.clone())),
                 EntryPayload::Membership(_) => return Err(ApiError::new(
                     400,
                     "membership_entry",
