@@ -184,8 +184,8 @@ pub struct SimReport {
     pub signature_checks: u64,
     /// Of those, the inline ones.
     pub inline_checks: u64,
-    /// Committed entries (on the nodes alive at the end) that stopped waiting for their
-    /// signature pre-checks and applied anyway.
+    /// Entries (on the nodes alive at the end) whose signature pre-checks outlasted the
+    /// hold: applying them stopped waiting (checking inline what had no verdict yet).
     pub apply_holds_expired: u64,
     /// Leaders outside a node's configuration that a member named to it (`LeaderIs`).
     pub leaders_vouched: u64,

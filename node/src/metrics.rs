@@ -85,7 +85,7 @@ pub struct Metrics {
     pub signatures_inline: Gauge,
     /// Signature checks in flight.
     pub signatures_in_flight: Gauge,
-    /// Committed entries that stopped waiting for their signature pre-checks.
+    /// Entries whose signature pre-checks outlasted the hold (apply stopped waiting).
     pub apply_holds_expired: Gauge,
     /// Blocks applied whose transaction ids were not known already (hashed again).
     pub blocks_hashed_at_apply: Gauge,
@@ -202,7 +202,7 @@ impl Metrics {
         );
         registry.register(
             "apply_holds_expired",
-            "Committed entries that waited apply_hold_ticks for their signature checks and applied anyway, checking inline",
+            "Log entries whose signature checks, started when they arrived, outlasted the 1 s hold: apply stopped waiting for them and checks inline what has no verdict yet",
             metrics.apply_holds_expired.clone(),
         );
         registry.register(

@@ -33,7 +33,8 @@ pub struct SignatureWork {
     pub cached: usize,
     /// Checks in flight.
     pub in_flight: usize,
-    /// Committed entries that stopped waiting for their pre-checks and applied anyway.
+    /// Entries whose pre-checks outlasted `apply_hold_ticks`: applying them stopped
+    /// waiting (checking inline what had no verdict yet).
     pub holds_expired: u64,
 }
 
@@ -160,7 +161,7 @@ pub(super) struct Verifier {
     tx_id_misses: std::cell::Cell<u64>,
     /// By log index: entries whose pre-checks are running; applying them waits.
     awaited: BTreeMap<u64, Awaited>,
-    /// Entries that stopped waiting for their pre-checks after `apply_hold_ticks`.
+    /// Entries whose pre-checks outlasted `apply_hold_ticks` (applying them stopped waiting).
     holds_expired: u64,
     /// Jobs to hand out with the next actions.
     pub(super) jobs: Vec<(VerifyId, VerifyJob)>,
