@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --locked -q --bins
-export AGORA_BIN_DIR=target/debug
+export AGORA_BIN_DIR="${CARGO_TARGET_DIR:-target}/debug"
 log=$(mktemp -t agora-bench-smoke.XXXXXX)
 trap 'rm -f "$log"' EXIT
 
