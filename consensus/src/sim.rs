@@ -211,6 +211,8 @@ pub struct SimReport {
     pub shared_crashes: u64,
     /// With several zones: leadership transfers that spread leaders over the nodes.
     pub balance_transfers: u64,
+    /// With several zones: how many zones each node led at the end of the run.
+    pub zone_leader_loads: Vec<u64>,
 }
 
 /// A violated property, with what is needed to replay it.

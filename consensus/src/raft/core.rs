@@ -51,8 +51,17 @@ pub struct RaftConfig {
     pub max_uncommitted_entries: u64,
     /// Reads waiting for confirmation, at most.
     pub max_pending_reads: usize,
-    /// A leader that is not the highest-weight healthy voter hands over.
+    /// A leader that a healthy voter clearly outweighs (by more than
+    /// `leadership_margin_percent`) hands over to the heaviest one.
     pub reputation_transfer: bool,
+    /// How much heavier than the leader a voter must be before reputation moves the
+    /// leadership, in percent of the leader's weight; zone balancing hands a leadership
+    /// only to voters within the same margin of the top weight, so the two never pull
+    /// against each other. The margin absorbs a leader's own head start: it earns
+    /// `reputation_per_block` on top of the signature points every member earns (25% more
+    /// with the default parameters), so without it whoever leads soon outweighs the rest
+    /// and no other voter is ever close enough to take a zone over.
+    pub leadership_margin_percent: u64,
     /// Consecutive checks (one per election timeout) the condition must hold first.
     pub transfer_hysteresis_checks: u32,
     /// A new leader appends a no-op (§5.4.2, §8) so that entries of earlier terms commit
@@ -98,6 +107,7 @@ impl RaftConfig {
             max_uncommitted_entries: 4096,
             max_pending_reads: 4096,
             reputation_transfer: true,
+            leadership_margin_percent: 50,
             transfer_hysteresis_checks: 3,
             election_noop: true,
             #[cfg(any(test, feature = "inject-bugs"))]

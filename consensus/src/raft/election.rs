@@ -399,10 +399,11 @@ impl<C: VoteCrypto> Raft<C> {
     /// same members in several, nothing else keeps every zone's leader off the same node.
     /// `load(n)` is how many of this node's zones `n` leads, as this node sees them (the
     /// driver gathers it). A leader that leads at least two zones more than a healthy,
-    /// caught-up full voter of the top weight — the only ones reputation would not hand
-    /// leadership away from, so the two rules never pull against each other — hands this
-    /// zone's leadership to the least loaded one. Each hand-over lowers the sum of squared
-    /// loads, so the moves end. Returns the target, if a transfer started.
+    /// caught-up full voter within the leadership margin of the top weight — the only ones
+    /// reputation would not hand leadership away from, so the two rules never pull against
+    /// each other — hands this zone's leadership to the least loaded one. Each hand-over
+    /// lowers the sum of squared loads, so the moves end. Returns the target, if a
+    /// transfer started.
     pub fn balance_leadership(&mut self, load: impl Fn(&NodeId) -> u64) -> Option<NodeId> {
         self.assert_no_ready();
         if self.role != Role::Leader || self.transfer.is_some() || self.membership.is_joint() {
@@ -429,14 +430,16 @@ impl<C: VoteCrypto> Raft<C> {
             .map(|(id, weight)| (*id, weight))
             .collect();
         let top = eligible.iter().map(|(_, w)| *w).max()?;
-        if self.membership.incoming.weight(&me) < top {
+        if self.clearly_outweighs(top, self.membership.incoming.weight(&me)) {
             return None; // reputation moves this leadership; it is not ours to balance
         }
-        let (target, target_load) = eligible
+        // Only voters reputation would not take the leadership back from: within the
+        // margin of the top weight. Least loaded first, then the heavier, then by id.
+        let (target, target_load, _) = eligible
             .iter()
-            .filter(|(id, weight)| *weight == top && *id != me)
-            .map(|(id, _)| (*id, load(id)))
-            .min_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))?;
+            .filter(|(id, weight)| *id != me && !self.clearly_outweighs(top, *weight))
+            .map(|(id, weight)| (*id, load(id), *weight))
+            .min_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)))?;
         if load(&me) < target_load.saturating_add(2) {
             return None;
         }
@@ -445,8 +448,16 @@ impl<C: VoteCrypto> Raft<C> {
         Some(target)
     }
 
-    /// Reputation-aware leadership: if a healthy voter outweighs this leader for
-    /// `transfer_hysteresis_checks` checks in a row, hand over to the heaviest one.
+    /// Whether `heavier` exceeds `lighter` by more than the leadership margin
+    /// ([`crate::raft::RaftConfig::leadership_margin_percent`]).
+    fn clearly_outweighs(&self, heavier: u64, lighter: u64) -> bool {
+        let margin = u128::from(self.cfg.leadership_margin_percent);
+        u128::from(heavier) * 100 > u128::from(lighter) * (100 + margin)
+    }
+
+    /// Reputation-aware leadership: if a healthy voter clearly outweighs this leader (by
+    /// more than the leadership margin) for `transfer_hysteresis_checks` checks in a row,
+    /// hand over to the heaviest one.
     fn check_reputation_transfer(&mut self) {
         if !self.cfg.reputation_transfer || self.transfer.is_some() || self.membership.is_joint() {
             self.transfer_streak = 0;
@@ -472,7 +483,7 @@ impl<C: VoteCrypto> Raft<C> {
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
             .map(|(id, w)| (*id, w));
         match best {
-            Some((target, weight)) if weight > own => {
+            Some((target, weight)) if self.clearly_outweighs(weight, own) => {
                 self.transfer_streak += 1;
                 if self.transfer_streak >= self.cfg.transfer_hysteresis_checks {
                     self.transfer_streak = 0;

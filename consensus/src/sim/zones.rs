@@ -45,6 +45,10 @@ pub(super) fn run(options: &SimOptions) -> Result<SimReport, SimFailure> {
     let zone_commits = worlds.iter().map(|w| w.report.committed_index).collect();
     let zone_crashes = worlds.iter().map(|w| w.report.crashes).collect();
     let balance_transfers = worlds.iter().map(|w| w.report.balance_transfers).sum();
+    let mut zone_leader_loads = vec![0; worlds[0].nodes.len()];
+    for leader in worlds.iter().filter_map(World::leader_node) {
+        zone_leader_loads[leader] += 1;
+    }
     match result {
         Ok(()) => {
             let mut report = worlds.swap_remove(0).report;
@@ -52,6 +56,7 @@ pub(super) fn run(options: &SimOptions) -> Result<SimReport, SimFailure> {
             report.zone_crashes = zone_crashes;
             report.shared_crashes = shared_crashes;
             report.balance_transfers = balance_transfers;
+            report.zone_leader_loads = zone_leader_loads;
             Ok(report)
         }
         Err((zone, mut violation)) => {

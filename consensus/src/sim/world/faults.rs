@@ -132,20 +132,27 @@ impl World {
             .send(&mut self.rng, self.now, SimMessage::Raft(append));
     }
 
-    pub(in crate::sim) fn observe_leadership(&mut self) {
-        let leader = self
-            .nodes
+    /// The node that leads in the highest term, if any leads.
+    pub(in crate::sim) fn leader_node(&self) -> Option<usize> {
+        self.nodes
             .iter()
-            .filter_map(|n| {
+            .enumerate()
+            .filter_map(|(i, n)| {
                 n.replica
                     .as_ref()
                     .map(|r| r.raft())
                     .filter(|r| r.role() == Role::Leader)
-                    .map(|r| (r.term(), r))
+                    .map(|r| (r.term(), i))
             })
             .max_by_key(|(term, _)| *term)
-            .map(|(_, r)| r);
-        let Some(raft) = leader else { return };
+            .map(|(_, i)| i)
+    }
+
+    pub(in crate::sim) fn observe_leadership(&mut self) {
+        let Some(node) = self.leader_node() else {
+            return;
+        };
+        let raft = self.nodes[node].replica.as_ref().expect("it leads").raft();
         self.report.leader_ticks += 1;
         let top = raft
             .membership()
