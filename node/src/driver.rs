@@ -7,6 +7,7 @@ use crate::events::EventHub;
 use crate::metrics::Metrics;
 use crate::network::{Inbound, Outbound, Response, TxAnswer, MAX_FORWARD_BATCH};
 use crate::sqlite::{SqliteStore, StoreReader};
+use crate::watchdog::{Phase, Pulse};
 use agora_api::ApiError;
 use agora_consensus::raft::{MlDsaVotes, RaftConfig, Recovered, Role};
 use agora_consensus::replica::{
@@ -77,7 +78,13 @@ pub struct DriverParts {
     pub events: Arc<EventHub>,
     /// This zone's chain id, and who leads each of the node's zones (shared by them all).
     pub leaders: (agora_core::ChainId, Arc<crate::zones::LeaderBoard>),
+    /// The zone's name (for the watchdog's reports).
+    pub name: String,
 }
+
+/// How long the event loop may stay in one place before the watchdog reports it, at least
+/// (and at least 50 ticks): an fsync on a loaded disk can take a second or two.
+const STALL_LIMIT: Duration = Duration::from_secs(5);
 
 /// Ticks between two looks at whether to hand this zone's leadership to a member that
 /// leads fewer of the node's zones (each zone looks at its own moment in the period).
@@ -174,6 +181,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         mut shutdown,
         events,
         leaders: (zone, leaders),
+        name,
     } = parts;
     let balance_at = u64::from(zone.0[0]) % BALANCE_TICKS;
     let mut ticks = 0u64;
@@ -212,7 +220,15 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
     };
     let mut ticker = tokio::time::interval(config.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pulse = Pulse::new();
+    crate::watchdog::spawn(
+        &pulse,
+        STALL_LIMIT.max(config.tick * 50),
+        name,
+        shell.metrics.loop_stalled_seconds.clone(),
+    );
     loop {
+        pulse.enter(Phase::Waiting);
         tokio::select! {
             _ = ticker.tick() => {
                 shell.replica.tick();
@@ -233,6 +249,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
                 return Ok(());
             }
         }
+        pulse.enter(Phase::Replica);
         for _ in 1..MAX_INPUTS_PER_BATCH {
             if let Ok(results) = verified_rx.try_recv() {
                 shell.on_verified(results);
@@ -256,7 +273,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
             .metrics
             .replica_seconds
             .observe(started.elapsed().as_secs_f64());
-        shell.execute(actions).await?;
+        shell.execute(actions, &pulse).await?;
         shell.refresh_metrics();
     }
 }
@@ -337,7 +354,7 @@ impl Shell {
 
     /// Carries out `actions` in the documented order: writes (one transaction), then
     /// messages, then replies and jobs, then peers and notices.
-    async fn execute(&mut self, actions: Actions) -> Result<(), DriverError> {
+    async fn execute(&mut self, actions: Actions, pulse: &Pulse) -> Result<(), DriverError> {
         let Actions {
             writes,
             messages,
@@ -348,10 +365,12 @@ impl Shell {
             peers,
             notices,
         } = actions;
+        pulse.enter(Phase::Storing);
         if let Err(error) = self.store.write(&writes).await {
             tracing::error!(%error, "storage failed");
             return Err(error.into());
         }
+        pulse.enter(Phase::Carrying);
         self.events.publish_writes(&writes);
         for message in messages {
             if self

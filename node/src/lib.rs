@@ -17,4 +17,5 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod sqlite;
+pub mod watchdog;
 pub mod zones;

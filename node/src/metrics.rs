@@ -103,6 +103,8 @@ pub struct Metrics {
     pub event_subscribers: Gauge,
     /// `/v1/events` subscribers cut off for falling behind.
     pub event_subscribers_cut: Counter,
+    /// Seconds the event loop has been stuck in one place past the watchdog limit.
+    pub loop_stalled_seconds: Gauge,
     node: Arc<NodeMetrics>,
 }
 
@@ -137,6 +139,7 @@ impl Metrics {
             forward_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             event_subscribers: Gauge::default(),
             event_subscribers_cut: Counter::default(),
+            loop_stalled_seconds: Gauge::default(),
             node,
         };
         registry.register("raft_term", "Current Raft term", metrics.term.clone());
@@ -244,6 +247,11 @@ impl Metrics {
             "event_subscribers_cut",
             "Event stream subscribers cut off because their buffer filled (they read too slowly)",
             metrics.event_subscribers_cut.clone(),
+        );
+        registry.register(
+            "event_loop_stalled_seconds",
+            "How long the zone's event loop has stayed in one place past the watchdog's limit (0 while it moves); the log names the place",
+            metrics.loop_stalled_seconds.clone(),
         );
         metrics
     }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 /// How long a stopping node waits for HTTP requests in flight before closing their
 /// connections.
@@ -365,6 +366,7 @@ async fn prepare_zone(shared: &Shared, spec: ZoneSpec) -> Result<Prepared> {
         shutdown: shared.shutdown.clone(),
         events,
         leaders: (chain_id, shared.leaders.clone()),
+        name: name.clone(),
     };
     Ok(Prepared {
         spec_name: name,
@@ -411,7 +413,8 @@ impl Prepared {
         };
         let handle = running.clone();
         drivers.spawn(async move {
-            let result = tokio::spawn(driver::run(parts)).await;
+            let span = tracing::info_span!("zone", name = %handle.name);
+            let result = tokio::spawn(driver::run(parts).instrument(span)).await;
             (handle, result)
         });
         Ok(running)

@@ -563,6 +563,13 @@ fn a_full_mempool_and_snapshots_in_one_zone_do_not_stall_another() {
     // of a sender's run: the three accounts' nonces, from 1 each, moved by 66 together.
     let nonces: Vec<u64> = senders.iter().map(|k| nonce_of(k).unwrap()).collect();
     assert_eq!(nonces.iter().sum::<u64>(), 3 + 66, "{nonces:?}");
+    // Every zone's event loop kept moving: the watchdog's gauge is there and says so.
+    for i in 0..3 {
+        for zone in [first, "zone-b"] {
+            let stalled = zone_metric(&cluster, i, "agora_event_loop_stalled_seconds", zone);
+            assert_eq!(stalled, Some(0.0), "node {i}, {zone}");
+        }
+    }
 }
 
 /// A zone's series of metric `name` on node `i`.

@@ -1,0 +1,257 @@
+//! A zone's event loop that stops moving is found and named. The driver marks where its
+//! loop is ([`Pulse::enter`]: waiting for input, in the replica, writing to storage,
+//! carrying out the rest); a watchdog task looks every second, and when the loop has stayed
+//! in one place longer than the limit it logs an error naming the place, keeps
+//! `agora_event_loop_stalled_seconds` up to date, and logs again once the loop moves.
+//! While waiting, the ticker wakes the loop every tick, so even "waiting" held that long
+//! means the task is not being run. Nothing here changes what the loop does.
+
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Where a zone's event loop is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for a tick, a message, a request or a signature verdict.
+    Waiting,
+    /// Taking inputs and producing actions (the replica: Raft, apply).
+    Replica,
+    /// Writing the actions' storage batch (one SQLite transaction, one fsync).
+    Storing,
+    /// Sending, replying, starting jobs and checks.
+    Carrying,
+}
+
+impl Phase {
+    const ALL: [Phase; 4] = [
+        Phase::Waiting,
+        Phase::Replica,
+        Phase::Storing,
+        Phase::Carrying,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Waiting => "waiting for input",
+            Phase::Replica => "in the replica (raft, apply)",
+            Phase::Storing => "writing to its database",
+            Phase::Carrying => "carrying out its actions",
+        }
+    }
+}
+
+/// The loop's last mark: its phase and when it entered it, in one word so a reader never
+/// sees one without the other.
+pub struct Pulse {
+    origin: Instant,
+    /// Phase index in the top byte, milliseconds since `origin` below.
+    mark: AtomicU64,
+}
+
+const MS_BITS: u32 = 56;
+
+impl Pulse {
+    /// A loop that is waiting, from now.
+    pub fn new() -> Arc<Pulse> {
+        Arc::new(Pulse {
+            origin: Instant::now(),
+            mark: AtomicU64::new(0),
+        })
+    }
+
+    /// The loop enters `phase` now.
+    pub fn enter(&self, phase: Phase) {
+        let index = Phase::ALL.iter().position(|p| *p == phase).expect("listed") as u64;
+        let ms = self.now_ms() & ((1 << MS_BITS) - 1);
+        self.mark.store((index << MS_BITS) | ms, Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn read(&self) -> (Phase, u64) {
+        let mark = self.mark.load(Ordering::Relaxed);
+        let phase = Phase::ALL[(mark >> MS_BITS) as usize % Phase::ALL.len()];
+        (phase, mark & ((1 << MS_BITS) - 1))
+    }
+}
+
+/// What one look found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// The loop moved within the limit.
+    Moving,
+    /// The loop just passed the limit in `phase` (reported once per stall).
+    Stalled { phase: Phase, ms: u64 },
+    /// Still stalled, since the report.
+    StillStalled { ms: u64 },
+    /// It moved again after a reported stall of about `ms`.
+    Recovered { ms: u64 },
+}
+
+/// The watchdog's memory between looks: whether a stall was reported, and at which mark.
+pub struct Watch {
+    limit_ms: u64,
+    reported: Option<(Phase, u64)>,
+}
+
+impl Watch {
+    /// Reports a loop that stays in one place longer than `limit`.
+    pub fn new(limit: Duration) -> Watch {
+        Watch {
+            limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            reported: None,
+        }
+    }
+
+    /// One look at a mark (`phase` entered at `since_ms`) at `now_ms`.
+    pub fn look(&mut self, phase: Phase, since_ms: u64, now_ms: u64) -> Finding {
+        let held = now_ms.saturating_sub(since_ms);
+        match self.reported {
+            Some((p, since)) if p == phase && since == since_ms => {
+                Finding::StillStalled { ms: held }
+            }
+            Some((_, since)) => {
+                self.reported = None;
+                let stalled = Finding::Recovered {
+                    ms: now_ms.saturating_sub(since),
+                };
+                if held > self.limit_ms {
+                    // Moved, and stuck again somewhere else: the recovery is what to say now.
+                    self.reported = Some((phase, since_ms));
+                }
+                stalled
+            }
+            None if held > self.limit_ms => {
+                self.reported = Some((phase, since_ms));
+                Finding::Stalled { phase, ms: held }
+            }
+            None => Finding::Moving,
+        }
+    }
+}
+
+/// Watches `pulse` every second until its loop ends (the driver drops the pulse).
+pub fn spawn(
+    pulse: &Arc<Pulse>,
+    limit: Duration,
+    zone: String,
+    stalled_seconds: Gauge,
+) -> tokio::task::JoinHandle<()> {
+    let pulse: Weak<Pulse> = Arc::downgrade(pulse);
+    tokio::spawn(async move {
+        let mut watch = Watch::new(limit);
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(pulse) = pulse.upgrade() else {
+                return;
+            };
+            let (phase, since) = pulse.read();
+            match watch.look(phase, since, pulse.now_ms()) {
+                Finding::Moving => {
+                    stalled_seconds.set(0);
+                }
+                Finding::Stalled { phase, ms } => {
+                    stalled_seconds.set((ms / 1_000) as i64);
+                    tracing::error!(
+                        zone = %zone,
+                        seconds = ms / 1_000,
+                        "this zone's event loop has not moved for {} s: it is {}; its ticks, messages and requests wait",
+                        ms / 1_000,
+                        phase.name()
+                    );
+                }
+                Finding::StillStalled { ms } => {
+                    stalled_seconds.set((ms / 1_000) as i64);
+                }
+                Finding::Recovered { ms } => {
+                    stalled_seconds.set(0);
+                    tracing::warn!(zone = %zone, seconds = ms / 1_000, "this zone's event loop moves again");
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_held_in_one_place_past_the_limit_is_reported_once_and_its_recovery_too() {
+        let mut watch = Watch::new(Duration::from_secs(5));
+        // Moving: marks change, each held less than the limit.
+        assert_eq!(watch.look(Phase::Waiting, 0, 1_000), Finding::Moving);
+        assert_eq!(watch.look(Phase::Replica, 4_000, 9_000), Finding::Moving);
+        // Held 6 s in storage: reported once, with the place.
+        assert_eq!(
+            watch.look(Phase::Storing, 10_000, 16_000),
+            Finding::Stalled {
+                phase: Phase::Storing,
+                ms: 6_000
+            }
+        );
+        assert_eq!(
+            watch.look(Phase::Storing, 10_000, 17_000),
+            Finding::StillStalled { ms: 7_000 }
+        );
+        // Moved on: the recovery, measured from the stalled mark.
+        assert_eq!(
+            watch.look(Phase::Carrying, 17_500, 18_000),
+            Finding::Recovered { ms: 8_000 }
+        );
+        assert_eq!(watch.look(Phase::Waiting, 18_000, 19_000), Finding::Moving);
+        // Re-entering the same phase is a move (a new mark), however long the phase.
+        assert_eq!(
+            watch.look(Phase::Waiting, 19_000, 30_000),
+            Finding::Stalled {
+                phase: Phase::Waiting,
+                ms: 11_000
+            }
+        );
+        assert_eq!(
+            watch.look(Phase::Waiting, 30_500, 31_000),
+            Finding::Recovered { ms: 12_000 }
+        );
+    }
+
+    #[test]
+    fn the_pulse_keeps_the_phase_with_its_time() {
+        let pulse = Pulse::new();
+        assert_eq!(pulse.read().0, Phase::Waiting);
+        for phase in Phase::ALL {
+            pulse.enter(phase);
+            let (read, since) = pulse.read();
+            assert_eq!(read, phase);
+            assert!(since <= pulse.now_ms());
+        }
+    }
+
+    /// The task reads the real pulse: a loop that never marks again is reported in the
+    /// gauge, and a loop that ends (the pulse dropped) ends its watchdog.
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_task_sets_the_gauge_and_ends_with_its_loop() {
+        let pulse = Pulse::new();
+        pulse.enter(Phase::Storing);
+        let gauge = Gauge::default();
+        let task = spawn(&pulse, Duration::from_secs(2), "z".into(), gauge.clone());
+        // Paused time: the watchdog's interval and the pulse's clock advance together.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert!(gauge.get() >= 2, "stalled seconds: {}", gauge.get());
+        pulse.enter(Phase::Waiting);
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        assert_eq!(gauge.get(), 0);
+        assert!(!task.is_finished());
+        drop(pulse);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(task.is_finished(), "the watchdog ended with its loop");
+    }
+}
