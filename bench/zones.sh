@@ -5,7 +5,8 @@
 # once every zone has a leader, the node processes' resident memory and their CPU time
 # over IDLE_SECONDS with no clients (each zone's leader still proposes an empty block a
 # second); then `agora-load` with CLIENTS clients in all, spread evenly over the Z zones,
-# for LOAD_SECONDS: total committed transfers per second and each zone's.
+# for LOAD_SECONDS: total committed transfers per second and each zone's; then how many
+# distinct nodes lead the zones (as node 0 sees it).
 #
 # Usage: bash bench/zones.sh            (builds the release binaries first)
 #   AGORA_BIN_DIR=dir   use the agora-node and agora-load found there
@@ -44,8 +45,8 @@ cpu_ticks() { # summed utime + stime of the pids, in clock ticks
 }
 hz=$(getconf CLK_TCK)
 
-printf '| zones | memory after start (MiB, 3 nodes) | idle CPU (%% of a core, 3 nodes) | committed tx/s (total) | per zone | memory after load (MiB) |\n'
-printf '| --- | --- | --- | --- | --- | --- |\n'
+printf '| zones | memory after start (MiB, 3 nodes) | idle CPU (%% of a core, 3 nodes) | committed tx/s (total) | per zone | memory after load (MiB) | nodes leading a zone |\n'
+printf '| --- | --- | --- | --- | --- | --- | --- |\n'
 for z in $ZONES; do
   dir=$WORK/devnet-$z
   "$BIN/agora-node" devnet --nodes 3 --zones "$z" --dir "$dir" \
@@ -78,7 +79,13 @@ for z in $ZONES; do
   mem_load=$(rss_mib "$pids")
   total=$(python3 -c "import json; print(round(json.load(open('$WORK/load-$z.json'))['committed_per_second']))")
   per_zone=$(python3 -c "import json; print(', '.join(str(round(x['committed_per_second'])) for x in json.load(open('$WORK/load-$z.json'))['zones']))")
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$z" "$mem_start" "$idle" "$total" "$per_zone" "$mem_load"
+  # How many distinct nodes lead the zones at the end, as node 0 sees it (leaders spread
+  # over the nodes: min(zones, 3) when they do).
+  leading=$(for name in "${names[@]}"; do
+    curl -sf "http://127.0.0.1:18400/v1/zones/$name/status" |
+      python3 -c "import json, sys; print(json.load(sys.stdin).get('leader'))"
+  done | sort -u | wc -l)
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$z" "$mem_start" "$idle" "$total" "$per_zone" "$mem_load" "$leading"
   kill -TERM "$devnet"
   wait "$devnet" || true
 done
