@@ -81,7 +81,7 @@ impl Pulse {
 }
 
 /// What one look found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Finding {
     /// The loop moved within the limit.
     Moving,
@@ -93,11 +93,17 @@ pub enum Finding {
     Recovered { ms: u64 },
 }
 
-/// The watchdog's memory between looks: whether a stall was reported, and at which mark.
+/// The watchdog's memory between looks: whether a stall was reported, and at which mark;
+/// when it last looked.
 pub struct Watch {
     limit_ms: u64,
     reported: Option<(Phase, u64)>,
+    last_look: Option<u64>,
 }
+
+/// A gap between two looks longer than this means the watchdog itself did not run (the
+/// process was stopped or starved): the loop is not judged on that look.
+const LOOK_GAP_MS: u64 = 3_000;
 
 impl Watch {
     /// Reports a loop that stays in one place longer than `limit`.
@@ -105,12 +111,20 @@ impl Watch {
         Watch {
             limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
             reported: None,
+            last_look: None,
         }
     }
 
     /// One look at a mark (`phase` entered at `since_ms`) at `now_ms`.
     pub fn look(&mut self, phase: Phase, since_ms: u64, now_ms: u64) -> Finding {
         let held = now_ms.saturating_sub(since_ms);
+        let gap = self.last_look.map(|last| now_ms.saturating_sub(last));
+        self.last_look = Some(now_ms);
+        if self.reported.is_none() && gap.is_some_and(|gap| gap > LOOK_GAP_MS) {
+            // The whole process stood still (SIGSTOP, a paused machine): the loop had no
+            // chance to move either. The next look, a second on, judges it.
+            return Finding::Moving;
+        }
         match self.reported {
             Some((p, since)) if p == phase && since == since_ms => {
                 Finding::StillStalled { ms: held }
@@ -183,41 +197,77 @@ pub fn spawn(
 mod tests {
     use super::*;
 
+    /// Looks a second apart, as the task makes them.
+    fn looks(watch: &mut Watch, phase: Phase, since: u64, from: u64, to: u64) -> Vec<Finding> {
+        (from..=to)
+            .step_by(1_000)
+            .map(|now| watch.look(phase, since, now))
+            .collect()
+    }
+
     #[test]
     fn a_loop_held_in_one_place_past_the_limit_is_reported_once_and_its_recovery_too() {
         let mut watch = Watch::new(Duration::from_secs(5));
-        // Moving: marks change, each held less than the limit.
-        assert_eq!(watch.look(Phase::Waiting, 0, 1_000), Finding::Moving);
-        assert_eq!(watch.look(Phase::Replica, 4_000, 9_000), Finding::Moving);
-        // Held 6 s in storage: reported once, with the place.
+        // Moving: each mark held less than the limit.
+        assert!(looks(&mut watch, Phase::Waiting, 0, 1_000, 4_000)
+            .iter()
+            .all(|f| *f == Finding::Moving));
+        assert_eq!(watch.look(Phase::Replica, 4_500, 5_000), Finding::Moving);
+        // Entered storage at 5.5 s and held there: reported once, past 5 s, with the place.
+        let found = looks(&mut watch, Phase::Storing, 5_500, 6_000, 13_000);
+        assert_eq!(found[..5], [Finding::Moving; 5]);
         assert_eq!(
-            watch.look(Phase::Storing, 10_000, 16_000),
+            found[5],
             Finding::Stalled {
                 phase: Phase::Storing,
-                ms: 6_000
+                ms: 5_500
             }
         );
         assert_eq!(
-            watch.look(Phase::Storing, 10_000, 17_000),
-            Finding::StillStalled { ms: 7_000 }
+            found[6..],
+            [
+                Finding::StillStalled { ms: 6_500 },
+                Finding::StillStalled { ms: 7_500 }
+            ]
         );
         // Moved on: the recovery, measured from the stalled mark.
         assert_eq!(
-            watch.look(Phase::Carrying, 17_500, 18_000),
-            Finding::Recovered { ms: 8_000 }
+            watch.look(Phase::Carrying, 13_500, 14_000),
+            Finding::Recovered { ms: 8_500 }
         );
-        assert_eq!(watch.look(Phase::Waiting, 18_000, 19_000), Finding::Moving);
-        // Re-entering the same phase is a move (a new mark), however long the phase.
+        assert_eq!(watch.look(Phase::Waiting, 14_200, 15_000), Finding::Moving);
+        // Re-entering the same phase is a move (a new mark); one mark held past the limit
+        // is a stall, whatever the phase.
+        let found = looks(&mut watch, Phase::Waiting, 15_500, 16_000, 22_000);
         assert_eq!(
-            watch.look(Phase::Waiting, 19_000, 30_000),
+            found[5],
             Finding::Stalled {
                 phase: Phase::Waiting,
-                ms: 11_000
+                ms: 5_500
             }
         );
         assert_eq!(
-            watch.look(Phase::Waiting, 30_500, 31_000),
-            Finding::Recovered { ms: 12_000 }
+            watch.look(Phase::Waiting, 22_500, 23_000),
+            Finding::Recovered { ms: 7_500 }
+        );
+    }
+
+    /// A process stopped for a while (its watchdog too) is not a stalled loop: the first
+    /// look after the gap passes; a loop that still has not moved a second later is.
+    #[test]
+    fn a_stopped_process_is_judged_on_the_look_after_it_resumes() {
+        let mut watch = Watch::new(Duration::from_secs(5));
+        assert_eq!(watch.look(Phase::Waiting, 0, 1_000), Finding::Moving);
+        assert_eq!(watch.look(Phase::Waiting, 0, 20_000), Finding::Moving);
+        assert_eq!(watch.look(Phase::Replica, 20_100, 21_000), Finding::Moving);
+        // Stopped again, and the loop really is stuck after it: reported on the next look.
+        assert_eq!(watch.look(Phase::Storing, 21_500, 40_000), Finding::Moving);
+        assert_eq!(
+            watch.look(Phase::Storing, 21_500, 41_000),
+            Finding::Stalled {
+                phase: Phase::Storing,
+                ms: 19_500
+            }
         );
     }
 
