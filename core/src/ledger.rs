@@ -128,6 +128,14 @@ pub struct Authorization {
     pub fee: Amount,
 }
 
+/// Borrowed `(key, value)` pairs for [`StateTree::insert_many`].
+fn borrowed(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8])> {
+    entries
+        .iter()
+        .map(|(key, value)| (key.as_slice(), value.as_slice()))
+        .collect()
+}
+
 impl Ledger {
     /// The ledger at height 0 described by `genesis` (already validated).
     pub fn from_genesis(genesis: &Genesis) -> Ledger {
@@ -138,10 +146,15 @@ impl Ledger {
 
     fn from_state(chain_id: Hash32, state: State, recent_roots: BTreeMap<u64, Hash32>) -> Ledger {
         let mut tree = StateTree::new();
-        for key in state.keys() {
-            let value = state.value_bytes(&key).expect("listed keys hold values");
-            tree.insert(&key.to_bytes(), &value);
-        }
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = state
+            .keys()
+            .into_iter()
+            .map(|key| {
+                let value = state.value_bytes(&key).expect("listed keys hold values");
+                (key.to_bytes(), value)
+            })
+            .collect();
+        tree.insert_many(&borrowed(&entries));
         let open_by_end = state
             .proposals
             .values()
@@ -496,15 +509,17 @@ impl Ledger {
     }
 
     fn commit_root(&mut self) -> Hash32 {
+        let mut set = Vec::with_capacity(self.dirty.len());
         for key in std::mem::take(&mut self.dirty) {
             let key_bytes = key.to_bytes();
             match self.state.value_bytes(&key) {
-                Some(value) => self.tree.insert(&key_bytes, &value),
+                Some(value) => set.push((key_bytes, value)),
                 None => {
                     self.tree.remove(&key_bytes);
                 }
             }
         }
+        self.tree.insert_many(&borrowed(&set));
         let root = self.tree.root();
         let height = self.height();
         self.recent_roots.insert(height, root);
@@ -702,7 +717,7 @@ impl Ledger {
             self.tally(id, events);
         }
         let epoch_blocks = self.state.params.epoch_blocks;
-        if height % epoch_blocks == 0 {
+        if height.is_multiple_of(epoch_blocks) {
             self.end_epoch(height / epoch_blocks, events);
         }
     }

@@ -574,7 +574,7 @@ impl World {
             self.drain(i)?;
             self.check_node(i)?;
         }
-        if self.now % 10 == 0 {
+        if self.now.is_multiple_of(10) {
             let logs: Vec<(NodeId, &crate::raft::log::RaftLog)> = self
                 .nodes
                 .iter()
@@ -850,7 +850,7 @@ impl World {
             self.trace.update(id.0.as_bytes());
             self.trace.update(term.to_le_bytes());
         }
-        if raft.role() == Role::Leader && self.now % 50 == 0 {
+        if raft.role() == Role::Leader && self.now.is_multiple_of(50) {
             crate::sim::checker::Checker::check_single_config_change(node.id, raft.log())?;
         }
         Ok(())

@@ -105,7 +105,7 @@ fn simulate(
             world.step().map_err(|v| (zone, v))?;
             world.observe_leadership();
         }
-        if worlds[0].now % BALANCE_TICKS == 0 {
+        if worlds[0].now.is_multiple_of(BALANCE_TICKS) {
             balance(worlds)?;
         }
     }

@@ -1,0 +1,348 @@
+//! SHA3-256 of many short messages at once.
+//!
+//! The state tree hashes thousands of independent short messages per block (key paths,
+//! leaves, inner nodes): every one fits in a single 136-byte block of the sponge. On a CPU
+//! with AVX-512 (F and VL), four of them go through one Keccak-f[1600] in the four 64-bit
+//! lanes of 256-bit registers, using the 32 vector registers (the whole state stays in
+//! registers), one-instruction rotations and three-input logic; elsewhere, and for longer
+//! messages, each message is hashed on its own by the `sha3` crate. The choice is made at
+//! run time and changes only the speed: the digests are SHA3-256, byte for byte, which the
+//! tests check against `sha3` for every length a single block allows.
+//!
+//! This crate holds the one `unsafe` call the choice needs (a function compiled for
+//! AVX-512 may only be called once the CPU is known to have it), so that `agora-core`
+//! keeps forbidding `unsafe` code.
+
+#![deny(unsafe_code)]
+
+use sha3::{Digest, Sha3_256};
+
+/// The sponge's rate for SHA3-256, in bytes.
+const RATE: usize = 136;
+
+/// The longest message that fits in one block with its padding.
+pub const MAX_SINGLE_BLOCK: usize = RATE - 1;
+
+/// Messages laid end to end, hashed together by [`Messages::digests`].
+#[derive(Clone, Debug, Default)]
+pub struct Messages {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Messages {
+    /// An empty list with room for `count` messages of about `each` bytes.
+    pub fn with_capacity(count: usize, each: usize) -> Self {
+        Messages {
+            bytes: Vec::with_capacity(count.saturating_mul(each)),
+            ends: Vec::with_capacity(count),
+        }
+    }
+
+    /// Appends one message, the concatenation of `parts`.
+    pub fn push<'a>(&mut self, parts: impl IntoIterator<Item = &'a [u8]>) {
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+        }
+        self.ends.push(self.bytes.len());
+    }
+
+    /// How many messages the list holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `i`-th message.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    /// The SHA3-256 digest of every message, in order; four at a time where the CPU
+    /// allows.
+    pub fn digests(&self) -> Vec<[u8; 32]> {
+        if x4::available() {
+            self.digests_with(x4::sha3_256_x4)
+        } else {
+            self.digests_one_by_one()
+        }
+    }
+
+    /// The same digests, each message hashed on its own by the `sha3` crate.
+    pub fn digests_one_by_one(&self) -> Vec<[u8; 32]> {
+        (0..self.len()).map(|i| one(self.get(i))).collect()
+    }
+
+    /// Groups the single-block messages by four for `four`; longer ones go one by one.
+    fn digests_with(&self, four: fn([&[u8]; 4]) -> [[u8; 32]; 4]) -> Vec<[u8; 32]> {
+        let mut out = vec![[0u8; 32]; self.len()];
+        let mut group: Vec<usize> = Vec::with_capacity(4);
+        let flush = |group: &mut Vec<usize>, out: &mut Vec<[u8; 32]>| {
+            let mut messages: [&[u8]; 4] = [&[]; 4];
+            for (slot, &i) in group.iter().enumerate() {
+                messages[slot] = self.get(i);
+            }
+            let digests = four(messages);
+            for (slot, &i) in group.iter().enumerate() {
+                out[i] = digests[slot];
+            }
+            group.clear();
+        };
+        for i in 0..self.len() {
+            let message = self.get(i);
+            if message.len() > MAX_SINGLE_BLOCK {
+                out[i] = one(message);
+                continue;
+            }
+            group.push(i);
+            if group.len() == 4 {
+                flush(&mut group, &mut out);
+            }
+        }
+        if !group.is_empty() {
+            flush(&mut group, &mut out);
+        }
+        out
+    }
+}
+
+/// SHA3-256 of one message.
+pub fn one(message: &[u8]) -> [u8; 32] {
+    Sha3_256::digest(message).into()
+}
+
+/// The single padded block of a message of at most [`MAX_SINGLE_BLOCK`] bytes, as the
+/// sponge's first 17 lanes (the other 8, the capacity, start at zero).
+fn padded_block(message: &[u8]) -> [u64; RATE / 8] {
+    debug_assert!(message.len() <= MAX_SINGLE_BLOCK);
+    let mut bytes = [0u8; RATE];
+    bytes[..message.len()].copy_from_slice(message);
+    // SHA3's domain bits (01) and the first bit of pad10*1, then its last bit.
+    bytes[message.len()] ^= 0x06;
+    bytes[RATE - 1] ^= 0x80;
+    let mut lanes = [0u64; RATE / 8];
+    for (lane, chunk) in lanes.iter_mut().zip(bytes.chunks_exact(8)) {
+        *lane = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+    }
+    lanes
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x4 {
+    use super::{padded_block, RATE};
+    use std::arch::x86_64::*;
+
+    /// Keccak's round constants (FIPS 202, ι).
+    const ROUND_CONSTANTS: [u64; 24] = [
+        0x0000_0000_0000_0001,
+        0x0000_0000_0000_8082,
+        0x8000_0000_0000_808a,
+        0x8000_0000_8000_8000,
+        0x0000_0000_0000_808b,
+        0x0000_0000_8000_0001,
+        0x8000_0000_8000_8081,
+        0x8000_0000_0000_8009,
+        0x0000_0000_0000_008a,
+        0x0000_0000_0000_0088,
+        0x0000_0000_8000_8009,
+        0x0000_0000_8000_000a,
+        0x0000_0000_8000_808b,
+        0x8000_0000_0000_008b,
+        0x8000_0000_0000_8089,
+        0x8000_0000_0000_8003,
+        0x8000_0000_0000_8002,
+        0x8000_0000_0000_0080,
+        0x0000_0000_0000_800a,
+        0x8000_0000_8000_000a,
+        0x8000_0000_8000_8081,
+        0x8000_0000_0000_8080,
+        0x0000_0000_8000_0001,
+        0x8000_0000_8000_8008,
+    ];
+
+    /// ρ's rotation of lane (x, y), at index x + 5y.
+    const ROTATIONS: [i64; 25] = [
+        0, 1, 62, 28, 27, 36, 44, 6, 55, 20, 3, 10, 43, 25, 39, 41, 45, 15, 21, 8, 18, 2, 61, 56,
+        14,
+    ];
+
+    /// `vpternlogq` truth tables over (a, b, c): a ^ b ^ c, and χ's a ^ (!b & c).
+    const XOR3: i32 = 0x96;
+    const CHI: i32 = 0xd2;
+
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")
+    }
+
+    /// SHA3-256 of four single-block messages.
+    pub(super) fn sha3_256_x4(messages: [&[u8]; 4]) -> [[u8; 32]; 4] {
+        assert!(available(), "the four-lane Keccak needs AVX-512 F and VL");
+        let blocks = messages.map(padded_block);
+        #[allow(unsafe_code)]
+        // SAFETY: the CPU has AVX-512 F and VL (checked just above), the only target
+        // features `absorb_and_permute` is compiled for.
+        unsafe {
+            absorb_and_permute(&blocks)
+        }
+    }
+
+    /// Keccak-f[1600] on four states whose rate holds `blocks` (capacity zero), each
+    /// state in one 64-bit lane of 25 vectors; returns each state's first 32 bytes.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    fn absorb_and_permute(blocks: &[[u64; RATE / 8]; 4]) -> [[u8; 32]; 4] {
+        let lane = |i: usize| {
+            if i < RATE / 8 {
+                _mm256_set_epi64x(
+                    blocks[3][i] as i64,
+                    blocks[2][i] as i64,
+                    blocks[1][i] as i64,
+                    blocks[0][i] as i64,
+                )
+            } else {
+                _mm256_setzero_si256()
+            }
+        };
+        let mut a: [__m256i; 25] = std::array::from_fn(lane);
+        let rotations: [__m256i; 25] = ROTATIONS.map(|r| _mm256_set1_epi64x(r));
+        let one = _mm256_set1_epi64x(1);
+        for constant in ROUND_CONSTANTS {
+            // θ: each column's parity, folded into its two neighbours.
+            let c: [__m256i; 5] = std::array::from_fn(|x| {
+                let three = _mm256_ternarylogic_epi64::<XOR3>(a[x], a[x + 5], a[x + 10]);
+                _mm256_ternarylogic_epi64::<XOR3>(three, a[x + 15], a[x + 20])
+            });
+            for x in 0..5 {
+                let right = _mm256_rolv_epi64(c[(x + 1) % 5], one);
+                for y in 0..5 {
+                    a[x + 5 * y] =
+                        _mm256_ternarylogic_epi64::<XOR3>(a[x + 5 * y], c[(x + 4) % 5], right);
+                }
+            }
+            // ρ and π: rotate each lane and move (x, y) to (y, 2x + 3y).
+            let mut b = [_mm256_setzero_si256(); 25];
+            for x in 0..5 {
+                for y in 0..5 {
+                    b[y + 5 * ((2 * x + 3 * y) % 5)] =
+                        _mm256_rolv_epi64(a[x + 5 * y], rotations[x + 5 * y]);
+                }
+            }
+            // χ, row by row.
+            for y in 0..5 {
+                for x in 0..5 {
+                    a[x + 5 * y] = _mm256_ternarylogic_epi64::<CHI>(
+                        b[x + 5 * y],
+                        b[(x + 1) % 5 + 5 * y],
+                        b[(x + 2) % 5 + 5 * y],
+                    );
+                }
+            }
+            // ι.
+            a[0] = _mm256_xor_si256(a[0], _mm256_set1_epi64x(constant as i64));
+        }
+        let mut out = [[0u8; 32]; 4];
+        for (i, vector) in a.iter().take(4).enumerate() {
+            let lanes = [
+                _mm256_extract_epi64::<0>(*vector),
+                _mm256_extract_epi64::<1>(*vector),
+                _mm256_extract_epi64::<2>(*vector),
+                _mm256_extract_epi64::<3>(*vector),
+            ];
+            for (digest, value) in out.iter_mut().zip(lanes) {
+                digest[8 * i..8 * i + 8].copy_from_slice(&(value as u64).to_le_bytes());
+            }
+        }
+        out
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod x4 {
+    pub(super) fn available() -> bool {
+        false
+    }
+
+    pub(super) fn sha3_256_x4(messages: [&[u8]; 4]) -> [[u8; 32]; 4] {
+        messages.map(super::one)
+    }
+}
+
+/// Whether this CPU hashes four messages at once (AVX-512 F and VL).
+pub fn four_lanes_available() -> bool {
+    x4::available()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn message(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    /// Every length from empty to two blocks, in every lane position, against `sha3`;
+    /// with four lanes where the CPU has them, and always through the one-by-one path.
+    #[test]
+    fn every_length_matches_sha3_in_every_lane() {
+        let mut messages = Messages::default();
+        let mut expected = Vec::new();
+        for len in 0..=2 * RATE + 1 {
+            for seed in 0..5u8 {
+                let m = message(len, seed);
+                expected.push(one(&m));
+                messages.push([m.as_slice()]);
+            }
+        }
+        assert_eq!(messages.digests(), expected);
+        assert_eq!(messages.digests_one_by_one(), expected);
+        if four_lanes_available() {
+            assert_eq!(messages.digests_with(x4::sha3_256_x4), expected);
+        } else {
+            eprintln!("this CPU lacks AVX-512 F/VL: only the one-by-one path was checked");
+        }
+    }
+
+    #[test]
+    fn known_answers() {
+        // FIPS 202 example values.
+        let mut messages = Messages::default();
+        messages.push([]);
+        messages.push([b"a".as_slice(), b"bc"]);
+        let digests = messages.digests();
+        assert_eq!(
+            hex(&digests[0]),
+            "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a"
+        );
+        assert_eq!(
+            hex(&digests[1]),
+            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
+        );
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any mix of short and long messages, any count (partial groups of four
+        /// included), gives `sha3`'s digests in the original order.
+        #[test]
+        fn any_batch_matches_sha3(batch in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..23)) {
+            let mut messages = Messages::default();
+            for m in &batch {
+                messages.push([m.as_slice()]);
+            }
+            let expected: Vec<_> = batch.iter().map(|m| one(m)).collect();
+            prop_assert_eq!(messages.digests(), expected);
+        }
+    }
+}
