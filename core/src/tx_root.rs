@@ -12,7 +12,7 @@
 //! verifier accepts duplicate indices, so [`verify_tx_proof`] refuses duplicate or unsorted
 //! indices before rs_merkle sees them.
 
-use crate::hash::{tagged_hash, tags, Hash32};
+use crate::hash::{tagged_hash, tagged_hashes, tags, Hash32};
 use crate::tx::tx_hash;
 use rs_merkle::{Hasher, MerkleProof, MerkleTree};
 
@@ -47,14 +47,19 @@ pub fn tx_root<T: AsRef<[u8]>>(txs: &[T]) -> Hash32 {
     tx_root_of_ids(&tx_ids(txs))
 }
 
-/// The ids of `txs` (each one's [`tx_hash`]), in order.
+/// The ids of `txs` (each one's [`tx_hash`]), in order, hashed in a batch.
 pub fn tx_ids<T: AsRef<[u8]>>(txs: &[T]) -> Vec<Hash32> {
-    txs.iter().map(|tx| tx_hash(tx.as_ref())).collect()
+    let inputs: Vec<[&[u8]; 1]> = txs.iter().map(|tx| [tx.as_ref()]).collect();
+    tagged_hashes(tags::TX, &inputs)
 }
 
 /// [`tx_root`] from the transactions' ids, in block order.
 pub fn tx_root_of_ids(ids: &[Hash32]) -> Hash32 {
-    let leaves: Vec<[u8; 32]> = ids.iter().map(tx_leaf_of_id).collect();
+    let inputs: Vec<[&[u8]; 1]> = ids.iter().map(|id| [id.as_bytes().as_slice()]).collect();
+    let leaves: Vec<[u8; 32]> = tagged_hashes(tags::TX_LEAF, &inputs)
+        .into_iter()
+        .map(|leaf| leaf.0)
+        .collect();
     let tree = MerkleTree::<TxNodeHasher>::from_leaves(&leaves);
     bind_count(tree.root().unwrap_or([0u8; 32]), ids.len() as u64)
 }
@@ -132,6 +137,24 @@ mod tests {
 
     fn txs(n: usize) -> Vec<Vec<u8>> {
         (0..n).map(|i| format!("tx{i}").into_bytes()).collect()
+    }
+
+    /// The batched ids and leaves are each transaction's own, for transactions of many
+    /// lengths (one and several sponge blocks, equal lengths and not) in any order.
+    #[test]
+    fn batched_ids_and_leaves_equal_one_by_one() {
+        let txs: Vec<Vec<u8>> = (0..23usize)
+            .map(|i| vec![i as u8; [3_409, 12, 3_409, 300, 135, 3_300][i % 6] + i % 2])
+            .collect();
+        let ids = tx_ids(&txs);
+        let single: Vec<Hash32> = txs.iter().map(|tx| tx_hash(tx)).collect();
+        assert_eq!(ids, single);
+        let leaves: Vec<[u8; 32]> = txs.iter().map(|tx| tx_leaf(tx)).collect();
+        let tree = MerkleTree::<TxNodeHasher>::from_leaves(&leaves);
+        assert_eq!(
+            tx_root_of_ids(&ids),
+            bind_count(tree.root().unwrap(), txs.len() as u64)
+        );
     }
 
     #[test]

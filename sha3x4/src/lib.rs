@@ -1,13 +1,14 @@
-//! SHA3-256 of many short messages at once.
+//! SHA3-256 of many messages at once.
 //!
-//! The state tree hashes thousands of independent short messages per block (key paths,
-//! leaves, inner nodes): every one fits in a single 136-byte block of the sponge. On a CPU
-//! with AVX-512 (F and VL), four of them go through one Keccak-f[1600] in the four 64-bit
-//! lanes of 256-bit registers, using the 32 vector registers (the whole state stays in
-//! registers), one-instruction rotations and three-input logic; elsewhere, and for longer
-//! messages, each message is hashed on its own by the `sha3` crate. The choice is made at
-//! run time and changes only the speed: the digests are SHA3-256, byte for byte, which the
-//! tests check against `sha3` for every length a single block allows.
+//! The ledger hashes thousands of independent messages per block: the state tree's key
+//! paths, leaves and inner nodes (each a single 136-byte block of the sponge) and the
+//! transactions' ids (a few kilobytes each, mostly of one length). On a CPU with AVX-512
+//! (F and VL), messages of the same length in blocks go four at a time through one
+//! Keccak-f[1600] in the four 64-bit lanes of 256-bit registers, using the 32 vector
+//! registers (the whole state stays in registers), one-instruction rotations and
+//! three-input logic; elsewhere each message is hashed on its own by the `sha3` crate. The
+//! choice is made at run time and changes only the speed: the digests are SHA3-256, byte
+//! for byte, which the tests check against `sha3`.
 //!
 //! This crate holds the one `unsafe` call the choice needs (a function compiled for
 //! AVX-512 may only be called once the CPU is known to have it), so that `agora-core`
@@ -19,9 +20,6 @@ use sha3::{Digest, Sha3_256};
 
 /// The sponge's rate for SHA3-256, in bytes.
 const RATE: usize = 136;
-
-/// The longest message that fits in one block with its padding.
-pub const MAX_SINGLE_BLOCK: usize = RATE - 1;
 
 /// Messages laid end to end, hashed together by [`Messages::digests`].
 #[derive(Clone, Debug, Default)]
@@ -78,34 +76,30 @@ impl Messages {
         (0..self.len()).map(|i| one(self.get(i))).collect()
     }
 
-    /// Groups the single-block messages by four for `four`; longer ones go one by one.
+    /// Hands `four` the messages four at a time, each four of one length in blocks (a
+    /// short group is filled up with copies of its first message, whose digests are
+    /// dropped).
     fn digests_with(&self, four: fn([&[u8]; 4]) -> [[u8; 32]; 4]) -> Vec<[u8; 32]> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_by_key(|&i| blocks(self.get(i).len()));
         let mut out = vec![[0u8; 32]; self.len()];
-        let mut group: Vec<usize> = Vec::with_capacity(4);
-        let flush = |group: &mut Vec<usize>, out: &mut Vec<[u8; 32]>| {
-            let mut messages: [&[u8]; 4] = [&[]; 4];
-            for (slot, &i) in group.iter().enumerate() {
-                messages[slot] = self.get(i);
+        let mut rest = order.as_slice();
+        while let Some(&first) = rest.first() {
+            let length = blocks(self.get(first).len());
+            let take = rest
+                .iter()
+                .take(4)
+                .take_while(|&&i| blocks(self.get(i).len()) == length)
+                .count();
+            let (group, after) = rest.split_at(take);
+            let mut messages = [self.get(first); 4];
+            for (slot, &i) in messages.iter_mut().zip(group) {
+                *slot = self.get(i);
             }
-            let digests = four(messages);
-            for (slot, &i) in group.iter().enumerate() {
-                out[i] = digests[slot];
+            for (&i, digest) in group.iter().zip(four(messages)) {
+                out[i] = digest;
             }
-            group.clear();
-        };
-        for i in 0..self.len() {
-            let message = self.get(i);
-            if message.len() > MAX_SINGLE_BLOCK {
-                out[i] = one(message);
-                continue;
-            }
-            group.push(i);
-            if group.len() == 4 {
-                flush(&mut group, &mut out);
-            }
-        }
-        if !group.is_empty() {
-            flush(&mut group, &mut out);
+            rest = after;
         }
         out
     }
@@ -116,15 +110,25 @@ pub fn one(message: &[u8]) -> [u8; 32] {
     Sha3_256::digest(message).into()
 }
 
-/// The single padded block of a message of at most [`MAX_SINGLE_BLOCK`] bytes, as the
-/// sponge's first 17 lanes (the other 8, the capacity, start at zero).
-fn padded_block(message: &[u8]) -> [u64; RATE / 8] {
-    debug_assert!(message.len() <= MAX_SINGLE_BLOCK);
+/// How many blocks the sponge absorbs for a message of `len` bytes (the padding takes at
+/// least one byte).
+fn blocks(len: usize) -> usize {
+    len / RATE + 1
+}
+
+/// Block `index` of the padded message, as the sponge's first 17 lanes.
+fn padded_block(message: &[u8], index: usize) -> [u64; RATE / 8] {
+    let start = index * RATE;
     let mut bytes = [0u8; RATE];
-    bytes[..message.len()].copy_from_slice(message);
-    // SHA3's domain bits (01) and the first bit of pad10*1, then its last bit.
-    bytes[message.len()] ^= 0x06;
-    bytes[RATE - 1] ^= 0x80;
+    let tail = &message[start.min(message.len())..];
+    if tail.len() >= RATE {
+        bytes.copy_from_slice(&tail[..RATE]);
+    } else {
+        bytes[..tail.len()].copy_from_slice(tail);
+        // SHA3's domain bits (01) and the first bit of pad10*1, then its last bit.
+        bytes[tail.len()] ^= 0x06;
+        bytes[RATE - 1] ^= 0x80;
+    }
     let mut lanes = [0u64; RATE / 8];
     for (lane, chunk) in lanes.iter_mut().zip(bytes.chunks_exact(8)) {
         *lane = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
@@ -134,7 +138,7 @@ fn padded_block(message: &[u8]) -> [u64; RATE / 8] {
 
 #[cfg(target_arch = "x86_64")]
 mod x4 {
-    use super::{padded_block, RATE};
+    use super::{blocks, padded_block, RATE};
     use std::arch::x86_64::*;
 
     /// Keccak's round constants (FIPS 202, ι).
@@ -179,35 +183,59 @@ mod x4 {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")
     }
 
-    /// SHA3-256 of four single-block messages.
+    /// SHA3-256 of four messages of the same length in blocks.
     pub(super) fn sha3_256_x4(messages: [&[u8]; 4]) -> [[u8; 32]; 4] {
         assert!(available(), "the four-lane Keccak needs AVX-512 F and VL");
-        let blocks = messages.map(padded_block);
+        let count = blocks(messages[0].len());
+        assert!(
+            messages.iter().all(|m| blocks(m.len()) == count),
+            "four messages of one length in blocks"
+        );
         #[allow(unsafe_code)]
         // SAFETY: the CPU has AVX-512 F and VL (checked just above), the only target
-        // features `absorb_and_permute` is compiled for.
+        // features `sponge` is compiled for.
         unsafe {
-            absorb_and_permute(&blocks)
+            sponge(&messages, count)
         }
     }
 
-    /// Keccak-f[1600] on four states whose rate holds `blocks` (capacity zero), each
-    /// state in one 64-bit lane of 25 vectors; returns each state's first 32 bytes.
+    /// The sponge over four messages of `count` blocks each, one message per 64-bit lane
+    /// of 25 vectors; returns each lane's first 32 bytes.
     #[target_feature(enable = "avx512f,avx512vl")]
-    fn absorb_and_permute(blocks: &[[u64; RATE / 8]; 4]) -> [[u8; 32]; 4] {
-        let lane = |i: usize| {
-            if i < RATE / 8 {
-                _mm256_set_epi64x(
-                    blocks[3][i] as i64,
-                    blocks[2][i] as i64,
-                    blocks[1][i] as i64,
-                    blocks[0][i] as i64,
-                )
-            } else {
-                _mm256_setzero_si256()
+    fn sponge(messages: &[&[u8]; 4], count: usize) -> [[u8; 32]; 4] {
+        let mut a = [_mm256_setzero_si256(); 25];
+        for index in 0..count {
+            let block = messages.map(|m| padded_block(m, index));
+            for (i, lane) in a.iter_mut().take(RATE / 8).enumerate() {
+                let words = _mm256_set_epi64x(
+                    block[3][i] as i64,
+                    block[2][i] as i64,
+                    block[1][i] as i64,
+                    block[0][i] as i64,
+                );
+                *lane = _mm256_xor_si256(*lane, words);
             }
-        };
-        let mut a: [__m256i; 25] = std::array::from_fn(lane);
+            permute(&mut a);
+        }
+        let mut out = [[0u8; 32]; 4];
+        for (i, vector) in a.iter().take(4).enumerate() {
+            let lanes = [
+                _mm256_extract_epi64::<0>(*vector),
+                _mm256_extract_epi64::<1>(*vector),
+                _mm256_extract_epi64::<2>(*vector),
+                _mm256_extract_epi64::<3>(*vector),
+            ];
+            for (digest, value) in out.iter_mut().zip(lanes) {
+                digest[8 * i..8 * i + 8].copy_from_slice(&(value as u64).to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Keccak-f[1600] on the four states held lane-wise in `a`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl")]
+    fn permute(a: &mut [__m256i; 25]) {
         let rotations: [__m256i; 25] = ROTATIONS.map(|r| _mm256_set1_epi64x(r));
         let one = _mm256_set1_epi64x(1);
         for constant in ROUND_CONSTANTS {
@@ -244,19 +272,6 @@ mod x4 {
             // ι.
             a[0] = _mm256_xor_si256(a[0], _mm256_set1_epi64x(constant as i64));
         }
-        let mut out = [[0u8; 32]; 4];
-        for (i, vector) in a.iter().take(4).enumerate() {
-            let lanes = [
-                _mm256_extract_epi64::<0>(*vector),
-                _mm256_extract_epi64::<1>(*vector),
-                _mm256_extract_epi64::<2>(*vector),
-                _mm256_extract_epi64::<3>(*vector),
-            ];
-            for (digest, value) in out.iter_mut().zip(lanes) {
-                digest[8 * i..8 * i + 8].copy_from_slice(&(value as u64).to_le_bytes());
-            }
-        }
-        out
     }
 }
 
@@ -287,13 +302,14 @@ mod tests {
             .collect()
     }
 
-    /// Every length from empty to two blocks, in every lane position, against `sha3`;
+    /// Every length from empty to three blocks and some of a transaction's, in every lane
+    /// position and in groups short of four, against `sha3`;
     /// with four lanes where the CPU has them, and always through the one-by-one path.
     #[test]
     fn every_length_matches_sha3_in_every_lane() {
         let mut messages = Messages::default();
         let mut expected = Vec::new();
-        for len in 0..=2 * RATE + 1 {
+        for len in (0..=3 * RATE + 1).chain([3_400, 3_401, 3_500]) {
             for seed in 0..5u8 {
                 let m = message(len, seed);
                 expected.push(one(&m));
@@ -336,7 +352,7 @@ mod tests {
         /// Any mix of short and long messages, any count (partial groups of four
         /// included), gives `sha3`'s digests in the original order.
         #[test]
-        fn any_batch_matches_sha3(batch in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..23)) {
+        fn any_batch_matches_sha3(batch in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..700), 0..23)) {
             let mut messages = Messages::default();
             for m in &batch {
                 messages.push([m.as_slice()]);
