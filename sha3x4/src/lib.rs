@@ -116,22 +116,24 @@ fn blocks(len: usize) -> usize {
     len / RATE + 1
 }
 
-/// Block `index` of the padded message, as the sponge's first 17 lanes.
+/// Block `index` of the padded message, as the sponge's first 17 lanes (read straight
+/// from the message: no padded copy of it is made).
 fn padded_block(message: &[u8], index: usize) -> [u64; RATE / 8] {
-    let start = index * RATE;
-    let mut bytes = [0u8; RATE];
-    let tail = &message[start.min(message.len())..];
-    if tail.len() >= RATE {
-        bytes.copy_from_slice(&tail[..RATE]);
-    } else {
-        bytes[..tail.len()].copy_from_slice(tail);
-        // SHA3's domain bits (01) and the first bit of pad10*1, then its last bit.
-        bytes[tail.len()] ^= 0x06;
-        bytes[RATE - 1] ^= 0x80;
-    }
+    let tail = &message[(index * RATE).min(message.len())..];
     let mut lanes = [0u64; RATE / 8];
-    for (lane, chunk) in lanes.iter_mut().zip(bytes.chunks_exact(8)) {
+    let whole = tail.len().min(RATE) / 8;
+    for (lane, chunk) in lanes.iter_mut().zip(tail.chunks_exact(8).take(whole)) {
         *lane = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+    }
+    if tail.len() < RATE {
+        // The last block: the message's last bytes, SHA3's domain bits (01) and the first
+        // bit of pad10*1 in one lane, the padding's last bit at the end of the block.
+        let rest = &tail[8 * whole..];
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        last[rest.len()] = 0x06;
+        lanes[whole] = u64::from_le_bytes(last);
+        lanes[RATE / 8 - 1] ^= 0x80 << 56;
     }
     lanes
 }
