@@ -171,12 +171,6 @@ mod x4 {
         0x8000_0000_8000_8008,
     ];
 
-    /// ρ's rotation of lane (x, y), at index x + 5y.
-    const ROTATIONS: [i64; 25] = [
-        0, 1, 62, 28, 27, 36, 44, 6, 55, 20, 3, 10, 43, 25, 39, 41, 45, 15, 21, 8, 18, 2, 61, 56,
-        14,
-    ];
-
     /// `vpternlogq` truth tables over (a, b, c): a ^ b ^ c, and χ's a ^ (!b & c).
     const XOR3: i32 = 0x96;
     const CHI: i32 = 0xd2;
@@ -238,8 +232,6 @@ mod x4 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl")]
     fn permute(a: &mut [__m256i; 25]) {
-        let rotations: [__m256i; 25] = ROTATIONS.map(|r| _mm256_set1_epi64x(r));
-        let one = _mm256_set1_epi64x(1);
         for constant in ROUND_CONSTANTS {
             // θ: each column's parity, folded into its two neighbours.
             let c: [__m256i; 5] = std::array::from_fn(|x| {
@@ -247,20 +239,42 @@ mod x4 {
                 _mm256_ternarylogic_epi64::<XOR3>(three, a[x + 15], a[x + 20])
             });
             for x in 0..5 {
-                let right = _mm256_rolv_epi64(c[(x + 1) % 5], one);
+                let right = _mm256_rol_epi64::<1>(c[(x + 1) % 5]);
                 for y in 0..5 {
                     a[x + 5 * y] =
                         _mm256_ternarylogic_epi64::<XOR3>(a[x + 5 * y], c[(x + 4) % 5], right);
                 }
             }
-            // ρ and π: rotate each lane and move (x, y) to (y, 2x + 3y).
-            let mut b = [_mm256_setzero_si256(); 25];
-            for x in 0..5 {
-                for y in 0..5 {
-                    b[y + 5 * ((2 * x + 3 * y) % 5)] =
-                        _mm256_rolv_epi64(a[x + 5 * y], rotations[x + 5 * y]);
-                }
-            }
+            // ρ and π: lane (x, y), rotated by its FIPS 202 offset, moves to (y, 2x + 3y);
+            // listed in destination order with immediate rotations (amounts held in
+            // registers took registers the state needs, and the spills doubled the time).
+            let b = [
+                a[0],
+                _mm256_rol_epi64::<44>(a[6]),
+                _mm256_rol_epi64::<43>(a[12]),
+                _mm256_rol_epi64::<21>(a[18]),
+                _mm256_rol_epi64::<14>(a[24]),
+                _mm256_rol_epi64::<28>(a[3]),
+                _mm256_rol_epi64::<20>(a[9]),
+                _mm256_rol_epi64::<3>(a[10]),
+                _mm256_rol_epi64::<45>(a[16]),
+                _mm256_rol_epi64::<61>(a[22]),
+                _mm256_rol_epi64::<1>(a[1]),
+                _mm256_rol_epi64::<6>(a[7]),
+                _mm256_rol_epi64::<25>(a[13]),
+                _mm256_rol_epi64::<8>(a[19]),
+                _mm256_rol_epi64::<18>(a[20]),
+                _mm256_rol_epi64::<27>(a[4]),
+                _mm256_rol_epi64::<36>(a[5]),
+                _mm256_rol_epi64::<10>(a[11]),
+                _mm256_rol_epi64::<15>(a[17]),
+                _mm256_rol_epi64::<56>(a[23]),
+                _mm256_rol_epi64::<62>(a[2]),
+                _mm256_rol_epi64::<55>(a[8]),
+                _mm256_rol_epi64::<39>(a[14]),
+                _mm256_rol_epi64::<41>(a[15]),
+                _mm256_rol_epi64::<2>(a[21]),
+            ];
             // χ, row by row.
             for y in 0..5 {
                 for x in 0..5 {
