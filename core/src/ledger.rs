@@ -128,12 +128,51 @@ pub struct Authorization {
     pub fee: Amount,
 }
 
-/// Borrowed `(key, value)` pairs for [`StateTree::insert_many`].
-fn borrowed(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8])> {
-    entries
-        .iter()
-        .map(|(key, value)| (key.as_slice(), value.as_slice()))
-        .collect()
+/// State keys and their values as canonical bytes, laid end to end in one buffer (no
+/// allocation per key): what a batch of tree updates is made of.
+struct EncodedKeys {
+    bytes: Vec<u8>,
+    /// Per key that holds a value: where its key bytes start, end, and its value ends.
+    held: Vec<(usize, usize, usize)>,
+    /// Per key that holds nothing: its key bytes.
+    vacant: Vec<(usize, usize)>,
+}
+
+impl EncodedKeys {
+    fn new(state: &State, keys: impl IntoIterator<Item = StateKey>) -> Self {
+        let mut encoded = EncodedKeys {
+            bytes: Vec::new(),
+            held: Vec::new(),
+            vacant: Vec::new(),
+        };
+        for key in keys {
+            let start = encoded.bytes.len();
+            key.write_bytes(&mut encoded.bytes);
+            let key_end = encoded.bytes.len();
+            if state.write_value(&key, &mut encoded.bytes) {
+                encoded.held.push((start, key_end, encoded.bytes.len()));
+            } else {
+                encoded.vacant.push((start, key_end));
+            }
+        }
+        encoded
+    }
+
+    /// The `(key, value)` pairs of the keys that hold a value.
+    fn entries(&self) -> Vec<(&[u8], &[u8])> {
+        let bytes = &self.bytes;
+        self.held
+            .iter()
+            .map(|&(start, key_end, end)| (&bytes[start..key_end], &bytes[key_end..end]))
+            .collect()
+    }
+
+    /// The keys that hold nothing.
+    fn vacant(&self) -> impl Iterator<Item = &[u8]> {
+        self.vacant
+            .iter()
+            .map(|&(start, end)| &self.bytes[start..end])
+    }
 }
 
 impl Ledger {
@@ -146,15 +185,9 @@ impl Ledger {
 
     fn from_state(chain_id: Hash32, state: State, recent_roots: BTreeMap<u64, Hash32>) -> Ledger {
         let mut tree = StateTree::new();
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = state
-            .keys()
-            .into_iter()
-            .map(|key| {
-                let value = state.value_bytes(&key).expect("listed keys hold values");
-                (key.to_bytes(), value)
-            })
-            .collect();
-        tree.insert_many(&borrowed(&entries));
+        let encoded = EncodedKeys::new(&state, state.keys());
+        assert!(encoded.vacant.is_empty(), "listed keys hold values");
+        tree.insert_many(&encoded.entries());
         let open_by_end = state
             .proposals
             .values()
@@ -509,17 +542,11 @@ impl Ledger {
     }
 
     fn commit_root(&mut self) -> Hash32 {
-        let mut set = Vec::with_capacity(self.dirty.len());
-        for key in std::mem::take(&mut self.dirty) {
-            let key_bytes = key.to_bytes();
-            match self.state.value_bytes(&key) {
-                Some(value) => set.push((key_bytes, value)),
-                None => {
-                    self.tree.remove(&key_bytes);
-                }
-            }
+        let encoded = EncodedKeys::new(&self.state, std::mem::take(&mut self.dirty));
+        for key in encoded.vacant() {
+            self.tree.remove(key);
         }
-        self.tree.insert_many(&borrowed(&set));
+        self.tree.insert_many(&encoded.entries());
         let root = self.tree.root();
         let height = self.height();
         self.recent_roots.insert(height, root);

@@ -185,7 +185,14 @@ pub enum StateKey {
 impl StateKey {
     /// The canonical key bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        borsh::to_vec(self).expect("in memory")
+        let mut out = Vec::new();
+        self.write_bytes(&mut out);
+        out
+    }
+
+    /// Appends the canonical key bytes to `out`.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
+        borsh::to_writer(out, self).expect("in memory");
     }
 }
 
@@ -291,20 +298,30 @@ impl State {
 
     /// The canonical value bytes of `key`, or `None` if it holds nothing.
     pub fn value_bytes(&self, key: &StateKey) -> Option<Vec<u8>> {
-        fn enc<T: BorshSerialize>(value: &T) -> Vec<u8> {
-            borsh::to_vec(value).expect("in memory")
+        let mut out = Vec::new();
+        self.write_value(key, &mut out).then_some(out)
+    }
+
+    /// Appends the canonical value bytes of `key` to `out`; `false`, with nothing
+    /// appended, if it holds nothing.
+    pub fn write_value(&self, key: &StateKey, out: &mut Vec<u8>) -> bool {
+        fn enc<T: BorshSerialize>(value: Option<&T>, out: &mut Vec<u8>) -> bool {
+            value.is_some_and(|value| {
+                borsh::to_writer(out, value).expect("in memory");
+                true
+            })
         }
         match key {
-            StateKey::Globals => Some(enc(&self.globals)),
-            StateKey::Params => Some(enc(&self.params)),
-            StateKey::Account(id) => self.accounts.get(id).map(enc),
-            StateKey::AccountKey(id) => self.account_keys.get(id).map(enc),
-            StateKey::Validator(id) => self.validators.get(id).map(enc),
-            StateKey::Proposal(id) => self.proposals.get(id).map(enc),
-            StateKey::Vote(proposal, voter) => self.votes.get(&(*proposal, *voter)).map(enc),
-            StateKey::Unbonding(height, id) => self.unbonding.get(&(*height, *id)).map(enc),
-            StateKey::Committee => Some(enc(&self.committee)),
-            StateKey::Witness(id) => self.witnesses.get(id).map(enc),
+            StateKey::Globals => enc(Some(&self.globals), out),
+            StateKey::Params => enc(Some(&self.params), out),
+            StateKey::Account(id) => enc(self.accounts.get(id), out),
+            StateKey::AccountKey(id) => enc(self.account_keys.get(id), out),
+            StateKey::Validator(id) => enc(self.validators.get(id), out),
+            StateKey::Proposal(id) => enc(self.proposals.get(id), out),
+            StateKey::Vote(proposal, voter) => enc(self.votes.get(&(*proposal, *voter)), out),
+            StateKey::Unbonding(height, id) => enc(self.unbonding.get(&(*height, *id)), out),
+            StateKey::Committee => enc(Some(&self.committee), out),
+            StateKey::Witness(id) => enc(self.witnesses.get(id), out),
         }
     }
 
