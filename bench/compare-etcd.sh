@@ -2,11 +2,16 @@
 # Agora against etcd, side by side in one run on this machine (issue #10).
 #
 #   bash bench/compare-etcd.sh [--clients N] [--seconds S] [--kind ml-dsa-65] [--agora-only]
-#                              [--cpu-split] [--batch N]
+#                              [--cpu-split] [--batch N] [--target-cpu LEVEL]
 #
 # --cpu-split samples the three node processes with `perf` (call graphs) during the
 # timed window and splits their CPU per committed transaction into verification,
 # storage, apply, consensus, network, HTTP and other (bench/cpu_split.py says how).
+#
+# --target-cpu x86-64-v4 builds Agora for that CPU level (RUSTFLAGS="-C target-cpu=...",
+# in target/cpu-LEVEL/): the compiler may then use AVX-512 everywhere, libcrux's ML-DSA
+# included, and the binary refuses to start on a CPU without it. The default build is
+# portable and picks AVX2/AVX-512 code at run time where the code offers it.
 #
 # AGORA_BENCH_KEEP=1 keeps the work directory (logs, perf.data). AGORA_BIN_DIR=dir runs the agora-node and agora-load found there instead of building
 # target/release (to compare two builds of Agora in the same conditions).
@@ -28,6 +33,7 @@ kind=ml-dsa-65
 agora_only=0
 cpu_split=0
 batch=1
+target_cpu=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) clients="$2"; shift 2 ;;
@@ -36,7 +42,8 @@ while [ $# -gt 0 ]; do
     --agora-only) agora_only=1; shift ;;
     --cpu-split) cpu_split=1; shift ;;
     --batch) batch="$2"; shift 2 ;;
-    *) echo "usage: $0 [--clients N] [--seconds S] [--kind ml-dsa-44|ml-dsa-65|ml-dsa-87] [--agora-only]" >&2; exit 2 ;;
+    --target-cpu) target_cpu="$2"; shift 2 ;;
+    *) echo "usage: $0 [--clients N] [--seconds S] [--kind ml-dsa-44|ml-dsa-65|ml-dsa-87] [--agora-only] [--cpu-split] [--batch N] [--target-cpu LEVEL]" >&2; exit 2 ;;
   esac
 done
 
@@ -118,8 +125,17 @@ fi
 fi
 
 # ---- Agora -----------------------------------------------------------------------------
-bin=${AGORA_BIN_DIR:-target/release}
-[ -n "${AGORA_BIN_DIR:-}" ] || cargo build --release --locked -q -p agora-node -p agora-cli
+if [ -n "${AGORA_BIN_DIR:-}" ]; then
+  bin=$AGORA_BIN_DIR
+elif [ -n "$target_cpu" ]; then
+  # Its own target directory: other RUSTFLAGS would rebuild everything in target/.
+  CARGO_TARGET_DIR="target/cpu-$target_cpu" RUSTFLAGS="-C target-cpu=$target_cpu" \
+    cargo build --release --locked -q -p agora-node -p agora-cli
+  bin=target/cpu-$target_cpu/release
+else
+  cargo build --release --locked -q -p agora-node -p agora-cli
+  bin=target/release
+fi
 "$bin/agora-node" devnet --nodes 3 --dir "$work/devnet" \
   --p2p-base-port "$agora_p2p" --http-base-port "$agora_http" >"$work/devnet.log" 2>&1 &
 devnet=$!

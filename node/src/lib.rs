@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod config;
+pub mod cpu;
 pub mod driver;
 pub mod events;
 pub mod keys;

@@ -162,6 +162,11 @@ struct ValidatorPublic {
 }
 
 fn main() -> ExitCode {
+    // First: a build for a newer CPU would otherwise die of an illegal instruction.
+    if let Err(error) = agora_node::cpu::check() {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
