@@ -22,6 +22,14 @@ fn hashes(c: &mut Criterion) {
         group.bench_function(format!("batched/1000x{size}B"), |b| {
             b.iter(|| messages.digests())
         });
+        // Each message on its own through `digest` (four lanes for a long one, alone).
+        group.bench_function(format!("alone/1000x{size}B"), |b| {
+            b.iter(|| {
+                (0..messages.len())
+                    .map(|i| agora_sha3x4::digest([messages.get(i)]))
+                    .collect::<Vec<_>>()
+            })
+        });
     }
     group.finish();
 }

@@ -110,6 +110,33 @@ pub fn one(message: &[u8]) -> [u8; 32] {
     Sha3_256::digest(message).into()
 }
 
+/// A message alone of at least this many sponge blocks goes through the four-lane
+/// permutation anyway, three lanes idle: one four-lane pass over a 3,409-byte transaction
+/// cost less than `sha3`'s scalar Keccak on this project's AVX-512 machine, and far less
+/// in a build for x86-64-v4, where the compiler's code for the scalar Keccak is slower
+/// (BENCHMARKS.md, "alone"). Shorter messages stay scalar (a copy and four lanes to fill
+/// are not worth it for a block or two).
+pub const ALONE_MIN_BLOCKS: usize = 8;
+
+/// SHA3-256 of the concatenation of `parts`, as one message: four-lane where the CPU
+/// allows and the message is long (see [`ALONE_MIN_BLOCKS`]), else by `sha3`.
+pub fn digest<'a>(parts: impl IntoIterator<Item = &'a [u8]> + Clone) -> [u8; 32] {
+    let len: usize = parts.clone().into_iter().map(|part| part.len()).sum();
+    if blocks(len) >= ALONE_MIN_BLOCKS && x4::available() {
+        let mut message = Vec::with_capacity(len);
+        for part in parts {
+            message.extend_from_slice(part);
+        }
+        let [digest, ..] = x4::sha3_256_x4([message.as_slice(); 4]);
+        return digest;
+    }
+    let mut hasher = Sha3_256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
 /// How many blocks the sponge absorbs for a message of `len` bytes (the padding takes at
 /// least one byte).
 fn blocks(len: usize) -> usize {
@@ -316,6 +343,31 @@ mod tests {
         (0..len)
             .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
             .collect()
+    }
+
+    /// A message alone, given in parts, either side of the four-lane threshold: the
+    /// digest of its concatenation by `sha3`.
+    #[test]
+    fn one_message_in_parts_matches_sha3_either_side_of_the_threshold() {
+        for len in [
+            0,
+            1,
+            RATE,
+            (ALONE_MIN_BLOCKS - 1) * RATE - 1,
+            (ALONE_MIN_BLOCKS - 1) * RATE,
+        ]
+        .into_iter()
+        .chain([ALONE_MIN_BLOCKS * RATE, 3_409, 10 * RATE + 7])
+        {
+            let m = message(len, 9);
+            let (head, tail) = m.split_at(len / 3);
+            let (middle, tail) = tail.split_at(tail.len() / 2);
+            let want = one(&m);
+            assert_eq!(digest([head, middle, tail]), want, "{len} bytes in parts");
+            assert_eq!(digest([m.as_slice()]), want, "{len} bytes whole");
+        }
+        assert!(blocks((ALONE_MIN_BLOCKS - 1) * RATE) == ALONE_MIN_BLOCKS);
+        assert!(blocks((ALONE_MIN_BLOCKS - 1) * RATE - 1) == ALONE_MIN_BLOCKS - 1);
     }
 
     /// Every length from empty to three blocks and some of a transaction's, in every lane
