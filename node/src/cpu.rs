@@ -12,36 +12,28 @@
 /// the running CPU has it.
 pub type Feature = (&'static str, bool, fn() -> bool);
 
+/// One [`Feature`] from its name, written once.
+#[cfg(target_arch = "x86_64")]
+macro_rules! feature {
+    ($name:tt) => {
+        ($name, cfg!(target_feature = $name), || {
+            std::is_x86_feature_detected!($name)
+        })
+    };
+}
+
 /// The extensions a build may assume (x86-64-v2 to v4).
 #[cfg(target_arch = "x86_64")]
 static ASSUMED: [Feature; 9] = [
-    ("sse4.2", cfg!(target_feature = "sse4.2"), || {
-        std::is_x86_feature_detected!("sse4.2")
-    }),
-    ("avx", cfg!(target_feature = "avx"), || {
-        std::is_x86_feature_detected!("avx")
-    }),
-    ("avx2", cfg!(target_feature = "avx2"), || {
-        std::is_x86_feature_detected!("avx2")
-    }),
-    ("bmi2", cfg!(target_feature = "bmi2"), || {
-        std::is_x86_feature_detected!("bmi2")
-    }),
-    ("fma", cfg!(target_feature = "fma"), || {
-        std::is_x86_feature_detected!("fma")
-    }),
-    ("avx512f", cfg!(target_feature = "avx512f"), || {
-        std::is_x86_feature_detected!("avx512f")
-    }),
-    ("avx512vl", cfg!(target_feature = "avx512vl"), || {
-        std::is_x86_feature_detected!("avx512vl")
-    }),
-    ("avx512bw", cfg!(target_feature = "avx512bw"), || {
-        std::is_x86_feature_detected!("avx512bw")
-    }),
-    ("avx512dq", cfg!(target_feature = "avx512dq"), || {
-        std::is_x86_feature_detected!("avx512dq")
-    }),
+    feature!("sse4.2"),
+    feature!("avx"),
+    feature!("avx2"),
+    feature!("bmi2"),
+    feature!("fma"),
+    feature!("avx512f"),
+    feature!("avx512vl"),
+    feature!("avx512bw"),
+    feature!("avx512dq"),
 ];
 
 /// The extensions the build assumes that the CPU lacks, in order.
