@@ -19,6 +19,7 @@ mod genesis;
 mod history;
 mod local;
 mod peers;
+mod propose;
 mod queries;
 mod reads;
 mod replay;
@@ -525,22 +526,18 @@ impl<C: VoteCrypto> Replica<C> {
         }
         // An idle pipeline takes new transactions at once rather than at the next tick;
         // while a block is in flight, transactions gather for the next one.
-        if self.proposed_blocks.is_empty()
-            && !self.mempool.is_empty()
-            && self.raft.role() == Role::Leader
-            && !self.config.replay
-        {
+        if self.takes_a_block_now() {
             self.propose_block();
         }
+        let in_flight = !self.proposed_blocks.is_empty();
         self.limit_apply();
-        let mut moved = false;
-        while self.raft.has_ready() {
-            moved = true;
-            let ready = self.raft.ready();
-            if let Err(halt) = self.handle_ready(ready) {
-                self.halted = Some(halt.clone());
-                return Err(halt);
-            }
+        let mut moved = self.drain_ready()?;
+        // The block in flight committed just now: the next one goes out in this same batch
+        // (one storage transaction for the commit and the new entry, and its append carries
+        // the new commit index) rather than one loop later.
+        if in_flight && self.takes_a_block_now() {
+            self.propose_block();
+            moved |= self.drain_ready()?;
         }
         self.send_signatures();
         for regression in self.raft.take_regressions() {
@@ -554,6 +551,20 @@ impl<C: VoteCrypto> Replica<C> {
         }
         self.pending.verify = std::mem::take(&mut self.verifier.jobs);
         Ok(std::mem::take(&mut self.pending))
+    }
+
+    /// Handles every `Ready` the core has; whether there was one.
+    fn drain_ready(&mut self) -> Result<bool, NodeHalt> {
+        let mut moved = false;
+        while self.raft.has_ready() {
+            moved = true;
+            let ready = self.raft.ready();
+            if let Err(halt) = self.handle_ready(ready) {
+                self.halted = Some(halt.clone());
+                return Err(halt);
+            }
+        }
+        Ok(moved)
     }
 
     // ---- state, for the shell's metrics and the simulator's checkers ----------------------
@@ -629,9 +640,11 @@ impl<C: VoteCrypto> Replica<C> {
             .messages
             .append(&mut std::mem::take(&mut ready.messages));
         let witness = self.is_witness();
-        if !witness {
-            self.prefetch_verdicts(&ready.entries);
-        }
+        let deferred = if witness {
+            Vec::new()
+        } else {
+            self.prefetch_verdicts(&ready.entries)
+        };
         // 3. Install, then apply (a witness does neither: it does not execute the log; a
         //    former witness applies nothing until a full snapshot gives it a ledger).
         if let Some(snapshot) = &ready.snapshot {
@@ -655,6 +668,9 @@ impl<C: VoteCrypto> Replica<C> {
             } else {
                 self.apply(entry)?;
             }
+        }
+        if !deferred.is_empty() {
+            self.prefetch_deferred(deferred);
         }
         // 4. Reads confirmed at an index are served once it is applied.
         for read in std::mem::take(&mut ready.read_states) {
@@ -781,99 +797,6 @@ impl<C: VoteCrypto> Replica<C> {
             snapshot: Some(snapshot),
             entries: Vec::new(),
         });
-    }
-
-    // ---- the leader's work --------------------------------------------------------------
-
-    /// Leader: batches the mempool into a block on top of its log, or proposes an empty
-    /// block when the chain has been idle for the empty-block interval.
-    fn propose_block(&mut self) {
-        let idle = self
-            .config
-            .empty_block_interval_ticks
-            .is_some_and(|interval| self.now.saturating_sub(self.last_block_proposed) >= interval);
-        if (self.mempool.is_empty() && !idle)
-            || self.proposed_blocks.len() as u64 >= self.config.max_uncommitted_blocks
-        {
-            return;
-        }
-        let Some(index) = self.raft.next_proposal_index() else {
-            return;
-        };
-        let ledger = self.app.ledger();
-        let txs = self.mempool.take(
-            self.config.max_block_txs,
-            self.config.max_block_bytes,
-            self.now,
-            index,
-            |sender| ledger.next_nonce(sender),
-        );
-        if txs.is_empty() && !idle {
-            // Only held transactions (waiting for a predecessor): a block could take none,
-            // and an empty block now would be followed by another as soon as it commits.
-            return;
-        }
-        let bytes: Vec<Vec<u8>> = txs.iter().map(|tx| tx.bytes.clone()).collect();
-        let ids: Vec<Hash32> = txs.iter().map(|tx| tx.hash).collect();
-        let randomness: [u8; 32] = self.rng.random();
-        let certificates = self.certificates_for(self.raft.log(), index);
-        let Some(payload) = self.app.build_block(
-            self.raft.log(),
-            index,
-            &self.key,
-            (bytes, &ids, certificates),
-            randomness,
-        ) else {
-            self.mempool.restore(txs, self.now);
-            return;
-        };
-        #[cfg(any(test, feature = "inject-bugs"))]
-        let speculative = payload.clone();
-        match self.raft.propose(payload) {
-            Ok(index) => {
-                self.verifier.remember_tx_ids(index, self.raft.term(), ids);
-                self.proposed_blocks.push_back(index);
-                self.last_block_proposed = self.now;
-                self.counters.blocks_proposed += 1;
-                #[cfg(any(test, feature = "inject-bugs"))]
-                if self.bugs.acknowledge_on_propose {
-                    self.acknowledge_speculatively(index, speculative);
-                }
-            }
-            Err(_) => self.mempool.restore(txs, self.now),
-        }
-    }
-
-    /// The injected bug: apply a just-proposed block to a copy of the ledger and answer
-    /// its waiters from that, before anything is durable.
-    #[cfg(any(test, feature = "inject-bugs"))]
-    fn acknowledge_speculatively(&mut self, index: u64, payload: Vec<u8>) {
-        if self.raft.applied_index() + 1 != index {
-            return;
-        }
-        let mut copy = self.app.clone();
-        let entry = LogEntry {
-            index,
-            term: self.raft.term(),
-            data: crate::raft::EntryData::Normal(payload.into()),
-        };
-        if let Ok(outcome) = copy.apply_entry(&entry, &self.verifier) {
-            self.notify_waiters(index, &outcome.receipts);
-        }
-    }
-
-    /// Leader: when the ledger's validators or weights differ from Raft's configuration,
-    /// propose the joint change.
-    fn reconfigure(&mut self) {
-        let target = raft_config_of(self.app.ledger().target_config());
-        if target != self.raft.membership().incoming
-            && !self.raft.config_change_in_flight()
-            && target.validate().is_ok()
-        {
-            if let Ok(index) = self.raft.propose_config(target) {
-                self.pending.notices.push(Notice::Reconfiguring { index });
-            }
-        }
     }
 
     fn reply(&mut self, id: RequestId, result: Result<Answer, ApiError>) {

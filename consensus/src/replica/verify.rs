@@ -17,8 +17,8 @@ use agora_core::block::Block;
 use agora_core::encoding::Canonical;
 use agora_core::tx_root::tx_ids;
 use agora_core::{
-    AccountId, CommitStatement, Hash32, PublicKey, Purpose, Signature, SignatureVerdicts,
-    SignedTransaction, ValidatorId,
+    AccountId, Certificate, CommitStatement, Hash32, PublicKey, Purpose, Signature,
+    SignatureVerdicts, SignedTransaction, ValidatorId,
 };
 use std::collections::{BTreeMap, VecDeque};
 
@@ -383,10 +383,12 @@ impl<C: VoteCrypto> Replica<C> {
 
     /// A follower starts checking the signatures of blocks that just arrived, so that
     /// applying them finds the verdicts ready (best effort: a full pipeline skips), and
-    /// keeps their transactions' ids for apply.
-    pub(super) fn prefetch_verdicts(&mut self, entries: &[LogEntry]) {
+    /// keeps their transactions' ids for apply. Returns the certificates for heights not
+    /// applied yet, to start with [`Replica::prefetch_deferred`] once those apply.
+    pub(super) fn prefetch_verdicts(&mut self, entries: &[LogEntry]) -> Vec<(u64, Certificate)> {
+        let mut deferred = Vec::new();
         if self.raft.role() == Role::Leader {
-            return; // its blocks hold what its own admission verified
+            return deferred; // its blocks hold what its own admission verified
         }
         for entry in entries {
             let EntryData::Normal(bytes) = &entry.data else {
@@ -414,10 +416,33 @@ impl<C: VoteCrypto> Replica<C> {
                 let job = VerifyJob::tx(signed, key);
                 self.prefetch(entry.index, hash, job);
             }
+            let applied = self.app.ledger().height();
+            let (now, later) = block
+                .certificates
+                .into_iter()
+                .partition::<Vec<_>, _>(|certificate| certificate.height <= applied);
             if !full {
-                self.prefetch_certificates(entry.index, &block);
+                self.prefetch_certificates(entry.index, &now);
             }
+            deferred.extend(
+                later
+                    .into_iter()
+                    .map(|certificate| (entry.index, certificate)),
+            );
             self.verifier.remember_tx_ids(entry.index, entry.term, ids);
+        }
+        deferred
+    }
+
+    /// Starts checking the certificates [`Replica::prefetch_verdicts`] put off, for the
+    /// blocks not applied yet whose certified height applied since (a block that arrives
+    /// with the commit of the block before it certifies that one).
+    pub(super) fn prefetch_deferred(&mut self, deferred: Vec<(u64, Certificate)>) {
+        let applied = self.app.ledger().height();
+        for (index, certificate) in deferred {
+            if index > applied && certificate.height <= applied {
+                self.prefetch_certificates(index, std::slice::from_ref(&certificate));
+            }
         }
     }
 }
@@ -426,10 +451,10 @@ impl<C: VoteCrypto> Replica<C> {
     /// Starts checking the commit signatures of a block that arrived, against the state
     /// this node has applied (a certificate for a height it has not applied yet is checked
     /// at apply).
-    fn prefetch_certificates(&mut self, index: u64, block: &Block) {
+    fn prefetch_certificates(&mut self, index: u64, certificates: &[Certificate]) {
         let ledger = self.app.ledger();
         let mut jobs = Vec::new();
-        for certificate in &block.certificates {
+        for certificate in certificates {
             let (Some(statement), Some(committee)) = (
                 ledger.commit_statement(certificate.height),
                 ledger.certifying_committee(certificate.height),

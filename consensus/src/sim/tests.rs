@@ -746,3 +746,52 @@ fn apply_finds_the_transaction_ids_each_node_hashed_before() {
         );
     }
 }
+
+/// A leader whose blocks in flight all commit, with transactions waiting, proposes the
+/// next block in that same step (one storage write carries the commit and the new entry,
+/// whose append tells the followers of the commit), not a loop later. The leader's clock
+/// runs at 1% here, so that its tick (which also proposes) does not hide the difference.
+#[test]
+fn the_next_block_goes_out_with_the_commit_of_the_last() {
+    use super::world::Input;
+    use crate::replica::Request;
+    use agora_core::tx::tx_hash;
+    let client = 1;
+    let (mut world, leader) = quiet_world();
+    let key = world.clients[client].clone();
+    let register = transfer_from(&world, &key, 0);
+    assert!(submit_and_wait(&mut world, client, leader, register));
+    world.nodes[leader].clock_rate_percent = 1;
+    let (mut nonce, mut chained) = (1, 0);
+    while world.now < 2_000 && nonce < 120 {
+        let replica = world.nodes[leader].replica.as_ref().unwrap();
+        let (commit, last) = (replica.raft().commit_index(), replica.raft().last_index());
+        let (waiting, ticks) = (replica.mempool_len(), world.nodes[leader].local_ticks);
+        if waiting < 3 {
+            let bytes = transfer_from(&world, &key, nonce);
+            world.checker.on_sent(tx_hash(&bytes));
+            let id = world.next_request;
+            world.next_request += 1;
+            let submit = Request::Submit { bytes, wait: false };
+            world.input(leader, Input::Request(id, submit));
+            nonce += 1;
+        }
+        world.now += 1;
+        world.step().unwrap();
+        let replica = world.nodes[leader].replica.as_ref().unwrap();
+        assert_eq!(replica.raft().role(), crate::raft::Role::Leader);
+        let ticked = world.nodes[leader].local_ticks != ticks;
+        if !ticked && waiting > 0 && last > commit && replica.raft().commit_index() >= last {
+            assert!(
+                replica.raft().last_index() > last,
+                "blocks through {last} committed with {waiting} transactions waiting, and no block followed in that step"
+            );
+            chained += 1;
+        }
+    }
+    assert!(nonce >= 120, "the leader kept taking transactions");
+    assert!(
+        chained >= 10,
+        "{chained} blocks followed the commit of the last"
+    );
+}
