@@ -275,6 +275,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
             .observe(started.elapsed().as_secs_f64());
         shell.execute(actions, &pulse).await?;
         shell.refresh_metrics();
+        shell.metrics.record_loop(&pulse);
     }
 }
 

@@ -3,10 +3,11 @@
 
 use crate::network::NetworkCounters;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Every metric of the node: its network's, and each zone's, labelled.
@@ -105,6 +106,8 @@ pub struct Metrics {
     pub event_subscribers_cut: Counter,
     /// Seconds the event loop has been stuck in one place past the watchdog limit.
     pub loop_stalled_seconds: Gauge,
+    /// Seconds the event loop spent in each phase (see [`crate::watchdog::Phase`]).
+    pub loop_seconds: Family<[(&'static str, &'static str); 1], Counter<f64, AtomicU64>>,
     node: Arc<NodeMetrics>,
 }
 
@@ -140,6 +143,7 @@ impl Metrics {
             event_subscribers: Gauge::default(),
             event_subscribers_cut: Counter::default(),
             loop_stalled_seconds: Gauge::default(),
+            loop_seconds: Family::default(),
             node,
         };
         registry.register("raft_term", "Current Raft term", metrics.term.clone());
@@ -253,7 +257,24 @@ impl Metrics {
             "How long the zone's event loop has stayed in one place past the watchdog's limit (0 while it moves); the log names the place",
             metrics.loop_stalled_seconds.clone(),
         );
+        registry.register(
+            "event_loop_seconds",
+            "Seconds the zone's event loop spent in each phase: waiting for input, in the replica (raft, apply), storing (one SQLite transaction and its fsync), carrying out the rest",
+            metrics.loop_seconds.clone(),
+        );
         metrics
+    }
+
+    /// Brings `agora_event_loop_seconds_total` up to what `pulse` has counted.
+    pub fn record_loop(&self, pulse: &crate::watchdog::Pulse) {
+        use crate::watchdog::Phase;
+        for (phase, seconds) in Phase::ALL.iter().zip(pulse.spent()) {
+            let counter = self.loop_seconds.get_or_create(&[("phase", phase.label())]);
+            let behind = seconds - counter.get();
+            if behind > 0.0 {
+                counter.inc_by(behind);
+            }
+        }
     }
 
     /// The node's whole exposition (every zone's metrics, and the network's).

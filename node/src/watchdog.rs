@@ -27,12 +27,22 @@ pub enum Phase {
 
 impl Phase {
     /// In declaration order: a phase's index is its discriminant.
-    const ALL: [Phase; 4] = [
+    pub const ALL: [Phase; 4] = [
         Phase::Waiting,
         Phase::Replica,
         Phase::Storing,
         Phase::Carrying,
     ];
+
+    /// The `phase` label of `agora_event_loop_seconds_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Waiting => "waiting",
+            Phase::Replica => "replica",
+            Phase::Storing => "storing",
+            Phase::Carrying => "carrying",
+        }
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -50,6 +60,10 @@ pub struct Pulse {
     origin: Instant,
     /// Phase index in the top byte, milliseconds since `origin` below.
     mark: AtomicU64,
+    /// When the loop entered its current phase, in nanoseconds since `origin`.
+    entered_ns: AtomicU64,
+    /// Nanoseconds the loop spent in each phase, by index, up to its last mark.
+    spent_ns: [AtomicU64; 4],
 }
 
 const MS_BITS: u32 = 56;
@@ -60,14 +74,26 @@ impl Pulse {
         Arc::new(Pulse {
             origin: Instant::now(),
             mark: AtomicU64::new(0),
+            entered_ns: AtomicU64::new(0),
+            spent_ns: Default::default(),
         })
     }
 
-    /// The loop enters `phase` now.
+    /// The loop enters `phase` now (the time since its last mark is added to the phase it
+    /// leaves).
     pub fn enter(&self, phase: Phase) {
-        let ms = self.now_ms() & ((1 << MS_BITS) - 1);
+        let now_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let (left, _) = self.read();
+        let entered = self.entered_ns.swap(now_ns, Ordering::Relaxed);
+        self.spent_ns[left as usize].fetch_add(now_ns.saturating_sub(entered), Ordering::Relaxed);
+        let ms = (now_ns / 1_000_000) & ((1 << MS_BITS) - 1);
         self.mark
             .store(((phase as u64) << MS_BITS) | ms, Ordering::Relaxed);
+    }
+
+    /// Seconds the loop spent in each phase (in [`Phase::ALL`] order) up to its last mark.
+    pub fn spent(&self) -> [f64; 4] {
+        std::array::from_fn(|i| self.spent_ns[i].load(Ordering::Relaxed) as f64 / 1e9)
     }
 
     fn now_ms(&self) -> u64 {
@@ -304,5 +330,27 @@ mod tests {
         drop(pulse);
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(task.is_finished(), "the watchdog ended with its loop");
+    }
+
+    /// Each phase is charged the time from entering it to the next mark, whichever phase
+    /// comes next (paused time: exact).
+    #[tokio::test(start_paused = true)]
+    async fn each_phase_is_charged_the_time_until_the_next_mark() {
+        let pulse = Pulse::new();
+        let ms = |n| tokio::time::advance(Duration::from_millis(n));
+        ms(7).await;
+        pulse.enter(Phase::Replica);
+        ms(3).await;
+        pulse.enter(Phase::Storing);
+        ms(5).await;
+        pulse.enter(Phase::Carrying);
+        ms(1).await;
+        pulse.enter(Phase::Replica);
+        ms(2).await;
+        pulse.enter(Phase::Waiting);
+        ms(40).await; // not charged until the loop marks again
+        assert_eq!(pulse.spent(), [0.007, 0.005, 0.005, 0.001]);
+        pulse.enter(Phase::Replica);
+        assert_eq!(pulse.spent(), [0.047, 0.005, 0.005, 0.001]);
     }
 }

@@ -2,7 +2,7 @@
 //! configuration change when the ledger's validators moved.
 
 use super::{raft_config_of, Notice, Replica};
-use crate::raft::{LogEntry, Role, VoteCrypto};
+use crate::raft::{Role, VoteCrypto};
 use agora_core::Hash32;
 use rand::Rng;
 
@@ -83,7 +83,7 @@ impl<C: VoteCrypto> Replica<C> {
             return;
         }
         let mut copy = self.app.clone();
-        let entry = LogEntry {
+        let entry = crate::raft::LogEntry {
             index,
             term: self.raft.term(),
             data: crate::raft::EntryData::Normal(payload.into()),
