@@ -249,6 +249,8 @@ pub enum Notice {
 
 /// What the replica asks its executor to do, in this order:
 ///
+/// 0. send `early` at once: a leader's appends, which need not wait for its own write
+///    (§10.2.1 of Ongaro's thesis: the leader's disk write runs alongside its followers');
 /// 1. make every [`Write`] in `writes` durable, in order (as one transaction, or as several
 ///    in order: after a crash, any prefix of them may have survived, never a later one
 ///    without the ones before it). If a write fails, stop: carry out nothing below and
@@ -263,6 +265,11 @@ pub enum Notice {
 #[derive(Debug, Default)]
 #[must_use = "actions must be carried out, writes first"]
 pub struct Actions {
+    /// 0. Appends from a leader, to send before (or while) `writes` are made durable:
+    ///    their commit index counts no entry this batch writes (it is the commit this
+    ///    batch started from), and the leader's own entries count toward a commit only in
+    ///    a later batch, whose writes start after these finished.
+    pub early: Vec<Message>,
     /// 1. Durable first.
     pub writes: Vec<Write>,
     /// 2. Raft messages to peers.
@@ -289,6 +296,7 @@ impl Actions {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
+            && self.early.is_empty()
             && self.messages.is_empty()
             && self.forwards.is_empty()
             && self.replies.is_empty()
@@ -524,6 +532,7 @@ impl<C: VoteCrypto> Replica<C> {
         if let Some(halt) = &self.halted {
             return Err(halt.clone());
         }
+        let durable_commit = self.raft.commit_index();
         // An idle pipeline takes new transactions at once rather than at the next tick;
         // while a block is in flight, transactions gather for the next one.
         if self.takes_a_block_now() {
@@ -550,6 +559,7 @@ impl<C: VoteCrypto> Replica<C> {
             self.publish_peers();
         }
         self.pending.verify = std::mem::take(&mut self.verifier.jobs);
+        self.send_appends_early(durable_commit);
         Ok(std::mem::take(&mut self.pending))
     }
 

@@ -353,10 +353,11 @@ impl Shell {
         }
     }
 
-    /// Carries out `actions` in the documented order: writes (one transaction), then
-    /// messages, then replies and jobs, then peers and notices.
+    /// Carries out `actions` in the documented order: a leader's early appends, writes
+    /// (one transaction), then messages, then replies and jobs, then peers and notices.
     async fn execute(&mut self, actions: Actions, pulse: &Pulse) -> Result<(), DriverError> {
         let Actions {
+            early,
             writes,
             messages,
             forwards,
@@ -366,6 +367,8 @@ impl Shell {
             peers,
             notices,
         } = actions;
+        // A leader's appends go out first: followers write while the leader does.
+        self.send_raft(early);
         pulse.enter(Phase::Storing);
         if let Err(error) = self.store.write(&writes).await {
             tracing::error!(%error, "storage failed");
@@ -373,15 +376,7 @@ impl Shell {
         }
         pulse.enter(Phase::Carrying);
         self.events.publish_writes(&writes);
-        for message in messages {
-            if self
-                .outbound
-                .try_send(Outbound::Raft(Box::new(message)))
-                .is_err()
-            {
-                self.metrics.dropped_outbound.inc();
-            }
-        }
+        self.send_raft(messages);
         for (leader, txs) in forward_batches(forwards) {
             self.metrics.forward_batch_size.observe(txs.len() as f64);
             if self
@@ -415,6 +410,18 @@ impl Shell {
             log_notice(&notice);
         }
         Ok(())
+    }
+
+    fn send_raft(&self, messages: Vec<agora_consensus::raft::Message>) {
+        for message in messages {
+            if self
+                .outbound
+                .try_send(Outbound::Raft(Box::new(message)))
+                .is_err()
+            {
+                self.metrics.dropped_outbound.inc();
+            }
+        }
     }
 
     fn deliver(&mut self, id: RequestId, result: Result<Answer, ApiError>) {

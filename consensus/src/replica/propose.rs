@@ -2,7 +2,7 @@
 //! configuration change when the ledger's validators moved.
 
 use super::{raft_config_of, Notice, Replica};
-use crate::raft::{Role, VoteCrypto};
+use crate::raft::{MessageBody, Role, VoteCrypto};
 use agora_core::Hash32;
 use rand::Rng;
 
@@ -105,5 +105,27 @@ impl<C: VoteCrypto> Replica<C> {
                 self.pending.notices.push(Notice::Reconfiguring { index });
             }
         }
+    }
+
+    /// Leader: its appends go out before its own write (see [`super::Actions::early`]),
+    /// unless the commit index moved during this batch's ready handling. Everything before
+    /// this batch is durable (the executor finished those writes before giving the replica
+    /// new inputs), and a commit decided on receiving acknowledgements counts this node's
+    /// entries only as far as they were durable; a commit that moved while this batch's
+    /// `Ready`s were advanced may count entries only this batch writes (a leader whose own
+    /// weight is a quorum commits alone), and an append carrying it waits for the write.
+    pub(super) fn send_appends_early(&mut self, durable_commit: u64) {
+        if self.raft.role() != Role::Leader || self.raft.commit_index() != durable_commit {
+            return;
+        }
+        let (early, late): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending.messages)
+            .into_iter()
+            .partition(|message| {
+                message.from == self.raft.id()
+                    && message.term == self.raft.term()
+                    && matches!(message.body, MessageBody::AppendEntries { .. })
+            });
+        self.pending.early = early;
+        self.pending.messages = late;
     }
 }

@@ -795,3 +795,53 @@ fn the_next_block_goes_out_with_the_commit_of_the_last() {
         "{chained} blocks followed the commit of the last"
     );
 }
+
+/// A leader's appends come out in `early` (to be sent before its own write), carrying a
+/// commit index this batch did not move; nothing else does, and the entries they carry
+/// are in the same batch's writes.
+#[test]
+fn a_leader_sends_its_appends_before_its_own_write() {
+    use crate::raft::{Message, MessageBody};
+    use crate::replica::{Request, Write};
+    let (mut world, leader) = quiet_world();
+    let key = world.clients[1].clone();
+    let bytes = transfer_from(&world, &key, 0);
+    let replica = world.nodes[leader].replica.as_mut().unwrap();
+    let commit = replica.raft().commit_index();
+    replica.request(u64::MAX, Request::Submit { bytes, wait: false });
+    let checks = replica.actions().unwrap();
+    assert!(checks.early.is_empty(), "nothing proposed before the check");
+    for (id, job) in checks.verify {
+        replica.verified(id, job.run());
+    }
+    let actions = replica.actions().unwrap();
+    let appended = |messages: &[Message]| -> Vec<(u64, u64)> {
+        messages
+            .iter()
+            .filter_map(|m| match &m.body {
+                MessageBody::AppendEntries {
+                    entries, commit, ..
+                } => Some((entries.last()?.index, *commit)),
+                _ => None,
+            })
+            .collect()
+    };
+    let early = appended(&actions.early);
+    let written: Vec<u64> = actions
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Log { entries, .. } => entries.last().map(|e| e.index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(early.len(), 2, "one append to each follower: {early:?}");
+    assert!(early
+        .iter()
+        .all(|&(last, c)| c == commit && written.contains(&last)));
+    assert!(appended(&actions.messages).is_empty());
+    assert!(actions
+        .early
+        .iter()
+        .all(|m| matches!(m.body, MessageBody::AppendEntries { .. })));
+}

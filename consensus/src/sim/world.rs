@@ -641,7 +641,7 @@ impl World {
         let Some(replica) = self.nodes[i].replica.as_mut() else {
             return Ok(());
         };
-        let actions = replica.actions().map_err(|halt| {
+        let mut actions = replica.actions().map_err(|halt| {
             fail(
                 "the ledger never halts on committed entries",
                 format!("{id:?}: {halt}"),
@@ -649,6 +649,11 @@ impl World {
         })?;
         if actions.is_empty() {
             return Ok(());
+        }
+        // A leader's appends leave before its write, slow or not, and a crash during the
+        // write does not take them back.
+        for message in std::mem::take(&mut actions.early) {
+            self.send(SimMessage::Raft(message));
         }
         let slow =
             self.faults_on && !actions.writes.is_empty() && self.rng.random_range(0..25) == 0;
@@ -663,6 +668,7 @@ impl World {
     /// Carries out `actions` as the shell does: writes, then messages, then replies.
     fn complete(&mut self, i: usize, actions: Actions) -> Result<(), Violation> {
         let Actions {
+            early,
             writes,
             messages,
             forwards,
@@ -672,6 +678,7 @@ impl World {
             peers: _,
             notices,
         } = actions;
+        assert!(early.is_empty(), "sent when the actions were taken");
         // A crash in the middle of the writes keeps a prefix of them (a torn batch), a
         // failed fsync stops the node the same way; a crash after them loses the sends.
         let roll = if self.faults_on {
