@@ -180,6 +180,13 @@ impl Checker {
         Ok(())
     }
 
+    /// The newest entry known committed: (index, term).
+    pub fn last_committed(&self) -> Option<(Index, Term)> {
+        self.committed
+            .last_key_value()
+            .map(|(&index, &(term, _))| (index, term))
+    }
+
     /// Records that `node` learned entries up to its commit index are committed.
     pub fn on_commit(
         &mut self,

@@ -496,8 +496,24 @@ impl World {
                         .any(|(other, _)| *other != id && !config.is_witness(other))
                 })
         });
+        // Nor the disk of the only node that stores the newest committed entry: where one
+        // member's weight is a quorum of its configuration, it commits alone, and losing
+        // its disk loses what it committed, which no protocol survives either.
+        let stored_elsewhere = self.checker.last_committed().is_none_or(|(index, term)| {
+            (0..self.nodes.len()).filter(|j| *j != i).any(|j| {
+                let stored = self.nodes[j].store.recover();
+                stored
+                    .snapshot
+                    .as_ref()
+                    .is_some_and(|s| s.meta.index >= index)
+                    || stored
+                        .entries
+                        .iter()
+                        .any(|e| e.index == index && e.term == term)
+            })
+        });
         match disk {
-            _ if !others_proven || !another_full_member => {}
+            _ if !others_proven || !another_full_member || !stored_elsewhere => {}
             0 => {
                 self.nodes[i].store = self.empty_store.clone();
                 self.report.disks_lost += 1;
