@@ -564,6 +564,16 @@ fn quiet_world() -> (super::world::World, usize) {
     (world, leader)
 }
 
+/// A quiet world in which `client`'s account is registered (its nonce 0 committed through
+/// the leader), and the client's key.
+fn quiet_world_with_account(client: usize) -> (super::world::World, usize, agora_core::SecretKey) {
+    let (mut world, leader) = quiet_world();
+    let key = world.clients[client].clone();
+    let register = transfer_from(&world, &key, 0);
+    assert!(submit_and_wait(&mut world, client, leader, register));
+    (world, leader, key)
+}
+
 /// A transfer of 1 from `key`'s account, signed for the world's chain.
 fn transfer_from(world: &super::world::World, key: &agora_core::SecretKey, nonce: u64) -> Vec<u8> {
     use agora_core::encoding::Canonical;
@@ -658,11 +668,7 @@ fn a_lagging_follower_rechecks_before_refusing_an_account_as_unknown() {
 fn a_held_transaction_does_not_make_the_leader_propose_empty_blocks() {
     use super::world::Input;
     use crate::replica::Request;
-    let client = 1;
-    let (mut world, leader) = quiet_world();
-    let key = world.clients[client].clone();
-    let register = transfer_from(&world, &key, 0);
-    assert!(submit_and_wait(&mut world, client, leader, register));
+    let (mut world, leader, key) = quiet_world_with_account(1);
     // Nonce 2 without nonce 1: held.
     let gapped = transfer_from(&world, &key, 2);
     let id = world.next_request;
@@ -756,11 +762,7 @@ fn the_next_block_goes_out_with_the_commit_of_the_last() {
     use super::world::Input;
     use crate::replica::Request;
     use agora_core::tx::tx_hash;
-    let client = 1;
-    let (mut world, leader) = quiet_world();
-    let key = world.clients[client].clone();
-    let register = transfer_from(&world, &key, 0);
-    assert!(submit_and_wait(&mut world, client, leader, register));
+    let (mut world, leader, key) = quiet_world_with_account(1);
     world.nodes[leader].clock_rate_percent = 1;
     let (mut nonce, mut chained) = (1, 0);
     while world.now < 2_000 && nonce < 120 {
