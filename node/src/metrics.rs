@@ -107,7 +107,9 @@ pub struct Metrics {
     /// Seconds the event loop has been stuck in one place past the watchdog limit.
     pub loop_stalled_seconds: Gauge,
     /// Seconds the event loop spent in each phase (see [`crate::watchdog::Phase`]).
-    pub loop_seconds: Family<[(&'static str, &'static str); 1], Counter<f64, AtomicU64>>,
+    /// `agora_event_loop_seconds_total`, one counter per phase in `Phase::ALL`'s order,
+    /// made once at registration so the loop's turn looks nothing up.
+    loop_seconds: [Counter<f64, AtomicU64>; 4],
     node: Arc<NodeMetrics>,
 }
 
@@ -119,7 +121,7 @@ impl Metrics {
 
     /// Registers every metric of a zone in `registry`.
     fn register(registry: &mut Registry, node: Arc<NodeMetrics>) -> Metrics {
-        let metrics = Metrics {
+        let mut metrics = Metrics {
             term: Gauge::default(),
             role: Gauge::default(),
             commit_index: Gauge::default(),
@@ -143,7 +145,7 @@ impl Metrics {
             event_subscribers: Gauge::default(),
             event_subscribers_cut: Counter::default(),
             loop_stalled_seconds: Gauge::default(),
-            loop_seconds: Family::default(),
+            loop_seconds: Default::default(),
             node,
         };
         registry.register("raft_term", "Current Raft term", metrics.term.clone());
@@ -257,19 +259,25 @@ impl Metrics {
             "How long the zone's event loop has stayed in one place past the watchdog's limit (0 while it moves); the log names the place",
             metrics.loop_stalled_seconds.clone(),
         );
+        let loop_family =
+            Family::<[(&'static str, &'static str); 1], Counter<f64, AtomicU64>>::default();
+        // A counter's clone shares its value: these are the family's own.
+        metrics.loop_seconds = crate::watchdog::Phase::ALL.map(|phase| {
+            loop_family
+                .get_or_create(&[("phase", phase.label())])
+                .clone()
+        });
         registry.register(
             "event_loop_seconds",
             "Seconds the zone's event loop spent in each phase: waiting for input, in the replica (raft, apply), storing (one SQLite transaction and its fsync), carrying out the rest",
-            metrics.loop_seconds.clone(),
+            loop_family,
         );
         metrics
     }
 
     /// Brings `agora_event_loop_seconds_total` up to what `pulse` has counted.
     pub fn record_loop(&self, pulse: &crate::watchdog::Pulse) {
-        use crate::watchdog::Phase;
-        for (phase, seconds) in Phase::ALL.iter().zip(pulse.spent()) {
-            let counter = self.loop_seconds.get_or_create(&[("phase", phase.label())]);
+        for (counter, seconds) in self.loop_seconds.iter().zip(pulse.spent()) {
             let behind = seconds - counter.get();
             if behind > 0.0 {
                 counter.inc_by(behind);

@@ -364,13 +364,20 @@ impl SqliteStore {
                         &state_root.0,
                         Some(&events_json),
                     );
-                    sqlx::query("INSERT OR REPLACE INTO blocks (height, block, receipts, state_root, checksum, events) VALUES (?, ?, ?, ?, ?, ?)")
+                    // Stored once (schema 7): a block whose entry this log holds (same
+                    // index and term: the same entry) is read from there.
+                    sqlx::query(
+                        "INSERT OR REPLACE INTO blocks (height, block, receipts, state_root, checksum, events, in_log) \
+                         SELECT ?1, CASE WHEN found THEN NULL ELSE ?2 END, ?3, ?4, ?5, ?6, found \
+                         FROM (SELECT ?2 IS NOT NULL AND EXISTS (SELECT 1 FROM entries WHERE idx = ?1 AND term = ?7) AS found)",
+                    )
                         .bind(height)
                         .bind(block)
                         .bind(receipts_json)
                         .bind(&state_root.0[..])
                         .bind(sum)
                         .bind(&events_json)
+                        .bind(to_i64(entry.term, "term")?)
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| self.error(e))?;
@@ -514,12 +521,14 @@ impl SqliteStore {
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(|e| self.error(e))?;
+        let mut previous = 0;
         if let Some(bytes) = current {
             let stored: SnapshotMeta = borsh::from_slice(&bytes)
                 .map_err(|e| self.corrupt(format!("snapshot metadata: {e}")))?;
             if stored.index >= snapshot.meta.index {
                 return Ok(());
             }
+            previous = to_i64(stored.index, "snapshot index")?;
         }
         let index = to_i64(snapshot.meta.index, "snapshot index")?;
         let term = to_i64(snapshot.meta.term, "snapshot term")?;
@@ -530,14 +539,19 @@ impl SqliteStore {
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(|e| self.error(e))?;
-        // Keep the suffix only if the log holds the snapshot's last entry (§7).
+        // Keep the suffix only if the log holds the snapshot's last entry (§7). Below the
+        // snapshot, entries that hold archived blocks stay (schema 7); those below the
+        // previous snapshot are all such entries, so only the span since is looked at.
         let delete = if matching.is_some() {
-            "DELETE FROM entries WHERE idx <= ?1"
+            "DELETE FROM entries WHERE idx <= ?1 AND idx > ?2 \
+             AND NOT EXISTS (SELECT 1 FROM blocks WHERE height = idx AND in_log = 1)"
         } else {
-            "DELETE FROM entries WHERE idx > ?1 OR idx <= ?1"
+            "DELETE FROM entries WHERE idx > ?1 OR (idx > ?2 \
+             AND NOT EXISTS (SELECT 1 FROM blocks WHERE height = idx AND in_log = 1))"
         };
         sqlx::query(delete)
             .bind(index)
+            .bind(previous)
             .execute(&mut **tx)
             .await
             .map_err(|e| self.error(e))?;
@@ -592,7 +606,8 @@ impl SqliteStore {
             .fetch_one(&mut **tx)
             .await
             .map_err(|e| self.error(e))?;
-        let next_free = last.unwrap_or(snapshot_index) + 1;
+        // Entries kept below the snapshot for the archive are not the log's.
+        let next_free = last.unwrap_or(0).max(snapshot_index) + 1;
         if first_index <= snapshot_index || first_index > next_free {
             return Err(StorageError::Misuse(format!(
                 "entries from {first_index} do not continue a log ending at {}",
@@ -662,10 +677,13 @@ impl LogStore for SqliteStore {
         };
         let snapshot = self.load_snapshot().await?;
         let snapshot_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
-        let rows = sqlx::query("SELECT idx, term, data, checksum FROM entries ORDER BY idx")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.error(e))?;
+        // Below the snapshot, entries are kept only for the block archive (schema 7).
+        let rows =
+            sqlx::query("SELECT idx, term, data, checksum FROM entries WHERE idx > ? ORDER BY idx")
+                .bind(to_i64(snapshot_index, "snapshot index")?)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error(e))?;
         let mut entries = Vec::with_capacity(rows.len());
         for row in rows {
             let index: i64 = row.try_get("idx").map_err(|e| self.error(e))?;

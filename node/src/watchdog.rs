@@ -352,5 +352,15 @@ mod tests {
         assert_eq!(pulse.spent(), [0.007, 0.005, 0.005, 0.001]);
         pulse.enter(Phase::Replica);
         assert_eq!(pulse.spent(), [0.047, 0.005, 0.005, 0.001]);
+        // The exposition carries each phase's seconds under its own label.
+        let metrics = crate::metrics::Metrics::new(Default::default());
+        metrics.record_loop(&pulse);
+        let text = metrics.render();
+        for (phase, seconds) in [("waiting", 0.047), ("replica", 0.005), ("carrying", 0.001)] {
+            let line = format!(
+                "agora_event_loop_seconds_total{{zone=\"default\",phase=\"{phase}\"}} {seconds}"
+            );
+            assert!(text.contains(&line), "no `{line}` in:\n{text}");
+        }
     }
 }

@@ -648,3 +648,124 @@ async fn a_new_store_has_large_pages_and_an_old_one_keeps_its_own() {
     assert_eq!(recovered.entries, vec![entry]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&store.pool_for_tests())
+        .await
+        .unwrap()
+}
+
+/// A block is stored once (schema 7): archived while the log holds its entry, the archive
+/// row refers to the entry. Compaction keeps that entry for the archive, the log goes on
+/// after the snapshot, a restart loads only the log above the snapshot, a changed entry is
+/// refused naming the height, and no truncation can delete an entry the archive needs.
+#[tokio::test]
+async fn an_archived_block_is_stored_once_and_outlives_compaction() {
+    let dir = temp_dir("store-once");
+    let path = dir.join("node.db");
+    let mut store = SqliteStore::open(&path).await.unwrap();
+    let entry = |index: u64| LogEntry {
+        index,
+        term: 1,
+        data: EntryData::Normal(format!("block {index}").into_bytes().into()),
+    };
+    let log: Vec<LogEntry> = (1..=6).map(entry).collect();
+    store.save(None, None, &log).await.unwrap();
+    let root = |h: u64| Hash32([h as u8; 32]);
+    let mut writes: Vec<Write> = (1..=3)
+        .map(|h| archived(h, entry(h).data, root(h)))
+        .collect();
+    // Not in the log (9), another term than the log's (4), no block (5): stored as before.
+    writes.push(archived(9, entry(9).data, root(9)));
+    writes.push(Write::Archive {
+        entry: LogEntry {
+            term: 2,
+            ..entry(4)
+        },
+        receipts: Vec::new(),
+        events: Vec::new(),
+        traces: Vec::new(),
+        state_root: root(4),
+    });
+    writes.push(archived(5, EntryData::Noop, root(5)));
+    store.write(&writes).await.unwrap();
+    let once = "SELECT COUNT(*) FROM blocks WHERE in_log = 1 AND block IS NULL";
+    assert_eq!(count(&store, once).await, 3);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM blocks WHERE in_log = 0 AND block IS NOT NULL"
+        )
+        .await,
+        2
+    );
+    let reader = store.reader();
+    let read = |h: u64| {
+        let reader = reader.clone();
+        async move { reader.archived_entry(h).await.unwrap() }
+    };
+    for h in [1, 2, 3, 4, 9] {
+        let archived = read(h).await;
+        assert_eq!(archived.block, Some(format!("block {h}").into_bytes()));
+        assert_eq!(archived.state_root, root(h));
+    }
+    assert_eq!(read(5).await.block, None);
+
+    // Compaction through 5: entries 1..=3 stay for the archive, 4 and 5 go.
+    let snapshot = |index: u64| Snapshot {
+        meta: SnapshotMeta {
+            index,
+            term: 1,
+            membership: agora_consensus::raft::Membership::single(Default::default()),
+            state_root: [index as u8; 32],
+        },
+        data: Arc::new(vec![index as u8; 10]),
+    };
+    store.save(None, Some(&snapshot(5)), &[]).await.unwrap();
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM entries WHERE idx <= 5").await,
+        3
+    );
+    // The log goes on after the snapshot, though the highest kept entry is 3.
+    store.save(None, Some(&snapshot(6)), &[]).await.unwrap();
+    store.save(None, None, &[entry(7), entry(8)]).await.unwrap();
+    store.close().await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    let recovered = store.load().await.unwrap();
+    assert_eq!(recovered.snapshot.unwrap().meta.index, 6);
+    assert_eq!(
+        recovered
+            .entries
+            .iter()
+            .map(|e| e.index)
+            .collect::<Vec<_>>(),
+        [7, 8]
+    );
+    let reader = store.reader();
+    for h in [1, 2, 3] {
+        let archived = reader.archived_entry(h).await.unwrap();
+        assert_eq!(archived.block, Some(format!("block {h}").into_bytes()));
+    }
+
+    // A changed entry is a corrupt archive row, named.
+    let pool = store.pool_for_tests();
+    sqlx::query("UPDATE entries SET data = data || X'00' WHERE idx = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let error = reader.block(2).await.unwrap_err();
+    assert!(
+        matches!(&error, StorageError::Corrupt { detail, .. } if detail.contains("archived height 2 ")),
+        "{error}"
+    );
+    // No deletion of an entry the archive reads: the trigger refuses it.
+    let refused = sqlx::query("DELETE FROM entries WHERE idx = 1")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("archived block"), "{refused}");
+    assert!(reader.archived_entry(1).await.unwrap().block.is_some());
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -3,6 +3,7 @@
 
 use super::{archive_checksum, classify, corrupt, sum_matches, EventsColumn};
 use agora_api::{ApiError, BlockResponse, CertifiedHeight, CommittedTx};
+use agora_consensus::raft::EntryData;
 use agora_consensus::replica::ArchivedEntry;
 use agora_consensus::storage::StorageError;
 use agora_core::block::Block;
@@ -193,8 +194,10 @@ impl StoreReader {
         let Ok(height) = i64::try_from(height) else {
             return Ok(None); // no chain gets that high
         };
+        // A block stored once (schema 7) is read from its log entry.
         let row = sqlx::query(
-            "SELECT block, receipts, state_root, checksum, events FROM blocks WHERE height = ?",
+            "SELECT b.block, b.in_log, e.data AS entry, b.receipts, b.state_root, b.checksum, b.events \
+             FROM blocks b LEFT JOIN entries e ON b.in_log = 1 AND e.idx = b.height WHERE b.height = ?",
         )
         .bind(height)
         .fetch_optional(&self.pool)
@@ -203,7 +206,25 @@ impl StoreReader {
         let Some(row) = row else {
             return Ok(None);
         };
-        let block: Option<Vec<u8>> = row.try_get("block").map_err(error)?;
+        let mut block: Option<Vec<u8>> = row.try_get("block").map_err(error)?;
+        if row.try_get::<bool, _>("in_log").map_err(error)? {
+            let entry: Option<Vec<u8>> = row.try_get("entry").map_err(error)?;
+            let entry = entry.ok_or_else(|| {
+                self.corrupt(format!(
+                    "archived height {height} is stored in its log entry, and the log has no entry {height}"
+                ))
+            })?;
+            match borsh::from_slice::<EntryData>(&entry) {
+                Ok(EntryData::Normal(bytes)) => {
+                    block = Some(std::sync::Arc::unwrap_or_clone(bytes))
+                }
+                _ => {
+                    return Err(self.corrupt(format!(
+                        "archived height {height} fails its checksum (its log entry holds no block)"
+                    )))
+                }
+            }
+        }
         let receipts: String = row.try_get("receipts").map_err(error)?;
         let root: Vec<u8> = row.try_get("state_root").map_err(error)?;
         let sum: Option<Vec<u8>> = row.try_get("checksum").map_err(error)?;
