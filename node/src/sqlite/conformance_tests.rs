@@ -402,10 +402,7 @@ fn archived_numbered(height: u64, first: u32, count: u32) -> Write {
 }
 
 async fn index_table_rows(store: &SqliteStore) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM tx_index")
-        .fetch_one(&store.pool_for_tests())
-        .await
-        .unwrap()
+    scalar(store, "SELECT COUNT(*) FROM tx_index").await
 }
 
 async fn place_of(reader: &StoreReader, n: u32) -> Option<(u64, u32)> {
@@ -591,11 +588,16 @@ async fn a_garbage_file_is_a_clear_error() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-async fn page_size(store: &SqliteStore) -> i64 {
-    sqlx::query_scalar("PRAGMA page_size")
+/// One integer a query of `store` answers.
+async fn scalar(store: &SqliteStore, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
         .fetch_one(&store.pool_for_tests())
         .await
         .unwrap()
+}
+
+async fn page_size(store: &SqliteStore) -> i64 {
+    scalar(store, "PRAGMA page_size").await
 }
 
 /// A database this version creates has its larger pages; one created with SQLite's
@@ -649,13 +651,6 @@ async fn a_new_store_has_large_pages_and_an_old_one_keeps_its_own() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(&store.pool_for_tests())
-        .await
-        .unwrap()
-}
-
 /// A block is stored once (schema 7): archived while the log holds its entry, the archive
 /// row refers to the entry. Compaction keeps that entry for the archive, the log goes on
 /// after the snapshot, a restart loads only the log above the snapshot, a changed entry is
@@ -691,9 +686,9 @@ async fn an_archived_block_is_stored_once_and_outlives_compaction() {
     writes.push(archived(5, EntryData::Noop, root(5)));
     store.write(&writes).await.unwrap();
     let once = "SELECT COUNT(*) FROM blocks WHERE in_log = 1 AND block IS NULL";
-    assert_eq!(count(&store, once).await, 3);
+    assert_eq!(scalar(&store, once).await, 3);
     assert_eq!(
-        count(
+        scalar(
             &store,
             "SELECT COUNT(*) FROM blocks WHERE in_log = 0 AND block IS NOT NULL"
         )
@@ -724,7 +719,7 @@ async fn an_archived_block_is_stored_once_and_outlives_compaction() {
     };
     store.save(None, Some(&snapshot(5)), &[]).await.unwrap();
     assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM entries WHERE idx <= 5").await,
+        scalar(&store, "SELECT COUNT(*) FROM entries WHERE idx <= 5").await,
         3
     );
     // The log goes on after the snapshot, though the highest kept entry is 3.
