@@ -136,29 +136,34 @@ pub fn read_response_bytes(bytes: &[u8]) -> io::Result<Response> {
 
 /// A request framed by the codec's own writer: the seeds of the fuzz corpus.
 pub fn frame_request(request: &Request) -> Vec<u8> {
-    frame(borsh::to_vec(request).expect("in memory"))
+    frame(request).expect("within the size limit")
 }
 
 /// A response framed by the codec's own writer.
 pub fn frame_response(response: &Response) -> Vec<u8> {
-    frame(borsh::to_vec(response).expect("in memory"))
+    frame(response).expect("within the size limit")
 }
 
-fn frame(body: Vec<u8>) -> Vec<u8> {
-    let mut out = futures::io::Cursor::new(Vec::new());
-    futures::executor::block_on(write_frame(&mut out, body)).expect("within the size limit");
-    out.into_inner()
-}
-
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: Vec<u8>) -> io::Result<()> {
-    if bytes.len() > MAX_MESSAGE_BYTES {
+/// `value`'s frame: its borsh bytes after their length (a `u32`, little-endian), built in
+/// one buffer so that the stream gets one write (one Yamux frame, one Noise frame, one
+/// send), not one for the length and another for the bytes.
+fn frame<T: BorshSerialize>(value: &T) -> io::Result<Vec<u8>> {
+    const LENGTH: usize = 4;
+    let mut out = vec![0; LENGTH];
+    value.serialize(&mut out)?;
+    let length = out.len() - LENGTH;
+    if length > MAX_MESSAGE_BYTES {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "message exceeds the size limit",
+            format!("message of {length} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit"),
         ));
     }
-    io.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
-    io.write_all(&bytes).await?;
+    out[..LENGTH].copy_from_slice(&(length as u32).to_le_bytes());
+    Ok(out)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, frame: Vec<u8>) -> io::Result<()> {
+    io.write_all(&frame).await?;
     io.close().await
 }
 
@@ -193,7 +198,7 @@ impl request_response::Codec for Codec {
         io: &mut T,
         request: Request,
     ) -> io::Result<()> {
-        write_frame(io, borsh::to_vec(&request)?).await
+        write_frame(io, frame(&request)?).await
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -202,7 +207,7 @@ impl request_response::Codec for Codec {
         io: &mut T,
         response: Response,
     ) -> io::Result<()> {
-        write_frame(io, borsh::to_vec(&response)?).await
+        write_frame(io, frame(&response)?).await
     }
 }
 
@@ -768,6 +773,9 @@ mod tests {
             body: RequestBody::SubmitTxs(vec![vec![1, 2, 3], vec![]]),
         };
         let framed = frame_request(&request);
+        let body = borsh::to_vec(&request).unwrap();
+        assert_eq!(framed[..4], (body.len() as u32).to_le_bytes());
+        assert_eq!(framed[4..], body[..]);
         match read_request_bytes(&framed).unwrap() {
             Request {
                 zone,
@@ -801,5 +809,13 @@ mod tests {
             read_request_bytes(&trailing).is_err(),
             "trailing bytes refused"
         );
+        // Nor is one written: a message over the limit is an error to its sender.
+        let oversized = Request {
+            zone: Hash32([7; 32]),
+            body: RequestBody::SubmitTxs(vec![vec![0; MAX_MESSAGE_BYTES]]),
+        };
+        let error = frame(&oversized).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("-byte limit"), "{error}");
     }
 }

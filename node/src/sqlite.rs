@@ -46,6 +46,22 @@ pub struct SqliteStore {
     file_id: Vec<u8>,
     /// Transaction-index rows archived but not yet in the table (`tx_index`).
     recent: tx_index::RecentTxs,
+    /// Where the log stands, as of the last committed write; `None`: read it from the
+    /// tables (at open, after a snapshot, after a failed write).
+    tail: Option<LogTail>,
+    /// Copies the WAL back into the file off the writer's path; stops with the store.
+    _checkpointer: checkpoint::Checkpointer,
+}
+
+/// The two facts an append is checked against, kept between writes so that a write that
+/// appends costs no reads (each statement is a round trip to sqlx's worker thread).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LogTail {
+    /// The snapshot's last index (0: none).
+    snapshot_index: i64,
+    /// The index the next appended entry takes: past both the snapshot and the highest
+    /// entry kept (archived blocks' entries below the snapshot included).
+    next_free: i64,
 }
 
 /// The identity of the file at `path`: a copy restored from elsewhere has another.
@@ -220,11 +236,15 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .page_size(PAGE_BYTES)
+            .pragma(
+                "wal_autocheckpoint",
+                checkpoint::FALLBACK_CHECKPOINT_PAGES.to_string(),
+            )
             .busy_timeout(Duration::from_secs(5));
         let store_path = path.display().to_string();
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| classify(&store_path, e))?;
         let store = SqliteStore {
@@ -232,6 +252,8 @@ impl SqliteStore {
             path: path.to_path_buf(),
             file_id: file_identity(path)?,
             recent: tx_index::RecentTxs::default(),
+            tail: None,
+            _checkpointer: checkpoint::Checkpointer::start(&options, store_path.clone()),
         };
         let check: String = sqlx::query_scalar("PRAGMA quick_check")
             .fetch_one(&store.pool)
@@ -323,6 +345,8 @@ impl SqliteStore {
         if writes.is_empty() {
             return Ok(());
         }
+        // Taken out: a write that fails leaves none (the tables are read again).
+        let mut tail = self.tail.take();
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
         // The archived heights' index rows: into the table in batches (`tx_index`).
         let mut index_rows = Vec::new();
@@ -334,7 +358,7 @@ impl SqliteStore {
                     snapshot,
                     entries,
                 } => {
-                    self.save_in(&mut tx, *hard_state, snapshot.as_ref(), entries)
+                    self.save_in(&mut tx, *hard_state, snapshot.as_ref(), entries, &mut tail)
                         .await?
                 }
                 Write::Archive {
@@ -390,6 +414,7 @@ impl SqliteStore {
         let flushed = self.index_if_due(&mut tx, &index_rows, highest).await?;
         // Dropping `tx` on an error above rolls everything back.
         tx.commit().await.map_err(|e| self.error(e))?;
+        self.tail = tail;
         self.indexed(&index_rows, highest, flushed);
         Ok(())
     }
@@ -427,9 +452,12 @@ impl SqliteStore {
         hard_state: Option<HardState>,
         snapshot: Option<&Snapshot>,
         entries: &[LogEntry],
+        tail: &mut Option<LogTail>,
     ) -> Result<(), StorageError> {
         if let Some(snapshot) = snapshot {
             self.write_snapshot(tx, snapshot).await?;
+            // Compaction may have removed entries: read the tail again when needed.
+            *tail = None;
         }
         if let Some(hard_state) = hard_state {
             let term = to_i64(hard_state.term, "term")?;
@@ -455,8 +483,35 @@ impl SqliteStore {
                 .await
                 .map_err(|e| self.error(e))?;
         }
-        self.write_entries(tx, entries).await?;
+        self.write_entries(tx, entries, tail).await?;
         Ok(())
+    }
+
+    /// The log's tail as the tables hold it.
+    async fn read_tail(&self, tx: &mut Transaction<'_, Sqlite>) -> Result<LogTail, StorageError> {
+        let snapshot_index: i64 =
+            match sqlx::query_scalar::<_, Vec<u8>>("SELECT meta FROM snapshot_meta WHERE id = 0")
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| self.error(e))?
+            {
+                Some(bytes) => to_i64(
+                    borsh::from_slice::<SnapshotMeta>(&bytes)
+                        .map_err(|e| self.corrupt(e.to_string()))?
+                        .index,
+                    "index",
+                )?,
+                None => 0,
+            };
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(idx) FROM entries")
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        // Entries kept below the snapshot for the archive are not the log's.
+        Ok(LogTail {
+            snapshot_index,
+            next_free: last.unwrap_or(0).max(snapshot_index) + 1,
+        })
     }
 
     /// A handle that reads the block archive from another task.
@@ -583,42 +638,34 @@ impl SqliteStore {
         &self,
         tx: &mut Transaction<'_, Sqlite>,
         entries: &[LogEntry],
+        tail: &mut Option<LogTail>,
     ) -> Result<(), StorageError> {
-        let Some(first) = entries.first() else {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok(());
         };
         let first_index = to_i64(first.index, "entry index")?;
-        let snapshot_index: i64 =
-            match sqlx::query_scalar::<_, Vec<u8>>("SELECT meta FROM snapshot_meta WHERE id = 0")
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(|e| self.error(e))?
-            {
-                Some(bytes) => to_i64(
-                    borsh::from_slice::<SnapshotMeta>(&bytes)
-                        .map_err(|e| self.corrupt(e.to_string()))?
-                        .index,
-                    "index",
-                )?,
-                None => 0,
-            };
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(idx) FROM entries")
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(|e| self.error(e))?;
-        // Entries kept below the snapshot for the archive are not the log's.
-        let next_free = last.unwrap_or(0).max(snapshot_index) + 1;
-        if first_index <= snapshot_index || first_index > next_free {
+        let known = match *tail {
+            Some(known) => known,
+            None => self.read_tail(tx).await?,
+        };
+        if first_index <= known.snapshot_index || first_index > known.next_free {
             return Err(StorageError::Misuse(format!(
                 "entries from {first_index} do not continue a log ending at {}",
-                next_free - 1
+                known.next_free - 1
             )));
         }
-        sqlx::query("DELETE FROM entries WHERE idx >= ?")
-            .bind(first_index)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| self.error(e))?;
+        // An append past the end has nothing to replace; only a conflict truncates.
+        if first_index < known.next_free {
+            sqlx::query("DELETE FROM entries WHERE idx >= ?")
+                .bind(first_index)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        *tail = Some(LogTail {
+            snapshot_index: known.snapshot_index,
+            next_free: to_i64(last.index, "entry index")? + 1,
+        });
         for batch in entries.chunks(ENTRIES_PER_INSERT) {
             let mut sql = String::from("INSERT INTO entries (idx, term, data, checksum) VALUES ");
             sql.push_str(&vec!["(?, ?, ?, ?)"; batch.len()].join(", "));
@@ -723,10 +770,15 @@ impl LogStore for SqliteStore {
         if hard_state.is_none() && snapshot.is_none() && entries.is_empty() {
             return Ok(());
         }
+        // Taken out: a write that fails leaves none (the tables are read again).
+        let mut tail = self.tail.take();
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
-        self.save_in(&mut tx, hard_state, snapshot, entries).await?;
+        self.save_in(&mut tx, hard_state, snapshot, entries, &mut tail)
+            .await?;
         // Dropping `tx` on an error above rolls everything back.
-        tx.commit().await.map_err(|e| self.error(e))
+        tx.commit().await.map_err(|e| self.error(e))?;
+        self.tail = tail;
+        Ok(())
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -818,6 +870,7 @@ fn corrupt(path: String, detail: impl Into<String>) -> StorageError {
     }
 }
 
+mod checkpoint;
 mod reader;
 mod tx_index;
 pub use reader::StoreReader;

@@ -764,3 +764,119 @@ async fn an_archived_block_is_stored_once_and_outlives_compaction() {
     store.close().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The log's tail as the tables say, to hold the cached one against.
+async fn tail_in_tables(store: &SqliteStore) -> LogTail {
+    let mut tx = store.pool.begin().await.unwrap();
+    store.read_tail(&mut tx).await.unwrap()
+}
+
+/// Appends are checked against a tail kept between writes (no reads); it is the tables'
+/// own through appends, truncations, refusals, snapshots and a reopen.
+#[tokio::test]
+async fn the_kept_log_tail_always_matches_the_tables() {
+    let dir = temp_dir("log-tail");
+    let path = dir.join("node.db");
+    let mut store = SqliteStore::open(&path).await.unwrap();
+    let entry = |index: u64, term: u64| LogEntry {
+        index,
+        term,
+        data: EntryData::Normal(format!("block {index}/{term}").into_bytes().into()),
+    };
+    let snapshot = |index: u64| Snapshot {
+        meta: SnapshotMeta {
+            index,
+            term: 1,
+            membership: agora_consensus::raft::Membership::single(Default::default()),
+            state_root: [index as u8; 32],
+        },
+        data: Arc::new(vec![index as u8; 10]),
+    };
+    let tail = |snapshot_index: i64, next_free: i64| LogTail {
+        snapshot_index,
+        next_free,
+    };
+    async fn agrees(store: &SqliteStore, expected: Option<LogTail>) {
+        assert_eq!(store.tail, expected, "kept tail");
+        if let Some(expected) = expected {
+            assert_eq!(tail_in_tables(store).await, expected, "tables");
+        }
+    }
+    let log: Vec<LogEntry> = (1..=5).map(|i| entry(i, 1)).collect();
+    store.save(None, None, &log).await.unwrap();
+    agrees(&store, Some(tail(0, 6))).await;
+    // A conflict at 4: 4 and 5 are replaced by one entry of term 2.
+    store.save(None, None, &[entry(4, 2)]).await.unwrap();
+    agrees(&store, Some(tail(0, 5))).await;
+    // A gap is refused and leaves no tail behind; the next write reads it again.
+    let refused = store.save(None, None, &[entry(6, 2)]).await.unwrap_err();
+    assert!(matches!(refused, StorageError::Misuse(_)), "{refused}");
+    agrees(&store, None).await;
+    store.write(&[Write::Log {
+        hard_state: None,
+        snapshot: None,
+        entries: vec![entry(5, 2), entry(6, 2)],
+    }])
+    .await
+    .unwrap();
+    agrees(&store, Some(tail(0, 7))).await;
+    // A snapshot inside the log keeps the suffix; one past it discards the log.
+    store.save(None, Some(&snapshot(3)), &[]).await.unwrap();
+    agrees(&store, None).await;
+    store.save(None, None, &[entry(7, 2)]).await.unwrap();
+    agrees(&store, Some(tail(3, 8))).await;
+    store.save(None, Some(&snapshot(10)), &[]).await.unwrap();
+    let refused = store.save(None, None, &[entry(8, 2)]).await.unwrap_err();
+    assert!(matches!(refused, StorageError::Misuse(_)), "{refused}");
+    store.save(None, None, &[entry(11, 2)]).await.unwrap();
+    agrees(&store, Some(tail(10, 12))).await;
+    store.close().await;
+    let mut store = SqliteStore::open(&path).await.unwrap();
+    agrees(&store, None).await;
+    store.save(None, None, &[entry(12, 2)]).await.unwrap();
+    agrees(&store, Some(tail(10, 13))).await;
+    let recovered = store.load().await.unwrap();
+    let kept: Vec<(u64, u64)> = recovered.entries.iter().map(|e| (e.index, e.term)).collect();
+    assert_eq!(kept, [(11, 2), (12, 2)]);
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The WAL goes back into the database file without the writer: with the writer's own
+/// checkpoint set far off, the file still grows to hold what was written, and the
+/// writer's bound is the fallback.
+#[tokio::test]
+async fn the_wal_is_checkpointed_off_the_writers_path() {
+    let dir = temp_dir("checkpoint");
+    let path = dir.join("node.db");
+    let mut store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        scalar(&store, "PRAGMA wal_autocheckpoint").await,
+        i64::from(checkpoint::FALLBACK_CHECKPOINT_PAGES)
+    );
+    let before = std::fs::metadata(&path).unwrap().len();
+    // 4 MB of entries: a few hundred pages, far below the writer's own threshold.
+    let log: Vec<LogEntry> = (1..=64)
+        .map(|index| LogEntry {
+            index,
+            term: 1,
+            data: EntryData::Normal(vec![index as u8; 64 * 1024].into()),
+        })
+        .collect();
+    store.save(None, None, &log).await.unwrap();
+    let written = 64 * 64 * 1024;
+    let mut grown = 0;
+    for _ in 0..200 {
+        grown = std::fs::metadata(&path).unwrap().len();
+        if grown >= before + written {
+            break;
+        }
+        tokio::time::sleep(checkpoint::CHECKPOINT_EVERY / 5).await;
+    }
+    assert!(
+        grown >= before + written,
+        "the database file holds {grown} bytes, not the {written} written"
+    );
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
