@@ -249,15 +249,19 @@ pub enum Notice {
 
 /// What the replica asks its executor to do, in this order:
 ///
-/// 0. send `early` at once: a leader's appends, which need not wait for its own write
-///    (§10.2.1 of Ongaro's thesis: the leader's disk write runs alongside its followers');
+/// 0. at once, whatever the write: send `early` (a leader's appends, which need not wait
+///    for its own write: §10.2.1 of Ongaro's thesis, the leader's disk write runs
+///    alongside its followers'), send `forwards` and start the `verify` checks (neither
+///    promises anything about this node's disk, and a transaction should not wait on a
+///    follower's fsync to reach its leader, nor on a leader's to have its signature
+///    checked);
 /// 1. make every [`Write`] in `writes` durable, in order (as one transaction, or as several
 ///    in order: after a crash, any prefix of them may have survived, never a later one
 ///    without the ones before it). If a write fails, stop: carry out nothing below and
 ///    give the replica nothing more (restart it from storage);
-/// 2. only then send `messages` and `forwards` (a vote or an acknowledgement promises
-///    durability; a reply to a client promises what is committed);
-/// 3. then deliver `replies`, start `jobs` and the `verify` checks;
+/// 2. only then send `messages` (a vote or an acknowledgement promises durability);
+/// 3. then deliver `replies` (a reply to a client promises what is committed) and start
+///    `jobs`;
 /// 4. apply `peers` (whose messages the network accepts) and log `notices`.
 ///
 /// Then give the replica its next inputs. Every [`Request`] gets exactly one reply, in
@@ -274,14 +278,14 @@ pub struct Actions {
     pub writes: Vec<Write>,
     /// 2. Raft messages to peers.
     pub messages: Vec<Message>,
-    /// 2. Transactions for the leader: (leader, canonical signed bytes).
+    /// 0. Transactions for the leader: (leader, canonical signed bytes).
     pub forwards: Vec<(NodeId, Vec<u8>)>,
     /// 3. Answers to requests.
     pub replies: Vec<Reply>,
     /// 3. Past-height proofs to build off the event loop from the block archive (each
     ///    answers its request).
     pub jobs: Vec<(RequestId, HistoryJob)>,
-    /// 3. Signatures to check off the event loop, on any thread, in any order: give each
+    /// 0. Signatures to check off the event loop, on any thread, in any order: give each
     ///    result back with [`Replica::verified`]. Results of a replica that was restarted
     ///    are dropped (the new one asks again as it needs).
     pub verify: Vec<(VerifyId, VerifyJob)>,

@@ -353,8 +353,9 @@ impl Shell {
         }
     }
 
-    /// Carries out `actions` in the documented order: a leader's early appends, writes
-    /// (one transaction), then messages, then replies and jobs, then peers and notices.
+    /// Carries out `actions` in the documented order: a leader's early appends, forwards
+    /// and signature checks, writes (one transaction), then messages, then replies and
+    /// jobs, then peers and notices.
     async fn execute(&mut self, actions: Actions, pulse: &Pulse) -> Result<(), DriverError> {
         let Actions {
             early,
@@ -367,8 +368,11 @@ impl Shell {
             peers,
             notices,
         } = actions;
-        // A leader's appends go out first: followers write while the leader does.
+        // A leader's appends go out first: followers write while the leader does. So do
+        // forwards and signature checks: neither waits on this node's fsync.
         self.send_raft(early);
+        self.send_forwards(forwards);
+        self.start_verify(verify);
         pulse.enter(Phase::Storing);
         if let Err(error) = self.store.write(&writes).await {
             tracing::error!(%error, "storage failed");
@@ -377,23 +381,12 @@ impl Shell {
         pulse.enter(Phase::Carrying);
         self.events.publish_writes(&writes);
         self.send_raft(messages);
-        for (leader, txs) in forward_batches(forwards) {
-            self.metrics.forward_batch_size.observe(txs.len() as f64);
-            if self
-                .outbound
-                .try_send(Outbound::Forward { leader, txs })
-                .is_err()
-            {
-                self.metrics.dropped_outbound.inc();
-            }
-        }
         for (id, result) in replies {
             self.deliver(id, result);
         }
         for (id, job) in jobs {
             self.start_job(id, job);
         }
-        self.start_verify(verify);
         if let Some(peers) = peers {
             let peers = peers
                 .into_iter()
@@ -410,6 +403,19 @@ impl Shell {
             log_notice(&notice);
         }
         Ok(())
+    }
+
+    fn send_forwards(&self, forwards: Vec<(AccountId, Vec<u8>)>) {
+        for (leader, txs) in forward_batches(forwards) {
+            self.metrics.forward_batch_size.observe(txs.len() as f64);
+            if self
+                .outbound
+                .try_send(Outbound::Forward { leader, txs })
+                .is_err()
+            {
+                self.metrics.dropped_outbound.inc();
+            }
+        }
     }
 
     fn send_raft(&self, messages: Vec<agora_consensus::raft::Message>) {

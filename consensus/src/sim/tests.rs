@@ -847,3 +847,48 @@ fn a_leader_sends_its_appends_before_its_own_write() {
         .iter()
         .all(|m| matches!(m.body, MessageBody::AppendEntries { .. })));
 }
+
+/// A signature check does not wait on the node's disk: the leader's write of a block is
+/// held (a slow disk), and the check of a transaction submitted meanwhile has started.
+/// Before, the shell started checks after the write, so each submission waited a fsync.
+#[test]
+fn a_signature_check_starts_before_the_write_of_its_batch() {
+    use crate::replica::Request;
+    let (mut world, leader, key) = quiet_world_with_account(1);
+    let first = transfer_from(&world, &key, 1);
+    let replica = world.nodes[leader].replica.as_mut().unwrap();
+    replica.request(
+        u64::MAX - 1,
+        Request::Submit {
+            bytes: first,
+            wait: false,
+        },
+    );
+    let checks = replica.actions().unwrap();
+    assert!(checks.writes.is_empty(), "only the check: {checks:?}");
+    for (id, job) in checks.verify {
+        replica.verified(id, job.run());
+    }
+    // Nonce 2 arrives while nonce 1 is about to go into a block.
+    let second = transfer_from(&world, &key, 2);
+    let replica = world.nodes[leader].replica.as_mut().unwrap();
+    replica.request(
+        u64::MAX,
+        Request::Submit {
+            bytes: second,
+            wait: false,
+        },
+    );
+    world.slow_disk = Some(leader);
+    world.nodes[leader].verifying.clear();
+    world.drain(leader).unwrap();
+    assert!(
+        world.nodes[leader].disk.is_some(),
+        "the block's write is held on the slow disk"
+    );
+    assert_eq!(
+        world.nodes[leader].verifying.len(),
+        1,
+        "the second transfer's check started meanwhile"
+    );
+}

@@ -117,6 +117,8 @@ pub(crate) struct World {
     pub(super) fault_log: Option<Vec<NodeFault>>,
     /// Another zone decides this world's crashes, backups and partitions.
     pub(super) shares_faults: bool,
+    /// A node whose every write is slow (tests of what may not wait on a disk).
+    pub(super) slow_disk: Option<usize>,
 }
 
 /// A fault that strikes a node, not a zone: every zone it serves suffers it at once.
@@ -353,6 +355,7 @@ impl World {
             next_partition_change: 300,
             fault_log: None,
             shares_faults: false,
+            slow_disk: None,
             lease_reads,
             healed_at: None,
             latest_ack: None,
@@ -666,13 +669,25 @@ impl World {
         if actions.is_empty() {
             return Ok(());
         }
-        // A leader's appends leave before its write, slow or not, and a crash during the
-        // write does not take them back.
+        // A leader's appends, forwards and signature checks leave before the write, slow
+        // or not, and a crash during the write does not take them back.
         for message in std::mem::take(&mut actions.early) {
             self.send(SimMessage::Raft(message));
         }
-        let slow =
-            self.faults_on && !actions.writes.is_empty() && self.rng.random_range(0..25) == 0;
+        for (leader, tx) in std::mem::take(&mut actions.forwards) {
+            self.send(SimMessage::Forward {
+                from: id,
+                to: leader,
+                tx,
+            });
+        }
+        // Signature checks finish out of order, up to a few ticks later (a busy pool).
+        for (check, job) in std::mem::take(&mut actions.verify) {
+            let done = self.now + self.rng.random_range(0..=3);
+            self.nodes[i].verifying.push((done, check, job.run()));
+        }
+        let slow = !actions.writes.is_empty()
+            && (self.slow_disk == Some(i) || (self.faults_on && self.rng.random_range(0..25) == 0));
         if slow {
             let done = self.now + self.rng.random_range(1..=15);
             self.nodes[i].disk = Some((done, actions));
@@ -681,7 +696,8 @@ impl World {
         self.complete(i, actions)
     }
 
-    /// Carries out `actions` as the shell does: writes, then messages, then replies.
+    /// Carries out `actions` as the shell does (its sends before the write already
+    /// went): writes, then messages, then replies.
     fn complete(&mut self, i: usize, actions: Actions) -> Result<(), Violation> {
         let Actions {
             early,
@@ -694,7 +710,10 @@ impl World {
             peers: _,
             notices,
         } = actions;
-        assert!(early.is_empty(), "sent when the actions were taken");
+        assert!(
+            early.is_empty() && forwards.is_empty() && verify.is_empty(),
+            "sent and started when the actions were taken"
+        );
         // A crash in the middle of the writes keeps a prefix of them (a torn batch), a
         // failed fsync stops the node the same way; a crash after them loses the sends.
         let roll = if self.faults_on {
@@ -718,24 +737,11 @@ impl World {
             self.crash_with(i, downtime, disk);
             return Ok(());
         }
-        let id = self.nodes[i].id;
         for message in messages {
             self.send(SimMessage::Raft(message));
         }
-        for (leader, tx) in forwards {
-            self.send(SimMessage::Forward {
-                from: id,
-                to: leader,
-                tx,
-            });
-        }
         for (request, result) in replies {
             self.on_reply(i, request, result)?;
-        }
-        // Signature checks finish out of order, up to a few ticks later (a busy pool).
-        for (id, job) in verify {
-            let done = self.now + self.rng.random_range(0..=3);
-            self.nodes[i].verifying.push((done, id, job.run()));
         }
         for (request, _) in jobs {
             // No archive reads in the simulator: a past-height proof is refused as busy.

@@ -812,13 +812,14 @@ async fn the_kept_log_tail_always_matches_the_tables() {
     let refused = store.save(None, None, &[entry(6, 2)]).await.unwrap_err();
     assert!(matches!(refused, StorageError::Misuse(_)), "{refused}");
     agrees(&store, None).await;
-    store.write(&[Write::Log {
-        hard_state: None,
-        snapshot: None,
-        entries: vec![entry(5, 2), entry(6, 2)],
-    }])
-    .await
-    .unwrap();
+    store
+        .write(&[Write::Log {
+            hard_state: None,
+            snapshot: None,
+            entries: vec![entry(5, 2), entry(6, 2)],
+        }])
+        .await
+        .unwrap();
     agrees(&store, Some(tail(0, 7))).await;
     // A snapshot inside the log keeps the suffix; one past it discards the log.
     store.save(None, Some(&snapshot(3)), &[]).await.unwrap();
@@ -836,7 +837,11 @@ async fn the_kept_log_tail_always_matches_the_tables() {
     store.save(None, None, &[entry(12, 2)]).await.unwrap();
     agrees(&store, Some(tail(10, 13))).await;
     let recovered = store.load().await.unwrap();
-    let kept: Vec<(u64, u64)> = recovered.entries.iter().map(|e| (e.index, e.term)).collect();
+    let kept: Vec<(u64, u64)> = recovered
+        .entries
+        .iter()
+        .map(|e| (e.index, e.term))
+        .collect();
     assert_eq!(kept, [(11, 2), (12, 2)]);
     store.close().await;
     std::fs::remove_dir_all(dir).unwrap();
