@@ -62,6 +62,19 @@ fn archived(index: u64, data: EntryData, state_root: Hash32) -> Write {
     }
 }
 
+/// A snapshot through `index` (term 1) of a few bytes.
+fn snapshot(index: u64) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta {
+            index,
+            term: 1,
+            membership: agora_consensus::raft::Membership::single(Default::default()),
+            state_root: [index as u8; 32],
+        },
+        data: Arc::new(vec![index as u8; 10]),
+    }
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("agora-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -708,15 +721,6 @@ async fn an_archived_block_is_stored_once_and_outlives_compaction() {
     assert_eq!(read(5).await.block, None);
 
     // Compaction through 5: entries 1..=3 stay for the archive, 4 and 5 go.
-    let snapshot = |index: u64| Snapshot {
-        meta: SnapshotMeta {
-            index,
-            term: 1,
-            membership: agora_consensus::raft::Membership::single(Default::default()),
-            state_root: [index as u8; 32],
-        },
-        data: Arc::new(vec![index as u8; 10]),
-    };
     store.save(None, Some(&snapshot(5)), &[]).await.unwrap();
     assert_eq!(
         scalar(&store, "SELECT COUNT(*) FROM entries WHERE idx <= 5").await,
@@ -782,15 +786,6 @@ async fn the_kept_log_tail_always_matches_the_tables() {
         index,
         term,
         data: EntryData::Normal(format!("block {index}/{term}").into_bytes().into()),
-    };
-    let snapshot = |index: u64| Snapshot {
-        meta: SnapshotMeta {
-            index,
-            term: 1,
-            membership: agora_consensus::raft::Membership::single(Default::default()),
-            state_root: [index as u8; 32],
-        },
-        data: Arc::new(vec![index as u8; 10]),
     };
     let tail = |snapshot_index: i64, next_free: i64| LogTail {
         snapshot_index,
