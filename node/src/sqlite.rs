@@ -50,7 +50,7 @@ pub struct SqliteStore {
     /// tables (at open, after a snapshot, after a failed write).
     tail: Option<LogTail>,
     /// Copies the WAL back into the file off the writer's path; stops with the store.
-    _checkpointer: checkpoint::Checkpointer,
+    checkpointer: checkpoint::Checkpointer,
 }
 
 /// The two facts an append is checked against, kept between writes so that a write that
@@ -253,7 +253,7 @@ impl SqliteStore {
             file_id: file_identity(path)?,
             recent: tx_index::RecentTxs::default(),
             tail: None,
-            _checkpointer: checkpoint::Checkpointer::start(&options, store_path.clone()),
+            checkpointer: checkpoint::Checkpointer::start(&options, store_path.clone()),
         };
         let check: String = sqlx::query_scalar("PRAGMA quick_check")
             .fetch_one(&store.pool)
@@ -523,8 +523,10 @@ impl SqliteStore {
         }
     }
 
-    /// Closes the pool, flushing the WAL.
+    /// Closes the pool, flushing the WAL (the checkpointer's connection closes first, so
+    /// that the pool's is the last: it copies the WAL back and removes it).
     pub async fn close(self) {
+        self.checkpointer.stop().await;
         self.pool.close().await;
     }
 

@@ -9,8 +9,9 @@
 //! [`FALLBACK_CHECKPOINT_PAGES`], as the bound on the WAL should this task fall behind.
 
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 use std::time::Duration;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// How often the WAL is copied back. At ~300 KB a block and a few dozen blocks a second,
@@ -21,16 +22,24 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// KiB pages): the bound, reached only if the checkpointer stops keeping up.
 pub const FALLBACK_CHECKPOINT_PAGES: u32 = 4_000;
 
-/// The task that checkpoints; stopped when dropped.
-pub struct Checkpointer(JoinHandle<()>);
+/// The task that checkpoints: [`Checkpointer::stop`] ends it and closes its connection;
+/// dropped, it is aborted.
+pub struct Checkpointer {
+    task: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
+}
 
 impl Checkpointer {
     /// Starts checkpointing the database `options` opens (which already exists).
     pub fn start(options: &SqliteConnectOptions, path: String) -> Checkpointer {
         let options = options.clone().create_if_missing(false);
-        Checkpointer(tokio::spawn(async move {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
             // Not before the store has opened the file (checked it, migrated it).
-            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            tokio::select! {
+                _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+                _ = &mut stopped => return,
+            }
             let mut connection = match options.connect().await {
                 Ok(connection) => connection,
                 Err(error) => {
@@ -42,7 +51,10 @@ impl Checkpointer {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
             loop {
-                ticker.tick().await;
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = &mut stopped => break,
+                }
                 match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                     .execute(&mut connection)
                     .await
@@ -56,12 +68,27 @@ impl Checkpointer {
                     Err(_) => {}
                 }
             }
-        }))
+            // Closed before the store's own connection: the last connection to close
+            // copies the whole WAL back and removes it (a graceful stop leaves one file).
+            let _ = connection.close().await;
+        });
+        Checkpointer {
+            task,
+            stop: Some(stop),
+        }
+    }
+
+    /// Ends the task and waits until its connection is closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }

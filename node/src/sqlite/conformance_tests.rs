@@ -844,7 +844,7 @@ async fn the_kept_log_tail_always_matches_the_tables() {
 
 /// The WAL goes back into the database file without the writer: with the writer's own
 /// checkpoint set far off, the file still grows to hold what was written, and the
-/// writer's bound is the fallback.
+/// writer's bound is the fallback. A close still leaves the file alone.
 #[tokio::test]
 async fn the_wal_is_checkpointed_off_the_writers_path() {
     let dir = temp_dir("checkpoint");
@@ -877,6 +877,10 @@ async fn the_wal_is_checkpointed_off_the_writers_path() {
         grown >= before + written,
         "the database file holds {grown} bytes, not the {written} written"
     );
+    // A graceful close stops the checkpointer first: the store's connection is the last
+    // to close, copies the rest back and removes the WAL (the file alone holds it all).
     store.close().await;
+    let wal = dir.join("node.db-wal");
+    assert!(!wal.exists(), "{} left after a close", wal.display());
     std::fs::remove_dir_all(dir).unwrap();
 }
