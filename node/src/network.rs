@@ -1,5 +1,7 @@
-//! The peer-to-peer transport: libp2p over TCP with Noise and Yamux, one request-response
-//! protocol with a length-prefixed borsh codec and a hard size limit.
+//! The peer-to-peer transport: libp2p over TCP with Noise and Yamux, and two protocols
+//! that share one length-prefixed borsh frame with a hard size limit: Raft messages on a
+//! long-lived stream per (peer, zone) (see [`links`]), and forwarded transactions as
+//! request-response exchanges, since each wants its leader's answer.
 //!
 //! One transport carries every zone the node serves: each request names its zone (the
 //! zone's chain id), and each zone has its own validator configuration, its own queue to
@@ -27,17 +29,16 @@ use tokio::sync::{mpsc, oneshot};
 /// The largest message accepted or sent, in bytes: one maximal block plus headroom.
 pub const MAX_MESSAGE_BYTES: usize = 20 * 1024 * 1024;
 const _: () = assert!(MAX_MESSAGE_BYTES > agora_core::block::MAX_BLOCK_BYTES);
-/// Requests in flight to one peer; past this, consensus messages to it are dropped
-/// (Raft retransmits) rather than queued without bound.
-pub const MAX_INFLIGHT_PER_PEER: usize = 512;
 /// Idle connections are kept well past the heartbeat interval.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest pause between reconnection attempts.
 pub const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Version 3: every request names its zone. Version 2 batched forwarded transactions.
-/// Nodes of different versions do not negotiate, rather than misread each other.
-const PROTOCOL: &str = "/agora/consensus/3";
+/// Version 4 carries only forwarded transactions (Raft messages moved to
+/// [`links::RAFT_PROTOCOL`]). Version 3: every request names its zone. Version 2 batched
+/// forwarded transactions. Nodes of different versions do not negotiate, rather than
+/// misread each other.
+const PROTOCOL: &str = "/agora/consensus/4";
 
 /// What peers send each other: a zone's chain id, then what is for that zone.
 #[derive(Debug, BorshSerialize, BorshDeserialize)]
@@ -213,6 +214,7 @@ impl request_response::Codec for Codec {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    raft: libp2p_stream::Behaviour,
     consensus: request_response::Behaviour<Codec>,
     identify: identify::Behaviour,
 }
@@ -300,6 +302,7 @@ pub async fn spawn(
             yamux::Config::default,
         )?
         .with_behaviour(|key| Behaviour {
+            raft: libp2p_stream::Behaviour::new(),
             consensus: request_response::Behaviour::new(
                 [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
                 request_response::Config::default()
@@ -336,8 +339,20 @@ pub async fn spawn(
             anyhow::bail!("peer address {address} must end in /p2p/<peer id>");
         }
     }
+    let mut control = swarm.behaviour().raft.new_control();
+    let incoming = control
+        .accept(links::RAFT_PROTOCOL)
+        .map_err(|error| anyhow::anyhow!("cannot accept Raft links: {error}"))?;
+    let routes = links::Routes::default();
+    let acceptor = tokio::spawn(links::accept_links(
+        incoming,
+        routes.clone(),
+        counters.clone(),
+    ));
     let mut state = State {
-        zones: BTreeMap::new(),
+        routes,
+        pending_forwards: BTreeMap::new(),
+        links: links::Links::new(control, counters.clone()),
         in_flight: InFlight::default(),
         backoff: BTreeMap::new(),
         connected: BTreeSet::new(),
@@ -376,6 +391,7 @@ pub async fn spawn(
                 }
             }
         }
+        acceptor.abort();
     });
     Ok(handle)
 }
@@ -390,16 +406,12 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
     })
 }
 
-/// What the network knows of one zone.
-struct Zone {
-    validators: BTreeMap<NodeId, PeerId>,
-    inbound: mpsc::Sender<Inbound>,
-    /// Forwarded transactions awaiting this zone's driver's answer.
-    pending_forwards: usize,
-}
-
 struct State {
-    zones: BTreeMap<ChainId, Zone>,
+    /// Every zone served: its validators and its driver's queue.
+    routes: links::Routes,
+    /// Per zone, forwarded transactions awaiting its driver's answer.
+    pending_forwards: BTreeMap<ChainId, usize>,
+    links: links::Links,
     in_flight: InFlight<OutboundRequestId>,
     /// Next redial time and current backoff per disconnected peer.
     backoff: BTreeMap<PeerId, (tokio::time::Instant, Duration)>,
@@ -469,14 +481,15 @@ impl State {
             peers,
         } = link;
         self.add_peers(swarm, &peers);
-        self.zones.insert(
+        self.links.retain(&zone, &validators);
+        self.routes_mut().insert(
             zone,
-            Zone {
+            links::Route {
                 validators,
                 inbound,
-                pending_forwards: 0,
             },
         );
+        self.pending_forwards.insert(zone, 0);
         from_drivers.push(Box::pin(futures::stream::unfold(
             outbound,
             move |mut outbound| async move {
@@ -487,54 +500,35 @@ impl State {
     }
 
     fn forward_answered(&mut self, zone: ChainId) {
-        if let Some(zone) = self.zones.get_mut(&zone) {
-            zone.pending_forwards = zone.pending_forwards.saturating_sub(1);
+        if let Some(pending) = self.pending_forwards.get_mut(&zone) {
+            *pending = pending.saturating_sub(1);
         }
     }
 
-    /// The node `peer` is in `zone`'s configuration.
-    fn node_of(&self, zone: &ChainId, peer: &PeerId) -> Option<NodeId> {
-        self.zones
-            .get(zone)?
-            .validators
-            .iter()
-            .find(|(_, p)| *p == peer)
-            .map(|(n, _)| *n)
+    fn routes(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ChainId, links::Route>> {
+        self.routes.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn routes_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<ChainId, links::Route>> {
+        self.routes.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn peer_in(&self, zone: &ChainId, node: &NodeId) -> Option<PeerId> {
-        self.zones.get(zone)?.validators.get(node).copied()
+        self.routes().get(zone)?.validators.get(node).copied()
     }
 
     fn on_command(&mut self, swarm: &mut Swarm<Behaviour>, zone: ChainId, command: Outbound) {
         match command {
             Outbound::Raft(message) => {
-                let Some(peer) = self.peer_in(&zone, &message.to) else {
-                    return;
-                };
-                if !self.in_flight.may_start((peer, zone), Kind::Raft) {
-                    self.counters
-                        .dropped_backpressure
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%peer, "dropping a consensus message: too many requests in flight");
-                    return;
+                if let Some(peer) = self.peer_in(&zone, &message.to) {
+                    self.links.send(peer, zone, *message);
                 }
-                let request = Request {
-                    zone,
-                    body: RequestBody::Raft(*message),
-                };
-                let id = swarm.behaviour_mut().consensus.send_request_with_addresses(
-                    &peer,
-                    request,
-                    self.address_of(&peer),
-                );
-                self.in_flight.started(id, (peer, zone), Kind::Raft);
             }
             Outbound::Forward { leader, txs } => {
                 let Some(peer) = self.peer_in(&zone, &leader) else {
                     return;
                 };
-                if !self.in_flight.may_start((peer, zone), Kind::Forward) {
+                if !self.in_flight.may_start(zone) {
                     self.counters
                         .dropped_backpressure
                         .fetch_add(1, Ordering::Relaxed);
@@ -549,11 +543,12 @@ impl State {
                     request,
                     self.address_of(&peer),
                 );
-                self.in_flight.started(id, (peer, zone), Kind::Forward);
+                self.in_flight.started(id, zone);
             }
             Outbound::Validators(validators) => {
-                if let Some(zone) = self.zones.get_mut(&zone) {
-                    zone.validators = validators;
+                self.links.retain(&zone, &validators);
+                if let Some(route) = self.routes_mut().get_mut(&zone) {
+                    route.validators = validators;
                 }
             }
         }
@@ -646,75 +641,70 @@ impl State {
                 ..
             } => {
                 let Request { zone, body } = request;
-                let claimed = match &body {
-                    RequestBody::Raft(message) => Some(message.from),
-                    RequestBody::SubmitTxs(_) => None,
-                };
-                let Some(sender) = self.node_of(&zone, &peer) else {
+                let RequestBody::SubmitTxs(txs) = body else {
+                    // Version 4 carries no Raft message: they travel on their links.
                     self.counters
-                        .dropped_unauthorized
+                        .dropped_malformed
                         .fetch_add(1, Ordering::Relaxed);
-                    let reason = if self.zones.contains_key(&zone) {
-                        "not a validator of this zone"
-                    } else {
-                        "not a zone this node serves"
-                    };
+                    let reason = format!("Raft messages travel on {}", links::RAFT_PROTOCOL);
                     let _ = swarm
                         .behaviour_mut()
                         .consensus
-                        .send_response(channel, Response::Refused(reason.into()));
+                        .send_response(channel, Response::Refused(reason));
                     return;
                 };
-                let route = self.zones.get_mut(&zone).expect("the sender is in it");
-                match body {
-                    RequestBody::Raft(message) => {
-                        if claimed != Some(sender) {
-                            self.counters
-                                .dropped_unauthorized
-                                .fetch_add(1, Ordering::Relaxed);
-                        } else if route.inbound.try_send(Inbound::Raft(message)).is_err() {
-                            self.counters
-                                .dropped_backpressure
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
+                let pending = self.pending_forwards.get(&zone).copied().unwrap_or(0);
+                let queued = match self.routes().get(&zone) {
+                    None => Err(Some("not a zone this node serves")),
+                    Some(route) if !route.validators.values().any(|p| *p == peer) => {
+                        Err(Some("not a validator of this zone"))
+                    }
+                    Some(_) if txs.len() > MAX_FORWARD_BATCH => {
+                        // A validator that breaks the protocol; nothing is queued.
+                        self.counters
+                            .dropped_malformed
+                            .fetch_add(1, Ordering::Relaxed);
+                        Err(None)
+                    }
+                    Some(_) if pending >= MAX_PENDING_FORWARDS => Err(None),
+                    Some(route) => {
+                        let (reply, answer) = oneshot::channel();
+                        route
+                            .inbound
+                            .try_send(Inbound::SubmitTxs(txs, reply))
+                            .map(|()| answer)
+                            .map_err(|_| None)
+                    }
+                };
+                let answer = match queued {
+                    Ok(answer) => answer,
+                    Err(refusal) => {
+                        let response = match refusal {
+                            Some(reason) => {
+                                self.counters
+                                    .dropped_unauthorized
+                                    .fetch_add(1, Ordering::Relaxed);
+                                Response::Refused(reason.into())
+                            }
+                            None => Response::Busy,
+                        };
                         let _ = swarm
                             .behaviour_mut()
                             .consensus
-                            .send_response(channel, Response::Ack);
+                            .send_response(channel, response);
+                        return;
                     }
-                    RequestBody::SubmitTxs(txs) => {
-                        let (reply, answer) = oneshot::channel();
-                        if txs.len() > MAX_FORWARD_BATCH {
-                            // A validator that breaks the protocol; nothing is queued.
-                            self.counters
-                                .dropped_malformed
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
-                        if txs.len() > MAX_FORWARD_BATCH
-                            || route.pending_forwards >= MAX_PENDING_FORWARDS
-                            || route
-                                .inbound
-                                .try_send(Inbound::SubmitTxs(txs, reply))
-                                .is_err()
-                        {
-                            let _ = swarm
-                                .behaviour_mut()
-                                .consensus
-                                .send_response(channel, Response::Busy);
-                            return;
-                        }
-                        route.pending_forwards += 1;
-                        // The answer is awaited beside the swarm's events, never inside them.
-                        self.answers.push(Box::pin(async move {
-                            let response = tokio::time::timeout(Duration::from_secs(5), answer)
-                                .await
-                                .ok()
-                                .and_then(|r| r.ok())
-                                .unwrap_or(Response::Busy);
-                            (zone, channel, response)
-                        }));
-                    }
-                }
+                };
+                *self.pending_forwards.entry(zone).or_default() += 1;
+                // The answer is awaited beside the swarm's events, never inside them.
+                self.answers.push(Box::pin(async move {
+                    let response = tokio::time::timeout(Duration::from_secs(5), answer)
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok())
+                        .unwrap_or(Response::Busy);
+                    (zone, channel, response)
+                }));
             }
             Event::Message {
                 peer,
@@ -726,7 +716,7 @@ impl State {
                 ..
             } => {
                 let _ = peer;
-                if self.in_flight.finished(&request_id) == Some(Kind::Forward) {
+                if self.in_flight.finished(&request_id) {
                     if let Response::Txs(answers) = response {
                         for answer in answers {
                             if let TxAnswer::Rejected(reason) = answer {
@@ -757,8 +747,9 @@ impl State {
 }
 
 mod in_flight;
+use in_flight::InFlight;
 pub use in_flight::MAX_FORWARDS_IN_FLIGHT;
-use in_flight::{InFlight, Kind};
+pub mod links;
 
 #[cfg(test)]
 mod tests {

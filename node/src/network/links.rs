@@ -1,0 +1,230 @@
+//! Raft messages travel on one long-lived stream per (peer, zone), protocol
+//! [`RAFT_PROTOCOL`]: frames one after another, each a [`Request`] whose body is a Raft
+//! message, with no answer. A request-response exchange per message cost a stream's
+//! open, its protocol negotiation, an acknowledgement and a close (about eight Yamux and
+//! Noise frames, each a send and a wake-up on both sides) where a link costs one frame,
+//! and one frame for every message that queued while the last batch was written.
+//!
+//! Sending: [`Links::send`] puts a message on its (peer, zone) queue, bounded at
+//! [`MAX_QUEUED_PER_LINK`]; a full queue drops the message and counts it (Raft
+//! retransmits). Each queue has a writer task that opens the stream when it has something
+//! to send, and drops it (and whatever queued meanwhile) when an open or a write fails or
+//! stalls past its timeout; the next message opens a new one.
+//!
+//! Receiving: every inbound stream gets a reader task, at most [`MAX_INBOUND_LINKS`] at
+//! once. Each frame is checked against its zone's configuration (the sending peer must be
+//! the one bound to the message's `from` node) before it goes to the zone's driver; a
+//! frame that is oversized or does not decode ends its stream.
+
+use super::{decode, frame, read_frame, Inbound, NetworkCounters, Request, RequestBody};
+use agora_consensus::raft::{Message, NodeId};
+use agora_core::ChainId;
+use futures::{AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+
+/// The protocol of a Raft link.
+pub(super) const RAFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/agora/raft/1");
+/// Raft messages queued for one peer in one zone; past this they are dropped and counted.
+pub const MAX_QUEUED_PER_LINK: usize = 512;
+/// Inbound links read at once, from all peers; a stream past this is closed at once.
+pub const MAX_INBOUND_LINKS: usize = 256;
+/// How long opening a link may take before its queue is dropped.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one batch's write may take before the link is dropped (a peer that stopped
+/// reading, or a connection that went silent without closing).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed open, the writer waits this long before it tries again.
+const REOPEN_PAUSE: Duration = Duration::from_millis(100);
+/// Queued messages are written together up to about this many bytes.
+const BATCH_BYTES: usize = 1024 * 1024;
+
+/// One zone as its inbound links see it.
+pub(super) struct Route {
+    /// Its validator configuration: node -> libp2p peer.
+    pub(super) validators: BTreeMap<NodeId, PeerId>,
+    /// Its driver's queue.
+    pub(super) inbound: mpsc::Sender<Inbound>,
+}
+
+/// Every zone the node serves, shared by the network task and the reader tasks.
+pub(super) type Routes = Arc<RwLock<BTreeMap<ChainId, Route>>>;
+
+/// The outbound links: one queue and writer task per (peer, zone).
+pub(super) struct Links {
+    control: libp2p_stream::Control,
+    queues: BTreeMap<(PeerId, ChainId), mpsc::Sender<Message>>,
+    counters: Arc<NetworkCounters>,
+}
+
+impl Links {
+    pub(super) fn new(control: libp2p_stream::Control, counters: Arc<NetworkCounters>) -> Self {
+        Links {
+            control,
+            queues: BTreeMap::new(),
+            counters,
+        }
+    }
+
+    /// Queues `message` for `peer` in `zone`, or drops and counts it if the queue is full.
+    pub(super) fn send(&mut self, peer: PeerId, zone: ChainId, message: Message) {
+        let queue = self.queues.entry((peer, zone)).or_insert_with(|| {
+            let (queue, messages) = mpsc::channel(MAX_QUEUED_PER_LINK);
+            let control = self.control.clone();
+            tokio::spawn(write_link(control, peer, zone, messages));
+            queue
+        });
+        if let Err(error) = queue.try_send(message) {
+            self.counters
+                .dropped_backpressure
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, full = matches!(error, mpsc::error::TrySendError::Full(_)),
+                "dropping a consensus message: its link's queue is full");
+        }
+    }
+
+    /// Closes the links of `zone` to peers outside `validators` (their writers end).
+    pub(super) fn retain(&mut self, zone: &ChainId, validators: &BTreeMap<NodeId, PeerId>) {
+        self.queues
+            .retain(|(peer, z), _| z != zone || validators.values().any(|p| p == peer));
+    }
+}
+
+/// A link's writer: opens the stream when there is something to send, writes whatever
+/// queued as one batch, and starts over on a new stream after a failure.
+async fn write_link(
+    mut control: libp2p_stream::Control,
+    peer: PeerId,
+    zone: ChainId,
+    mut messages: mpsc::Receiver<Message>,
+) {
+    let mut link: Option<Stream> = None;
+    let mut batch = Vec::new();
+    while let Some(first) = messages.recv().await {
+        if link.is_none() {
+            match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, RAFT_PROTOCOL)).await
+            {
+                Ok(Ok(stream)) => link = Some(stream),
+                failure => {
+                    let error = match failure {
+                        Ok(Err(error)) => error.to_string(),
+                        _ => "timed out".to_string(),
+                    };
+                    // What queued meanwhile is stale by the time a link opens.
+                    while messages.try_recv().is_ok() {}
+                    tracing::debug!(%peer, %error, "cannot open a Raft link");
+                    tokio::time::sleep(REOPEN_PAUSE).await;
+                    continue;
+                }
+            }
+        }
+        let stream = link.as_mut().expect("opened above");
+        batch.clear();
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match frame(&Request {
+                zone,
+                body: RequestBody::Raft(message),
+            }) {
+                Ok(bytes) => batch.extend_from_slice(&bytes),
+                Err(error) => tracing::error!(%peer, %error, "a Raft message was not sent"),
+            }
+            if batch.len() < BATCH_BYTES {
+                next = messages.try_recv().ok();
+            }
+        }
+        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            stream.write_all(&batch).await?;
+            stream.flush().await
+        })
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")));
+        if let Err(error) = written {
+            tracing::debug!(%peer, %error, "a Raft link failed; the next message opens another");
+            link = None;
+        }
+    }
+}
+
+/// Accepts inbound links and reads each on a task of its own, at most
+/// [`MAX_INBOUND_LINKS`] at once.
+pub(super) async fn accept_links(
+    mut incoming: libp2p_stream::IncomingStreams,
+    routes: Routes,
+    counters: Arc<NetworkCounters>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_INBOUND_LINKS));
+    while let Some((peer, stream)) = incoming.next().await {
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            counters
+                .dropped_backpressure
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "closing an inbound Raft link: too many are open");
+            continue;
+        };
+        let (routes, counters) = (routes.clone(), counters.clone());
+        tokio::spawn(async move {
+            read_link(peer, stream, &routes, &counters).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn read_link(peer: PeerId, mut stream: Stream, routes: &Routes, counters: &NetworkCounters) {
+    loop {
+        let request = match read_frame(&mut stream).await.and_then(|b| decode(&b)) {
+            Ok(request) => request,
+            Err(error) => {
+                if error.kind() == io::ErrorKind::InvalidData {
+                    counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, %error, "closing a Raft link: a malformed frame");
+                }
+                return;
+            }
+        };
+        if !deliver(peer, request, routes, counters) {
+            return;
+        }
+    }
+}
+
+/// Hands one frame of `peer`'s link to its zone's driver if `peer` is the validator the
+/// message claims to be from; drops and counts it otherwise. False if the frame breaks
+/// the protocol (the link is then closed).
+pub(super) fn deliver(
+    peer: PeerId,
+    request: Request,
+    routes: &Routes,
+    counters: &NetworkCounters,
+) -> bool {
+    let Request { zone, body } = request;
+    let RequestBody::Raft(message) = body else {
+        counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%peer, "closing a Raft link: it carried forwarded transactions");
+        return false;
+    };
+    let routes = routes.read().unwrap_or_else(|e| e.into_inner());
+    let Some(route) = routes
+        .get(&zone)
+        .filter(|route| route.validators.get(&message.from) == Some(&peer))
+    else {
+        counters
+            .dropped_unauthorized
+            .fetch_add(1, Ordering::Relaxed);
+        return true;
+    };
+    if route.inbound.try_send(Inbound::Raft(message)).is_err() {
+        counters
+            .dropped_backpressure
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;

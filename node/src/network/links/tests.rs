@@ -1,0 +1,123 @@
+use super::*;
+use agora_consensus::raft::MessageBody;
+use agora_core::{AccountId, Hash32};
+
+fn node(n: u8) -> NodeId {
+    AccountId(Hash32([n; 32]))
+}
+
+fn vote(from: NodeId, to: NodeId, term: u64) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body: MessageBody::PreVoteResponse { granted: true },
+        signature: Vec::new(),
+    }
+}
+
+fn raft(zone: ChainId, message: Message) -> Request {
+    Request {
+        zone,
+        body: RequestBody::Raft(message),
+    }
+}
+
+/// A frame reaches its zone's driver only from the peer that zone binds to the message's
+/// sender: another validator's peer claiming that node, a peer for a zone this node does
+/// not serve, a full driver queue and forwarded transactions on a link are each dropped
+/// and counted under their own name, and only the last closes the link.
+#[test]
+fn a_frame_reaches_its_driver_only_from_the_peer_its_zone_binds_to_its_sender() {
+    let (zone, other_zone) = (Hash32([1; 32]), Hash32([2; 32]));
+    let (a, b) = (PeerId::random(), PeerId::random());
+    let (inbound, mut driver) = mpsc::channel(1);
+    let routes = Routes::default();
+    routes.write().unwrap().insert(
+        zone,
+        Route {
+            validators: [(node(1), a), (node(2), b)].into(),
+            inbound,
+        },
+    );
+    let counters = NetworkCounters::default();
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+
+    assert!(deliver(
+        a,
+        raft(zone, vote(node(2), node(3), 7)),
+        &routes,
+        &counters
+    ));
+    assert!(deliver(
+        a,
+        raft(other_zone, vote(node(1), node(3), 7)),
+        &routes,
+        &counters
+    ));
+    assert_eq!(count(&counters.dropped_unauthorized), 2);
+    assert!(driver.try_recv().is_err(), "neither reached the driver");
+
+    assert!(deliver(
+        a,
+        raft(zone, vote(node(1), node(3), 7)),
+        &routes,
+        &counters
+    ));
+    assert!(deliver(
+        b,
+        raft(zone, vote(node(2), node(3), 8)),
+        &routes,
+        &counters
+    ));
+    assert_eq!(
+        count(&counters.dropped_backpressure),
+        1,
+        "the queue holds one"
+    );
+    match driver.try_recv() {
+        Ok(Inbound::Raft(message)) => assert_eq!((message.from, message.term), (node(1), 7)),
+        other => panic!("the driver got {other:?}"),
+    }
+
+    let forward = Request {
+        zone,
+        body: RequestBody::SubmitTxs(vec![vec![1]]),
+    };
+    assert!(
+        !deliver(a, forward, &routes, &counters),
+        "the link is closed"
+    );
+    assert_eq!(count(&counters.dropped_malformed), 1);
+    assert!(driver.try_recv().is_err());
+    assert_eq!(count(&counters.dropped_unauthorized), 2);
+}
+
+/// A link whose stream cannot open holds at most [`MAX_QUEUED_PER_LINK`] messages and
+/// counts the rest; when the open times out, what queued meanwhile is dropped, so the
+/// queue takes a full load again rather than replaying stale messages.
+#[tokio::test(start_paused = true)]
+async fn a_link_that_cannot_open_holds_a_bounded_queue_and_sheds_it() {
+    // A behaviour on no swarm: an open waits for a connection that never comes.
+    let control = libp2p_stream::Behaviour::new().new_control();
+    let counters = Arc::new(NetworkCounters::default());
+    let mut links = Links::new(control, counters.clone());
+    let (peer, zone) = (PeerId::random(), Hash32([1; 32]));
+    let dropped = || counters.dropped_backpressure.load(Ordering::Relaxed);
+    for term in 0..MAX_QUEUED_PER_LINK as u64 + 3 {
+        links.send(peer, zone, vote(node(1), node(2), term));
+    }
+    assert_eq!(dropped(), 3, "the queue holds {MAX_QUEUED_PER_LINK}");
+    // The writer takes the first message and tries to open the link until it gives up.
+    tokio::time::sleep(OPEN_TIMEOUT + REOPEN_PAUSE / 2).await;
+    for term in 0..MAX_QUEUED_PER_LINK as u64 {
+        links.send(peer, zone, vote(node(1), node(2), term));
+    }
+    assert_eq!(dropped(), 3, "the stale messages were shed");
+    links.send(peer, zone, vote(node(1), node(2), 0));
+    assert_eq!(dropped(), 4, "and the bound holds again");
+
+    // A peer that leaves the zone's configuration loses its link.
+    links.retain(&zone, &[(node(2), PeerId::random())].into());
+    assert!(links.queues.is_empty());
+}
