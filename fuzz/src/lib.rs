@@ -5,7 +5,7 @@
 //! | --- | --- | --- | --- |
 //! | `tx` | a signed transaction (`POST /v1/tx`, a forward) | canonical decode, admission's `authorize` (signature included) on a live ledger | no panic; what decodes re-encodes to the same bytes |
 //! | `block` | a block's bytes in a committed entry | `Ledger::apply` at the height the block names, twice | no panic; both runs agree; one receipt per transaction |
-//! | `peer` | a libp2p frame from a peer (length prefix included) | the codec's request and response readers; a Raft message is stepped into a live 3-node cluster of real cores; forwarded transactions go through `tx` | no panic, bounded memory |
+//! | `peer` | a libp2p frame from a peer (length prefix included) | the link's frame reader; a Raft message is stepped into a live 3-node cluster of real cores; forwarded transactions go through `tx` | no panic, bounded memory |
 //! | `snapshot` | an assembled state snapshot | `Ledger::restore` | no panic; a restored ledger's snapshot re-encodes to the same bytes |
 //! | `stored` | a row's column (selector byte + bytes) | the store's decoders: log entry, hard state, snapshot meta, node id, archived receipts and events JSON | no panic |
 //! | `genesis` | a genesis JSON file | `Genesis::from_json`, then the genesis ledger | no panic; a valid genesis builds a ledger whose snapshot restores to its root |
@@ -26,7 +26,7 @@ use agora_core::encoding::Canonical;
 use agora_core::ledger::{NonceRule, RestoreError};
 use agora_core::vectors::VectorFile;
 use agora_core::{Genesis, Ledger, Receipt, SignedTransaction};
-use agora_node::network::{self, Request, RequestBody, Response, TxAnswer};
+use agora_node::network::{self, Request, RequestBody};
 use agora_node::sqlite::EventsColumn;
 use std::sync::OnceLock;
 
@@ -206,8 +206,7 @@ fn block(data: &[u8]) -> Reached {
 
 fn peer(data: &[u8]) -> Reached {
     let request = network::read_request_bytes(data);
-    let response = network::read_response_bytes(data);
-    let reached = decoded(request.is_ok() || response.is_ok());
+    let reached = decoded(request.is_ok());
     match request {
         Ok(Request {
             body: RequestBody::Raft(message),
@@ -481,7 +480,7 @@ fn peer_seeds(blocks: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let membership = agora_consensus::raft::Membership::single(
         agora_consensus::sim::cluster::weighted_config(&[1, 1, 1]),
     );
-    let mut seeds = vec![
+    vec![
         message(
             0,
             1,
@@ -605,11 +604,5 @@ fn peer_seeds(blocks: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<Vec<u8>> {
             zone: agora_core::Hash32([1; 32]),
             body: RequestBody::SubmitTxs(txs.iter().take(3).cloned().collect()),
         }),
-        network::frame_response(&Response::Txs(vec![
-            TxAnswer::Busy,
-            TxAnswer::Rejected("nonce".into()),
-        ])),
-    ];
-    seeds.push(network::frame_response(&Response::Refused("no".into())));
-    seeds
+    ]
 }

@@ -5,7 +5,7 @@
 
 use crate::events::EventHub;
 use crate::metrics::Metrics;
-use crate::network::{Inbound, Outbound, Response, TxAnswer, MAX_FORWARD_BATCH};
+use crate::network::{Inbound, Outbound, MAX_FORWARD_BATCH};
 use crate::sqlite::{SqliteStore, StoreReader};
 use crate::watchdog::{Phase, Pulse};
 use agora_api::ApiError;
@@ -124,21 +124,9 @@ const MAX_OPEN_REQUESTS: usize = 32_768;
 enum Route {
     /// An HTTP client, and when it asked.
     Client { reply: Reply, since: Instant },
-    /// One transaction of a batch a validator forwarded.
-    Peer {
-        /// The batch, in [`Shell::forwarded`].
-        batch: u64,
-        /// The transaction's place in it.
-        slot: usize,
-    },
-}
-
-/// A batch of forwarded transactions whose answers are being gathered.
-struct ForwardedBatch {
-    answers: Vec<TxAnswer>,
-    /// Transactions not answered yet.
-    open: usize,
-    reply: oneshot::Sender<Response>,
+    /// A transaction a validator forwarded: nobody waits for its answer (the follower
+    /// learns its fate from the commit, or re-sends it), so a refusal is only logged.
+    Peer,
 }
 
 struct Shell {
@@ -150,8 +138,6 @@ struct Shell {
     next_request: RequestId,
     /// Forwarded batches awaiting their answers (each transaction holds a route, so the
     /// route limit bounds these too).
-    forwarded: BTreeMap<u64, ForwardedBatch>,
-    next_batch: u64,
     /// One past-height proof at a time.
     proof_slots: Arc<Semaphore>,
     /// One signature check per core at a time, off the event loop.
@@ -213,8 +199,6 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         metrics,
         routes: BTreeMap::new(),
         next_request: 0,
-        forwarded: BTreeMap::new(),
-        next_batch: 0,
         proof_slots: Arc::new(Semaphore::new(1)),
         events,
     };
@@ -305,7 +289,9 @@ impl Shell {
                 Route::Client { reply, .. } => {
                     let _ = reply.send(Err(busy));
                 }
-                Route::Peer { batch, slot } => self.answer_forward(batch, slot, TxAnswer::Busy),
+                Route::Peer => {
+                    tracing::debug!(reason = %busy.message, "a forwarded transaction was refused")
+                }
             }
             return None;
         }
@@ -318,23 +304,9 @@ impl Shell {
     fn on_inbound(&mut self, message: Inbound) {
         match message {
             Inbound::Raft(message) => self.replica.receive(message),
-            Inbound::SubmitTxs(txs, reply) => {
-                if txs.is_empty() {
-                    let _ = reply.send(Response::Txs(Vec::new()));
-                    return;
-                }
-                let batch = self.next_batch;
-                self.next_batch += 1;
-                self.forwarded.insert(
-                    batch,
-                    ForwardedBatch {
-                        answers: vec![TxAnswer::Busy; txs.len()],
-                        open: txs.len(),
-                        reply,
-                    },
-                );
-                for (slot, bytes) in txs.into_iter().enumerate() {
-                    if let Some(id) = self.open_route(Route::Peer { batch, slot }) {
+            Inbound::SubmitTxs(txs) => {
+                for bytes in txs {
+                    if let Some(id) = self.open_route(Route::Peer) {
                         let request = Request::Submit { bytes, wait: false };
                         self.replica.request(id, request);
                     }
@@ -442,29 +414,12 @@ impl Shell {
                 }
                 let _ = reply.send(result);
             }
-            Some(Route::Peer { batch, slot }) => {
-                let answer = match result {
-                    Ok(Answer::Submitted(submitted)) => TxAnswer::Accepted(submitted.tx_hash),
-                    Err(error) if error.status == 503 => TxAnswer::Busy,
-                    Err(error) => TxAnswer::Rejected(error.message),
-                    Ok(_) => TxAnswer::Rejected("unexpected answer".into()),
-                };
-                self.answer_forward(batch, slot, answer);
+            Some(Route::Peer) => {
+                if let Err(error) = result {
+                    tracing::debug!(reason = %error.message, "a forwarded transaction was refused");
+                }
             }
             None => tracing::warn!(id, "a reply for a request with no route"),
-        }
-    }
-
-    /// Records one forwarded transaction's answer; the batch is answered once all are.
-    fn answer_forward(&mut self, batch: u64, slot: usize, answer: TxAnswer) {
-        let Some(pending) = self.forwarded.get_mut(&batch) else {
-            return;
-        };
-        pending.answers[slot] = answer;
-        pending.open -= 1;
-        if pending.open == 0 {
-            let done = self.forwarded.remove(&batch).expect("present");
-            let _ = done.reply.send(Response::Txs(done.answers));
         }
     }
 

@@ -1,7 +1,6 @@
-//! The peer-to-peer transport: libp2p over TCP with Noise and Yamux, and two protocols
-//! that share one length-prefixed borsh frame with a hard size limit: Raft messages on a
-//! long-lived stream per (peer, zone) (see [`links`]), and forwarded transactions as
-//! request-response exchanges, since each wants its leader's answer.
+//! The peer-to-peer transport: libp2p over TCP with Noise and Yamux, and one long-lived
+//! stream per (peer, zone) (see [`links`]) that carries Raft messages and forwarded
+//! transactions as length-prefixed borsh frames with a hard size limit.
 //!
 //! One transport carries every zone the node serves: each request names its zone (the
 //! zone's chain id), and each zone has its own validator configuration, its own queue to
@@ -13,18 +12,17 @@
 //! on the channel.
 
 use agora_consensus::raft::{Message, NodeId};
-use agora_core::{ChainId, Hash32};
+use agora_core::ChainId;
 use borsh::{BorshDeserialize, BorshSerialize};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use futures::{AsyncRead, AsyncReadExt, StreamExt};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// The largest message accepted or sent, in bytes: one maximal block plus headroom.
 pub const MAX_MESSAGE_BYTES: usize = 20 * 1024 * 1024;
@@ -34,13 +32,7 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest pause between reconnection attempts.
 pub const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Version 4 carries only forwarded transactions (Raft messages moved to
-/// [`links::RAFT_PROTOCOL`]). Version 3: every request names its zone. Version 2 batched
-/// forwarded transactions. Nodes of different versions do not negotiate, rather than
-/// misread each other.
-const PROTOCOL: &str = "/agora/consensus/4";
-
-/// What peers send each other: a zone's chain id, then what is for that zone.
+/// One frame of a link: a zone's chain id, then what is for that zone.
 #[derive(Debug, BorshSerialize, BorshDeserialize)]
 pub struct Request {
     /// The zone (its chain id).
@@ -49,47 +41,20 @@ pub struct Request {
     pub body: RequestBody,
 }
 
-/// What a request carries for its zone.
+/// What a frame carries for its zone.
 // Each message is moved once per hop; boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, BorshSerialize, BorshDeserialize)]
 pub enum RequestBody {
     /// A Raft message.
     Raft(Message),
-    /// Client transactions forwarded to the leader, at most [`MAX_FORWARD_BATCH`].
+    /// Client transactions forwarded to the leader, at most [`MAX_FORWARD_BATCH`]. Nobody
+    /// waits for an answer: the follower learns their fate from the commit, or re-sends.
     SubmitTxs(Vec<Vec<u8>>),
 }
 
 /// The most transactions one forward carries (4 MiB at the 16 KiB transaction limit).
 pub const MAX_FORWARD_BATCH: usize = 256;
-
-/// The leader's answer to one forwarded transaction.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub enum TxAnswer {
-    /// It entered the leader's mempool.
-    Accepted(Hash32),
-    /// It was refused; the reason says why.
-    Rejected(String),
-    /// The leader had no room for it: its fate is learned from the re-send.
-    Busy,
-}
-
-/// The answer to a [`Request`].
-#[derive(Debug, BorshSerialize, BorshDeserialize)]
-pub enum Response {
-    /// Received.
-    Ack,
-    /// One answer per forwarded transaction, in order.
-    Txs(Vec<TxAnswer>),
-    /// The leader took none of the batch: retry later.
-    Busy,
-    /// The request was refused whole; the reason says why.
-    Refused(String),
-}
-
-/// The length-prefixed borsh codec: a `u32` little-endian length, then the bytes.
-#[derive(Clone, Default)]
-pub struct Codec;
 
 async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
     let mut length = [0u8; 4];
@@ -120,7 +85,7 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u
 /// The capacity a frame's buffer starts with, whatever length the frame announces.
 const FRAME_READ_CHUNK: usize = 64 * 1024;
 
-/// Reads one framed [`Request`] from `bytes` exactly as the codec reads it from a stream
+/// Reads one framed [`Request`] from `bytes` exactly as a link reads it from its stream
 /// (the fuzz targets and tests use it; see `fuzz/`).
 pub fn read_request_bytes(bytes: &[u8]) -> io::Result<Request> {
     futures::executor::block_on(async {
@@ -128,21 +93,9 @@ pub fn read_request_bytes(bytes: &[u8]) -> io::Result<Request> {
     })
 }
 
-/// Reads one framed [`Response`] from `bytes` exactly as the codec reads it from a stream.
-pub fn read_response_bytes(bytes: &[u8]) -> io::Result<Response> {
-    futures::executor::block_on(async {
-        decode(&read_frame(&mut futures::io::Cursor::new(bytes)).await?)
-    })
-}
-
-/// A request framed by the codec's own writer: the seeds of the fuzz corpus.
+/// A request framed as a link writes it: the seeds of the fuzz corpus.
 pub fn frame_request(request: &Request) -> Vec<u8> {
     frame(request).expect("within the size limit")
-}
-
-/// A response framed by the codec's own writer.
-pub fn frame_response(response: &Response) -> Vec<u8> {
-    frame(response).expect("within the size limit")
 }
 
 /// `value`'s frame: its borsh bytes after their length (a `u32`, little-endian), built in
@@ -163,59 +116,13 @@ fn frame<T: BorshSerialize>(value: &T) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, frame: Vec<u8>) -> io::Result<()> {
-    io.write_all(&frame).await?;
-    io.close().await
-}
-
 fn decode<T: BorshDeserialize>(bytes: &[u8]) -> io::Result<T> {
     borsh::from_slice(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-impl request_response::Codec for Codec {
-    type Protocol = StreamProtocol;
-    type Request = Request;
-    type Response = Response;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Request> {
-        decode(&read_frame(io).await?)
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Response> {
-        decode(&read_frame(io).await?)
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        request: Request,
-    ) -> io::Result<()> {
-        write_frame(io, frame(&request)?).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        response: Response,
-    ) -> io::Result<()> {
-        write_frame(io, frame(&response)?).await
-    }
-}
-
 #[derive(NetworkBehaviour)]
 struct Behaviour {
-    raft: libp2p_stream::Behaviour,
-    consensus: request_response::Behaviour<Codec>,
+    links: libp2p_stream::Behaviour,
     identify: identify::Behaviour,
 }
 
@@ -225,9 +132,8 @@ struct Behaviour {
 pub enum Inbound {
     /// An authenticated Raft message.
     Raft(Message),
-    /// Transactions forwarded by another validator (at most [`MAX_FORWARD_BATCH`]);
-    /// answer on the channel.
-    SubmitTxs(Vec<Vec<u8>>, oneshot::Sender<Response>),
+    /// Transactions forwarded by another validator (at most [`MAX_FORWARD_BATCH`]).
+    SubmitTxs(Vec<Vec<u8>>),
 }
 
 /// Something the driver asks the network to do.
@@ -235,8 +141,8 @@ pub enum Inbound {
 pub enum Outbound {
     /// Send a Raft message.
     Raft(Box<Message>),
-    /// Forward a transaction to `leader`. Its fate is learned from the commit (or a
-    /// re-send), so the leader's answer is only logged.
+    /// Forward transactions to `leader`. Their fate is learned from the commit (or a
+    /// re-send); the leader answers nothing.
     Forward {
         /// The leader.
         leader: NodeId,
@@ -265,10 +171,11 @@ pub struct ZoneLink {
 /// Counters the network keeps.
 #[derive(Default, Debug)]
 pub struct NetworkCounters {
-    /// Raft messages from peers that are not the validator they claim to be, and requests
-    /// for a zone this node does not serve.
+    /// Raft messages from peers that are not the validator they claim to be, forwards
+    /// from peers that are no validator, and frames for a zone this node does not serve.
     pub dropped_unauthorized: AtomicU64,
-    /// Messages dropped because a peer had too many requests in flight.
+    /// Messages dropped because a queue was full: a link's to its peer, a zone driver's,
+    /// or the inbound links' limit.
     pub dropped_backpressure: AtomicU64,
     /// Malformed or oversized inbound messages.
     pub dropped_malformed: AtomicU64,
@@ -302,13 +209,7 @@ pub async fn spawn(
             yamux::Config::default,
         )?
         .with_behaviour(|key| Behaviour {
-            raft: libp2p_stream::Behaviour::new(),
-            consensus: request_response::Behaviour::new(
-                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
-                request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(10))
-                    .with_max_concurrent_streams(1024),
-            ),
+            links: libp2p_stream::Behaviour::new(),
             // No cache of the addresses peers announce: a node dials only the addresses
             // its configuration names (an operator's proxy, NAT mapping or the tests'
             // fault proxies stay in the path).
@@ -339,10 +240,10 @@ pub async fn spawn(
             anyhow::bail!("peer address {address} must end in /p2p/<peer id>");
         }
     }
-    let mut control = swarm.behaviour().raft.new_control();
+    let mut control = swarm.behaviour().links.new_control();
     let incoming = control
-        .accept(links::RAFT_PROTOCOL)
-        .map_err(|error| anyhow::anyhow!("cannot accept Raft links: {error}"))?;
+        .accept(links::LINK_PROTOCOL)
+        .map_err(|error| anyhow::anyhow!("cannot accept peer links: {error}"))?;
     let routes = links::Routes::default();
     let acceptor = tokio::spawn(links::accept_links(
         incoming,
@@ -351,14 +252,11 @@ pub async fn spawn(
     ));
     let mut state = State {
         routes,
-        pending_forwards: BTreeMap::new(),
         links: links::Links::new(control, counters.clone()),
-        in_flight: InFlight::default(),
         backoff: BTreeMap::new(),
         connected: BTreeSet::new(),
         addresses: BTreeMap::new(),
         counters,
-        answers: futures::stream::FuturesUnordered::new(),
     };
     let mut from_drivers = futures::stream::SelectAll::new();
     state.add_peers(&mut swarm, &config.peers);
@@ -370,9 +268,9 @@ pub async fn spawn(
         let mut zones_open = true;
         loop {
             tokio::select! {
-                event = swarm.select_next_some() => state.on_event(&mut swarm, event).await,
+                event = swarm.select_next_some() => state.on_event(event),
                 Some((zone, command)) = from_drivers.next(), if !from_drivers.is_empty() => {
-                    state.on_command(&mut swarm, zone, command)
+                    state.on_command(zone, command)
                 }
                 link = zones.recv(), if zones_open => match link {
                     Some(link) => state.add_zone(&mut swarm, link, &mut from_drivers),
@@ -384,10 +282,6 @@ pub async fn spawn(
                         break;
                     }
                     state.redial(&mut swarm)
-                }
-                Some((zone, channel, response)) = state.answers.next(), if !state.answers.is_empty() => {
-                    state.forward_answered(zone);
-                    let _ = swarm.behaviour_mut().consensus.send_response(channel, response);
                 }
             }
         }
@@ -409,29 +303,13 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
 struct State {
     /// Every zone served: its validators and its driver's queue.
     routes: links::Routes,
-    /// Per zone, forwarded transactions awaiting its driver's answer.
-    pending_forwards: BTreeMap<ChainId, usize>,
     links: links::Links,
-    in_flight: InFlight<OutboundRequestId>,
     /// Next redial time and current backoff per disconnected peer.
     backoff: BTreeMap<PeerId, (tokio::time::Instant, Duration)>,
     connected: BTreeSet<PeerId>,
     addresses: BTreeMap<PeerId, Multiaddr>,
     counters: Arc<NetworkCounters>,
-    answers: futures::stream::FuturesUnordered<
-        futures::future::BoxFuture<
-            'static,
-            (
-                ChainId,
-                request_response::ResponseChannel<Response>,
-                Response,
-            ),
-        >,
-    >,
 }
-
-/// Forwarded transactions awaiting one zone's driver's answer, at most.
-const MAX_PENDING_FORWARDS: usize = 1024;
 
 /// Dial options that always carry the configured address: libp2p forgets a peer's
 /// address after a refused connection (a restarting peer), so it is supplied every time.
@@ -446,10 +324,6 @@ fn dial_options(
 }
 
 impl State {
-    fn address_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
-        self.addresses.get(peer).cloned().into_iter().collect()
-    }
-
     /// Dials peers the node did not know (addresses were checked at start, or by the
     /// zone's loader).
     fn add_peers(&mut self, swarm: &mut Swarm<Behaviour>, peers: &[Multiaddr]) {
@@ -489,7 +363,6 @@ impl State {
                 inbound,
             },
         );
-        self.pending_forwards.insert(zone, 0);
         from_drivers.push(Box::pin(futures::stream::unfold(
             outbound,
             move |mut outbound| async move {
@@ -497,12 +370,6 @@ impl State {
                 Some(((zone, command), outbound))
             },
         )));
-    }
-
-    fn forward_answered(&mut self, zone: ChainId) {
-        if let Some(pending) = self.pending_forwards.get_mut(&zone) {
-            *pending = pending.saturating_sub(1);
-        }
     }
 
     fn routes(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ChainId, links::Route>> {
@@ -517,33 +384,17 @@ impl State {
         self.routes().get(zone)?.validators.get(node).copied()
     }
 
-    fn on_command(&mut self, swarm: &mut Swarm<Behaviour>, zone: ChainId, command: Outbound) {
+    fn on_command(&mut self, zone: ChainId, command: Outbound) {
         match command {
             Outbound::Raft(message) => {
                 if let Some(peer) = self.peer_in(&zone, &message.to) {
-                    self.links.send(peer, zone, *message);
+                    self.links.send(peer, zone, RequestBody::Raft(*message));
                 }
             }
             Outbound::Forward { leader, txs } => {
-                let Some(peer) = self.peer_in(&zone, &leader) else {
-                    return;
-                };
-                if !self.in_flight.may_start(zone) {
-                    self.counters
-                        .dropped_backpressure
-                        .fetch_add(1, Ordering::Relaxed);
-                    return;
+                if let Some(peer) = self.peer_in(&zone, &leader) {
+                    self.links.send(peer, zone, RequestBody::SubmitTxs(txs));
                 }
-                let request = Request {
-                    zone,
-                    body: RequestBody::SubmitTxs(txs),
-                };
-                let id = swarm.behaviour_mut().consensus.send_request_with_addresses(
-                    &peer,
-                    request,
-                    self.address_of(&peer),
-                );
-                self.in_flight.started(id, zone);
             }
             Outbound::Validators(validators) => {
                 self.links.retain(&zone, &validators);
@@ -554,11 +405,8 @@ impl State {
         }
     }
 
-    async fn on_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Consensus(event)) => {
-                self.on_consensus(swarm, event).await
-            }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 self.connected.insert(peer_id);
                 self.backoff.remove(&peer_id);
@@ -625,135 +473,14 @@ impl State {
             let _ = swarm.dial(dial_options(peer, &self.addresses));
         }
     }
-
-    async fn on_consensus(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        event: request_response::Event<Request, Response>,
-    ) {
-        use request_response::{Event, Message as Rr};
-        match event {
-            Event::Message {
-                peer,
-                message: Rr::Request {
-                    request, channel, ..
-                },
-                ..
-            } => {
-                let Request { zone, body } = request;
-                let RequestBody::SubmitTxs(txs) = body else {
-                    // Version 4 carries no Raft message: they travel on their links.
-                    self.counters
-                        .dropped_malformed
-                        .fetch_add(1, Ordering::Relaxed);
-                    let reason = format!("Raft messages travel on {}", links::RAFT_PROTOCOL);
-                    let _ = swarm
-                        .behaviour_mut()
-                        .consensus
-                        .send_response(channel, Response::Refused(reason));
-                    return;
-                };
-                let pending = self.pending_forwards.get(&zone).copied().unwrap_or(0);
-                let queued = match self.routes().get(&zone) {
-                    None => Err(Some("not a zone this node serves")),
-                    Some(route) if !route.validators.values().any(|p| *p == peer) => {
-                        Err(Some("not a validator of this zone"))
-                    }
-                    Some(_) if txs.len() > MAX_FORWARD_BATCH => {
-                        // A validator that breaks the protocol; nothing is queued.
-                        self.counters
-                            .dropped_malformed
-                            .fetch_add(1, Ordering::Relaxed);
-                        Err(None)
-                    }
-                    Some(_) if pending >= MAX_PENDING_FORWARDS => Err(None),
-                    Some(route) => {
-                        let (reply, answer) = oneshot::channel();
-                        route
-                            .inbound
-                            .try_send(Inbound::SubmitTxs(txs, reply))
-                            .map(|()| answer)
-                            .map_err(|_| None)
-                    }
-                };
-                let answer = match queued {
-                    Ok(answer) => answer,
-                    Err(refusal) => {
-                        let response = match refusal {
-                            Some(reason) => {
-                                self.counters
-                                    .dropped_unauthorized
-                                    .fetch_add(1, Ordering::Relaxed);
-                                Response::Refused(reason.into())
-                            }
-                            None => Response::Busy,
-                        };
-                        let _ = swarm
-                            .behaviour_mut()
-                            .consensus
-                            .send_response(channel, response);
-                        return;
-                    }
-                };
-                *self.pending_forwards.entry(zone).or_default() += 1;
-                // The answer is awaited beside the swarm's events, never inside them.
-                self.answers.push(Box::pin(async move {
-                    let response = tokio::time::timeout(Duration::from_secs(5), answer)
-                        .await
-                        .ok()
-                        .and_then(|r| r.ok())
-                        .unwrap_or(Response::Busy);
-                    (zone, channel, response)
-                }));
-            }
-            Event::Message {
-                peer,
-                message:
-                    Rr::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                let _ = peer;
-                if self.in_flight.finished(&request_id) {
-                    if let Response::Txs(answers) = response {
-                        for answer in answers {
-                            if let TxAnswer::Rejected(reason) = answer {
-                                tracing::debug!(%reason, "the leader refused a forwarded transaction");
-                            }
-                        }
-                    }
-                }
-            }
-            Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                tracing::debug!(%peer, %error, "request failed");
-                self.in_flight.finished(&request_id);
-            }
-            Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound request failed");
-                self.counters
-                    .dropped_malformed
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            Event::ResponseSent { .. } => {}
-        }
-    }
 }
 
-mod in_flight;
-use in_flight::InFlight;
-pub use in_flight::MAX_FORWARDS_IN_FLIGHT;
 pub mod links;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_core::Hash32;
 
     /// A frame reads back as it was written; a frame that announces more than it carries,
     /// or more than the limit, or is cut inside its length, is an error and not a value.
@@ -777,11 +504,6 @@ mod tests {
             }
             other => panic!("read back {other:?}"),
         }
-        let answer = frame_response(&Response::Txs(vec![TxAnswer::Busy]));
-        assert!(matches!(
-            read_response_bytes(&answer).unwrap(),
-            Response::Txs(answers) if answers == vec![TxAnswer::Busy]
-        ));
         let mut announced_limit = (MAX_MESSAGE_BYTES as u32).to_le_bytes().to_vec();
         announced_limit.extend_from_slice(&[0; 10]);
         let error = read_request_bytes(&announced_limit).unwrap_err();

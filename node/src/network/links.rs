@@ -1,23 +1,28 @@
-//! Raft messages travel on one long-lived stream per (peer, zone), protocol
-//! [`RAFT_PROTOCOL`]: frames one after another, each a [`Request`] whose body is a Raft
-//! message, with no answer. A request-response exchange per message cost a stream's
-//! open, its protocol negotiation, an acknowledgement and a close (about eight Yamux and
-//! Noise frames, each a send and a wake-up on both sides) where a link costs one frame,
-//! and one frame for every message that queued while the last batch was written.
+//! Peers talk on one long-lived stream per (peer, zone), protocol [`LINK_PROTOCOL`]:
+//! frames one after another, each a [`Request`] (a Raft message, or transactions
+//! forwarded to the leader), and no answers. Raft retransmits what is lost, and a
+//! follower learns a forwarded transaction's fate from the commit or re-sends it. A
+//! request-response exchange per message used to cost a stream's open, its protocol
+//! negotiation, an answer and a close (about eight Yamux and Noise frames, each a send
+//! and a wake-up on both sides); a link costs one frame, and one frame for every message
+//! that queued while the last batch was written.
 //!
 //! Sending: [`Links::send`] puts a message on its (peer, zone) queue, bounded at
-//! [`MAX_QUEUED_PER_LINK`]; a full queue drops the message and counts it (Raft
-//! retransmits). Each queue has a writer task that opens the stream when it has something
-//! to send, and drops it (and whatever queued meanwhile) when an open or a write fails or
-//! stalls past its timeout; the next message opens a new one.
+//! [`MAX_QUEUED_PER_LINK`]; a full queue drops the message and counts it. Each queue has
+//! a writer task that opens the stream when it has something to send, and drops it (and
+//! whatever queued meanwhile) when an open or a write fails or stalls past its timeout;
+//! the next message opens a new one.
 //!
 //! Receiving: every inbound stream gets a reader task, at most [`MAX_INBOUND_LINKS`] at
-//! once. Each frame is checked against its zone's configuration (the sending peer must be
-//! the one bound to the message's `from` node) before it goes to the zone's driver; a
-//! frame that is oversized or does not decode ends its stream.
+//! once. Each frame is checked against its zone's configuration before it goes to the
+//! zone's driver: a Raft message must come from the peer bound to its `from` node, a
+//! forward from a peer bound to some validator. A frame that is oversized or does not
+//! decode, or a forward of more than [`MAX_FORWARD_BATCH`] transactions, ends its stream.
 
-use super::{decode, frame, read_frame, Inbound, NetworkCounters, Request, RequestBody};
-use agora_consensus::raft::{Message, NodeId};
+use super::{
+    decode, frame, read_frame, Inbound, NetworkCounters, Request, RequestBody, MAX_FORWARD_BATCH,
+};
+use agora_consensus::raft::NodeId;
 use agora_core::ChainId;
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
@@ -28,9 +33,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
-/// The protocol of a Raft link.
-pub(super) const RAFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/agora/raft/1");
-/// Raft messages queued for one peer in one zone; past this they are dropped and counted.
+/// The protocol of a link. (Before links, `/agora/consensus/3` was request-response: one
+/// stream and one answer per message. Nodes of different versions do not negotiate,
+/// rather than misread each other.)
+pub const LINK_PROTOCOL: StreamProtocol = StreamProtocol::new("/agora/link/1");
+/// Messages queued for one peer in one zone; past this they are dropped and counted.
 pub const MAX_QUEUED_PER_LINK: usize = 512;
 /// Inbound links read at once, from all peers; a stream past this is closed at once.
 pub const MAX_INBOUND_LINKS: usize = 256;
@@ -58,7 +65,7 @@ pub(super) type Routes = Arc<RwLock<BTreeMap<ChainId, Route>>>;
 /// The outbound links: one queue and writer task per (peer, zone).
 pub(super) struct Links {
     control: libp2p_stream::Control,
-    queues: BTreeMap<(PeerId, ChainId), mpsc::Sender<Message>>,
+    queues: BTreeMap<(PeerId, ChainId), mpsc::Sender<RequestBody>>,
     counters: Arc<NetworkCounters>,
 }
 
@@ -72,7 +79,7 @@ impl Links {
     }
 
     /// Queues `message` for `peer` in `zone`, or drops and counts it if the queue is full.
-    pub(super) fn send(&mut self, peer: PeerId, zone: ChainId, message: Message) {
+    pub(super) fn send(&mut self, peer: PeerId, zone: ChainId, message: RequestBody) {
         let queue = self.queues.entry((peer, zone)).or_insert_with(|| {
             let (queue, messages) = mpsc::channel(MAX_QUEUED_PER_LINK);
             let control = self.control.clone();
@@ -84,7 +91,7 @@ impl Links {
                 .dropped_backpressure
                 .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, full = matches!(error, mpsc::error::TrySendError::Full(_)),
-                "dropping a consensus message: its link's queue is full");
+                "dropping a message to a peer: its link's queue is full");
         }
     }
 
@@ -101,13 +108,13 @@ async fn write_link(
     mut control: libp2p_stream::Control,
     peer: PeerId,
     zone: ChainId,
-    mut messages: mpsc::Receiver<Message>,
+    mut messages: mpsc::Receiver<RequestBody>,
 ) {
     let mut link: Option<Stream> = None;
     let mut batch = Vec::new();
     while let Some(first) = messages.recv().await {
         if link.is_none() {
-            match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, RAFT_PROTOCOL)).await
+            match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, LINK_PROTOCOL)).await
             {
                 Ok(Ok(stream)) => link = Some(stream),
                 failure => {
@@ -117,7 +124,7 @@ async fn write_link(
                     };
                     // What queued meanwhile is stale by the time a link opens.
                     while messages.try_recv().is_ok() {}
-                    tracing::debug!(%peer, %error, "cannot open a Raft link");
+                    tracing::debug!(%peer, %error, "cannot open a link");
                     tokio::time::sleep(REOPEN_PAUSE).await;
                     continue;
                 }
@@ -129,10 +136,10 @@ async fn write_link(
         while let Some(message) = next.take() {
             match frame(&Request {
                 zone,
-                body: RequestBody::Raft(message),
+                body: message,
             }) {
                 Ok(bytes) => batch.extend_from_slice(&bytes),
-                Err(error) => tracing::error!(%peer, %error, "a Raft message was not sent"),
+                Err(error) => tracing::error!(%peer, %error, "a message was not sent"),
             }
             if batch.len() < BATCH_BYTES {
                 next = messages.try_recv().ok();
@@ -145,7 +152,7 @@ async fn write_link(
         .await
         .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")));
         if let Err(error) = written {
-            tracing::debug!(%peer, %error, "a Raft link failed; the next message opens another");
+            tracing::debug!(%peer, %error, "a link failed; the next message opens another");
             link = None;
         }
     }
@@ -164,7 +171,7 @@ pub(super) async fn accept_links(
             counters
                 .dropped_backpressure
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%peer, "closing an inbound Raft link: too many are open");
+            tracing::debug!(%peer, "closing an inbound link: too many are open");
             continue;
         };
         let (routes, counters) = (routes.clone(), counters.clone());
@@ -182,7 +189,7 @@ async fn read_link(peer: PeerId, mut stream: Stream, routes: &Routes, counters: 
             Err(error) => {
                 if error.kind() == io::ErrorKind::InvalidData {
                     counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%peer, %error, "closing a Raft link: a malformed frame");
+                    tracing::debug!(%peer, %error, "closing a link: a malformed frame");
                 }
                 return;
             }
@@ -193,9 +200,10 @@ async fn read_link(peer: PeerId, mut stream: Stream, routes: &Routes, counters: 
     }
 }
 
-/// Hands one frame of `peer`'s link to its zone's driver if `peer` is the validator the
-/// message claims to be from; drops and counts it otherwise. False if the frame breaks
-/// the protocol (the link is then closed).
+/// Hands one frame of `peer`'s link to its zone's driver if `peer` may send it there (a
+/// Raft message: the peer bound to its `from` node; a forward: a peer bound to some
+/// validator); drops and counts it otherwise. False if the frame breaks the protocol
+/// (the link is then closed).
 pub(super) fn deliver(
     peer: PeerId,
     request: Request,
@@ -203,22 +211,29 @@ pub(super) fn deliver(
     counters: &NetworkCounters,
 ) -> bool {
     let Request { zone, body } = request;
-    let RequestBody::Raft(message) = body else {
-        counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%peer, "closing a Raft link: it carried forwarded transactions");
-        return false;
-    };
+    if let RequestBody::SubmitTxs(txs) = &body {
+        if txs.len() > MAX_FORWARD_BATCH {
+            counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, count = txs.len(), "closing a link: an oversized forward");
+            return false;
+        }
+    }
     let routes = routes.read().unwrap_or_else(|e| e.into_inner());
-    let Some(route) = routes
-        .get(&zone)
-        .filter(|route| route.validators.get(&message.from) == Some(&peer))
-    else {
+    let route = routes.get(&zone).filter(|route| match &body {
+        RequestBody::Raft(message) => route.validators.get(&message.from) == Some(&peer),
+        RequestBody::SubmitTxs(_) => route.validators.values().any(|p| *p == peer),
+    });
+    let Some(route) = route else {
         counters
             .dropped_unauthorized
             .fetch_add(1, Ordering::Relaxed);
         return true;
     };
-    if route.inbound.try_send(Inbound::Raft(message)).is_err() {
+    let inbound = match body {
+        RequestBody::Raft(message) => Inbound::Raft(message),
+        RequestBody::SubmitTxs(txs) => Inbound::SubmitTxs(txs),
+    };
+    if route.inbound.try_send(inbound).is_err() {
         counters
             .dropped_backpressure
             .fetch_add(1, Ordering::Relaxed);

@@ -1,5 +1,5 @@
 use super::*;
-use agora_consensus::raft::MessageBody;
+use agora_consensus::raft::{Message, MessageBody};
 use agora_core::{AccountId, Hash32};
 
 fn node(n: u8) -> NodeId {
@@ -16,19 +16,13 @@ fn vote(from: NodeId, to: NodeId, term: u64) -> Message {
     }
 }
 
-fn raft(zone: ChainId, message: Message) -> Request {
-    Request {
-        zone,
-        body: RequestBody::Raft(message),
-    }
-}
-
-/// A frame reaches its zone's driver only from the peer that zone binds to the message's
-/// sender: another validator's peer claiming that node, a peer for a zone this node does
-/// not serve, a full driver queue and forwarded transactions on a link are each dropped
-/// and counted under their own name, and only the last closes the link.
+/// A Raft message reaches its zone's driver only from the peer that zone binds to its
+/// sender, and a forward only from a validator's peer: another validator's peer claiming
+/// a node, an outsider's forward, a frame for a zone this node does not serve, a full
+/// driver queue and an oversized forward are each dropped and counted under their own
+/// name, and only the last closes the link.
 #[test]
-fn a_frame_reaches_its_driver_only_from_the_peer_its_zone_binds_to_its_sender() {
+fn a_frame_reaches_its_driver_only_from_a_peer_its_zone_allows() {
     let (zone, other_zone) = (Hash32([1; 32]), Hash32([2; 32]));
     let (a, b) = (PeerId::random(), PeerId::random());
     let (inbound, mut driver) = mpsc::channel(1);
@@ -42,34 +36,24 @@ fn a_frame_reaches_its_driver_only_from_the_peer_its_zone_binds_to_its_sender() 
     );
     let counters = NetworkCounters::default();
     let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let send = |peer, zone, body| {
+        let request = Request { zone, body };
+        deliver(peer, request, &routes, &counters)
+    };
+    let raft = |from, term| RequestBody::Raft(vote(node(from), node(3), term));
+    let forward = |txs: usize| RequestBody::SubmitTxs(vec![vec![1]; txs]);
 
-    assert!(deliver(
-        a,
-        raft(zone, vote(node(2), node(3), 7)),
-        &routes,
-        &counters
-    ));
-    assert!(deliver(
-        a,
-        raft(other_zone, vote(node(1), node(3), 7)),
-        &routes,
-        &counters
-    ));
-    assert_eq!(count(&counters.dropped_unauthorized), 2);
-    assert!(driver.try_recv().is_err(), "neither reached the driver");
+    assert!(send(a, zone, raft(2, 7)), "a claims node 2");
+    assert!(send(a, other_zone, raft(1, 7)), "a zone not served");
+    assert!(
+        send(PeerId::random(), zone, forward(1)),
+        "an outsider's forward"
+    );
+    assert_eq!(count(&counters.dropped_unauthorized), 3);
+    assert!(driver.try_recv().is_err(), "none reached the driver");
 
-    assert!(deliver(
-        a,
-        raft(zone, vote(node(1), node(3), 7)),
-        &routes,
-        &counters
-    ));
-    assert!(deliver(
-        b,
-        raft(zone, vote(node(2), node(3), 8)),
-        &routes,
-        &counters
-    ));
+    assert!(send(a, zone, raft(1, 7)));
+    assert!(send(b, zone, raft(2, 8)));
     assert_eq!(
         count(&counters.dropped_backpressure),
         1,
@@ -80,17 +64,19 @@ fn a_frame_reaches_its_driver_only_from_the_peer_its_zone_binds_to_its_sender() 
         other => panic!("the driver got {other:?}"),
     }
 
-    let forward = Request {
-        zone,
-        body: RequestBody::SubmitTxs(vec![vec![1]]),
-    };
+    assert!(send(b, zone, forward(2)));
+    match driver.try_recv() {
+        Ok(Inbound::SubmitTxs(txs)) => assert_eq!(txs, vec![vec![1]; 2]),
+        other => panic!("the driver got {other:?}"),
+    }
     assert!(
-        !deliver(a, forward, &routes, &counters),
-        "the link is closed"
+        !send(b, zone, forward(MAX_FORWARD_BATCH + 1)),
+        "an oversized forward closes the link"
     );
     assert_eq!(count(&counters.dropped_malformed), 1);
     assert!(driver.try_recv().is_err());
-    assert_eq!(count(&counters.dropped_unauthorized), 2);
+    assert_eq!(count(&counters.dropped_unauthorized), 3);
+    assert_eq!(count(&counters.dropped_backpressure), 1);
 }
 
 /// A link whose stream cannot open holds at most [`MAX_QUEUED_PER_LINK`] messages and
@@ -104,17 +90,18 @@ async fn a_link_that_cannot_open_holds_a_bounded_queue_and_sheds_it() {
     let mut links = Links::new(control, counters.clone());
     let (peer, zone) = (PeerId::random(), Hash32([1; 32]));
     let dropped = || counters.dropped_backpressure.load(Ordering::Relaxed);
+    let mut send = |term| links.send(peer, zone, RequestBody::Raft(vote(node(1), node(2), term)));
     for term in 0..MAX_QUEUED_PER_LINK as u64 + 3 {
-        links.send(peer, zone, vote(node(1), node(2), term));
+        send(term);
     }
     assert_eq!(dropped(), 3, "the queue holds {MAX_QUEUED_PER_LINK}");
     // The writer takes the first message and tries to open the link until it gives up.
     tokio::time::sleep(OPEN_TIMEOUT + REOPEN_PAUSE / 2).await;
     for term in 0..MAX_QUEUED_PER_LINK as u64 {
-        links.send(peer, zone, vote(node(1), node(2), term));
+        send(term);
     }
     assert_eq!(dropped(), 3, "the stale messages were shed");
-    links.send(peer, zone, vote(node(1), node(2), 0));
+    send(0);
     assert_eq!(dropped(), 4, "and the bound holds again");
 
     // A peer that leaves the zone's configuration loses its link.
