@@ -26,7 +26,7 @@ impl NodeMetrics {
         registry.register("network_connected_peers", "Connected peers", peers.clone());
         registry.register(
             "network_dropped_unauthorized",
-            "Consensus messages from peers outside the zone's validator configuration, or for a zone this node does not serve",
+            "Raft messages and forwards from peers outside the zone's validator configuration (or claiming another validator), or for a zone this node does not serve",
             unauthorized.clone(),
         );
         Arc::new(NodeMetrics {

@@ -2,12 +2,13 @@
 //! stream per (peer, zone) (see [`links`]) that carries Raft messages and forwarded
 //! transactions as length-prefixed borsh frames with a hard size limit.
 //!
-//! One transport carries every zone the node serves: each request names its zone (the
+//! One transport carries every zone the node serves: each frame names its zone (the
 //! zone's chain id), and each zone has its own validator configuration, its own queue to
-//! its driver and its own in-flight limits, so a zone that floods or stalls does not
-//! hold up another. Only a zone's configured validators may speak in it: every inbound
-//! Raft message must come from the libp2p peer that *that zone's* configuration binds to
-//! the message's `from` node; anything else is dropped and counted. Noise (X25519) is not
+//! its driver and its own links with their own queues, so a zone that floods or stalls
+//! does not hold up another. Only a zone's configured validators may speak in it: every
+//! inbound Raft message must come from the libp2p peer that *that zone's* configuration
+//! binds to the message's `from` node, and a forward from one of its validators' peers;
+//! anything else is dropped and counted. Noise (X25519) is not
 //! post-quantum, so authenticity of votes and blocks rests on their ML-DSA signatures, not
 //! on the channel.
 

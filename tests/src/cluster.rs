@@ -27,26 +27,24 @@ pub fn bin() -> PathBuf {
 /// A free loopback port below the kernel's ephemeral range (32768 and up on Linux), so
 /// that no outgoing connection can take it as a source port while its node is down.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 20_000 + (std::process::id() % 500) as u16 * 20;
-    loop {
-        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
-        let port = 20_000 + (start - 20_000 + offset) % 12_000;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    free_port_block(1)
 }
 
-/// The first of `count` consecutive free loopback ports (for `devnet`'s base ports).
+/// The first of `count` consecutive free loopback ports (for `devnet`'s base ports). The
+/// block is taken from this process's counter in one step, so a test running beside it
+/// cannot be handed a port inside the block (it once was, between the block's first port
+/// and the rest).
 pub fn free_port_block(count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const RANGE: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 500) as u16 * 20;
     loop {
-        let first = free_port();
-        if (1..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok()) {
-            for _ in 1..count {
-                free_port();
-            }
+        let offset = NEXT.fetch_add(count, Ordering::Relaxed) % RANGE;
+        let first = 20_000 + (start + offset) % RANGE;
+        if first + count <= 20_000 + RANGE
+            && (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok())
+        {
             return first;
         }
     }
