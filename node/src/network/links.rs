@@ -113,49 +113,70 @@ async fn write_link(
     let mut link: Option<Stream> = None;
     let mut batch = Vec::new();
     while let Some(first) = messages.recv().await {
-        if link.is_none() {
-            match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, LINK_PROTOCOL)).await
-            {
-                Ok(Ok(stream)) => link = Some(stream),
-                failure => {
-                    let error = match failure {
-                        Ok(Err(error)) => error.to_string(),
-                        _ => "timed out".to_string(),
-                    };
-                    // What queued meanwhile is stale by the time a link opens.
-                    while messages.try_recv().is_ok() {}
-                    tracing::debug!(%peer, %error, "cannot open a link");
-                    tokio::time::sleep(REOPEN_PAUSE).await;
-                    continue;
+        let mut first = Some(first);
+        // A link left idle while its connection closed (its peer restarted) fails at its
+        // first write: the batch goes again, once, on a new stream. Without this, the
+        // answer to a pre-vote was lost on such a link and the election waited out a
+        // second timeout (found by `bench/failover.sh`).
+        for _attempt in 0..2 {
+            if link.is_none() {
+                match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, LINK_PROTOCOL))
+                    .await
+                {
+                    Ok(Ok(stream)) => link = Some(stream),
+                    failure => {
+                        let error = match failure {
+                            Ok(Err(error)) => error.to_string(),
+                            _ => "timed out".to_string(),
+                        };
+                        // What queued meanwhile is stale by the time a link opens.
+                        while messages.try_recv().is_ok() {}
+                        tracing::debug!(%peer, %error, "cannot open a link");
+                        tokio::time::sleep(REOPEN_PAUSE).await;
+                        break;
+                    }
+                }
+            }
+            let stream = link.as_mut().expect("opened above");
+            if let Some(first) = first.take() {
+                batch.clear();
+                let mut next = Some(first);
+                while let Some(message) = next.take() {
+                    match frame(&Request {
+                        zone,
+                        body: message,
+                    }) {
+                        Ok(bytes) => batch.extend_from_slice(&bytes),
+                        Err(error) => tracing::error!(%peer, %error, "a message was not sent"),
+                    }
+                    if batch.len() < BATCH_BYTES {
+                        next = messages.try_recv().ok();
+                    }
+                }
+            }
+            match write_batch(stream, &batch).await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "a link failed; trying a new one");
+                    link = None;
+                    if error.kind() == io::ErrorKind::TimedOut {
+                        break; // a stalled peer: the next message tries again
+                    }
                 }
             }
         }
-        let stream = link.as_mut().expect("opened above");
-        batch.clear();
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match frame(&Request {
-                zone,
-                body: message,
-            }) {
-                Ok(bytes) => batch.extend_from_slice(&bytes),
-                Err(error) => tracing::error!(%peer, %error, "a message was not sent"),
-            }
-            if batch.len() < BATCH_BYTES {
-                next = messages.try_recv().ok();
-            }
-        }
-        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
-            stream.write_all(&batch).await?;
-            stream.flush().await
-        })
-        .await
-        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")));
-        if let Err(error) = written {
-            tracing::debug!(%peer, %error, "a link failed; the next message opens another");
-            link = None;
-        }
     }
+}
+
+/// Writes `batch` to `stream`, or fails with [`io::ErrorKind::TimedOut`] after
+/// [`WRITE_TIMEOUT`].
+async fn write_batch(stream: &mut Stream, batch: &[u8]) -> io::Result<()> {
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(batch).await?;
+        stream.flush().await
+    })
+    .await
+    .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "write stalled")))
 }
 
 /// Accepts inbound links and reads each on a task of its own, at most
