@@ -136,8 +136,6 @@ struct Shell {
     metrics: Arc<Metrics>,
     routes: BTreeMap<RequestId, Route>,
     next_request: RequestId,
-    /// Forwarded batches awaiting their answers (each transaction holds a route, so the
-    /// route limit bounds these too).
     /// One past-height proof at a time.
     proof_slots: Arc<Semaphore>,
     /// One signature check per core at a time, off the event loop.

@@ -357,7 +357,7 @@ impl State {
         } = link;
         self.add_peers(swarm, &peers);
         self.links.retain(&zone, &validators);
-        self.routes_mut().insert(
+        self.routes.write().insert(
             zone,
             links::Route {
                 validators,
@@ -373,16 +373,8 @@ impl State {
         )));
     }
 
-    fn routes(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ChainId, links::Route>> {
-        self.routes.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn routes_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<ChainId, links::Route>> {
-        self.routes.write().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn peer_in(&self, zone: &ChainId, node: &NodeId) -> Option<PeerId> {
-        self.routes().get(zone)?.validators.get(node).copied()
+        self.routes.read().get(zone)?.validators.get(node).copied()
     }
 
     fn on_command(&mut self, zone: ChainId, command: Outbound) {
@@ -399,7 +391,7 @@ impl State {
             }
             Outbound::Validators(validators) => {
                 self.links.retain(&zone, &validators);
-                if let Some(route) = self.routes_mut().get_mut(&zone) {
+                if let Some(route) = self.routes.write().get_mut(&zone) {
                     route.validators = validators;
                 }
             }

@@ -29,7 +29,7 @@ use libp2p::{PeerId, Stream, StreamProtocol};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -59,8 +59,21 @@ pub(super) struct Route {
     pub(super) inbound: mpsc::Sender<Inbound>,
 }
 
-/// Every zone the node serves, shared by the network task and the reader tasks.
-pub(super) type Routes = Arc<RwLock<BTreeMap<ChainId, Route>>>;
+/// Every zone the node serves, shared by the network task and the reader tasks. Neither
+/// holds the lock across an await; a panic while holding it leaves the map as it was, so
+/// a poisoned lock is used as is.
+#[derive(Clone, Default)]
+pub(super) struct Routes(Arc<RwLock<BTreeMap<ChainId, Route>>>);
+
+impl Routes {
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, BTreeMap<ChainId, Route>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<ChainId, Route>> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// The outbound links: one queue and writer task per (peer, zone).
 pub(super) struct Links {
@@ -239,7 +252,7 @@ pub(super) fn deliver(
             return false;
         }
     }
-    let routes = routes.read().unwrap_or_else(|e| e.into_inner());
+    let routes = routes.read();
     let route = routes.get(&zone).filter(|route| match &body {
         RequestBody::Raft(message) => route.validators.get(&message.from) == Some(&peer),
         RequestBody::SubmitTxs(_) => route.validators.values().any(|p| *p == peer),

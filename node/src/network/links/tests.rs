@@ -27,7 +27,7 @@ fn a_frame_reaches_its_driver_only_from_a_peer_its_zone_allows() {
     let (a, b) = (PeerId::random(), PeerId::random());
     let (inbound, mut driver) = mpsc::channel(1);
     let routes = Routes::default();
-    routes.write().unwrap().insert(
+    routes.write().insert(
         zone,
         Route {
             validators: [(node(1), a), (node(2), b)].into(),
