@@ -293,6 +293,18 @@ impl Mempool {
         self.arrivals.retain(|hash| queued.contains_key(hash));
     }
 
+    /// Takes every queued transaction out, oldest first (blocks in flight stay counted):
+    /// what a node hands on to a new leader.
+    pub fn drain(&mut self) -> Vec<PendingTx> {
+        let mut out = Vec::with_capacity(self.queued.len());
+        for hash in std::mem::take(&mut self.arrivals) {
+            if let Some(tx) = self.remove(&hash) {
+                out.push(tx);
+            }
+        }
+        out
+    }
+
     /// This node stopped leading: none of its blocks is in flight any more.
     pub fn nothing_in_flight(&mut self) {
         self.in_flight.clear();
@@ -560,5 +572,33 @@ mod tests {
             nonces(&pool.take(10, 1_000, 0, 1, |_| 4)),
             vec![(1, 6), (1, 7)]
         );
+    }
+
+    #[test]
+    fn draining_hands_out_the_queue_oldest_first_and_keeps_blocks_in_flight() {
+        let mut pool = Mempool::new(100, 100);
+        pool.push(tx(1, 0, 0), 0, SenderLimit::NONE).unwrap();
+        assert_eq!(nonces(&pool.take(1, 100, 0, 5, |_| 0)), vec![(1, 0)]);
+        pool.push(tx(2, 4, 0), 1, SenderLimit::NONE).unwrap();
+        pool.push(tx(1, 1, 0), 2, SenderLimit::NONE).unwrap();
+        pool.push(tx(3, 0, 0), 3, SenderLimit::NONE).unwrap();
+        assert_eq!(
+            nonces(&pool.drain()),
+            vec![(2, 4), (1, 1), (3, 0)],
+            "arrival order, held ones included"
+        );
+        assert!(pool.is_empty());
+        assert!(pool.drain().is_empty());
+        assert!(pool.take(10, 1_000, 0, 6, |_| 0).is_empty());
+        assert!(
+            pool.holds(&tx(1, 0, 0).hash),
+            "still in the block in flight"
+        );
+        assert_eq!(
+            pool.push(tx(1, 0, 9), 4, SenderLimit::NONE),
+            Err(MempoolError::NonceTaken)
+        );
+        pool.push(tx(1, 1, 0), 4, SenderLimit::NONE)
+            .expect("a drained transaction can come back");
     }
 }

@@ -324,6 +324,8 @@ pub struct ReplicaCounters {
     pub blocks_proposed: u64,
     /// Transactions forwarded to the leader.
     pub forwarded_txs: u64,
+    /// Accepted transactions handed on to a new leader (see `hand_on_accepted`).
+    pub handed_on_txs: u64,
 }
 
 /// Deliberate bugs, to prove the simulator's checkers catch node-level mistakes.
@@ -351,7 +353,8 @@ pub struct Replica<C: VoteCrypto> {
     /// Ticks since start.
     now: u64,
     mempool: Mempool,
-    /// A follower's record of what it forwarded (bytes dropped), under the same rules.
+    /// A follower's record of what it forwarded, under the same rules (the bytes kept, to
+    /// hand on to a new leader).
     forwarded: Mempool,
     verifier: verify::Verifier,
     certifier: certify::Certifier,
@@ -720,6 +723,7 @@ impl<C: VoteCrypto> Replica<C> {
         // next tick rather than after the resend interval.
         if leader.is_some() {
             self.waiters.make_all_due();
+            self.hand_on_accepted();
         }
         if role == Role::Leader {
             self.last_block_proposed = self.now;

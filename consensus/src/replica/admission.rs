@@ -234,6 +234,28 @@ impl<C: VoteCrypto> Replica<C> {
         ))
     }
 
+    /// A leader is known again (another, or this node): what this node accepted and holds
+    /// but the leader may lack goes to it now, checked against the state of now — what it
+    /// queued while it led (unless it still leads) and what it forwarded (to a leader that
+    /// may have halted, crashed or handed over before proposing it). A client told
+    /// "accepted" does not lose its transaction to a leader change while this node lives
+    /// (a zone test found one: a leader's disk filled, and what a follower had forwarded
+    /// to it was gone, with every later nonce of the sender held behind the gap). Nonces
+    /// the chain has passed are refused by the check and dropped; the leader takes a
+    /// duplicate as one.
+    pub(super) fn hand_on_accepted(&mut self) {
+        let mut accepted = if self.raft.role() == Role::Leader {
+            Vec::new()
+        } else {
+            self.mempool.drain()
+        };
+        accepted.extend(self.forwarded.drain());
+        for tx in accepted {
+            self.counters.handed_on_txs += 1;
+            let _ = self.send_again(tx.bytes, Some(tx.hash));
+        }
+    }
+
     /// Queues an admissible transaction (leader) or hands it to the leader (follower).
     fn route(&mut self, admit: Admit, bytes: &[u8]) -> Result<(), ApiError> {
         match (self.raft.role(), self.raft.leader()) {
@@ -259,9 +281,11 @@ impl<C: VoteCrypto> Replica<C> {
                 // The leader applies the mempool's rules; a follower applies them to what
                 // it forwarded, so that it too answers a second transaction for a pending
                 // nonce, or one past the sender's limit, with a refusal and not a 200.
+                // The bytes stay too: should the leader change before they commit, they
+                // go to the next one (see `hand_on_accepted`).
                 let tx = PendingTx {
                     hash: admit.hash,
-                    bytes: Vec::new(),
+                    bytes: bytes.to_vec(),
                     sender: admit.sender,
                     nonce: admit.nonce,
                 };

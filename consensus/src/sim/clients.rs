@@ -226,7 +226,7 @@ impl World {
         result: Result<Answer, ApiError>,
     ) -> Result<(), Violation> {
         let Some((_, outstanding)) = self.outstanding.remove(&request) else {
-            // A forwarded transaction's answer goes to the follower, which only logs it.
+            // A forwarded transaction's answer: the node that received it only logs it.
             return Ok(());
         };
         let id = self.nodes[i].id;

@@ -5,6 +5,8 @@ use super::*;
 use crate::raft::Bugs;
 use crate::replica::ReplicaBugs;
 
+mod handover;
+
 /// Seeds `from..from + count`, split over two threads; returns every report or the first
 /// failure.
 fn run_seeds(

@@ -620,8 +620,8 @@ impl World {
             Input::Message(message) => match *message {
                 SimMessage::Raft(message) => replica.receive(message),
                 SimMessage::Forward { tx, .. } => {
-                    // The shell numbers a forward like any request; its answer goes back to
-                    // the follower, which only logs it.
+                    // The shell numbers a forward like any request; nothing answers the
+                    // follower (the node logs a refusal).
                     let id = self.next_request;
                     self.next_request += 1;
                     replica.request(

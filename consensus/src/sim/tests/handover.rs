@@ -1,0 +1,97 @@
+//! Transactions a node accepted survive a leader change while that node lives: what it
+//! forwarded to a leader that is gone, and what it queued while it led, go to the next
+//! leader without the client sending them again.
+
+use super::{quiet_world_with_account, transfer_from};
+use crate::replica::Request;
+use crate::sim::world::{Input, World};
+use agora_core::{AccountId, SecretKey};
+
+/// Hands `bytes` to node `i` as a submission nobody waits on (the client got "accepted").
+fn submit_unawaited(world: &mut World, i: usize, bytes: Vec<u8>) {
+    let id = world.next_request;
+    world.next_request += 1;
+    world.input(
+        i,
+        Input::Request(id, Request::Submit { bytes, wait: false }),
+    );
+}
+
+fn run(world: &mut World, ticks: u64) {
+    for _ in 0..ticks {
+        world.now += 1;
+        world.step().unwrap();
+    }
+}
+
+/// The account's next nonce on node `i`, and how many transactions it handed on.
+fn next_nonce_and_handed_on(world: &World, i: usize, key: &SecretKey) -> (u64, u64) {
+    let replica = world.nodes[i].replica.as_ref().expect("running");
+    let account = AccountId::from_public_key(key.public_key());
+    (
+        replica.ledger().next_nonce(&account),
+        replica.counters().handed_on_txs,
+    )
+}
+
+/// A follower forwards three transfers to a leader that never gets them (the link is cut,
+/// as when a leader's disk fills), and the leader then crashes. The next leader commits
+/// all three. Without the hand-on they are lost: the account stays at nonce 1.
+#[test]
+fn what_a_follower_forwarded_to_a_lost_leader_reaches_the_next() {
+    let (mut world, leader, key) = quiet_world_with_account(1);
+    run(&mut world, 50); // the follower applies the registration
+    let follower = (leader + 1) % 3;
+    let (follower_id, leader_id) = (world.nodes[follower].id, world.nodes[leader].id);
+    world.network.block(follower_id, leader_id);
+    for nonce in 1..=3 {
+        let bytes = transfer_from(&world, &key, nonce);
+        submit_unawaited(&mut world, follower, bytes);
+    }
+    run(&mut world, 20);
+    let replica = world.nodes[follower].replica.as_ref().unwrap();
+    assert_eq!(replica.counters().forwarded_txs, 3, "all three went out");
+    assert_eq!(
+        next_nonce_and_handed_on(&world, follower, &key),
+        (1, 0),
+        "and none arrived"
+    );
+    world.crash_with(leader, 100_000, 2);
+    world.network.heal();
+    run(&mut world, 600);
+    let new_leader = world.leader().expect("a new leader");
+    assert_ne!(new_leader, leader);
+    let (next, handed_on) = next_nonce_and_handed_on(&world, follower, &key);
+    assert_eq!(next, 4, "all three committed");
+    assert!(handed_on >= 3, "handed on: {handed_on}");
+}
+
+/// A leader holds two transfers that wait for a missing nonce, then hands its leadership
+/// over. It hands them on with it: once the missing nonce reaches the new leader, all
+/// three commit. Without the hand-on, the two stay in the old leader's mempool and only
+/// the missing one commits.
+#[test]
+fn a_leader_that_hands_over_hands_on_what_it_queued() {
+    let (mut world, leader, key) = quiet_world_with_account(1);
+    for nonce in 2..=3 {
+        let bytes = transfer_from(&world, &key, nonce);
+        submit_unawaited(&mut world, leader, bytes);
+    }
+    run(&mut world, 20);
+    let me = world.nodes[leader].id;
+    let replica = world.nodes[leader].replica.as_mut().unwrap();
+    assert_eq!(replica.mempool_len(), 2, "held for nonce 1");
+    let to = replica
+        .balance_leadership(|id| if *id == me { 2 } else { 0 })
+        .expect("a transfer starts");
+    run(&mut world, 300);
+    let new_leader = world.leader().expect("a leader");
+    assert_eq!(world.nodes[new_leader].id, to, "the leadership moved");
+    let old = world.nodes[leader].replica.as_ref().unwrap();
+    assert_eq!(old.mempool_len(), 0, "nothing left behind");
+    assert!(old.counters().handed_on_txs >= 2);
+    let bytes = transfer_from(&world, &key, 1);
+    submit_unawaited(&mut world, new_leader, bytes);
+    run(&mut world, 300);
+    assert_eq!(next_nonce_and_handed_on(&world, new_leader, &key).0, 4);
+}
