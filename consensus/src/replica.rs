@@ -695,6 +695,7 @@ impl<C: VoteCrypto> Replica<C> {
         }
         // 5. Advance.
         self.raft.advance(ready);
+        self.reask_reads();
         self.serve_reads();
         if self.raft.role() != Role::Leader {
             self.proposed_blocks.clear();
@@ -716,9 +717,9 @@ impl<C: VoteCrypto> Replica<C> {
             term: self.raft.term(),
         });
         self.certify_on_role_change(role);
-        // Reads not yet confirmed were asked of a leader that may be gone: the client
-        // retries now rather than waiting out the read timeout.
-        self.fail_unconfirmed_reads();
+        // Reads not yet confirmed were asked of a leader that may be gone: asked again of
+        // the next one.
+        self.reask_reads_when_led(leader.is_some());
         // Awaited submissions may have gone to the old leader: send them again at the
         // next tick rather than after the resend interval.
         if leader.is_some() {

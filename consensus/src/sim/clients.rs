@@ -76,7 +76,7 @@ impl World {
                 self.submit(client, i);
             }
         }
-        if self.rng.random_range(0..10) == 0 {
+        if self.rng.random_range(0..10) == 0 && self.random_reads {
             let i = self.full_node();
             self.read(i);
         }
@@ -195,9 +195,10 @@ impl World {
         .to_canonical_bytes()
     }
 
-    fn read(&mut self, i: usize) {
+    /// A linearizable read of client 0's account at node `i`; its request id.
+    pub(super) fn read(&mut self, i: usize) -> Option<RequestId> {
         if self.nodes[i].replica.is_none() {
-            return;
+            return None;
         }
         let id = self.next_request();
         let acknowledged_before = self.checker.highest_acknowledged();
@@ -216,6 +217,7 @@ impl World {
             consistency: Consistency::Linearizable,
         };
         self.input(i, Input::Request(id, request));
+        Some(id)
     }
 
     /// A node answered a client: the checkers look at what it promised.

@@ -97,6 +97,8 @@ pub(crate) struct World {
     pub(super) clients: Vec<SecretKey>,
     /// Clients with a submission outstanding.
     pub(super) busy_clients: Vec<bool>,
+    /// Whether clients read at random (tests that count reads turn it off).
+    pub(super) random_reads: bool,
     /// Requests clients are waiting on, with the node each went to.
     pub(super) outstanding: BTreeMap<RequestId, (usize, Outstanding)>,
     pub(super) next_request: RequestId,
@@ -347,6 +349,7 @@ impl World {
             empty_store: MemoryStore::new(start.clone()),
             busy_clients: vec![false; clients.len()],
             clients,
+            random_reads: true,
             outstanding: BTreeMap::new(),
             next_request: 0,
             trace: Sha3_256::new(),

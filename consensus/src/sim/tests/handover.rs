@@ -1,6 +1,8 @@
-//! Transactions a node accepted survive a leader change while that node lives: what it
-//! forwarded to a leader that is gone, and what it queued while it led, go to the next
-//! leader without the client sending them again.
+//! What a node took from a client survives a leader change while that node lives: the
+//! transactions it forwarded to a leader that is gone, and those it queued while it led,
+//! go to the next leader without the client sending them again; a read it asked a gone
+//! leader to confirm is asked of the next one, and the client gets its answer, not a
+//! retry.
 
 use super::{quiet_world_with_account, transfer_from};
 use crate::replica::Request;
@@ -94,4 +96,32 @@ fn a_leader_that_hands_over_hands_on_what_it_queued() {
     submit_unawaited(&mut world, new_leader, bytes);
     run(&mut world, 300);
     assert_eq!(next_nonce_and_handed_on(&world, new_leader, &key).0, 4);
+}
+
+/// A follower asks the leader to confirm a linearizable read, the request is lost and the
+/// leader crashes. Once the next leader is elected, the follower asks it, and the client
+/// gets the account (served, checked by the simulator's read checker) rather than a 503
+/// telling it to retry — which it was, before: the CLI then paused 100 ms in every
+/// fail-over.
+#[test]
+fn a_read_asked_of_a_lost_leader_is_asked_of_the_next() {
+    let (mut world, leader) = super::quiet_world();
+    world.random_reads = false; // the test's read is the only one
+    let follower = (leader + 1) % 3;
+    let (follower_id, leader_id) = (world.nodes[follower].id, world.nodes[leader].id);
+    world.network.block(follower_id, leader_id);
+    let served = world.report.reads_served;
+    let id = world.read(follower).expect("the follower runs");
+    run(&mut world, 20);
+    assert!(world.outstanding.contains_key(&id), "not confirmed yet");
+    world.crash_with(leader, 100_000, 2);
+    world.network.heal();
+    let mut ticks = 0;
+    while world.outstanding.contains_key(&id) {
+        assert!(ticks < 1_000, "never answered");
+        run(&mut world, 1);
+        ticks += 1;
+    }
+    assert_ne!(world.leader(), None);
+    assert_eq!(world.report.reads_served, served + 1, "served, not refused");
 }
