@@ -197,9 +197,7 @@ impl World {
 
     /// A linearizable read of client 0's account at node `i`; its request id.
     pub(super) fn read(&mut self, i: usize) -> Option<RequestId> {
-        if self.nodes[i].replica.is_none() {
-            return None;
-        }
+        self.nodes[i].replica.as_ref()?;
         let id = self.next_request();
         let acknowledged_before = self.checker.highest_acknowledged();
         self.outstanding.insert(
