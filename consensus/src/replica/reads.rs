@@ -77,7 +77,7 @@ impl<C: VoteCrypto> Replica<C> {
                 Err(ApiError::busy("too many reads are waiting; retry later")),
             );
         }
-        match self.raft.read_index(id.to_le_bytes().to_vec()) {
+        match self.ask_to_confirm(id) {
             Ok(()) => {
                 let deadline = self.now + self.config.read_timeout_ticks;
                 self.reads.pending.insert(
@@ -89,13 +89,19 @@ impl<C: VoteCrypto> Replica<C> {
                     },
                 );
             }
-            Err(error) => self.reply(
-                id,
-                Err(ApiError::busy(format!(
-                    "cannot confirm a linearizable read: {error}; retry, or pass consistency=local"
-                ))),
-            ),
+            Err(error) => self.reply(id, Err(error)),
         }
+    }
+
+    /// Asks Raft's ReadIndex to confirm read `id` (its id is the context).
+    fn ask_to_confirm(&mut self, id: RequestId) -> Result<(), ApiError> {
+        self.raft
+            .read_index(id.to_le_bytes().to_vec())
+            .map_err(|error| {
+                ApiError::busy(format!(
+                    "cannot confirm a linearizable read: {error}; retry, or pass consistency=local"
+                ))
+            })
     }
 
     /// Serves the confirmed reads whose index is applied.
@@ -154,10 +160,9 @@ impl<C: VoteCrypto> Replica<C> {
             .map(|(id, _)| *id)
             .collect();
         for id in unconfirmed {
-            if let Err(error) = self.raft.read_index(id.to_le_bytes().to_vec()) {
+            if let Err(error) = self.ask_to_confirm(id) {
                 self.reads.pending.remove(&id);
-                let message = format!("cannot confirm a linearizable read: {error}; retry");
-                self.reply(id, Err(ApiError::busy(message)));
+                self.reply(id, Err(error));
             }
         }
     }

@@ -576,6 +576,24 @@ fn quiet_world_with_account(client: usize) -> (super::world::World, usize, agora
     (world, leader, key)
 }
 
+/// Steps the world `ticks` times.
+fn step_ticks(world: &mut super::world::World, ticks: u64) {
+    for _ in 0..ticks {
+        world.now += 1;
+        world.step().unwrap();
+    }
+}
+
+/// Hands `bytes` to node `i` as a submission nobody waits on (the client got "accepted").
+fn submit_unawaited(world: &mut super::world::World, i: usize, bytes: Vec<u8>) {
+    use super::world::Input;
+    use crate::replica::Request;
+    let id = world.next_request;
+    world.next_request += 1;
+    let request = Request::Submit { bytes, wait: false };
+    world.input(i, Input::Request(id, request));
+}
+
 /// A transfer of 1 from `key`'s account, signed for the world's chain.
 fn transfer_from(world: &super::world::World, key: &agora_core::SecretKey, nonce: u64) -> Vec<u8> {
     use agora_core::encoding::Canonical;
@@ -668,23 +686,10 @@ fn a_lagging_follower_rechecks_before_refusing_an_account_as_unknown() {
 /// for as long as the transaction was held: one submission, a stream of blocks).
 #[test]
 fn a_held_transaction_does_not_make_the_leader_propose_empty_blocks() {
-    use super::world::Input;
-    use crate::replica::Request;
     let (mut world, leader, key) = quiet_world_with_account(1);
     // Nonce 2 without nonce 1: held.
     let gapped = transfer_from(&world, &key, 2);
-    let id = world.next_request;
-    world.next_request += 1;
-    world.input(
-        leader,
-        Input::Request(
-            id,
-            Request::Submit {
-                bytes: gapped,
-                wait: false,
-            },
-        ),
-    );
+    submit_unawaited(&mut world, leader, gapped);
     let proposed = |world: &super::world::World| {
         world.nodes[leader]
             .replica
@@ -695,10 +700,7 @@ fn a_held_transaction_does_not_make_the_leader_propose_empty_blocks() {
     };
     let before = proposed(&world);
     let ticks = 300;
-    for _ in 0..ticks {
-        world.now += 1;
-        world.step().unwrap();
-    }
+    step_ticks(&mut world, ticks);
     let replica = world.nodes[leader].replica.as_ref().unwrap();
     assert_eq!(
         replica.raft().role(),
@@ -733,10 +735,7 @@ fn apply_finds_the_transaction_ids_each_node_hashed_before() {
         .unwrap()
         .raft()
         .commit_index();
-    for _ in 0..200 {
-        world.now += 1;
-        world.step().unwrap();
-    }
+    step_ticks(&mut world, 200);
     for (i, node) in world.nodes.iter().enumerate() {
         let replica = node.replica.as_ref().unwrap();
         assert!(

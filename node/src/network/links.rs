@@ -133,15 +133,9 @@ async fn write_link(
         // second timeout (found by `bench/failover.sh`).
         for _attempt in 0..2 {
             if link.is_none() {
-                match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, LINK_PROTOCOL))
-                    .await
-                {
-                    Ok(Ok(stream)) => link = Some(stream),
-                    failure => {
-                        let error = match failure {
-                            Ok(Err(error)) => error.to_string(),
-                            _ => "timed out".to_string(),
-                        };
+                match open_link(&mut control, peer).await {
+                    Ok(stream) => link = Some(stream),
+                    Err(error) => {
                         // What queued meanwhile is stale by the time a link opens.
                         while messages.try_recv().is_ok() {}
                         tracing::debug!(%peer, %error, "cannot open a link");
@@ -150,23 +144,10 @@ async fn write_link(
                     }
                 }
             }
-            let stream = link.as_mut().expect("opened above");
             if let Some(first) = first.take() {
-                batch.clear();
-                let mut next = Some(first);
-                while let Some(message) = next.take() {
-                    match frame(&Request {
-                        zone,
-                        body: message,
-                    }) {
-                        Ok(bytes) => batch.extend_from_slice(&bytes),
-                        Err(error) => tracing::error!(%peer, %error, "a message was not sent"),
-                    }
-                    if batch.len() < BATCH_BYTES {
-                        next = messages.try_recv().ok();
-                    }
-                }
+                fill_batch(&mut batch, first, &mut messages, zone, peer);
             }
+            let stream = link.as_mut().expect("opened above");
             match write_batch(stream, &batch).await {
                 Ok(()) => break,
                 Err(error) => {
@@ -177,6 +158,36 @@ async fn write_link(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Opens a link's stream to `peer`, giving up after [`OPEN_TIMEOUT`].
+async fn open_link(control: &mut libp2p_stream::Control, peer: PeerId) -> Result<Stream, String> {
+    match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, LINK_PROTOCOL)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("timed out".to_string()),
+    }
+}
+
+/// Frames `first` and whatever else is queued, up to [`BATCH_BYTES`], into `batch`.
+fn fill_batch(
+    batch: &mut Vec<u8>,
+    first: RequestBody,
+    messages: &mut mpsc::Receiver<RequestBody>,
+    zone: ChainId,
+    peer: PeerId,
+) {
+    batch.clear();
+    let mut next = Some(first);
+    while let Some(body) = next.take() {
+        match frame(&Request { zone, body }) {
+            Ok(bytes) => batch.extend_from_slice(&bytes),
+            Err(error) => tracing::error!(%peer, %error, "a message was not sent"),
+        }
+        if batch.len() < BATCH_BYTES {
+            next = messages.try_recv().ok();
         }
     }
 }

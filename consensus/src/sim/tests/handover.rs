@@ -4,27 +4,9 @@
 //! leader to confirm is asked of the next one, and the client gets its answer, not a
 //! retry.
 
-use super::{quiet_world_with_account, transfer_from};
-use crate::replica::Request;
-use crate::sim::world::{Input, World};
+use super::{quiet_world_with_account, step_ticks, submit_unawaited, transfer_from};
+use crate::sim::world::World;
 use agora_core::{AccountId, SecretKey};
-
-/// Hands `bytes` to node `i` as a submission nobody waits on (the client got "accepted").
-fn submit_unawaited(world: &mut World, i: usize, bytes: Vec<u8>) {
-    let id = world.next_request;
-    world.next_request += 1;
-    world.input(
-        i,
-        Input::Request(id, Request::Submit { bytes, wait: false }),
-    );
-}
-
-fn run(world: &mut World, ticks: u64) {
-    for _ in 0..ticks {
-        world.now += 1;
-        world.step().unwrap();
-    }
-}
 
 /// The account's next nonce on node `i`, and how many transactions it handed on.
 fn next_nonce_and_handed_on(world: &World, i: usize, key: &SecretKey) -> (u64, u64) {
@@ -42,7 +24,7 @@ fn next_nonce_and_handed_on(world: &World, i: usize, key: &SecretKey) -> (u64, u
 #[test]
 fn what_a_follower_forwarded_to_a_lost_leader_reaches_the_next() {
     let (mut world, leader, key) = quiet_world_with_account(1);
-    run(&mut world, 50); // the follower applies the registration
+    step_ticks(&mut world, 50); // the follower applies the registration
     let follower = (leader + 1) % 3;
     let (follower_id, leader_id) = (world.nodes[follower].id, world.nodes[leader].id);
     world.network.block(follower_id, leader_id);
@@ -50,7 +32,7 @@ fn what_a_follower_forwarded_to_a_lost_leader_reaches_the_next() {
         let bytes = transfer_from(&world, &key, nonce);
         submit_unawaited(&mut world, follower, bytes);
     }
-    run(&mut world, 20);
+    step_ticks(&mut world, 20);
     let replica = world.nodes[follower].replica.as_ref().unwrap();
     assert_eq!(replica.counters().forwarded_txs, 3, "all three went out");
     assert_eq!(
@@ -60,7 +42,7 @@ fn what_a_follower_forwarded_to_a_lost_leader_reaches_the_next() {
     );
     world.crash_with(leader, 100_000, 2);
     world.network.heal();
-    run(&mut world, 600);
+    step_ticks(&mut world, 600);
     let new_leader = world.leader().expect("a new leader");
     assert_ne!(new_leader, leader);
     let (next, handed_on) = next_nonce_and_handed_on(&world, follower, &key);
@@ -79,14 +61,14 @@ fn a_leader_that_hands_over_hands_on_what_it_queued() {
         let bytes = transfer_from(&world, &key, nonce);
         submit_unawaited(&mut world, leader, bytes);
     }
-    run(&mut world, 20);
+    step_ticks(&mut world, 20);
     let me = world.nodes[leader].id;
     let replica = world.nodes[leader].replica.as_mut().unwrap();
     assert_eq!(replica.mempool_len(), 2, "held for nonce 1");
     let to = replica
         .balance_leadership(|id| if *id == me { 2 } else { 0 })
         .expect("a transfer starts");
-    run(&mut world, 300);
+    step_ticks(&mut world, 300);
     let new_leader = world.leader().expect("a leader");
     assert_eq!(world.nodes[new_leader].id, to, "the leadership moved");
     let old = world.nodes[leader].replica.as_ref().unwrap();
@@ -94,7 +76,7 @@ fn a_leader_that_hands_over_hands_on_what_it_queued() {
     assert!(old.counters().handed_on_txs >= 2);
     let bytes = transfer_from(&world, &key, 1);
     submit_unawaited(&mut world, new_leader, bytes);
-    run(&mut world, 300);
+    step_ticks(&mut world, 300);
     assert_eq!(next_nonce_and_handed_on(&world, new_leader, &key).0, 4);
 }
 
@@ -112,14 +94,14 @@ fn a_read_asked_of_a_lost_leader_is_asked_of_the_next() {
     world.network.block(follower_id, leader_id);
     let served = world.report.reads_served;
     let id = world.read(follower).expect("the follower runs");
-    run(&mut world, 20);
+    step_ticks(&mut world, 20);
     assert!(world.outstanding.contains_key(&id), "not confirmed yet");
     world.crash_with(leader, 100_000, 2);
     world.network.heal();
     let mut ticks = 0;
     while world.outstanding.contains_key(&id) {
         assert!(ticks < 1_000, "never answered");
-        run(&mut world, 1);
+        step_ticks(&mut world, 1);
         ticks += 1;
     }
     assert_ne!(world.leader(), None);
