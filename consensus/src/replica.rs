@@ -348,6 +348,8 @@ pub struct Replica<C: VoteCrypto> {
     app: LedgerApp,
     genesis: Ledger,
     key: SecretKey,
+    /// The validator `key` signs for (its public key's hash, computed once).
+    me: agora_core::ValidatorId,
     config: ReplicaConfig,
     rng: ChaCha20Rng,
     /// Ticks since start.
@@ -416,6 +418,7 @@ impl<C: VoteCrypto> Replica<C> {
         let mut replica = Replica {
             app: LedgerApp::new(ledger),
             genesis,
+            me: agora_core::ValidatorId::from_public_key(key.public_key()),
             key,
             rng,
             now: 0,

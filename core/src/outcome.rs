@@ -372,7 +372,9 @@ pub struct TargetConfig {
 }
 
 /// Who sent one transaction of a block and how many events it emitted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxTrace {
     /// The sender; none when the transaction does not decode.

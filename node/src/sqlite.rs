@@ -136,14 +136,15 @@ fn entry_checksum(alg: Sum, index: i64, term: i64, data: &[u8]) -> Vec<u8> {
 }
 
 /// An archived height's checksum: every column, each length-prefixed (a missing block is
-/// told apart from an empty one).
+/// told apart from an empty one). The receipts and events columns are summed as stored
+/// (borsh, or the JSON text of rows archived before schema 8).
 fn archive_checksum(
     alg: Sum,
     height: i64,
     block: Option<&[u8]>,
-    receipts: &str,
+    receipts: &[u8],
     root: &[u8],
-    events: Option<&str>,
+    events: Option<&[u8]>,
 ) -> Vec<u8> {
     // A missing block is the single byte 0; a present one is 1, its length, its bytes.
     let length = block.map(|b| (b.len() as u64).to_le_bytes());
@@ -155,7 +156,7 @@ fn archive_checksum(
     let events_length = events.map(|e| (e.len() as u64).to_le_bytes());
     let (events_tag, events_length, events): (&[u8], &[u8], &[u8]) = match (events, &events_length)
     {
-        (Some(e), Some(length)) => (b"events", length, e.as_bytes()),
+        (Some(e), Some(length)) => (b"events", length, e),
         _ => (&[], &[], &[]),
     };
     checksum(
@@ -167,7 +168,7 @@ fn archive_checksum(
             length,
             bytes,
             &(receipts.len() as u64).to_le_bytes(),
-            receipts.as_bytes(),
+            receipts,
             root,
             events_tag,
             events_length,
@@ -176,8 +177,9 @@ fn archive_checksum(
     )
 }
 
-/// The `events` column of an archived height (JSON).
-#[derive(serde::Serialize, serde::Deserialize)]
+/// The `events` column of an archived height: borsh (the pair `(events, traces)`), or
+/// JSON in rows archived before schema 8.
+#[derive(serde::Serialize, serde::Deserialize, borsh::BorshDeserialize)]
 pub struct EventsColumn {
     /// The height's events, in order.
     pub events: Vec<Event>,
@@ -244,6 +246,7 @@ impl SqliteStore {
         let store_path = path.display().to_string();
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|e| classify(&store_path, e))?;
@@ -288,9 +291,9 @@ impl SqliteStore {
         for row in rows {
             let height: i64 = row.try_get("height").map_err(|e| self.error(e))?;
             let block: Option<Vec<u8>> = row.try_get("block").map_err(|e| self.error(e))?;
-            let receipts: String = row.try_get("receipts").map_err(|e| self.error(e))?;
+            let receipts: Vec<u8> = row.try_get("receipts").map_err(|e| self.error(e))?;
             let root: Vec<u8> = row.try_get("state_root").map_err(|e| self.error(e))?;
-            let events: Option<String> = row.try_get("events").map_err(|e| self.error(e))?;
+            let events: Option<Vec<u8>> = row.try_get("events").map_err(|e| self.error(e))?;
             sqlx::query("UPDATE blocks SET checksum = ? WHERE height = ?")
                 .bind(archive_checksum(
                     Sum::CURRENT,
@@ -372,21 +375,17 @@ impl SqliteStore {
                         EntryData::Normal(bytes) => Some(&bytes[..]),
                         _ => None,
                     };
-                    let receipts_json =
-                        serde_json::to_string(receipts).expect("receipts serialize");
-                    let events_json = serde_json::to_string(&EventsColumn {
-                        events: events.clone(),
-                        traces: traces.clone(),
-                    })
-                    .expect("events serialize");
+                    // Schema 8: borsh, not JSON (reader::ArchivedColumn).
+                    let receipts_column = borsh::to_vec(receipts).expect("in memory");
+                    let events_column = borsh::to_vec(&(events, traces)).expect("in memory");
                     let height = to_i64(entry.index, "height")?;
                     let sum = archive_checksum(
                         Sum::CURRENT,
                         height,
                         block,
-                        &receipts_json,
+                        &receipts_column,
                         &state_root.0,
-                        Some(&events_json),
+                        Some(&events_column),
                     );
                     // Stored once (schema 7): a block whose entry this log holds (same
                     // index and term: the same entry) is read from there.
@@ -397,10 +396,10 @@ impl SqliteStore {
                     )
                         .bind(height)
                         .bind(block)
-                        .bind(receipts_json)
+                        .bind(receipts_column)
                         .bind(&state_root.0[..])
                         .bind(sum)
-                        .bind(&events_json)
+                        .bind(events_column)
                         .bind(to_i64(entry.term, "term")?)
                         .execute(&mut *tx)
                         .await
@@ -877,5 +876,7 @@ mod reader;
 mod tx_index;
 pub use reader::StoreReader;
 
+#[cfg(test)]
+mod archive_format_tests;
 #[cfg(test)]
 mod conformance_tests;

@@ -81,7 +81,7 @@ impl<C: VoteCrypto> Replica<C> {
     }
 
     fn me(&self) -> ValidatorId {
-        ValidatorId::from_public_key(self.key.public_key())
+        self.me
     }
 
     /// After applying `height`: sign it if this node is in the committee that certifies

@@ -75,7 +75,7 @@ fn snapshot(index: u64) -> Snapshot {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(super) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("agora-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -220,11 +220,11 @@ async fn rows_summed_with_sha3_before_blake3_still_read() {
         .0[..16]
             .to_vec();
         assert_eq!(
-            archive_checksum(Sum::Sha3, 5, block, "[]", &[9; 32], None),
+            archive_checksum(Sum::Sha3, 5, block, b"[]", &[9; 32], None),
             legacy
         );
         assert_ne!(
-            archive_checksum(Sum::Blake3, 5, block, "[]", &[9; 32], None),
+            archive_checksum(Sum::Blake3, 5, block, b"[]", &[9; 32], None),
             legacy
         );
     }
@@ -260,7 +260,7 @@ async fn rows_summed_with_sha3_before_blake3_still_read() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let (block, receipts): (Option<Vec<u8>>, String) = (row.get("block"), row.get("receipts"));
+    let (block, receipts): (Option<Vec<u8>>, Vec<u8>) = (row.get("block"), row.get("receipts"));
     // A legacy row: no events column, a SHA3 sum.
     sqlx::query("UPDATE blocks SET checksum = ?, events = NULL WHERE height = 1")
         .bind(archive_checksum(
@@ -291,7 +291,7 @@ async fn rows_summed_with_sha3_before_blake3_still_read() {
 }
 
 /// A receipt of transaction `tag` that applied.
-fn receipt(tag: u8) -> Receipt {
+pub(super) fn receipt(tag: u8) -> Receipt {
     Receipt {
         tx_hash: Hash32([tag; 32]),
         status: TxStatus::Applied,
@@ -301,7 +301,7 @@ fn receipt(tag: u8) -> Receipt {
 
 /// Height `height` with transactions `tags`, each sent by account `tag` and emitting one
 /// `staked` event of `tag` units, then a height event.
-fn archived_txs(height: u64, tags: &[u8]) -> Write {
+pub(super) fn archived_txs(height: u64, tags: &[u8]) -> Write {
     let stake = |tag: u8| Event::Staked {
         account: AccountId(Hash32([tag; 32])),
         amount: Amount(u128::from(tag)),

@@ -10,7 +10,41 @@ use agora_core::block::Block;
 use agora_core::encoding::Canonical;
 use agora_core::outcome::tx_events;
 use agora_core::{Event, Hash32, Receipt, TxTrace};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool, TypeInfo, ValueRef};
+
+/// An archived height's receipts or events column as stored: borsh in a BLOB (schema 8
+/// on), or JSON text in a row archived before.
+pub(super) struct ArchivedColumn {
+    bytes: Vec<u8>,
+    json: bool,
+}
+
+impl ArchivedColumn {
+    /// Column `name` of `row`; none if it is NULL.
+    pub(super) fn read(row: &SqliteRow, name: &str) -> Result<Option<Self>, sqlx::Error> {
+        let json = row.try_get_raw(name)?.type_info().name() == "TEXT";
+        let bytes: Option<Vec<u8>> = row.try_get(name)?;
+        Ok(bytes.map(|bytes| ArchivedColumn { bytes, json }))
+    }
+
+    /// The bytes the row's checksum covers.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The value, decoded as it was written.
+    pub(super) fn decode<T>(&self) -> Result<T, String>
+    where
+        T: borsh::BorshDeserialize + serde::de::DeserializeOwned,
+    {
+        if self.json {
+            serde_json::from_slice(&self.bytes).map_err(|e| e.to_string())
+        } else {
+            borsh::from_slice(&self.bytes).map_err(|e| e.to_string())
+        }
+    }
+}
 
 /// One archived height, checked against its checksum.
 pub(super) struct ArchivedRow {
@@ -225,19 +259,21 @@ impl StoreReader {
                 }
             }
         }
-        let receipts: String = row.try_get("receipts").map_err(error)?;
+        let receipts = ArchivedColumn::read(&row, "receipts")
+            .map_err(error)?
+            .ok_or_else(|| self.corrupt(format!("archived height {height} has no receipts")))?;
         let root: Vec<u8> = row.try_get("state_root").map_err(error)?;
         let sum: Option<Vec<u8>> = row.try_get("checksum").map_err(error)?;
-        let events: Option<String> = row.try_get("events").map_err(error)?;
+        let events = ArchivedColumn::read(&row, "events").map_err(error)?;
         let intact = sum.is_some_and(|sum| {
             sum_matches(&sum, |alg| {
                 archive_checksum(
                     alg,
                     height,
                     block.as_deref(),
-                    &receipts,
+                    receipts.bytes(),
                     &root,
-                    events.as_deref(),
+                    events.as_ref().map(ArchivedColumn::bytes),
                 )
             })
         });
@@ -246,12 +282,14 @@ impl StoreReader {
                 "archived height {height} fails its checksum (its block, receipts or state root changed on disk)"
             )));
         }
-        let receipts = serde_json::from_str(&receipts)
+        let receipts = receipts
+            .decode()
             .map_err(|e| self.corrupt(format!("archived receipts of height {height}: {e}")))?;
         let root = <[u8; 32]>::try_from(root.as_slice())
             .map_err(|_| self.corrupt(format!("archived state root of height {height}")))?;
         let EventsColumn { events, traces } = match events {
-            Some(json) => serde_json::from_str(&json)
+            Some(column) => column
+                .decode()
                 .map_err(|e| self.corrupt(format!("archived events of height {height}: {e}")))?,
             None => EventsColumn {
                 events: Vec::new(),
