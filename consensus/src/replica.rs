@@ -501,6 +501,24 @@ impl<C: VoteCrypto> Replica<C> {
 
     /// A client's request, or a transaction a follower forwarded (a `Submit` without wait).
     pub fn request(&mut self, id: RequestId, request: Request) {
+        self.request_hashed(id, request, None);
+    }
+
+    /// What a follower forwarded in one frame, each transaction numbered by the shell
+    /// and taken as a `Submit` without wait. Their ids are hashed together first (four
+    /// at a time where the CPU can: `agora_core::tx_root::tx_ids`), not one by one at
+    /// admission.
+    pub fn forwarded(&mut self, txs: Vec<(RequestId, Vec<u8>)>) {
+        let bytes: Vec<&[u8]> = txs.iter().map(|(_, bytes)| bytes.as_slice()).collect();
+        let hashes = agora_core::tx_root::tx_ids(&bytes);
+        for ((id, bytes), hash) in txs.into_iter().zip(hashes) {
+            let request = Request::Submit { bytes, wait: false };
+            self.request_hashed(id, request, Some(hash));
+        }
+    }
+
+    /// [`Replica::request`]; `hash`: a submission's id, if the shell hashed it already.
+    fn request_hashed(&mut self, id: RequestId, request: Request, hash: Option<Hash32>) {
         if let Some(halt) = &self.halted {
             let error = ApiError::new(500, "halted", halt.to_string());
             self.reply(id, Err(error));
@@ -514,7 +532,7 @@ impl<C: VoteCrypto> Replica<C> {
             return;
         }
         match request {
-            Request::Submit { bytes, wait } => self.submit(id, bytes, wait),
+            Request::Submit { bytes, wait } => self.submit_checked(id, bytes, hash, wait, false),
             Request::Query { query, consistency } => self.query(id, query, consistency),
             Request::Status => {
                 let status = self.status();

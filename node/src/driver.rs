@@ -303,12 +303,11 @@ impl Shell {
         match message {
             Inbound::Raft(message) => self.replica.receive(message),
             Inbound::SubmitTxs(txs) => {
-                for bytes in txs {
-                    if let Some(id) = self.open_route(Route::Peer) {
-                        let request = Request::Submit { bytes, wait: false };
-                        self.replica.request(id, request);
-                    }
-                }
+                let numbered = txs
+                    .into_iter()
+                    .filter_map(|bytes| Some((self.open_route(Route::Peer)?, bytes)))
+                    .collect();
+                self.replica.forwarded(numbered);
             }
         }
     }

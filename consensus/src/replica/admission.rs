@@ -51,11 +51,7 @@ pub(super) struct Admit {
 const STALE_REFUSALS: [&str; 2] = ["unknown_account", "insufficient_funds_for_fee"];
 
 impl<C: VoteCrypto> Replica<C> {
-    pub(super) fn submit(&mut self, id: RequestId, bytes: Vec<u8>, wait: bool) {
-        self.submit_checked(id, bytes, None, wait, false);
-    }
-
-    /// [`Replica::submit`]; `fresh`: the state was just brought up to the leader's commit;
+    /// A submission; `fresh`: the state was just brought up to the leader's commit;
     /// `hash`: the bytes' hash, if this replica computed it already.
     pub(super) fn submit_checked(
         &mut self,

@@ -627,13 +627,7 @@ impl World {
                     // follower (the node logs a refusal).
                     let id = self.next_request;
                     self.next_request += 1;
-                    replica.request(
-                        id,
-                        Request::Submit {
-                            bytes: tx,
-                            wait: false,
-                        },
-                    );
+                    replica.forwarded(vec![(id, tx)]);
                 }
             },
             Input::Request(id, request) => replica.request(id, request),

@@ -107,3 +107,32 @@ fn a_read_asked_of_a_lost_leader_is_asked_of_the_next() {
     assert_ne!(world.leader(), None);
     assert_eq!(world.report.reads_served, served + 1, "served, not refused");
 }
+
+/// A leader takes what a follower forwarded in one frame, the frame's ids hashed together:
+/// each transaction is admitted on its own, under its own id. The two transfers commit
+/// around a malformed item; an id paired with the wrong bytes would put a transaction
+/// root in the block that no follower computes, and nothing would commit.
+#[test]
+fn a_forwarded_frame_is_admitted_item_by_item_under_each_items_own_id() {
+    let (mut world, leader, key) = quiet_world_with_account(1);
+    let frame: Vec<(u64, Vec<u8>)> = [
+        vec![0xff; 40],
+        transfer_from(&world, &key, 1),
+        transfer_from(&world, &key, 2),
+    ]
+    .into_iter()
+    .map(|bytes| {
+        world.next_request += 1;
+        (world.next_request - 1, bytes)
+    })
+    .collect();
+    let replica = world.nodes[leader].replica.as_mut().unwrap();
+    replica.forwarded(frame);
+    step_ticks(&mut world, 100);
+    assert_eq!(next_nonce_and_handed_on(&world, leader, &key).0, 3);
+    for node in 0..3 {
+        let replica = world.nodes[node].replica.as_ref().unwrap();
+        let account = AccountId::from_public_key(key.public_key());
+        assert_eq!(replica.ledger().next_nonce(&account), 3, "node {node}");
+    }
+}
