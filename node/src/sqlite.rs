@@ -246,6 +246,8 @@ impl SqliteStore {
         let store_path = path.display().to_string();
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            // An in-process connection does not go stale: no ping (a round trip to sqlx's
+            // worker thread) before every write.
             .test_before_acquire(false)
             .connect_with(options.clone())
             .await
