@@ -42,6 +42,8 @@ pub use types::{
 };
 
 #[cfg(test)]
+mod election_tests;
+#[cfg(test)]
 mod leaving_tests;
 #[cfg(test)]
 mod tests;

@@ -499,6 +499,14 @@ impl<C: VoteCrypto> Replica<C> {
         }
     }
 
+    /// The transport lost its connection to validator `node` (see
+    /// [`Raft::leader_unreachable`]): if it led us, campaign as soon as the lease allows.
+    pub fn peer_unreachable(&mut self, node: NodeId) {
+        if self.halted.is_none() {
+            self.raft.leader_unreachable(node);
+        }
+    }
+
     /// A client's request, or a transaction a follower forwarded (a `Submit` without wait).
     pub fn request(&mut self, id: RequestId, request: Request) {
         self.request_hashed(id, request, None);

@@ -175,6 +175,8 @@ pub struct SimReport {
     pub older_copies_restored: u64,
     /// Rejoins completed by nodes that started without a promise record (alive at the end).
     pub rejoins: u64,
+    /// Reports that a follower's connection to its leader closed (nodes alive at the end).
+    pub leader_disconnects: u64,
     /// Partition changes.
     pub partitions: u64,
     /// Messages sent.

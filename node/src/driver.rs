@@ -309,6 +309,7 @@ impl Shell {
                     .collect();
                 self.replica.forwarded(numbered);
             }
+            Inbound::Disconnected(node) => self.replica.peer_unreachable(node),
         }
     }
 
@@ -504,6 +505,8 @@ impl Shell {
         m.follower_regressions
             .set(raft.counters().follower_regressions as i64);
         m.rejoins.set(raft.counters().rejoins as i64);
+        m.leader_disconnects
+            .set(raft.counters().leader_disconnects as i64);
         let work = self.replica.signature_work();
         m.signatures_checked.set(work.handed_out as i64);
         m.signatures_inline.set(work.inline as i64);

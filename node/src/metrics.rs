@@ -78,6 +78,8 @@ pub struct Metrics {
     pub follower_regressions: Gauge,
     /// Rejoins this node completed after starting without its promise record.
     pub rejoins: Gauge,
+    /// Times this follower's connection to its leader closed.
+    pub leader_disconnects: Gauge,
     /// Transactions in applied blocks.
     pub committed_txs: Gauge,
     /// Transaction signatures checked on the crypto threads.
@@ -131,6 +133,7 @@ impl Metrics {
             dropped_bad_vote_signature: Gauge::default(),
             follower_regressions: Gauge::default(),
             rejoins: Gauge::default(),
+            leader_disconnects: Gauge::default(),
             committed_txs: Gauge::default(),
             signatures_checked: Gauge::default(),
             signatures_inline: Gauge::default(),
@@ -178,6 +181,11 @@ impl Metrics {
             "raft_rejoins",
             "Rejoins this node completed after starting without its promise record (a lost or restored database)",
             metrics.rejoins.clone(),
+        );
+        registry.register(
+            "raft_leader_disconnects",
+            "Times this follower's connection to its leader closed; each time it campaigns at the end of its lease promise rather than after its random election timeout",
+            metrics.leader_disconnects.clone(),
         );
         registry.register(
             "raft_follower_regressions",

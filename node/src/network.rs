@@ -135,6 +135,9 @@ pub enum Inbound {
     Raft(Message),
     /// Transactions forwarded by another validator (at most [`MAX_FORWARD_BATCH`]).
     SubmitTxs(Vec<Vec<u8>>),
+    /// The last connection to this validator closed (its process died, or the link
+    /// broke): the driver's replica campaigns early if it was the leader.
+    Disconnected(NodeId),
 }
 
 /// Something the driver asks the network to do.
@@ -414,6 +417,7 @@ impl State {
             } => {
                 // Requests to the peer end in an OutboundFailure each, which releases them.
                 self.connected.remove(&peer_id);
+                self.report_disconnected(peer_id);
                 self.counters
                     .connected_peers
                     .store(self.connected.len() as u64, Ordering::Relaxed);
@@ -434,6 +438,25 @@ impl State {
                 ..
             } => self.schedule_redial(peer_id),
             _ => {}
+        }
+    }
+
+    /// Tells each zone's driver that `peer`, as whichever validator it is there, is no
+    /// longer connected. A full queue drops the notice: that driver's replica then waits
+    /// out its usual election timeout.
+    fn report_disconnected(&self, peer: PeerId) {
+        for route in self.routes.read().values() {
+            for (node, _) in route.validators.iter().filter(|(_, p)| **p == peer) {
+                if route
+                    .inbound
+                    .try_send(Inbound::Disconnected(*node))
+                    .is_err()
+                {
+                    self.counters
+                        .dropped_backpressure
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 

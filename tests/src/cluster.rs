@@ -409,8 +409,6 @@ impl Cluster {
             .map(|(_, v)| serde_json::from_value(v).expect("the answer has the API's type"))
     }
 
-    /// The value of the Prometheus sample `name` (the whole name, labels included) on
-    /// node `i`.
     /// A metric's value on node `i`: the node's own, or its first zone's (a zone's metrics
     /// carry a `zone` label).
     pub fn metric(&self, i: usize, name: &str) -> Option<f64> {

@@ -132,6 +132,18 @@ fn a_new_leader_commits_after_the_leader_is_killed() {
     assert!(applied(&answer));
     let new_leader = wait_for("a new leader", Duration::from_secs(30), || cluster.leader());
     assert_ne!(new_leader, leader);
+    // The survivors learned of the death from the closed connections, not only from
+    // their election timers (the count is on whichever survivor's report was taken).
+    let reports = |i: usize| cluster.metric(i, "agora_raft_leader_disconnects");
+    wait_for(
+        "a survivor told its leader's connection closed",
+        Duration::from_secs(30),
+        || {
+            (0..3)
+                .filter(|i| *i != leader)
+                .find(|i| reports(*i).is_some_and(|n| n >= 1.0))
+        },
+    );
 }
 
 /// A node stopped while the others compact past it catches up by snapshot and reaches

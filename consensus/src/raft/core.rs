@@ -86,6 +86,9 @@ pub struct Bugs {
     pub skip_log_consistency_check: bool,
     /// A witness campaigns like a full member, and voters do not refuse it.
     pub witness_campaigns: bool,
+    /// A follower told its leader's connection closed forgets the leader at once and
+    /// campaigns on its next tick, breaking its promise (the leader's lease) early.
+    pub disconnect_breaks_promise: bool,
 }
 
 impl RaftConfig {
@@ -186,6 +189,9 @@ pub struct Counters {
     pub follower_regressions: u64,
     /// Rejoins completed after starting without a promise record (see `rejoin`).
     pub rejoins: u64,
+    /// Times the transport reported the leader's connection closed to a follower that
+    /// may campaign (see `leader_unreachable`).
+    pub leader_disconnects: u64,
     /// Witness: batches of its log sent to a full member whose log was behind.
     pub witness_relays: u64,
     /// Batches of a witness's log taken (entries appended or replaced).
@@ -271,6 +277,9 @@ pub struct Raft<C: VoteCrypto> {
     pub(crate) election_elapsed: u64,
     pub(crate) heartbeat_elapsed: u64,
     pub(crate) randomized_timeout: u64,
+    /// The transport reported the connection to our leader lost: the election timeout
+    /// was shortened to the promise's end (see `leader_unreachable`).
+    pub(crate) leader_lost: bool,
     pub(crate) votes: BTreeMap<NodeId, bool>,
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     /// Leader: removed members it still replicates to (see the `leaving` module); each
@@ -385,6 +394,7 @@ impl<C: VoteCrypto> Raft<C> {
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             randomized_timeout: 0,
+            leader_lost: false,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             leaving: BTreeMap::new(),

@@ -108,11 +108,42 @@ impl<C: VoteCrypto> Raft<C> {
         heard_recently || self.now < self.cfg.election_timeout_ticks_min
     }
 
-    /// Draws the next election timeout. Voters are ranked by weight (highest first); rank
-    /// `r` of `n` adds `r * jitter / (2n)` ticks, so heavier voters tend to time out, and
-    /// win, first while the random part keeps the windows overlapping.
-    pub(crate) fn reset_election_timeout(&mut self) {
-        let jitter = self.cfg.election_timeout_jitter_ticks;
+    /// The transport lost its connection to `peer`: its process died (the kernel closed
+    /// its sockets) or the link broke. If `peer` is the leader we follow, this follower
+    /// campaigns as soon as its promise to that leader ends — the minimum election timeout
+    /// since it last heard from it, plus a few ticks of jitter (heavier voters first) —
+    /// rather than after the random rest of its timeout. The promise itself is untouched:
+    /// until it ends, this node still refuses pre-votes, so the leader's lease holds even
+    /// when the alarm is false (the leader is alive and the link comes back, which restores
+    /// the usual timeout).
+    pub fn leader_unreachable(&mut self, peer: NodeId) {
+        self.assert_no_ready();
+        if self.role != Role::Follower || self.leader != Some(peer) {
+            return;
+        }
+        #[cfg(any(test, feature = "inject-bugs"))]
+        if self.cfg.bugs.disconnect_breaks_promise {
+            self.leader = None;
+            self.randomized_timeout = self.election_elapsed + 1;
+            return;
+        }
+        if !self.can_campaign() {
+            return;
+        }
+        let jitter = (self.cfg.election_timeout_jitter_ticks / 5).max(1);
+        let prompt = self.cfg.election_timeout_ticks_min
+            + self.rank_offset(jitter)
+            + self.rng.random_range(0..=jitter);
+        self.counters.leader_disconnects += 1;
+        if prompt < self.randomized_timeout {
+            self.randomized_timeout = prompt;
+            self.leader_lost = true;
+        }
+    }
+
+    /// This voter's place among the voters by weight (highest first), spread over
+    /// `jitter / 2` ticks: rank `r` of `n` adds `r * jitter / (2n)`.
+    fn rank_offset(&self, jitter: u64) -> u64 {
         let mut voters: Vec<(u64, NodeId)> = self
             .membership
             .incoming
@@ -125,9 +156,18 @@ impl<C: VoteCrypto> Raft<C> {
             .iter()
             .position(|(_, id)| *id == self.cfg.id)
             .unwrap_or(voters.len()) as u64;
-        let offset = rank * jitter / (2 * count);
-        self.randomized_timeout =
-            self.cfg.election_timeout_ticks_min + offset + self.rng.random_range(0..jitter);
+        rank * jitter / (2 * count)
+    }
+
+    /// Draws the next election timeout. Voters are ranked by weight (highest first); rank
+    /// `r` of `n` adds `r * jitter / (2n)` ticks, so heavier voters tend to time out, and
+    /// win, first while the random part keeps the windows overlapping.
+    pub(crate) fn reset_election_timeout(&mut self) {
+        let jitter = self.cfg.election_timeout_jitter_ticks;
+        self.leader_lost = false;
+        self.randomized_timeout = self.cfg.election_timeout_ticks_min
+            + self.rank_offset(jitter)
+            + self.rng.random_range(0..jitter);
     }
 
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {

@@ -200,6 +200,10 @@ impl<C: VoteCrypto> Raft<C> {
         }
         self.leader = Some(from);
         self.election_elapsed = 0;
+        if self.leader_lost {
+            // A false alarm (the link came back): the usual timeout again.
+            self.reset_election_timeout();
+        }
     }
 
     pub(crate) fn handle_append_response(

@@ -87,7 +87,8 @@ impl Cluster {
         Self::build(config, spares, |_| {})
     }
 
-    fn build(config: Config, spares: usize, adjust: impl Fn(&mut RaftConfig)) -> Cluster {
+    /// A cluster of `config`'s members plus `spares`, each core's tunables adjusted.
+    pub fn build(config: Config, spares: usize, adjust: impl Fn(&mut RaftConfig)) -> Cluster {
         let weights = &config.members;
         let membership = Membership::single(config.clone());
         let genesis = Snapshot {

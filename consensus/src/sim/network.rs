@@ -131,12 +131,12 @@ impl Network {
         self.blocked.insert((from, to));
     }
 
-    /// Removes every partition.
     /// The links cut now: (from, to).
     pub fn blocked(&self) -> &BTreeSet<(NodeId, NodeId)> {
         &self.blocked
     }
 
+    /// Removes every partition.
     pub fn heal(&mut self) {
         self.blocked.clear();
     }

@@ -48,6 +48,8 @@ pub(super) enum Input {
     Message(Box<SimMessage>),
     Request(RequestId, Request),
     Verified(VerifyId, bool),
+    /// The transport's connection to this validator closed.
+    Disconnected(NodeId),
 }
 
 pub(super) struct SimNode {
@@ -540,6 +542,10 @@ impl World {
         node.restart_at = self.now + downtime;
         self.report.crashes += 1;
         self.drop_requests_to(i);
+        // The kernel closes a dead process's sockets: its peers see the connections end.
+        for j in 0..self.nodes.len() {
+            self.input(j, Input::Disconnected(id));
+        }
     }
 
     /// Runs both phases.
@@ -550,6 +556,7 @@ impl World {
                 self.inject_faults();
             }
             self.step()?;
+            self.check_leases()?;
             self.observe_leadership();
         }
         self.liveness()
@@ -632,6 +639,7 @@ impl World {
             },
             Input::Request(id, request) => replica.request(id, request),
             Input::Verified(id, ok) => replica.verified(id, ok),
+            Input::Disconnected(peer) => replica.peer_unreachable(peer),
         }
     }
 

@@ -1,12 +1,14 @@
 //! The world's faults: crashes and restarts, partitions, an outsider's messages, and the
 //! record of who led when (the safety phase's adversary).
 
-use super::{NodeFault, World, OUTSIDER_TERM};
+use super::{fail, Input, NodeFault, World, OUTSIDER_TERM};
 use crate::raft::{Message, MessageBody, NodeId, Role, StubVotes, VoteCrypto};
+use crate::sim::checker::Violation;
 use crate::sim::network::SimMessage;
 use agora_core::AccountId;
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::collections::BTreeSet;
 
 impl World {
     pub(in crate::sim) fn inject_faults(&mut self) {
@@ -48,6 +50,7 @@ impl World {
     }
 
     pub(in crate::sim) fn change_partitions(&mut self) {
+        let before = self.network.blocked().clone();
         self.network.heal();
         let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         match self.rng.random_range(0..4) {
@@ -66,6 +69,7 @@ impl World {
                 }
             }
         }
+        self.report_cut_links(&before);
         self.report.partitions += 1;
         if let Some(log) = &mut self.fault_log {
             log.push(NodeFault::Partition(self.network.blocked().clone()));
@@ -88,11 +92,27 @@ impl World {
                 self.nodes[*node].backup = Some(self.nodes[*node].store.clone());
             }
             NodeFault::Partition(blocked) => {
+                let before = self.network.blocked().clone();
                 self.network.heal();
                 for (from, to) in blocked {
                     self.network.block(*from, *to);
                 }
+                self.report_cut_links(&before);
                 self.report.partitions += 1;
+            }
+        }
+    }
+
+    /// A link cut since `before` (either way) breaks the connection between its ends: each
+    /// learns it from its transport, whether or not the other end still runs.
+    fn report_cut_links(&mut self, before: &BTreeSet<(NodeId, NodeId)>) {
+        let cut: Vec<(NodeId, NodeId)> =
+            self.network.blocked().difference(before).copied().collect();
+        for (from, to) in cut.into_iter().filter(|(from, to)| from != to) {
+            for (at, peer) in [(to, from), (from, to)] {
+                if let Some(i) = self.nodes.iter().position(|n| n.id == at) {
+                    self.input(i, Input::Disconnected(peer));
+                }
             }
         }
     }
@@ -146,6 +166,38 @@ impl World {
             })
             .max_by_key(|(term, _)| *term)
             .map(|(_, i)| i)
+    }
+
+    /// Leader lease (thesis §6.4.1): while a leader's lease holds, no node leads a later
+    /// term, else the old leader could answer a lease read that misses the new one's
+    /// commits. Judged between nodes that are not waiting on their disk: one that is
+    /// does not tick, so its clock falls behind (a paused process).
+    pub(in crate::sim) fn check_leases(&self) -> Result<(), Violation> {
+        let running: Vec<_> = self
+            .nodes
+            .iter()
+            .filter(|n| n.disk.is_none())
+            .filter_map(|n| n.replica.as_ref().map(|r| r.raft()))
+            .collect();
+        for holder in running.iter().filter(|r| r.lease_valid()) {
+            if let Some(later) = running
+                .iter()
+                .find(|r| r.role() == Role::Leader && r.term() > holder.term())
+            {
+                return Err(fail(
+                    "leader lease: no node leads a later term while a lease holds",
+                    format!(
+                        "tick {}: {} leads term {} while {}'s lease of term {} holds",
+                        self.now,
+                        later.id(),
+                        later.term(),
+                        holder.id(),
+                        holder.term()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(in crate::sim) fn observe_leadership(&mut self) {

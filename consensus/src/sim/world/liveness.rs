@@ -280,6 +280,7 @@ impl World {
             self.report.elections += c.elections;
             self.report.leaders_vouched += c.leaders_vouched;
             self.report.rejoins += c.rejoins;
+            self.report.leader_disconnects += c.leader_disconnects;
             self.report.witness_relays.0 += c.witness_relays;
             self.report.witness_relays.1 += c.witness_entries_taken;
         }
