@@ -8,13 +8,18 @@
 # timed window and splits their CPU per committed transaction into verification,
 # storage, apply, consensus, network, HTTP and other (bench/cpu_split.py says how).
 #
-# --target-cpu x86-64-v4 builds Agora for that CPU level (RUSTFLAGS="-C target-cpu=...",
-# in target/cpu-LEVEL/): the compiler may then use AVX-512 everywhere, libcrux's ML-DSA
-# included, and the binary refuses to start on a CPU without it. The default build is
-# portable and picks AVX2/AVX-512 code at run time where the code offers it.
+# --target-cpu LEVEL builds Agora for that CPU level (RUSTFLAGS="-C target-cpu=LEVEL", in
+# target/cpu-LEVEL/). The default, `auto`, is the highest x86-64 level this machine's CPU
+# has (x86-64-v4 with AVX-512, x86-64-v3 with AVX2), as an operator who builds for their
+# servers would: the compiler may then use those instructions everywhere, libcrux's
+# ML-DSA included (1.5-1.9x faster verification with AVX-512, BENCHMARKS.md), and the
+# binary refuses to start on a CPU without them. `--target-cpu portable` builds the
+# portable release binary instead (target/release, what `cargo build --release` gives),
+# which picks its AVX2/AVX-512 code at run time where the code offers it.
 #
-# AGORA_BENCH_KEEP=1 keeps the work directory (logs, perf.data). AGORA_BIN_DIR=dir runs the agora-node and agora-load found there instead of building
-# target/release (to compare two builds of Agora in the same conditions).
+# AGORA_BENCH_KEEP=1 keeps the work directory (logs, perf.data). AGORA_BIN_DIR=dir runs
+# the agora-node and agora-load found there instead of building (to compare two builds of
+# Agora in the same conditions).
 #
 # 1. etcd: three members on loopback, `etcdctl check perf --load=xl` (60 s of writes),
 #    then stopped and its data removed.
@@ -40,7 +45,7 @@ kind=ml-dsa-65
 agora_only=0
 cpu_split=0
 batch=1
-target_cpu=""
+target_cpu=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) clients="$2"; shift 2 ;;
@@ -132,14 +137,29 @@ fi
 fi
 
 # ---- Agora -----------------------------------------------------------------------------
+# The highest x86-64 level (psABI) whose features /proc/cpuinfo lists, or "portable".
+cpu_level() {
+  local flags
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  has() { for f in "$@"; do [[ "$flags" == *" $f "* ]] || return 1; done; }
+  if has avx2 bmi1 bmi2 fma movbe f16c abm xsave; then
+    if has avx512f avx512bw avx512cd avx512dq avx512vl; then echo x86-64-v4; else echo x86-64-v3; fi
+  else
+    echo portable
+  fi
+}
+[ "$target_cpu" = auto ] && target_cpu=$(cpu_level)
 if [ -n "${AGORA_BIN_DIR:-}" ]; then
   bin=$AGORA_BIN_DIR
-elif [ -n "$target_cpu" ]; then
+  echo "== Agora build: the binaries in $bin"
+elif [ "$target_cpu" != portable ]; then
   # Its own target directory: other RUSTFLAGS would rebuild everything in target/.
+  echo "== Agora build: release for $target_cpu (--target-cpu portable for the portable build)"
   CARGO_TARGET_DIR="target/cpu-$target_cpu" RUSTFLAGS="-C target-cpu=$target_cpu" \
     cargo build --release --locked -q -p agora-node -p agora-cli
   bin=target/cpu-$target_cpu/release
 else
+  echo "== Agora build: portable release"
   cargo build --release --locked -q -p agora-node -p agora-cli
   bin=target/release
 fi
